@@ -1,0 +1,118 @@
+"""Atomic writes and hashing.
+
+Every artifact is written to a temporary file in the *same folder*, flushed and
+fsynced, then moved over the target with ``os.replace``: a reader (or a killed
+run) sees either the old file or the new one, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_PREFIX = ".tmp-"
+_CHUNK = 1 << 20
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so that a rename inside it survives a power cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - some filesystems refuse O_RDONLY on dirs
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path beside ``target``; on success fsync it and move it over ``target``.
+
+    On any exception the temp file is removed and ``target`` is untouched.
+    ``suffix`` keeps an extension on the temp name for tools that sniff it (ffmpeg).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(target: Path | str, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``target`` for writing; replace ``target`` on success."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(target) as tmp:
+        with open(tmp, mode, encoding=encoding, newline=newline) as fh:
+            yield fh
+            fh.flush()
+
+
+def atomic_write_bytes(target: Path | str, data: bytes) -> None:
+    with atomic_open(target, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(target: Path | str, text: str) -> None:
+    with atomic_open(target, "w", newline="") as fh:
+        fh.write(text)
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON text: sorted keys, fixed separators, trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(target: Path | str, obj: Any) -> None:
+    atomic_write_text(target, canonical_json(obj))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def sha256_file(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_stray_temps(folder: Path | str) -> list[Path]:
+    """Delete temp files left by a killed writer anywhere below ``folder``; return them."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.exists():
+        return removed
+    for p in folder.rglob(TMP_PREFIX + "*"):
+        if p.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed

@@ -1,0 +1,443 @@
+"""One YAML file, one section per stage.
+
+Field names are identical to the stage functions' keyword names and to the CLI
+flags (``plan.max_per_class`` <-> ``--max-per-class`` <-> ``make_plan(...,
+max_per_class=)``).  Precedence: defaults < file < flags.  Errors name the key
+path and the bad value; an unknown key gets the closest known key suggested.
+
+To add a knob: add a field to its section's dataclass below, with a ``help``
+text; ``init`` writes it commented, ``load_config`` validates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from audioset_fewshot._io import atomic_write_text
+from audioset_fewshot.errors import ConfigError, closest
+
+OFFICIAL_URLS = {
+    "balanced": "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/balanced_train_segments.csv",
+    "eval": "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/eval_segments.csv",
+    "unbalanced": "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/unbalanced_train_segments.csv",
+}
+
+SOURCES = ("balanced", "eval", "unbalanced")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    metadata_dir: str | None = _f(None, "folder with local copies of the segment lists (official names); null = fetch and cache")
+    cache_dir: str | None = _f(None, "cache for fetched metadata; null = $XDG_CACHE_HOME/audioset-fewshot")
+    urls: dict[str, str] = _f(dict(OFFICIAL_URLS), "source URL of each segment list (balanced, eval, unbalanced)")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    min_quality: float = _f(0.8, "minimum QA rate num_true/num_rated of a class (0..1)", min=0.0, max=1.0)
+    all_levels: bool = _f(False, "also select non-leaf classes")
+    include: list[str] = _f([], "class names or MIDs to force in (still must exist)")
+    exclude: list[str] = _f([], "class names or MIDs to leave out")
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    seed: int = _f(0, "seed of the candidate order (same seed + metadata = same plan)")
+    max_per_class: int = _f(50, "clips to obtain per class (top-up from later candidates on failure)", min=1)
+    sources: list[str] = _f(["balanced", "eval", "unbalanced"], "segment lists to draw from", choices=SOURCES)
+    owner_policy: Literal["fewest-candidates", "first-label"] = _f("fewest-candidates", "which selected label owns a multi-label clip")
+    shard: str | None = _f(None, "I/N: take only shard I of N (split by YouTube ID) for several machines")
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    jobs: int = _f(4, "parallel download workers", min=1, max=64)
+    max_per_hour: float | None = _f(300.0, "extractions per hour across all workers (null = unlimited)", min=0.0)
+    min_interval_s: float = _f(1.0, "minimum seconds between two extractions", min=0.0)
+    retries: int = _f(3, "attempts per clip for transient failures", min=0)
+    retry_failed: bool = _f(False, "also retry clips that failed permanently")
+    backoff_s: float = _f(5.0, "first retry delay (doubles, with jitter)", min=0.0)
+    pause_s: float = _f(3600.0, "pause of the whole pool on a rate-limit / bot-check / 429 signal", min=0.0)
+    max_pause_s: float = _f(14400.0, "cap of the doubling pause", min=0.0)
+    max_pauses: int = _f(4, "stop after this many pauses in one run", min=0)
+    early_abort: int = _f(10, "stop when the first N attempts all fail with the same non-permanent reason (0 = off)", min=0)
+    min_free: str = _f("2GB", "stop cleanly before free disk falls below this (e.g. 2GB, 500MB)")
+    cookies: str | None = _f(None, "Netscape cookies file passed to yt-dlp only (account risk: see README)")
+    cookies_from_browser: str | None = _f(None, "browser to read cookies from (yt-dlp's --cookies-from-browser)")
+    base_url: str = _f("https://www.youtube.com", "where watch pages live; the demo points this at 127.0.0.1")
+    format: str = _f("bestaudio[ext=m4a]/bestaudio", "yt-dlp format selector")
+    audio_format: Literal["flac", "wav"] = _f("flac", "container of the stored clips (16-bit)")
+    sample_rate_hz: int = _f(16000, "sample rate of the stored clips", min=8000, max=48000)
+    timeout_s: float = _f(120.0, "bound on one clip's extraction + ffmpeg read", min=1.0)
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    min_duration_s: float = _f(1.0, "clips shorter than this are rejected", min=0.0)
+    silence_dbfs: float = _f(-60.0, "clips whose RMS is below this (dBFS) are rejected as silent", max=0.0)
+    max_clipped_fraction: float = _f(0.05, "clips with more samples at full scale than this fraction are rejected", min=0.0, max=1.0)
+    policy: Literal["drop", "keep"] = _f("drop", "what to do with rejected clips (the verdict is always recorded)")
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    sample_rate_hz: int = _f(16000, "sample rate of the packed array", min=8000, max=48000)
+    dtype: Literal["int16", "float32"] = _f("int16", "sample type of the packed array")
+    length_s: float = _f(10.0, "fixed length of every row", min=0.1)
+    length_policy: Literal["pad_zero", "pad_repeat", "drop"] = _f("pad_zero", "what to do with clips shorter than length_s")
+    workers: int = _f(2, "decode processes", min=1, max=64)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    n_fft: int = _f(1024, "FFT size", min=16)
+    hop_length: int = _f(512, "hop between frames (samples)", min=1)
+    n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1)
+    f_min: float = _f(0.0, "lowest mel frequency (Hz)", min=0.0)
+    f_max: float | None = _f(None, "highest mel frequency (Hz); null = sample_rate/2")
+    power: float = _f(2.0, "exponent of the magnitude spectrogram", min=0.0)
+    amin: float = _f(1e-10, "floor of the power before dB (MetaAudio used float eps)", min=0.0)
+    top_db: float | None = _f(None, "clip to max - top_db dB; null = no clipping")
+    layout: Literal["packed", "per-file"] = _f("packed", "per-file also writes one .npy per clip in class folders")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    mode: Literal["none", "per_sample", "global", "channel"] = _f("global", "feature normalisation (global/channel fitted on meta-train rows)")
+
+
+@dataclass(frozen=True)
+class SplitsConfig:
+    seed: int = _f(0, "seed of the class split")
+    ratios: list[float] = _f([0.7, 0.1, 0.2], "train / val / test class fractions (MetaAudio's rule: ceil for train and val)")
+    leakage: Literal["exclusive", "owner", "none"] = _f("exclusive", "how clips carrying labels of several splits are handled")
+    group: Literal["siblings", "top-level"] | None = _f(None, "keep ontology siblings together, or stratify by top-level category")
+
+
+@dataclass(frozen=True)
+class EpisodesConfig:
+    split: Literal["train", "val", "test"] = _f("test", "split of the fixed evaluation episodes")
+    n_way: int = _f(5, "classes per episode", min=2)
+    k_shot: int = _f(1, "support examples per class", min=1)
+    q_query: int = _f(15, "query examples per class", min=1)
+    count: int = _f(10000, "number of fixed episodes", min=1)
+    seed: int = _f(0, "seed of the episodes")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    method: Literal["protonet", "nearest-centroid"] = _f("protonet", "baseline meta-learner")
+    n_way: int = _f(5, "classes per training episode", min=2)
+    k_shot: int = _f(5, "support examples per class in training episodes", min=1)
+    q_query: int = _f(15, "query examples per class in training episodes", min=1)
+    steps: int = _f(300, "meta-training steps (CPU, bounded)", min=0)
+    learning_rate: float = _f(1e-3, "Adam learning rate", min=0.0)
+    seed: int = _f(0, "seed of training episodes and weights")
+
+
+@dataclass(frozen=True)
+class Config:
+    root: str = _f("audioset-fewshot-data", "dataset root: every artifact lives below it")
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
+    episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def section(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    bad = ConfigError(f"config key '{path}': expected {_type_name(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise bad
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            sugg = closest(str(value), [str(c) for c in choices if c is not None])
+            hint = f" Did you mean {sugg[0]!r}?" if sugg else ""
+            raise ConfigError(f"config key '{path}': {value!r} is not one of {', '.join(repr(c) for c in choices)}.{hint}")
+        return value
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        k_tp, v_tp = get_args(tp)
+        if not isinstance(value, Mapping):
+            raise bad
+        return {_coerce(k, k_tp, path): _coerce(v, v_tp, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad  # pragma: no cover - a field type this module does not know
+
+
+def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
+    if value is None:
+        return
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if "min" in meta and isinstance(item, (int, float)) and item < meta["min"]:
+            raise ConfigError(f"config key '{path}': {item!r} is below the minimum {meta['min']}")
+        if "max" in meta and isinstance(item, (int, float)) and item > meta["max"]:
+            raise ConfigError(f"config key '{path}': {item!r} is above the maximum {meta['max']}")
+        if "choices" in meta and item not in meta["choices"]:
+            sugg = closest(str(item), meta["choices"])
+            hint = f" Did you mean {sugg[0]!r}?" if sugg else ""
+            raise ConfigError(f"config key '{path}': {item!r} is not one of {', '.join(meta['choices'])}.{hint}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config key '{prefix.rstrip('.') or '<top>'}': expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            sugg = closest(str(key), fields, n=1, cutoff=0.4)
+            hint = f" Did you mean '{prefix}{sugg[0]}'?" if sugg else f" Known keys: {', '.join(fields)}."
+            raise ConfigError(f"unknown config key '{path}'.{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, f"{path}.")
+        else:
+            coerced = _coerce(value, tp, path)
+            _check_bounds(coerced, fields[key].metadata, path)
+            kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> Config:
+    """Validate a nested mapping (as read from YAML) into a Config."""
+    cfg = _build(Config, data or {}, "")
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: Config) -> None:
+    ratios = cfg.splits.ratios
+    if len(ratios) != 3 or any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ConfigError(f"config key 'splits.ratios': expected three positive fractions summing to 1, got {ratios!r}")
+    if cfg.plan.shard is not None:
+        parse_shard(cfg.plan.shard, key="plan.shard")
+    parse_size(cfg.download.min_free, key="download.min_free")
+    if cfg.download.cookies and cfg.download.cookies_from_browser:
+        raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
+
+
+def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """defaults < file < overrides.  ``overrides`` is a nested mapping or dotted keys
+    (``{"plan.seed": 3}``); ``None`` values in overrides mean "not given" and are ignored."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            raise ConfigError(f"config file {p} does not exist; create one with 'audioset-fewshot init'") from err
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {p}: {err.strerror}") from err
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err)
+            raise ConfigError(f"{p}{where}: malformed YAML: {problem}") from err
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
+        data = loaded
+    if overrides:
+        data = merge(data, overrides)
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        if path is not None:
+            raise ConfigError(f"{path}: {err}") from None
+        raise
+
+
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` (nested or dotted keys; None = not given) into ``base``."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None else child
+                node[part] = child
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), Mapping):
+            node[leaf] = merge(node[leaf], value)
+        else:
+            node[leaf] = value
+    return out
+
+
+def replace(cfg: Config, **overrides: Any) -> Config:
+    """Return a copy with dotted-key overrides applied and validated."""
+    return config_from_dict(merge(cfg.to_dict(), overrides))
+
+
+# ---------------------------------------------------------------------------------------
+# helpers for knobs with a syntax of their own
+
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str, *, key: str = "size") -> int:
+    """``"2GB"`` -> 2_000_000_000 bytes; accepts B, KB, MB, GB, TB and KiB..TiB."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?i?B)?\s*", str(text), flags=re.IGNORECASE)
+    if not m:
+        raise ConfigError(f"config key '{key}': {text!r} is not a size such as '2GB' or '500MB'")
+    unit = (m.group(2) or "B").lower()
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_shard(text: str, *, key: str = "shard") -> tuple[int, int]:
+    """``"0/4"`` -> (0, 4): shard index I of N, 0 <= I < N."""
+    try:
+        i_s, n_s = str(text).split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError as err:
+        raise ConfigError(f"config key '{key}': {text!r} is not I/N (for example 0/4)") from err
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"config key '{key}': {text!r} needs 0 <= I < N")
+    return i, n
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=True, width=10_000).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")].strip()
+    if text.endswith("..."):
+        text = text[:-3].strip()
+    return text
+
+
+def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
+    """YAML text of a config, with each knob's help as a comment."""
+    cfg = cfg or Config()
+    lines: list[str] = []
+    if comments:
+        lines += [
+            "# audioset-fewshot configuration.",
+            "# One section per stage; names match the Python keywords and the CLI flags",
+            "# (plan.max_per_class <-> --max-per-class). Precedence: defaults < this file < flags.",
+            "",
+        ]
+    top_fields = {f.name: f for f in dataclasses.fields(Config)}
+    root_f = top_fields["root"]
+    if comments:
+        lines.append(f"# {root_f.metadata['help']}")
+    lines.append(f"root: {_yaml_value(cfg.root)}")
+    for name, f in top_fields.items():
+        if name == "root":
+            continue
+        lines.append("")
+        lines.append(f"{name}:")
+        section = getattr(cfg, name)
+        for sf in dataclasses.fields(section):
+            if comments:
+                lines.append(f"  # {sf.metadata.get('help', '')}")
+            value = getattr(section, sf.name)
+            if isinstance(value, dict) and value:
+                lines.append(f"  {sf.name}:")
+                for k in sorted(value):
+                    lines.append(f"    {k}: {_yaml_value(value[k])}")
+            else:
+                lines.append(f"  {sf.name}: {_yaml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path | str, cfg: Config | None = None, *, comments: bool = True) -> Path:
+    """Write a config atomically; returns the path."""
+    atomic_write_text(path, render_config(cfg, comments=comments))
+    return Path(path)

@@ -1,0 +1,37 @@
+"""Shared fixtures.  Stage-specific fixtures live in tests/<stage>/conftest.py.
+
+Every write goes to tmp_path; nothing contacts any address but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_METADATA = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO.parent / "shared" / "audioset-metadata"))
+
+os.environ.setdefault("AUDIOSET_FEWSHOT_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_metadata_dir() -> Path:
+    """The real AudioSet release metadata in ../shared/audioset-metadata (official layout)."""
+    if not (SHARED_METADATA / "balanced_train_segments.csv").exists():
+        pytest.fail(f"shared AudioSet metadata not found at {SHARED_METADATA}; set AUDIOSET_FEWSHOT_SHARED_METADATA")
+    return SHARED_METADATA
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's cache: metadata and media caches go to a temp folder."""
+    cache = tmp_path_factory.getbasetemp() / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audioset_fewshot._io import atomic_open, atomic_write_text, remove_stray_temps, sha256_file
+from audioset_fewshot.errors import ValidationError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.validate import mid_from_slug, mid_slug, safe_relpath, valid_mid, valid_segment_times, valid_youtube_id
+
+
+def test_atomic_write_leaves_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as fh:
+            fh.write("new")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_remove_stray_temps(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    stray = tmp_path / "sub" / ".tmp-x.flac.abc"
+    stray.write_bytes(b"x")
+    keep = tmp_path / "sub" / "x.flac"
+    keep.write_bytes(b"y")
+    assert remove_stray_temps(tmp_path) == [stray]
+    assert keep.exists() and not stray.exists()
+    assert len(sha256_file(keep)) == 64
+
+
+@pytest.mark.parametrize("bad", ["../x", "-o", "abcdefghijkl", "abcdefghij", "abcdéfghijk", "abc/efghijk", "", None, "abc efghijk"])
+def test_hostile_youtube_ids_rejected(bad: object) -> None:
+    with pytest.raises(ValidationError, match="invalid YouTube ID"):
+        valid_youtube_id(bad)
+
+
+@pytest.mark.parametrize("good", ["--PJHxphWEs", "a_b-c_d-e_f", "zzzzzzzzzzz"])
+def test_real_youtube_ids_accepted(good: str) -> None:
+    assert valid_youtube_id(good) == good
+
+
+def test_mid_slug_round_trip() -> None:
+    for mid in ["/m/09x0r", "/t/dd00088", "/g/122z_qxw"]:
+        assert mid_from_slug(mid_slug(mid)) == mid
+    with pytest.raises(ValidationError):
+        valid_mid("../../etc")
+
+
+def test_segment_times() -> None:
+    assert valid_segment_times(0.0, 10.0) == (0.0, 10.0)
+    for start, end in [(float("nan"), 1.0), (-1.0, 2.0), (5.0, 5.0), (0.0, float("inf"))]:
+        with pytest.raises(ValidationError):
+            valid_segment_times(start, end)
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x.flac", "audio/../../x", "a\\b", "~/x", "audio//x.flac", ""])
+def test_safe_relpath_refuses_escapes(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValidationError, match="unsafe path"):
+        safe_relpath(bad, root=tmp_path)
+
+
+def test_layout_clip_path(tmp_path: Path) -> None:
+    layout = DatasetLayout(tmp_path)
+    assert layout.clip_relpath("/m/09x0r", "--PJHxphWEs", 30.0) == "audio/m_09x0r/--PJHxphWEs_30000.flac"
+    assert safe_relpath(layout.clip_relpath("/m/09x0r", "--PJHxphWEs", 30.0), root=tmp_path) == layout.clip_path("/m/09x0r", "--PJHxphWEs", 30.0)
+    with pytest.raises(ValidationError):
+        layout.clip_path("/m/09x0r", "../../etc/pa", 0.0)
