@@ -1,0 +1,1 @@
+"""Adapters for code written against learn2learn and torchmeta (imported lazily)."""

@@ -1,0 +1,1 @@
+"""Post-processing: clean, pack, log-mel features, normalisation."""
