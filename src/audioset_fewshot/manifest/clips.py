@@ -1,0 +1,176 @@
+"""The manifest's clip table, ``manifest/clips.csv``: schema, writer and a reader
+that treats the file as untrusted input.
+
+One row per obtained clip, sorted by (owner_mid, ytid, start_s), no timestamps,
+so the same set of clips gives a byte-identical file.  ``labels`` are all the
+segment's labels, sorted and ``;``-joined; times carry 3 decimals as in the
+AudioSet release.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioset_fewshot._io import atomic_write_text, sha256_text
+from audioset_fewshot.config import SOURCES
+from audioset_fewshot.errors import ManifestError, ValidationError
+from audioset_fewshot.validate import safe_relpath, valid_mid, valid_segment_times, valid_sha256, valid_youtube_id
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class ManifestRow:
+    owner_mid: str
+    ytid: str
+    start_s: float
+    end_s: float
+    labels: tuple[str, ...]
+    source: str
+    path: str
+    sample_rate_hz: int
+    samples: int
+    sha256: str
+    itag: str
+    codec: str
+    license: str
+    channel_id: str
+
+    @property
+    def clip_id(self) -> str:
+        from audioset_fewshot.layout import clip_stem
+
+        return clip_stem(self.ytid, self.start_s)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate_hz if self.sample_rate_hz else 0.0
+
+
+# Column order of the file (differs from the sort order of the dataclass).
+CLIPS_COLUMNS: tuple[str, ...] = (
+    "ytid", "start_s", "end_s", "owner_mid", "labels", "source", "path",
+    "sample_rate_hz", "samples", "sha256", "itag", "codec", "license", "channel_id",
+)
+
+
+def _fmt_time(t: float) -> str:
+    return f"{t:.3f}"
+
+
+def _row_values(row: ManifestRow) -> list[str]:
+    values = {
+        "ytid": row.ytid,
+        "start_s": _fmt_time(row.start_s),
+        "end_s": _fmt_time(row.end_s),
+        "owner_mid": row.owner_mid,
+        "labels": ";".join(sorted(row.labels)),
+        "source": row.source,
+        "path": row.path,
+        "sample_rate_hz": str(row.sample_rate_hz),
+        "samples": str(row.samples),
+        "sha256": row.sha256,
+        "itag": row.itag,
+        "codec": row.codec,
+        "license": row.license,
+        "channel_id": row.channel_id,
+    }
+    return [values[c] for c in CLIPS_COLUMNS]
+
+
+def render_clips(rows: Iterable[ManifestRow]) -> str:
+    """CSV text of the clip table, rows sorted, ``\\n`` line ends."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CLIPS_COLUMNS)
+    for row in sorted(rows, key=lambda r: (r.owner_mid, r.ytid, r.start_s)):
+        writer.writerow(_row_values(row))
+    return buf.getvalue()
+
+
+def write_clips(path: Path | str, rows: Iterable[ManifestRow]) -> str:
+    """Write clips.csv atomically; return the sha256 of its content."""
+    text = render_clips(rows)
+    atomic_write_text(path, text)
+    return sha256_text(text)
+
+
+def _parse_row(rec: dict[str, str], *, root: Path | None) -> ManifestRow:
+    ytid = valid_youtube_id(rec["ytid"])
+    try:
+        start_s, end_s = float(rec["start_s"]), float(rec["end_s"])
+    except ValueError as err:
+        raise ValidationError(f"malformed time start_s={rec['start_s']!r} end_s={rec['end_s']!r}") from err
+    valid_segment_times(start_s, end_s)
+    owner = valid_mid(rec["owner_mid"])
+    labels = tuple(sorted(valid_mid(m) for m in rec["labels"].split(";") if m)) if rec["labels"] else ()
+    if owner not in labels:
+        raise ValidationError(f"owner {owner} is not among the clip's labels {';'.join(labels)}")
+    if rec["source"] not in SOURCES:
+        raise ValidationError(f"unknown source list {rec['source']!r}; expected one of {', '.join(SOURCES)}")
+    rel = rec["path"]
+    if root is not None:
+        safe_relpath(rel, root=root)
+    else:
+        safe_relpath(rel, root=Path("/nonexistent-root"))
+    try:
+        sample_rate_hz, samples = int(rec["sample_rate_hz"]), int(rec["samples"])
+    except ValueError as err:
+        raise ValidationError(f"malformed sample_rate_hz={rec['sample_rate_hz']!r} or samples={rec['samples']!r}") from err
+    if sample_rate_hz <= 0 or samples <= 0 or not math.isfinite(samples):
+        raise ValidationError(f"sample_rate_hz and samples must be positive, got {sample_rate_hz} and {samples}")
+    return ManifestRow(
+        owner_mid=owner, ytid=ytid, start_s=start_s, end_s=end_s, labels=labels, source=rec["source"],
+        path=rel, sample_rate_hz=sample_rate_hz, samples=samples, sha256=valid_sha256(rec["sha256"]),
+        itag=rec["itag"], codec=rec["codec"], license=rec["license"], channel_id=rec["channel_id"],
+    )
+
+
+def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRow]:
+    """Read and validate clips.csv.  Every row is checked (id, times, MIDs, path
+    inside ``root``, hash); the first bad row raises ManifestError naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ManifestError(f"{path}: no such manifest; build one with 'audioset-fewshot manifest'") from err
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text") from err
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ManifestError(f"{path}:1: empty file; expected the header {','.join(CLIPS_COLUMNS)}") from None
+    if tuple(header) != CLIPS_COLUMNS:
+        raise ManifestError(f"{path}:1: unexpected header {header!r}; expected {','.join(CLIPS_COLUMNS)}")
+    rows: list[ManifestRow] = []
+    seen: set[tuple[str, float]] = set()
+    for values in reader:
+        line = reader.line_num
+        if len(values) != len(CLIPS_COLUMNS):
+            raise ManifestError(f"{path}:{line}: expected {len(CLIPS_COLUMNS)} fields, got {len(values)}")
+        try:
+            row = _parse_row(dict(zip(CLIPS_COLUMNS, values, strict=True)), root=root)
+        except ValidationError as err:
+            raise ManifestError(f"{path}:{line}: {err}") from err
+        key = (row.ytid, row.start_s)
+        if key in seen:
+            raise ManifestError(f"{path}:{line}: duplicate clip {row.ytid} at {row.start_s:.3f} s")
+        seen.add(key)
+        rows.append(row)
+    return rows
+
+
+def rows_by_owner(rows: Sequence[ManifestRow]) -> dict[str, list[ManifestRow]]:
+    out: dict[str, list[ManifestRow]] = {}
+    for r in rows:
+        out.setdefault(r.owner_mid, []).append(r)
+    return out
+
+
+__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "read_clips", "render_clips", "rows_by_owner", "write_clips"]
