@@ -1,0 +1,103 @@
+"""The SQLite ledger: schema, sync with the plan, attempts, durability."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from audioset_fewshot.download.ledger import SCHEMA_VERSION, Ledger
+from audioset_fewshot.errors import DownloadError
+from audioset_fewshot.plan import PlanEntry, SamplingPlan
+
+
+def _plan(n: int, mid: str = "/m/0dog", target: int = 2) -> SamplingPlan:
+    entries = [PlanEntry(f"abcdefghij{k}_0", f"abcdefghij{k}", 0.0, 10.0, mid, (mid,), "balanced", k) for k in range(n)]
+    return SamplingPlan.build(entries, {mid: target})
+
+
+@dataclass(frozen=True)
+class Res:
+    ok: bool
+    reason: str | None = None
+    permanent: bool = False
+    message: str | None = None
+    sha256: str | None = None
+    samples: int | None = None
+    sample_rate_hz: int | None = None
+    itag: str | None = None
+    license: str | None = None
+    extractions: int = 1
+    fallback: bool = False
+    tool_versions: dict | None = None
+
+
+def test_schema_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as led:
+        rep = led.sync_plan(_plan(3))
+        assert rep.added == 3
+        assert led.meta("schema_version") == str(SCHEMA_VERSION)
+        assert len(led.rows("pending")) == 3
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    cols = {r[1] for r in db.execute("PRAGMA table_info(clips)")}
+    assert {"clip_id", "status", "reason", "attempts", "sha256", "license", "uploader", "fallback", "trim_start_s", "obtained_at"} <= cols
+    db.close()
+
+
+def test_attempts_move_status_and_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    plan = _plan(3)
+    with Ledger(path) as led:
+        led.sync_plan(plan)
+        ids = [e.clip_id for e in plan.entries]
+        led.record_attempt(ids[0], Res(True, sha256="a" * 64, samples=160000, sample_rate_hz=16000, itag="140", license="cc", tool_versions={"yt-dlp": "x"}), relpath="audio/m_0dog/x.flac")
+        led.record_attempt(ids[1], Res(False, "unavailable", True, "Video unavailable"))
+        led.record_attempt(ids[2], Res(False, "http-5xx", False, "HTTP 503"))
+        led.record_attempt(ids[2], Res(False, "rate-limited", False, "try again later"), counted=False)
+    # a new connection (as after kill -9) sees every committed change
+    with Ledger(path) as led:
+        r0, r1, r2 = (led.row(i) for i in ids)
+        assert r0.status == "ok" and r0.samples == 160000 and r0.path == "audio/m_0dog/x.flac" and r0.attempts == 1
+        assert r1.status == "failed-permanent" and r1.reason == "unavailable"
+        assert r2.status == "failed-transient" and r2.reason == "rate-limited" and r2.attempts == 1  # the paused attempt is not counted
+        att = led.attempts(ids[2])
+        assert [a.counted for a in att] == [1, 0]
+        assert led.counts() == {"/m/0dog": {"ok": 1, "failed-permanent": 1, "failed-transient": 1}}
+        led.mark(ids[0], "pending")
+        assert led.row(ids[0]).path is None
+        with pytest.raises(DownloadError, match="unknown ledger status"):
+            led.mark(ids[0], "done")
+
+
+def test_sync_never_drops_results(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.sync_plan(_plan(4))
+        led.record_attempt("abcdefghij0_0", Res(True), relpath="audio/x.flac")
+        smaller = _plan(2, target=1)  # entries 0, 1 only
+        smaller = SamplingPlan.build([e for e in smaller.entries if e.rank == 0] + [PlanEntry("abcdefghijZ_0", "abcdefghijZ", 0.0, 10.0, "/m/0dog", ("/m/0dog",), "eval", 5)], {"/m/0dog": 1})
+        rep = led.sync_plan(smaller)
+        assert rep.added == 1 and rep.dropped == 3
+        assert {r.clip_id for r in led.rows()} == {"abcdefghij0_0", "abcdefghijZ_0"}
+        led.sync_plan(SamplingPlan.build([smaller.entries[1]], {"/m/0dog": 1}))
+        kept = led.row("abcdefghij0_0")
+        assert kept is not None and kept.status == "ok" and kept.in_plan == 0
+        assert led.rows(in_plan=True)[0].clip_id == "abcdefghijZ_0"
+        assert led.meta("plan_hash") is not None
+
+
+def test_foreign_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    with pytest.raises(DownloadError, match="schema_version 99"):
+        Ledger(path)
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DownloadError, match="not a readable ledger"):
+        Ledger(tmp_path / "junk.sqlite")
