@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +101,51 @@ def write_clips(path: Path | str, rows: Iterable[ManifestRow]) -> str:
     return sha256_text(text)
 
 
+_TIME_RE = re.compile(r"[0-9]{1,7}(?:\.[0-9]{1,6})?")
+_INT_RE = re.compile(r"[0-9]{1,12}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+AUDIO_EXTS = ("flac", "wav")
+MAX_TEXT = 200
+
+
+def _time(value: str, name: str) -> float:
+    if not _TIME_RE.fullmatch(value):
+        raise ValidationError(f"malformed time {name}={value!r}: expected seconds such as 30.000")
+    return float(value)
+
+
+def _count(value: str, name: str) -> int:
+    if not _INT_RE.fullmatch(value):
+        raise ValidationError(f"malformed {name}={value!r}: expected a positive integer")
+    return int(value)
+
+
+def clean_text(value: object, *, limit: int = MAX_TEXT) -> str:
+    """Free text from YouTube made safe for one CSV field: control, line-separator and
+    bidi-override characters become spaces; at most ``limit`` characters."""
+    if value is None:
+        return ""
+    text = _CONTROL_RE.sub(" ", str(value)).strip()
+    return text[:limit]
+
+
+def _plain_text(value: str, name: str) -> str:
+    """Free text from YouTube (licence, itag, ...): one line, printable, bounded."""
+    if len(value) > MAX_TEXT or _CONTROL_RE.search(value):
+        raise ValidationError(f"field {name}={value[:40]!r}...: control characters or longer than {MAX_TEXT} characters")
+    return value
+
+
+def expected_relpath(owner_mid: str, ytid: str, start_s: float, ext: str) -> str:
+    """The only path a clip may have: ``audio/<mid_slug>/<ytid>_<start_ms>.<ext>``."""
+    from audioset_fewshot.layout import DatasetLayout
+
+    return DatasetLayout(Path(".")).clip_relpath(owner_mid, ytid, start_s, ext=ext)
+
+
 def _parse_row(rec: dict[str, str], *, root: Path | None) -> ManifestRow:
     ytid = valid_youtube_id(rec["ytid"])
-    try:
-        start_s, end_s = float(rec["start_s"]), float(rec["end_s"])
-    except ValueError as err:
-        raise ValidationError(f"malformed time start_s={rec['start_s']!r} end_s={rec['end_s']!r}") from err
+    start_s, end_s = _time(rec["start_s"], "start_s"), _time(rec["end_s"], "end_s")
     valid_segment_times(start_s, end_s)
     owner = valid_mid(rec["owner_mid"])
     labels = tuple(sorted(valid_mid(m) for m in rec["labels"].split(";") if m)) if rec["labels"] else ()
@@ -118,16 +158,20 @@ def _parse_row(rec: dict[str, str], *, root: Path | None) -> ManifestRow:
         safe_relpath(rel, root=root)
     else:
         safe_relpath(rel, root=Path("/nonexistent-root"))
-    try:
-        sample_rate_hz, samples = int(rec["sample_rate_hz"]), int(rec["samples"])
-    except ValueError as err:
-        raise ValidationError(f"malformed sample_rate_hz={rec['sample_rate_hz']!r} or samples={rec['samples']!r}") from err
+    ext = rel.rsplit(".", 1)[-1] if "." in rel else ""
+    if ext not in AUDIO_EXTS or rel != expected_relpath(owner, ytid, start_s, ext):
+        raise ValidationError(
+            f"path {rel!r} is not where this clip lives; expected {expected_relpath(owner, ytid, start_s, 'flac')!r} (or .wav)"
+        )
+    sample_rate_hz = _count(rec["sample_rate_hz"], "sample_rate_hz")
+    samples = _count(rec["samples"], "samples")
     if sample_rate_hz <= 0 or samples <= 0 or not math.isfinite(samples):
         raise ValidationError(f"sample_rate_hz and samples must be positive, got {sample_rate_hz} and {samples}")
     return ManifestRow(
         owner_mid=owner, ytid=ytid, start_s=start_s, end_s=end_s, labels=labels, source=rec["source"],
         path=rel, sample_rate_hz=sample_rate_hz, samples=samples, sha256=valid_sha256(rec["sha256"]),
-        itag=rec["itag"], codec=rec["codec"], license=rec["license"], channel_id=rec["channel_id"],
+        itag=_plain_text(rec["itag"], "itag"), codec=_plain_text(rec["codec"], "codec"),
+        license=_plain_text(rec["license"], "license"), channel_id=_plain_text(rec["channel_id"], "channel_id"),
     )
 
 
@@ -141,16 +185,26 @@ def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRo
         raise ManifestError(f"{path}: no such manifest; build one with 'audioset-fewshot manifest'") from err
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text") from err
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read the manifest: {err.strerror or err}") from err
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         raise ManifestError(f"{path}:1: empty file; expected the header {','.join(CLIPS_COLUMNS)}") from None
+    except csv.Error as err:
+        raise ManifestError(f"{path}:1: malformed CSV: {err}") from err
     if tuple(header) != CLIPS_COLUMNS:
         raise ManifestError(f"{path}:1: unexpected header {header!r}; expected {','.join(CLIPS_COLUMNS)}")
     rows: list[ManifestRow] = []
     seen: set[tuple[str, float]] = set()
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise ManifestError(f"{path}:{reader.line_num}: malformed CSV: {err}") from err
         line = reader.line_num
         if len(values) != len(CLIPS_COLUMNS):
             raise ManifestError(f"{path}:{line}: expected {len(CLIPS_COLUMNS)} fields, got {len(values)}")
@@ -173,4 +227,4 @@ def rows_by_owner(rows: Sequence[ManifestRow]) -> dict[str, list[ManifestRow]]:
     return out
 
 
-__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "read_clips", "render_clips", "rows_by_owner", "write_clips"]
+__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "clean_text", "expected_relpath", "read_clips", "render_clips", "rows_by_owner", "write_clips"]
