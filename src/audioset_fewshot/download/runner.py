@@ -1,0 +1,569 @@
+"""The download runner: a bounded pool of workers walking down the plan.
+
+``run_download(plan, *, root, ...)`` takes, for every class, candidates in the
+plan's rank order until the class holds its target, never more: at most
+``target - obtained - in_flight - waiting`` clips of a class are in flight, so
+the final set is the first ``target`` obtainable candidates of each class,
+whatever the timing, the number of workers or the interruptions.
+
+* Only the main thread writes the ledger; workers return results.  Each result
+  is committed before the next clip is started.
+* Transient failures are retried with exponential backoff and seeded jitter, up
+  to ``retries`` times per run; permanent ones are never retried unless
+  ``retry_failed``.
+* A rate-limit / bot-check / 429 result pauses the whole pool through the
+  :class:`~audioset_fewshot.download.governor.RateGovernor`; the interrupted
+  clip is re-queued and its attempt is not counted.  After ``max_pauses``
+  pauses the run stops with :class:`DownloadError`.
+* Early abort: when the first ``early_abort`` attempts all fail with the same
+  non-permanent reason, the run stops with an actionable message.
+* Resume: a rerun skips ok and permanent rows, retries transient ones, removes
+  stray temp files and files of clips the ledger does not hold as ok; an ok row
+  whose file vanished is fetched again.
+* One run per root (``fcntl.flock`` on ``ROOT/.lock``: :class:`LockError`); the
+  run stops cleanly (:class:`DiskFullError`) before free disk falls below
+  ``min_free``.
+* Cookies go to the fetcher (yt-dlp) only: never logged, copied or stored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import heapq
+import logging
+import os
+import shutil
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioset_fewshot._io import remove_stray_temps
+from audioset_fewshot._progress import progress_bar
+from audioset_fewshot.config import parse_size
+from audioset_fewshot.download import reasons
+from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
+from audioset_fewshot.download.ledger import Ledger, utc_now
+from audioset_fewshot.errors import DiskFullError, DownloadError, LockError, UsageError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.validate import valid_youtube_id
+
+logger = logging.getLogger(__name__)
+
+_STREAM_BACKOFF = 0x5E7  # rng stream of the retry jitter
+# ~bytes of a 10 s clip at 16 kHz, 16-bit mono: FLAC about 200-320 KB, WAV 320 KB
+_BYTES_PER_SAMPLE = {"flac": 1.6, "wav": 2.0}
+
+_cookie_warning_done = False
+
+ACTIONABLE = {
+    reasons.EXTRACTOR_BROKEN: "yt-dlp cannot extract videos: update it (pip install -U yt-dlp yt-dlp-ejs) and check that a JS runtime (deno) is installed; 'audioset-fewshot doctor' checks both",
+    reasons.FORMAT_403: "every media URL is refused (HTTP 403): update yt-dlp (pip install -U yt-dlp), or pass --cookies; 'audioset-fewshot doctor' helps",
+    reasons.HTTP_403: "the site refuses every request (HTTP 403): update yt-dlp, check --base-url, or pass --cookies",
+    reasons.NETWORK: "no network connection to the media host: check the connection, a proxy, or --base-url",
+    reasons.HTTP_5XX: "the media host answers with server errors: try again later",
+    reasons.FFMPEG_ERROR: "ffmpeg fails on every clip: check the ffmpeg binary with 'audioset-fewshot doctor'",
+    reasons.UNKNOWN: "every attempt fails with an unknown error: rerun with --debug and see the ledger's messages",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# records
+
+
+@dataclass(frozen=True)
+class ClassProgress:
+    mid: str
+    target: int
+    obtained: int
+    candidates: int
+    failed_permanent: int
+    failed_transient: int
+    untried: int
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.target - self.obtained)
+
+
+@dataclass(frozen=True)
+class DownloadEstimate:
+    clips_to_fetch: int
+    seconds_per_extraction: float
+    hours: float
+    bytes: int
+
+    def text(self) -> str:
+        rate = "unlimited rate" if self.seconds_per_extraction <= 0 else f"about {self.hours:.1f} h at {3600 / self.seconds_per_extraction:.0f} extractions/h"
+        return f"{self.clips_to_fetch} clips to fetch, {rate}, about {self.bytes / 1e6:.0f} MB of audio"
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    """What a run did and where each class stands (read from the ledger at the end)."""
+
+    root: str
+    plan_hash: str
+    classes: tuple[ClassProgress, ...]
+    failures_by_reason: Mapping[str, int]
+    attempts: int
+    requests: int
+    obtained_now: int
+    pauses: int
+    elapsed_s: float
+    estimate: DownloadEstimate | None = None
+    attempt_reasons: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def obtained(self) -> int:
+        return sum(c.obtained for c in self.classes)
+
+    @property
+    def target(self) -> int:
+        return sum(c.target for c in self.classes)
+
+    @property
+    def complete(self) -> bool:
+        return all(c.obtained >= c.target for c in self.classes)
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"obtained {self.obtained}/{self.target} clips in {len(self.classes)} classes"
+            f" ({self.obtained_now} this run, {self.attempts} attempts, {self.requests} extractions, {self.pauses} pauses, {self.elapsed_s:.1f} s)"
+        ]
+        short = [c for c in self.classes if c.shortfall]
+        for c in short:
+            lines.append(f"  {c.mid}: {c.obtained}/{c.target} (candidates {c.candidates}, failed {c.failed_permanent} permanent + {c.failed_transient} transient)")
+        if self.failures_by_reason:
+            lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
+        return lines
+
+
+# ---------------------------------------------------------------------------------------
+# the root lock
+
+
+class RootLock:
+    """Advisory lock on ``ROOT/.lock``: one run per dataset root."""
+
+    def __init__(self, layout: DatasetLayout) -> None:
+        self.layout = layout
+        self._fd: int | None = None
+
+    def __enter__(self) -> RootLock:
+        import fcntl
+
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+            os.close(fd)
+            raise LockError(
+                f"another run is using {self.layout.root}{holder}: wait for it to finish or stop it; one run per dataset root (lock file {self.layout.lock_file})"
+            ) from err
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def watch_url(base_url: str, ytid: str) -> str:
+    """``{base_url}/watch?v={ytid}`` for a validated ID."""
+    return f"{base_url.rstrip('/')}/watch?v={valid_youtube_id(ytid)}"
+
+
+def bytes_per_clip(*, audio_format: str = "flac", sample_rate_hz: int = 16000, duration_s: float = 10.0) -> int:
+    return int(_BYTES_PER_SAMPLE.get(audio_format, 2.0) * sample_rate_hz * duration_s)
+
+
+def _jitter(seed: int, clip_id: str, attempt: int) -> float:
+    key = int.from_bytes(hashlib.blake2b(clip_id.encode(), digest_size=8).digest(), "big")
+    return float(np.random.default_rng([int(seed) & 0xFFFFFFFF, _STREAM_BACKOFF, key, attempt]).uniform(0.5, 1.5))
+
+
+def backoff_delay(backoff_s: float, attempt: int, *, seed: int, clip_id: str) -> float:
+    """Delay before retry number ``attempt`` (1-based): backoff_s * 2**(attempt-1) * jitter."""
+    return backoff_s * (2 ** (attempt - 1)) * _jitter(seed, clip_id, attempt)
+
+
+def warn_cookies_once() -> None:
+    """The one-time warning when cookies are used (never their values)."""
+    global _cookie_warning_done
+    if _cookie_warning_done:
+        return
+    _cookie_warning_done = True
+    logger.warning(
+        "using YouTube cookies: the account they belong to may be rate-limited or banned; use a throwaway account,"
+        " and export fresh cookies when YouTube rotates them (they are passed to yt-dlp only, never stored)"
+    )
+
+
+@dataclass
+class _ClassState:
+    mid: str
+    target: int
+    queue: deque[Any]
+    obtained: int = 0
+    in_flight: int = 0
+    waiting: int = 0
+
+    @property
+    def need(self) -> int:
+        return self.target - self.obtained - self.in_flight - self.waiting
+
+
+@dataclass
+class _Outcome:
+    entry: Any
+    permit: Permit | None
+    started_at: str
+    elapsed_s: float
+    result: Any = None
+    closed: bool = False
+
+
+def _default_fetch() -> Callable[..., Any]:
+    from audioset_fewshot.download.fetch import fetch_clip
+
+    return fetch_clip
+
+
+def estimate_download(plan: Any, *, root: Path | str, max_per_hour: float | None = 300.0, min_interval_s: float = 1.0, audio_format: str = "flac", sample_rate_hz: int = 16000) -> DownloadEstimate:
+    """Clips still to fetch (from the ledger when there is one), hours at the governor's
+    rate, and disk for them."""
+    layout = DatasetLayout(Path(root))
+    done: Counter[str] = Counter()
+    if layout.ledger_file.exists():
+        with Ledger(layout.ledger_file, readonly=True) as led:
+            for r in led.rows("ok"):
+                done[r.owner_mid] += 1
+    todo = 0
+    for mid, entries in plan.by_class().items():
+        todo += max(0, min(plan.target(mid), len(entries)) - done[mid])
+    gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s)
+    spe = gov.seconds_per_extraction()
+    mean_dur = float(np.mean([e.end_s - e.start_s for e in plan.entries])) if plan.entries else 10.0
+    return DownloadEstimate(todo, spe, todo * spe / 3600.0, todo * bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz, duration_s=mean_dur))
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+
+
+def run_download(
+    plan: Any,
+    *,
+    root: Path | str,
+    jobs: int = 4,
+    max_per_hour: float | None = 300.0,
+    min_interval_s: float = 1.0,
+    retries: int = 3,
+    retry_failed: bool = False,
+    backoff_s: float = 5.0,
+    pause_s: float = 3600.0,
+    max_pause_s: float = 14400.0,
+    max_pauses: int = 4,
+    early_abort: int = 10,
+    min_free: str | int = "2GB",
+    cookies: str | None = None,
+    cookies_from_browser: str | None = None,
+    base_url: str = "https://www.youtube.com",
+    format: str = "bestaudio[ext=m4a]/bestaudio",
+    audio_format: str = "flac",
+    sample_rate_hz: int = 16000,
+    timeout_s: float = 120.0,
+    fetch: Callable[..., Any] | None = None,
+) -> DownloadReport:
+    """Download ``plan`` into ``root`` (resumable; see the module docstring).
+
+    ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
+    ``fetch(url, start_s=, end_s=, dest=, sample_rate_hz=, audio_format=, format=,
+    timeout_s=, cookies=, cookies_from_browser=)`` and returning a ``ClipResult``.
+    """
+    if jobs < 1:
+        raise UsageError(f"jobs must be at least 1, got {jobs}")
+    if cookies and cookies_from_browser:
+        raise UsageError("give either cookies or cookies_from_browser, not both")
+    min_free_bytes = parse_size(min_free, key="download.min_free") if isinstance(min_free, str) else int(min_free)
+    fetch = fetch or _default_fetch()
+    if cookies or cookies_from_browser:
+        warn_cookies_once()
+    layout = DatasetLayout(Path(root))
+    seed = int((plan.params or {}).get("seed", 0) or 0)
+    t_start = time.monotonic()
+    with RootLock(layout):
+        removed = remove_stray_temps(layout.audio_dir)
+        if removed:
+            logger.info("removed %d stray temp files left by an interrupted run", len(removed))
+        with Ledger(layout.ledger_file) as ledger:
+            ledger.sync_plan(plan)
+            _reconcile_files(ledger, layout)
+            estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=audio_format, sample_rate_hz=sample_rate_hz)
+            logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
+            gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=pause_s, max_pause_s=max_pause_s)
+            run = _Run(
+                plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, jobs=jobs, retries=retries, retry_failed=retry_failed,
+                backoff_s=backoff_s, max_pauses=max_pauses, early_abort=early_abort, min_free_bytes=min_free_bytes, seed=seed,
+                fetch_kwargs={
+                    "sample_rate_hz": sample_rate_hz, "audio_format": audio_format, "format": format, "timeout_s": timeout_s,
+                    "cookies": cookies, "cookies_from_browser": cookies_from_browser,
+                },
+                base_url=base_url, audio_format=audio_format, est_clip_bytes=bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz),
+            )  # fmt: skip
+            run.execute()
+            return _report(plan, ledger, run, time.monotonic() - t_start, estimate, layout)
+
+
+def _reconcile_files(ledger: Ledger, layout: DatasetLayout) -> None:
+    """An ok row whose file is gone goes back to pending; a clip file that the ledger
+    does not hold as ok (written, then killed before the commit) is removed."""
+    reset: dict[str, str] = {}
+    for r in ledger.rows():
+        if r.status == "ok":
+            if not r.path or not (layout.root / r.path).is_file():
+                reset[r.clip_id] = "pending"
+            continue
+        for ext in ("flac", "wav"):
+            p = layout.clip_path(r.owner_mid, r.ytid, r.start_s, ext=ext)
+            if p.exists():
+                p.unlink()
+    if reset:
+        logger.warning("%d clips marked ok have no file any more; they will be fetched again", len(reset))
+        ledger.update_many(reset)
+
+
+def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: DownloadEstimate, layout: DatasetLayout) -> DownloadReport:
+    rows = {r.clip_id: r for r in ledger.rows(in_plan=True)}
+    classes = []
+    failures: Counter[str] = Counter()
+    for mid, entries in plan.by_class().items():
+        st = Counter(rows[e.clip_id].status for e in entries if e.clip_id in rows)
+        for e in entries:
+            r = rows.get(e.clip_id)
+            if r is not None and r.status.startswith("failed"):
+                failures[r.reason or reasons.UNKNOWN] += 1
+        classes.append(ClassProgress(mid, plan.target(mid), st["ok"], len(entries), st["failed-permanent"], st["failed-transient"], st["pending"]))
+    return DownloadReport(
+        root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
+        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
+        estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())),
+    )  # fmt: skip
+
+
+class _Run:
+    """State of one run; :meth:`execute` is the main loop (main thread only)."""
+
+    def __init__(self, *, plan: Any, ledger: Ledger, layout: DatasetLayout, gov: RateGovernor, fetch: Callable[..., Any], jobs: int, retries: int,
+                 retry_failed: bool, backoff_s: float, max_pauses: int, early_abort: int, min_free_bytes: int, seed: int,
+                 fetch_kwargs: dict[str, Any], base_url: str, audio_format: str, est_clip_bytes: int) -> None:  # fmt: skip
+        self.plan, self.ledger, self.layout, self.gov, self.fetch = plan, ledger, layout, gov, fetch
+        self.jobs, self.retries, self.retry_failed, self.backoff_s = jobs, retries, retry_failed, backoff_s
+        self.max_pauses, self.early_abort, self.min_free_bytes, self.seed = max_pauses, early_abort, min_free_bytes, seed
+        self.fetch_kwargs, self.base_url, self.audio_format, self.est_clip_bytes = fetch_kwargs, base_url, audio_format, est_clip_bytes
+        self.attempts = 0
+        self.extractions = 0
+        self.obtained_now = 0
+        self.attempt_reasons: Counter[str] = Counter()
+        self.run_attempts: Counter[str] = Counter()
+        self.first_results: list[tuple[bool, str | None, bool]] = []
+        self.retry_heap: list[tuple[float, int, Any]] = []
+        self._seq = 0
+        self.stop_exc: BaseException | None = None
+        rows = {r.clip_id: r for r in ledger.rows(in_plan=True)}
+        takeable = {"pending", "failed-transient"} | ({"failed-permanent"} if retry_failed else set())
+        self.classes: dict[str, _ClassState] = {}
+        for mid, entries in plan.by_class().items():
+            st = _ClassState(mid, plan.target(mid), deque())
+            for e in entries:
+                status = rows[e.clip_id].status
+                if status == "ok":
+                    st.obtained += 1
+                elif status in takeable:
+                    st.queue.append(e)
+            self.classes[mid] = st
+        self._order = list(self.classes)
+        self._rr = 0
+
+    # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
+    def _work(self, entry: Any) -> _Outcome:
+        try:
+            permit = self.gov.acquire()
+        except GovernorClosed:
+            return _Outcome(entry, None, utc_now(), 0.0, closed=True)
+        started = utc_now()
+        t0 = time.monotonic()
+        dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
+        result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **self.fetch_kwargs)
+        return _Outcome(entry, permit, started, time.monotonic() - t0, result)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def _next_entry(self) -> Any | None:
+        n = len(self._order)
+        for k in range(n):
+            st = self.classes[self._order[(self._rr + k) % n]]
+            if st.need > 0 and st.queue:
+                self._rr = (self._rr + k + 1) % n
+                return st.queue.popleft()
+        return None
+
+    def _check_disk(self, in_flight: int) -> None:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.layout.root).free
+        if free - (in_flight + 1) * self.est_clip_bytes < self.min_free_bytes:
+            raise DiskFullError(
+                f"free disk at {self.layout.root} is {free / 1e9:.2f} GB, at the limit min_free={self.min_free_bytes / 1e9:.2f} GB:"
+                " the download stopped cleanly; free some space (or lower --min-free) and run the same command again to continue"
+            )
+
+    def _submit(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any], entry: Any) -> None:
+        self._check_disk(len(futures))
+        self.classes[entry.owner_mid].in_flight += 1
+        futures[pool.submit(self._work, entry)] = entry
+
+    def execute(self) -> None:
+        futures: dict[cf.Future[_Outcome], Any] = {}
+        total = sum(st.target for st in self.classes.values())
+        with progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values())) as bar:
+            self._bar = bar
+            if any(st.need > 0 and st.queue for st in self.classes.values()):
+                self._check_disk(0)
+            pool = cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="afs-download")
+            try:
+                self._loop(pool, futures)
+            except BaseException as err:  # commit what finishes, then re-raise
+                self.gov.close()
+                for fut in list(futures):
+                    fut.cancel()
+                grace = time.monotonic() + (5.0 if isinstance(err, KeyboardInterrupt) else float(self.fetch_kwargs.get("timeout_s", 120)) + 10.0)
+                with contextlib.suppress(BaseException):
+                    while futures and time.monotonic() < grace:
+                        done, _ = cf.wait(list(futures), timeout=0.5)
+                        for fut in done:
+                            entry = futures.pop(fut)
+                            if not fut.cancelled() and fut.exception() is None:
+                                self._handle(fut.result(), futures_len=len(futures))
+                            else:
+                                self.classes[entry.owner_mid].in_flight -= 1
+                raise
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any]) -> None:
+        while True:
+            if self.stop_exc is not None:
+                raise self.stop_exc
+            now = time.monotonic()
+            while len(futures) < self.jobs and self.retry_heap and self.retry_heap[0][0] <= now:
+                _, _, entry = heapq.heappop(self.retry_heap)
+                st = self.classes[entry.owner_mid]
+                st.waiting -= 1
+                if st.obtained + st.in_flight >= st.target:  # no longer needed
+                    st.queue.appendleft(entry)
+                    continue
+                self._submit(pool, futures, entry)
+            while len(futures) < self.jobs:
+                entry = self._next_entry()
+                if entry is None:
+                    break
+                self._submit(pool, futures, entry)
+            if not futures and not self.retry_heap:
+                return
+            timeout = 0.5
+            if self.retry_heap:
+                timeout = max(0.0, min(timeout, self.retry_heap[0][0] - time.monotonic()))
+            done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                futures.pop(fut)
+                self._handle(fut.result(), futures_len=len(futures))  # a worker's bug re-raises here
+            text = self.gov.paused_until_text()
+            self._bar.set_postfix_str(text or "", refresh=False)
+
+    def _handle(self, out: _Outcome, *, futures_len: int) -> None:
+        entry = out.entry
+        st = self.classes[entry.owner_mid]
+        st.in_flight -= 1
+        if out.closed:
+            st.queue.appendleft(entry)
+            return
+        res = out.result
+        self.extractions += int(getattr(res, "extractions", 1) or 0)
+        relpath = self.layout.clip_relpath(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
+        reason = getattr(res, "reason", None)
+        if not res.ok and reasons.should_pause(reason):
+            # the session is throttled: pause everyone, re-queue this clip, do not count it
+            self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath)
+            self.attempt_reasons[reason] += 1
+            self._requeue(entry, 0.0)
+            if out.permit is not None and out.permit.epoch == self.gov.epoch:
+                if self.gov.pauses >= self.max_pauses:
+                    self.stop_exc = DownloadError(
+                        f"the media host rate-limited this session again ({reason}) after {self.gov.pauses} pauses (max_pauses={self.max_pauses}):"
+                        " the download stopped; what was obtained is kept. Run the same command again later (in an hour or more),"
+                        " lower --max-per-hour, or raise --max-pauses"
+                    )
+                    return
+                length = self.gov.pause(epoch=out.permit.epoch)
+                if length is not None:
+                    logger.warning("%s from the media host: pausing all workers for %.0f s (%s)", reason, length, self.gov.paused_until_text())
+            return
+        self.attempts += 1
+        self.run_attempts[entry.clip_id] += 1
+        self.ledger.record_attempt(entry.clip_id, res, counted=True, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath if res.ok else None)
+        if res.ok:
+            st.obtained += 1
+            self.obtained_now += 1
+            self._bar.update(1)
+        else:
+            self.attempt_reasons[reason or reasons.UNKNOWN] += 1
+            if not res.permanent and self.run_attempts[entry.clip_id] <= self.retries:
+                k = self.run_attempts[entry.clip_id]
+                self._requeue(entry, backoff_delay(self.backoff_s, k, seed=self.seed, clip_id=entry.clip_id))
+        self._early_abort_check(bool(res.ok), reason, bool(getattr(res, "permanent", False)))
+
+    def _requeue(self, entry: Any, delay_s: float) -> None:
+        self.classes[entry.owner_mid].waiting += 1
+        self._seq += 1
+        heapq.heappush(self.retry_heap, (time.monotonic() + delay_s, self._seq, entry))
+
+    def _early_abort_check(self, ok: bool, reason: str | None, permanent: bool) -> None:
+        if self.early_abort <= 0 or len(self.first_results) >= self.early_abort:
+            return
+        self.first_results.append((ok, reason, permanent))
+        if len(self.first_results) < self.early_abort:
+            return
+        kinds = {(o, r, p) for o, r, p in self.first_results}
+        if len(kinds) == 1:
+            ok0, r0, p0 = next(iter(kinds))
+            if not ok0 and not p0:
+                hint = ACTIONABLE.get(r0 or reasons.UNKNOWN, "check 'audioset-fewshot doctor' and the ledger's messages")
+                self.stop_exc = DownloadError(
+                    f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
+                    " Nothing is lost: run the same command again once fixed"
+                )
+
+
+def iter_plan_urls(plan: Any, base_url: str) -> Iterator[str]:
+    """Every watch URL of a plan (for tools that pre-generate demo sources)."""
+    for e in plan.entries:
+        yield watch_url(base_url, e.ytid)
