@@ -1,0 +1,480 @@
+"""Run every stage in order; rerun only the stages whose inputs or parameters changed.
+
+``run(config, *, demo=False, until=None, root=None) -> RunReport``
+
+Stages, in data-flow order (:data:`STAGES`): selection, plan, download,
+manifest, clean, pack, features, splits, episodes, evaluate, report.
+
+The pipeline owns no logic of its own.  Every stage function records its
+parameters and the sha256 of its inputs in its artifact and returns fast when
+they are unchanged; the pipeline relies on that (no marker files) and only
+observes whether a stage rewrote its artifact (``ran``) or left it alone
+(``up to date``), with the time each stage took.  ``until`` stops after the
+named stage.  The resolved config is saved to ``ROOT/config.yaml`` and the
+run report to ``ROOT/report/run.json``.
+
+``demo=True`` runs the offline demo: the project's media server on 127.0.0.1
+(media cache under ``ROOT/.demo-media`` unless ``media_cache`` is given),
+demo metadata in the official layout under ``ROOT/demo-metadata``, and a
+config sized for it (see :func:`demo_overrides`).  The server's port changes
+from run to run; it is no part of any stage's content key (the plan and the
+ledger are keyed by IDs and segments), so a second demo run is up to date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioset_fewshot import config as config_mod
+from audioset_fewshot._io import atomic_write_json
+from audioset_fewshot.config import Config
+from audioset_fewshot.errors import UsageError, closest
+from audioset_fewshot.layout import DatasetLayout
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+STAGES: tuple[str, ...] = (
+    "selection",
+    "plan",
+    "download",
+    "manifest",
+    "clean",
+    "pack",
+    "features",
+    "splits",
+    "episodes",
+    "evaluate",
+    "report",
+)
+
+RAN = "ran"
+UP_TO_DATE = "up to date"
+
+# Environment variable naming a media cache shared between demo roots (tests reuse it).
+MEDIA_CACHE_ENV = "AUDIOSET_FEWSHOT_DEMO_MEDIA"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage of a run: ``status`` is ``ran`` or ``up to date``; ``summary`` holds
+    the stage's headline numbers; ``artifacts`` the files it owns (relative to the root)."""
+
+    name: str
+    status: str
+    seconds: float
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    artifacts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3), "summary": dict(self.summary), "artifacts": list(self.artifacts)}
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: the root, each stage's result (in order) and the total time."""
+
+    root: Path
+    stages: tuple[StageResult, ...]
+    until: str | None
+    demo: bool
+    seconds: float
+
+    def stage(self, name: str) -> StageResult | None:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        return None
+
+    @property
+    def ran(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages if s.status == RAN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "root": str(self.root),
+            "demo": self.demo,
+            "until": self.until,
+            "seconds": round(self.seconds, 3),
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+def check_stage(name: str | None) -> str | None:
+    """Validate a ``--until`` value; an unknown stage gets the closest names suggested."""
+    if name is None:
+        return None
+    if name not in STAGES:
+        sugg = closest(name, STAGES)
+        hint = f" Did you mean {sugg[0]!r}?" if sugg else ""
+        raise UsageError(f"unknown stage {name!r}: expected one of {', '.join(STAGES)}.{hint}")
+    return name
+
+
+# ---------------------------------------------------------------------------------------
+# artifact fingerprints: did a stage rewrite its artifact?
+
+
+def _fingerprint(paths: tuple[Path, ...]) -> tuple[tuple[str, int, int, int] | None, ...]:
+    out: list[tuple[str, int, int, int] | None] = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((str(p), st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------
+# the stage context
+
+
+@dataclass
+class _Context:
+    config: Config
+    layout: DatasetLayout
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _metadata(ctx: _Context) -> tuple[Any, Any, Any]:
+    """(ontology, segment table, selection), computed once per run."""
+    if "selection" not in ctx.values:
+        from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
+        from audioset_fewshot.selection import select_classes
+
+        cfg = ctx.config
+        onto = load_ontology()
+        quality = load_quality()
+        files = resolve_segment_files(
+            tuple(cfg.plan.sources),
+            metadata_dir=cfg.metadata.metadata_dir,
+            cache_dir=cfg.metadata.cache_dir,
+            urls=cfg.metadata.urls,
+        )
+        table = read_segments(files)
+        # candidates of every leaf/non-leaf class so that classes without any segment are left out with a reason
+        index = build_candidate_index(table, onto.mids)
+        selection = select_classes(
+            onto,
+            quality,
+            min_quality=cfg.selection.min_quality,
+            all_levels=cfg.selection.all_levels,
+            include=tuple(cfg.selection.include),
+            exclude=tuple(cfg.selection.exclude),
+            candidates=index,
+        )
+        ctx.values.update(ontology=onto, table=table, selection=selection, index=index)
+    return ctx.values["ontology"], ctx.values["table"], ctx.values["selection"]
+
+
+def _stage_selection(ctx: _Context) -> dict[str, Any]:
+    _, table, selection = _metadata(ctx)
+    return {"classes": len(selection.chosen), "excluded": len(selection.excluded), "segments": int(len(table.ytid))}
+
+
+def _stage_plan(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.config import parse_shard
+    from audioset_fewshot.plan import make_plan, write_plan
+
+    cfg = ctx.config.plan
+    _, table, selection = _metadata(ctx)
+    plan = make_plan(
+        selection,
+        table,
+        seed=cfg.seed,
+        max_per_class=cfg.max_per_class,
+        sources=tuple(cfg.sources),
+        owner_policy=cfg.owner_policy,
+        shard=None if cfg.shard is None else parse_shard(cfg.shard, key="plan.shard"),
+    )
+    write_plan(plan, ctx.layout)
+    ctx.values["plan"] = plan
+    return {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
+
+
+def _stage_download(ctx: _Context) -> dict[str, Any]:
+    import dataclasses
+
+    from audioset_fewshot.download.runner import run_download
+
+    kwargs = dataclasses.asdict(ctx.config.download)
+    result = run_download(ctx.values["plan"], root=ctx.layout.root, **kwargs)
+    ctx.values["download"] = result
+    return {
+        "obtained": result.obtained,
+        "target": result.target,
+        "obtained_now": result.obtained_now,
+        "attempts": result.attempts,
+        "extractions": result.requests,
+        "pauses": result.pauses,
+        "failures_by_reason": dict(result.failures_by_reason),
+    }
+
+
+def _stage_manifest(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.manifest.build import build_manifest
+
+    rec = build_manifest(ctx.layout.root)
+    return {"clips": rec.clips, "classes": rec.classes, "unavailable": rec.unavailable, "clips_sha256": rec.clips_sha256, "written": len(rec.written)}
+
+
+def _stage_clean(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.process.clean import clean
+
+    c = ctx.config.clean
+    rep = clean(ctx.layout.root, min_duration_s=c.min_duration_s, silence_dbfs=c.silence_dbfs, max_clipped_fraction=c.max_clipped_fraction, policy=c.policy, workers=ctx.config.pack.workers)
+    return {"clips": len(rep.verdicts), "kept": rep.kept, "rejected": rep.rejected, "dropped": rep.dropped, "by_reason": rep.by_reason}
+
+
+def _stage_pack(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.process.pack import pack
+
+    p = ctx.config.pack
+    rec = pack(ctx.layout.root, sample_rate_hz=p.sample_rate_hz, dtype=p.dtype, length_s=p.length_s, length_policy=p.length_policy, workers=p.workers)
+    ctx.values["pack"] = rec
+    return {"rows": rec.rows, "key": rec.key, "length_actions": dict(rec.length_actions)}
+
+
+def _stage_features(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.process.features import features
+
+    f = ctx.config.features
+    rec = features(
+        ctx.layout.root,
+        n_fft=f.n_fft,
+        hop_length=f.hop_length,
+        n_mels=f.n_mels,
+        f_min=f.f_min,
+        f_max=f.f_max,
+        power=f.power,
+        amin=f.amin,
+        top_db=f.top_db,
+        layout=f.layout,
+    )
+    return _record_summary(rec, ("rows", "key"))
+
+
+def _stage_splits(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.splits import build_splits
+
+    s = ctx.config.splits
+    sp = build_splits(ctx.layout.root, seed=s.seed, ratios=tuple(s.ratios), leakage=s.leakage, group=s.group)
+    out: dict[str, Any] = {"classes": sp.sizes(), "sha256": sp.content_sha256}
+    if sp.report is not None:
+        out["clips_before"] = {k: v.clips for k, v in sp.report.before.items()}
+        out["clips_after"] = {k: v.clips for k, v in sp.report.after.items()}
+    return out
+
+
+def _stage_episodes(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.episodes import write_fixed_episodes
+
+    e = ctx.config.episodes
+    result = write_fixed_episodes(ctx.layout.root, split=e.split, n_way=e.n_way, k_shot=e.k_shot, q_query=e.q_query, count=e.count, seed=e.seed)
+    return _record_summary(result, ("count", "path"))
+
+
+def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.evaluate import evaluate
+
+    v = ctx.config.evaluate
+    result = evaluate(ctx.layout.root, ctx.config)
+    _ = v
+    return _record_summary(result, ("accuracy", "ci95", "n_way", "k_shot", "q_query", "episodes"))
+
+
+def _stage_report(ctx: _Context) -> dict[str, Any]:
+    from audioset_fewshot.report import write_report
+
+    path = write_report(ctx.layout.root)
+    return {"path": str(path)}
+
+
+def _record_summary(record: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in keys:
+        v = record.get(k) if isinstance(record, Mapping) else getattr(record, k, None)
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            if v is not None:
+                out[k] = v
+        elif isinstance(v, Path):
+            out[k] = str(v)
+    return out
+
+
+_STAGE_FUNCS: dict[str, Callable[[_Context], dict[str, Any]]] = {
+    "selection": _stage_selection,
+    "plan": _stage_plan,
+    "download": _stage_download,
+    "manifest": _stage_manifest,
+    "clean": _stage_clean,
+    "pack": _stage_pack,
+    "features": _stage_features,
+    "splits": _stage_splits,
+    "episodes": _stage_episodes,
+    "evaluate": _stage_evaluate,
+    "report": _stage_report,
+}
+
+
+def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
+    """The files whose replacement means ``name`` ran (an atomic write makes a new inode)."""
+    table: dict[str, tuple[Path, ...]] = {
+        "selection": (),
+        "plan": (layout.plan_file, layout.plan_meta_file),
+        "download": (layout.ledger_file,),
+        "manifest": (layout.clips_csv, layout.lock_json),
+        "clean": (layout.clean_csv,),
+        "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))),
+        "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))),
+        "splits": (layout.splits_json,),
+        "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))),
+        "evaluate": (layout.eval_results,),
+        "report": (layout.report_html,),
+    }
+    return table[name]
+
+
+# ---------------------------------------------------------------------------------------
+# running
+
+
+def _run_stages(ctx: _Context, until: str | None) -> list[StageResult]:
+    results: list[StageResult] = []
+    last = STAGES.index(until) if until else len(STAGES) - 1
+    for name in STAGES[: last + 1]:
+        before = _fingerprint(stage_artifacts(ctx.layout, name))
+        t0 = time.perf_counter()
+        log.info("stage %s ...", name)
+        summary = _STAGE_FUNCS[name](ctx)
+        seconds = time.perf_counter() - t0
+        paths = stage_artifacts(ctx.layout, name)
+        after = _fingerprint(paths)
+        if name == "selection":
+            status = RAN
+        elif name == "download":
+            status = RAN if summary.get("attempts") else UP_TO_DATE
+        else:
+            status = UP_TO_DATE if before == after and any(a is not None for a in after) else RAN
+        rel = tuple(_rel(p, ctx.layout.root) for p in paths if p.exists())
+        results.append(StageResult(name, status, seconds, summary, rel))
+        log.info("stage %s: %s in %.2f s", name, status, seconds)
+    return results
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _save_run(layout: DatasetLayout, report: RunReport) -> None:
+    atomic_write_json(layout.report_dir / "run.json", report.to_dict())
+
+
+def run(
+    config: Config,
+    *,
+    demo: bool = False,
+    until: str | None = None,
+    root: Path | str | None = None,
+    media_cache: Path | str | None = None,
+) -> RunReport:
+    """Run the pipeline (see the module docstring); returns what each stage did."""
+    check_stage(until)
+    if root is not None:
+        config = config_mod.replace(config, root=str(root))
+    if demo:
+        return _run_demo(config, until=until, media_cache=media_cache)
+    return _run_config(config, until=until, demo=False)
+
+
+def _run_config(config: Config, *, until: str | None, demo: bool) -> RunReport:
+    layout = DatasetLayout(Path(config.root))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    _save_config(layout, config)
+    ctx = _Context(config=config, layout=layout)
+    t0 = time.perf_counter()
+    results = _run_stages(ctx, until)
+    report = RunReport(root=layout.root, stages=tuple(results), until=until, demo=demo, seconds=time.perf_counter() - t0)
+    _save_run(layout, report)
+    return report
+
+
+def _save_config(layout: DatasetLayout, config: Config) -> None:
+    """Save the resolved config; the demo's ephemeral server URL is not part of any content key."""
+    config_mod.write_config(layout.config_file, config)
+
+
+# ---------------------------------------------------------------------------------------
+# the offline demo
+
+
+def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_class: int = 13) -> dict[str, Any]:
+    """Config keys the demo sets on top of the defaults (sized for ~30 classes x ~13 clips)."""
+    return {
+        "root": str(root),
+        "metadata.metadata_dir": str(metadata_dir),
+        "plan.max_per_class": max_per_class,
+        "download.base_url": base_url,
+        "download.min_interval_s": 0.0,
+        "download.jobs": 4,
+        "download.retries": 3,
+        "download.backoff_s": 0.2,
+        "download.pause_s": 2.0,
+        "download.max_pause_s": 4.0,
+        "download.max_pauses": 4,
+        "download.min_free": "200MB",
+        "download.timeout_s": 30.0,
+        "pack.workers": 2,
+        "episodes.split": "test",
+        "episodes.n_way": 5,
+        "episodes.k_shot": 5,
+        "episodes.q_query": 5,
+        "episodes.count": 300,
+        "evaluate.n_way": 5,
+        "evaluate.k_shot": 5,
+        "evaluate.q_query": 5,
+        "evaluate.steps": 150,
+    }
+
+
+@contextlib.contextmanager
+def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int = 0) -> Iterator[tuple[Any, Any]]:
+    """Build the demo metadata under ``root`` and serve its catalog on 127.0.0.1.
+
+    Yields ``(server, demo_metadata)``; the server is stopped on exit."""
+    from audioset_fewshot.demo.catalog import build_demo_metadata
+    from audioset_fewshot.demo.server import MediaServer
+
+    layout = DatasetLayout(root)
+    meta = build_demo_metadata(layout.root / "demo-metadata", seed=seed)
+    cache = Path(media_cache or os.environ.get(MEDIA_CACHE_ENV) or (layout.root / ".demo-media"))
+    cache.mkdir(parents=True, exist_ok=True)
+    with MediaServer(cache_dir=cache, catalog=dict(meta.catalog)) as server:
+        yield server, meta
+
+
+def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | None) -> RunReport:
+    root = Path(config.root)
+    root.mkdir(parents=True, exist_ok=True)
+    with demo_server(root, media_cache=media_cache) as (server, meta):
+        overrides = demo_overrides(root, metadata_dir=meta.metadata_dir, base_url=server.base_url)
+        data = config_mod.merge(config.to_dict(), overrides)
+        data["download"]["max_per_hour"] = None  # merge() reads None as "not given"; the demo has no hourly cap
+        cfg = config_mod.config_from_dict(data)
+        # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
+        server.rate_limit_burst(count=3)
+        return _run_config(cfg, until=until, demo=True)

@@ -1,0 +1,606 @@
+"""One self-contained HTML page about a dataset root: ``report/index.html`` + PNGs.
+
+``write_report(root, *, force=False) -> Path`` reads whatever artifacts exist
+(plan, ledger, manifest, clean.csv, features, splits.json, the episode file,
+eval/results.json) and draws, with matplotlib (Agg backend, no display):
+
+* obtained vs target per class, failures by reason, availability per source list;
+* clip length and loudness distributions (from ``processed/clean.csv``);
+* a log-mel gallery, one example per class (from the features);
+* split sizes and leakage before/after (from ``splits.json``);
+* the baseline's accuracy with its 95 % confidence interval.
+
+A section whose artifact does not exist yet says so instead of failing.  The
+images are PNG files beside ``index.html``, referenced relatively, so the
+folder can be moved or zipped as it is.  Every class name and every text that
+comes from YouTube (titles, uploaders, licences) is HTML-escaped.
+
+Idempotent like every stage: ``report/report.json`` records the schema
+version and the sha256 of everything the page shows; with unchanged inputs and
+all files present the call is a fast no-op.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import logging
+import math
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioset_fewshot import __version__
+from audioset_fewshot._io import atomic_path, atomic_write_json, atomic_write_text, canonical_json, sha256_file, sha256_text
+from audioset_fewshot._progress import progress
+from audioset_fewshot.layout import DatasetLayout
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+REPORT_JSON = "report.json"
+MAX_GALLERY = 36
+MAX_ATTRIBUTION_ROWS = 25
+
+
+@dataclass
+class _Section:
+    key: str
+    title: str
+    body: str = ""
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file name, alt text)
+    missing: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# reading artifacts (every reader returns None when the artifact is not there)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _read_csv(path: Path) -> list[dict[str, str]] | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        return None
+
+
+def _ledger_rows(layout: DatasetLayout) -> list[dict[str, Any]] | None:
+    """Clip rows of the ledger (read-only), or None when there is no ledger."""
+    path = layout.ledger_file
+    if not path.exists():
+        return None
+    uri = f"file:{path.resolve().as_posix()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=10.0)
+    try:
+        db.row_factory = sqlite3.Row
+        cols = {r[1] for r in db.execute("PRAGMA table_info(clips)")}
+        if not cols:
+            return None
+        wanted = [c for c in ("clip_id", "ytid", "start_s", "owner_mid", "source", "status", "reason", "in_plan", "title", "uploader", "license", "channel_id") if c in cols]
+        rows = [dict(r) for r in db.execute(f"SELECT {', '.join(wanted)} FROM clips ORDER BY clip_id")]
+    finally:
+        db.close()
+    return [r for r in rows if r.get("in_plan", 1)]
+
+
+def _class_names(mids: Sequence[str]) -> dict[str, str]:
+    from audioset_fewshot.metadata import load_ontology
+
+    onto = load_ontology()
+    return {m: (onto.name(m) if m in onto else m) for m in mids}
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        v = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return v if v is not None and math.isfinite(v) else None
+
+
+# ---------------------------------------------------------------------------------------
+# the data model: every number the page shows (hashed for idempotency)
+
+
+def collect(root: Path | str) -> dict[str, Any]:
+    """Everything the report shows, as plain JSON-able data (``None`` for a missing artifact)."""
+    layout = DatasetLayout(Path(root))
+    data: dict[str, Any] = {"root_name": layout.root.name, "version": __version__}
+
+    plan_meta = _read_json(layout.plan_meta_file)
+    targets: dict[str, int] = {}
+    if plan_meta:
+        targets = {k: int(v) for k, v in (plan_meta.get("targets") or {}).items()}
+        data["plan"] = {"targets": targets, "shortfalls": plan_meta.get("shortfalls") or {}, "content_hash": plan_meta.get("content_hash")}
+    else:
+        data["plan"] = None
+
+    ledger = _ledger_rows(layout)
+    if ledger is not None:
+        obtained: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        pending = 0
+        by_source: dict[str, Counter[str]] = defaultdict(Counter)
+        cc: list[dict[str, str]] = []
+        for r in ledger:
+            status = r.get("status") or ""
+            src = r.get("source") or "?"
+            if status == "ok":
+                obtained[r["owner_mid"]] += 1
+                by_source[src]["ok"] += 1
+                lic = r.get("license") or ""
+                if "creative commons" in lic.lower() and len(cc) < MAX_ATTRIBUTION_ROWS:
+                    cc.append({k: str(r.get(k) or "") for k in ("ytid", "start_s", "owner_mid", "title", "uploader", "license")})
+            elif status.startswith("failed"):
+                failed[r.get("reason") or "unknown"] += 1
+                by_source[src]["permanent" if status == "failed-permanent" else "transient"] += 1
+            else:
+                pending += 1
+                by_source[src]["pending"] += 1
+        data["download"] = {
+            "obtained": dict(sorted(obtained.items())),
+            "failures": dict(sorted(failed.items())),
+            "pending": pending,
+            "by_source": {k: dict(sorted(v.items())) for k, v in sorted(by_source.items())},
+            "cc_examples": cc,
+        }
+    else:
+        data["download"] = None
+
+    clips = _read_csv(layout.clips_csv)
+    data["manifest"] = None if clips is None else {"clips": len(clips), "classes": len({c.get("owner_mid") for c in clips}), "sha256": sha256_file(layout.clips_csv)}
+
+    clean = _read_csv(layout.clean_csv)
+    if clean is not None:
+        verdicts = Counter(f"{r.get('verdict', '?')}:{r.get('reason', '?')}" for r in clean)
+        data["clean"] = {
+            "rows": len(clean),
+            "verdicts": dict(sorted(verdicts.items())),
+            "duration_s": [d for d in (_float(r.get("duration_s")) for r in clean) if d is not None],
+            "rms_dbfs": [d for d in (_float(r.get("rms_dbfs")) for r in clean) if d is not None],
+        }
+    else:
+        data["clean"] = None
+
+    data["features"] = _features_summary(layout)
+    data["splits"] = _splits_summary(layout)
+    data["episodes"] = _episodes_summary(layout)
+    data["evaluate"] = _read_json(layout.eval_results)
+
+    mids = set(targets) | set((data["download"] or {}).get("obtained", {}))
+    for split in ((data["splits"] or {}).get("classes") or {}).values():
+        mids.update(split)
+    data["names"] = _class_names(sorted(mids))
+    return data
+
+
+def _features_summary(layout: DatasetLayout) -> dict[str, Any] | None:
+    metas = sorted(layout.features_dir.glob("*/meta.json")) if layout.features_dir.exists() else []
+    if not metas:
+        return None
+    newest = max(metas, key=lambda p: p.stat().st_mtime_ns)
+    return {"key": newest.parent.name, "meta_sha256": sha256_file(newest), "dir": newest.parent.relative_to(layout.root).as_posix()}
+
+
+def _splits_summary(layout: DatasetLayout) -> dict[str, Any] | None:
+    """Classes per split and pool sizes before/after the leakage policy, from splits.json."""
+    doc = _read_json(layout.splits_json)
+    if doc is None:
+        return None
+    classes = {s: [str(c.get("mid")) for c in doc.get("classes", {}).get(s, [])] for s in ("train", "val", "test")}
+    rep = doc.get("leakage_report") or {}
+    leakage = {
+        when: {s: (rep.get(when) or {}).get(s, {}) for s in ("train", "val", "test")} for when in ("before", "after")
+    }
+    params = doc.get("params") or {}
+    return {
+        "classes": classes,
+        "leakage": leakage,
+        "policy": params.get("leakage"),
+        "seed": params.get("seed"),
+        "hash": doc.get("content_sha256"),
+        "multi_label_fraction": rep.get("multi_label_fraction"),
+    }
+
+
+def _episodes_summary(layout: DatasetLayout) -> dict[str, Any] | None:
+    files = sorted(layout.episodes_dir.glob("*.jsonl")) if layout.episodes_dir.exists() else []
+    if not files:
+        return None
+    return {"files": [p.name for p in files]}
+
+
+# ---------------------------------------------------------------------------------------
+# figures
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+
+
+def _short(name: str, n: int = 28) -> str:
+    return name if len(name) <= n else name[: n - 1] + "\u2026"
+
+
+def _fig_obtained(data: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    targets = data["plan"]["targets"] if data.get("plan") else {}
+    obtained = data["download"]["obtained"]
+    mids = sorted(set(targets) | set(obtained), key=lambda m: (-(obtained.get(m, 0)), data["names"].get(m, m)))
+    mids = [m for m in mids if targets.get(m, 0) or obtained.get(m, 0)]
+    n = max(1, len(mids))
+    fig, ax = plt.subplots(figsize=(8, min(60.0, 1.2 + 0.22 * n)))
+    y = np.arange(len(mids))
+    ax.barh(y, [targets.get(m, 0) for m in mids], color="#dddddd", label="target")
+    ax.barh(y, [obtained.get(m, 0) for m in mids], color="#3b7dd8", height=0.55, label="obtained")
+    ax.set_yticks(y, [_short(data["names"].get(m, m)) for m in mids], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("clips")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Obtained vs target per class")
+    _save(fig, path)
+
+
+def _fig_failures(data: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    failures = data["download"]["failures"]
+    items = sorted(failures.items(), key=lambda kv: -kv[1])
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * max(1, len(items))))
+    ax.barh(range(len(items)), [v for _, v in items], color="#d8593b")
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("clips")
+    ax.set_title("Failures by reason")
+    _save(fig, path)
+
+
+def _fig_availability(data: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    by_source = data["download"]["by_source"]
+    names = list(by_source)
+    fig, ax = plt.subplots(figsize=(7, 1.4 + 0.5 * max(1, len(names))))
+    left = np.zeros(len(names))
+    for key, colour in (("ok", "#3b7dd8"), ("permanent", "#d8593b"), ("transient", "#e8a33b"), ("pending", "#bbbbbb")):
+        vals = np.array([by_source[s].get(key, 0) for s in names], dtype=float)
+        ax.barh(range(len(names)), vals, left=left, color=colour, label=key)
+        left += vals
+    for i, s in enumerate(names):
+        tried = by_source[s].get("ok", 0) + by_source[s].get("permanent", 0)
+        if tried:
+            ax.text(left[i], i, f"  {100.0 * by_source[s].get('ok', 0) / tried:.0f}% available", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("planned clips attempted or pending")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Availability per source list")
+    _save(fig, path)
+
+
+def _fig_hist(values: list[float], path: Path, *, title: str, xlabel: str, bins: int = 30) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(values, bins=bins, color="#5a9e6f")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("clips")
+    _save(fig, path)
+
+
+def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> bool:
+    """One log-mel per class from the features; False when there are none."""
+    from audioset_fewshot.process import load_features
+
+    store = load_features(layout.root)
+    first: dict[str, int] = {}
+    for i, row in enumerate(store.index):
+        mid = row["owner_mid"] if isinstance(row, Mapping) else row.owner_mid
+        first.setdefault(mid, i)
+    if not first:
+        return False
+    chosen = sorted(first.items(), key=lambda kv: data["names"].get(kv[0], kv[0]))[:MAX_GALLERY]
+    cols = 6
+    rows = math.ceil(len(chosen) / cols)
+    plt = _plt()
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (mid, i) in zip(axes.flat, chosen):
+        mel = np.asarray(store.mels[i], dtype=np.float32)
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(_short(data["names"].get(mid, mid), 24), fontsize=7)
+    fig.suptitle("Log-mel gallery (one clip per class)")
+    _save(fig, path)
+    return True
+
+
+def _fig_splits(data: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    sp = data["splits"]
+    names = ["train", "val", "test"]
+    counts = [len(sp["classes"].get(n, [])) for n in names]
+    leak = sp.get("leakage") or {}
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    axes[0].bar(names, counts, color=["#3b7dd8", "#e8a33b", "#5a9e6f"])
+    axes[0].set_title("Classes per split")
+    before = [_leak_value(leak, n, "before") for n in names]
+    after = [_leak_value(leak, n, "after") for n in names]
+    x = np.arange(3)
+    axes[1].bar(x - 0.2, before, 0.4, label="before", color="#bbbbbb")
+    axes[1].bar(x + 0.2, after, 0.4, label="after", color="#3b7dd8")
+    axes[1].set_xticks(x, names)
+    axes[1].set_title("Clips per split pool (leakage policy)")
+    axes[1].legend(fontsize=8)
+    _save(fig, path)
+
+
+def _leak_value(leak: Any, split: str, when: str, key: str = "clips") -> int:
+    """``key`` of ``split``'s pool before/after the leakage policy (0 when unknown)."""
+    try:
+        return int(leak[when][split].get(key, 0))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return 0
+
+
+def _fig_accuracy(ev: Mapping[str, Any], path: Path) -> None:
+    plt = _plt()
+    acc, ci, n_way = _accuracy(ev)
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.bar([0], [100 * acc], yerr=[100 * ci], capsize=8, color="#3b7dd8", width=0.5)
+    if n_way:
+        ax.axhline(100.0 / n_way, color="#d8593b", linestyle="--", label=f"chance ({100.0 / n_way:.0f}%)")
+        ax.legend(fontsize=8)
+    ax.set_xticks([0], [str(ev.get("method", "baseline"))])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Baseline accuracy \u00b1 95% CI")
+    _save(fig, path)
+
+
+def _accuracy(ev: Mapping[str, Any]) -> tuple[float, float, int | None]:
+    acc = ev.get("accuracy", ev.get("mean", 0.0))
+    if isinstance(acc, Mapping):
+        ci = acc.get("ci95", acc.get("ci", 0.0))
+        acc = acc.get("mean", 0.0)
+    else:
+        ci = ev.get("ci95", ev.get("ci", 0.0))
+    n_way = ev.get("n_way")
+    if n_way is None and isinstance(ev.get("episodes"), Mapping):
+        n_way = ev["episodes"].get("n_way")
+    return float(acc), float(ci), (int(n_way) if n_way else None)
+
+
+# ---------------------------------------------------------------------------------------
+# HTML
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _missing(what: str, how: str) -> str:
+    return f"not produced yet: {what} does not exist (run '{how}')"
+
+
+def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> list[_Section]:
+    names = data["names"]
+    sections: list[_Section] = []
+    jobs: list[tuple[Callable[[], Any], _Section]] = []
+
+    # -- download -------------------------------------------------------------------
+    dl = _Section("download", "Download")
+    if data.get("download") is None:
+        dl.missing = _missing("the ledger", "audioset-fewshot download")
+    else:
+        d = data["download"]
+        total_ok = sum(d["obtained"].values())
+        total_fail = sum(d["failures"].values())
+        target = sum((data.get("plan") or {}).get("targets", {}).values())
+        dl.body = _table(
+            ["obtained", "target", "failed", "pending (not needed or not tried)"],
+            [[total_ok, target, total_fail, d["pending"]]],
+        )
+        jobs.append((lambda: _fig_obtained(data, out_dir / "obtained_vs_target.png"), dl))
+        dl.figures.append(("obtained_vs_target.png", "obtained vs target per class"))
+        if d["failures"]:
+            jobs.append((lambda: _fig_failures(data, out_dir / "failures_by_reason.png"), dl))
+            dl.figures.append(("failures_by_reason.png", "failures by reason"))
+        jobs.append((lambda: _fig_availability(data, out_dir / "availability_by_source.png"), dl))
+        dl.figures.append(("availability_by_source.png", "availability per source list"))
+    sections.append(dl)
+
+    # -- clips ----------------------------------------------------------------------
+    cl = _Section("clips", "Clips: length and loudness")
+    if data.get("clean") is None:
+        cl.missing = _missing("processed/clean.csv", "audioset-fewshot process --stage clean")
+    else:
+        c = data["clean"]
+        cl.body = _table(["verdict:reason", "clips"], sorted(c["verdicts"].items()))
+        if data.get("manifest"):
+            cl.body = f"<p>{_e(data['manifest']['clips'])} clips of {_e(data['manifest']['classes'])} classes in manifest/clips.csv.</p>" + cl.body
+        if c["duration_s"]:
+            jobs.append((lambda: _fig_hist(c["duration_s"], out_dir / "clip_lengths.png", title="Clip length", xlabel="seconds"), cl))
+            cl.figures.append(("clip_lengths.png", "clip length distribution"))
+        if c["rms_dbfs"]:
+            jobs.append((lambda: _fig_hist(c["rms_dbfs"], out_dir / "loudness.png", title="Loudness (RMS)", xlabel="dBFS"), cl))
+            cl.figures.append(("loudness.png", "loudness distribution"))
+    sections.append(cl)
+
+    # -- gallery --------------------------------------------------------------------
+    ga = _Section("gallery", "Log-mel gallery")
+    if data.get("features") is None:
+        ga.missing = _missing("processed/features", "audioset-fewshot process --stage features")
+    else:
+        ga.body = f"<p>Features <code>{_e(data['features']['key'])}</code>; one clip per class (first row of each class).</p>"
+        ga.figures.append(("logmel_gallery.png", "log-mel gallery"))
+
+        def gallery(sec: _Section = ga) -> None:
+            if not _fig_gallery(layout, data, out_dir / "logmel_gallery.png"):
+                sec.figures.clear()
+                sec.missing = "the features hold no rows"
+
+        jobs.append((gallery, ga))
+    sections.append(ga)
+
+    # -- splits ---------------------------------------------------------------------
+    sp = _Section("splits", "Meta-splits and leakage")
+    if data.get("splits") is None:
+        sp.missing = _missing("splits.json", "audioset-fewshot splits")
+    else:
+        s = data["splits"]
+        rows = []
+        for n in ("train", "val", "test"):
+            mids = s["classes"].get(n, [])
+            lk = s.get("leakage")
+            rows.append([
+                n, len(mids), _leak_value(lk, n, "before"), _leak_value(lk, n, "before", "leaky_clips"), _leak_value(lk, n, "after"),
+                _leak_value(lk, n, "after", "leaky_clips"), ", ".join(names.get(m, m) for m in mids[:12]) + (" ..." if len(mids) > 12 else ""),
+            ])
+        sp.body = _table(["split", "classes", "clips before", "leaky before", "clips after", "leaky after", "classes (first 12)"], rows)
+        sp.body += f"<p>leakage policy <code>{_e(s.get('policy'))}</code>, seed {_e(s.get('seed'))}"
+        if s.get("multi_label_fraction") is not None:
+            sp.body += f", {100 * float(s['multi_label_fraction']):.1f}% of clips carry two or more selected labels"
+        if s.get("hash"):
+            sp.body += f"; splits hash <code>{_e(str(s['hash'])[:16])}</code>"
+        sp.body += "</p>"
+        jobs.append((lambda: _fig_splits(data, out_dir / "splits.png"), sp))
+        sp.figures.append(("splits.png", "split sizes and leakage"))
+    sections.append(sp)
+
+    # -- baseline ---------------------------------------------------------------------
+    ev_sec = _Section("baseline", "Baseline accuracy")
+    ev = data.get("evaluate")
+    if ev is None:
+        ev_sec.missing = _missing("eval/results.json", "audioset-fewshot evaluate")
+    else:
+        acc, ci, n_way = _accuracy(ev)
+        line = f"{100 * acc:.1f}% \u00b1 {100 * ci:.1f}% (95% CI)"
+        details = ", ".join(f"{k}={ev[k]}" for k in ("method", "n_way", "k_shot", "q_query", "episodes", "split") if k in ev and not isinstance(ev[k], (dict, list)))
+        ev_sec.body = f"<p class='big'>{_e(line)}</p><p>{_e(details)}</p>"
+        if data.get("episodes"):
+            ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
+        jobs.append((lambda: _fig_accuracy(ev, out_dir / "accuracy.png"), ev_sec))
+        ev_sec.figures.append(("accuracy.png", "baseline accuracy"))
+    sections.append(ev_sec)
+
+    # -- attribution --------------------------------------------------------------------
+    at = _Section("attribution", "Creative Commons clips (sample)")
+    cc = (data.get("download") or {}).get("cc_examples") or []
+    if data.get("download") is None:
+        at.missing = _missing("the ledger", "audioset-fewshot download")
+    elif not cc:
+        at.body = "<p>No obtained clip carries a Creative Commons licence.</p>"
+    else:
+        at.body = _table(["YouTube ID", "start (s)", "class", "title", "uploader", "licence"], [[r["ytid"], r["start_s"], names.get(r["owner_mid"], r["owner_mid"]), r["title"], r["uploader"], r["license"]] for r in cc])
+    sections.append(at)
+
+    for job, _sec in progress(jobs, desc="report figures", unit="fig"):
+        job()
+    return sections
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}
+table{border-collapse:collapse;margin:8px 0;font-size:0.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f4f4f4}img{max-width:100%;display:block;margin:12px 0}.missing{color:#a05a00;font-style:italic}
+.big{font-size:1.5em;font-weight:600}code{background:#f4f4f4;padding:0 3px}
+"""
+
+
+def render_html(data: dict[str, Any], sections: Sequence[_Section]) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>audioset-fewshot report: {_e(data['root_name'])}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>audioset-fewshot report: {_e(data['root_name'])}</h1>",
+        f"<p>audioset-fewshot {_e(data['version'])}. Every figure is a PNG beside this page.</p>",
+        "<nav><ul>" + "".join(f'<li><a href="#{_e(s.key)}">{_e(s.title)}</a></li>' for s in sections) + "</ul></nav>",
+    ]
+    for s in sections:
+        parts.append(f'<section id="{_e(s.key)}"><h2>{_e(s.title)}</h2>')
+        if s.missing:
+            parts.append(f'<p class="missing">{_e(s.missing)}</p>')
+        else:
+            parts.append(s.body)
+            for name, alt in s.figures:
+                parts.append(f'<img src="{_e(name)}" alt="{_e(alt)}">')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# the stage
+
+
+def write_report(root: Path | str, *, force: bool = False) -> Path:
+    """Write ``ROOT/report/index.html`` and its PNGs; a no-op when nothing changed."""
+    layout = DatasetLayout(Path(root))
+    data = collect(layout.root)
+    out_dir = layout.report_dir
+    data_hash = sha256_text(canonical_json(data))
+    meta_path = out_dir / REPORT_JSON
+    old = _read_json(meta_path) if meta_path.exists() else None
+    if not force and old and old.get("schema_version") == SCHEMA_VERSION and old.get("data_sha256") == data_hash and layout.report_html.exists():
+        if all((out_dir / f).exists() for f in old.get("images", [])):
+            return layout.report_html
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = _sections(layout, data, out_dir)
+    text = render_html(data, sections)
+    atomic_write_text(layout.report_html, text)
+    images = sorted({name for s in sections if not s.missing for name, _ in s.figures})
+    atomic_write_json(meta_path, {"schema_version": SCHEMA_VERSION, "data_sha256": data_hash, "images": images, "html_sha256": sha256_text(text)})
+    log.info("report written to %s", layout.report_html)
+    return layout.report_html
+
+
+def referenced_images(html_text: str) -> list[str]:
+    """The ``src`` of every ``<img>`` in a page (used by tests and ``verify``-style checks)."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class _P(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                for k, v in attrs:
+                    if k == "src" and v:
+                        found.append(v)
+
+    p = _P()
+    p.feed(html_text)
+    return found
+
+
+__all__ = ["collect", "referenced_images", "render_html", "write_report"]
