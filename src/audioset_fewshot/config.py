@@ -84,6 +84,7 @@ class DownloadConfig:
     audio_format: Literal["flac", "wav"] = _f("flac", "container of the stored clips (16-bit)")
     sample_rate_hz: int = _f(16000, "sample rate of the stored clips", min=8000, max=48000)
     timeout_s: float = _f(120.0, "bound on one clip's extraction + ffmpeg read", min=1.0)
+    canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
 
 
 @dataclass(frozen=True)

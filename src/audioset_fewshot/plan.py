@@ -366,3 +366,48 @@ def read_plan(layout: DatasetLayout) -> SamplingPlan:
     if plan.content_hash != meta.get("content_hash"):
         raise ValidationError(f"{layout.plan_dir}: the plan files do not match their recorded hash (edited by hand?); rerun 'audioset-fewshot plan'")
     return plan
+
+
+# ---------------------------------------------------------------------------------------
+# from a configuration
+
+_PLAN_PARAM_KEYS = ("seed", "max_per_class", "sources", "owner_policy", "shard")
+
+
+def plan_from_config(cfg: Any) -> SamplingPlan:
+    """Read the metadata, select the classes and make the plan, all as ``cfg`` says
+    (sections ``metadata``, ``selection``, ``plan``)."""
+    from audioset_fewshot.config import parse_shard
+    from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
+    from audioset_fewshot.selection import select_classes
+
+    pc, mc, sc = cfg.plan, cfg.metadata, cfg.selection
+    files = resolve_segment_files(pc.sources, metadata_dir=mc.metadata_dir, cache_dir=mc.cache_dir, urls=mc.urls)
+    table = read_segments(files)
+    selection = select_classes(
+        load_ontology(), load_quality(), min_quality=sc.min_quality, all_levels=sc.all_levels, include=sc.include, exclude=sc.exclude,
+        candidates=build_candidate_index(table),
+    )  # fmt: skip
+    shard = parse_shard(pc.shard, key="plan.shard") if pc.shard else None
+    return make_plan(selection, table, seed=pc.seed, max_per_class=pc.max_per_class, sources=pc.sources, owner_policy=pc.owner_policy, shard=shard)
+
+
+def plan_matches_config(plan: SamplingPlan, cfg: Any) -> bool:
+    """True when ``plan`` was made with ``cfg``'s plan parameters (an exact plan always matches)."""
+    if plan.params.get("exact"):
+        return True
+    pc = cfg.plan
+    want = {"seed": pc.seed, "max_per_class": pc.max_per_class, "sources": list(dict.fromkeys(pc.sources)), "owner_policy": pc.owner_policy, "shard": pc.shard}
+    return all(plan.params.get(k) == want[k] for k in _PLAN_PARAM_KEYS)
+
+
+def ensure_plan(cfg: Any, layout: DatasetLayout, *, rebuild: bool = False) -> tuple[SamplingPlan, bool]:
+    """The plan of ``layout``: the one on disk when it matches ``cfg``'s plan parameters
+    (no metadata read), else a new one from the metadata, written.  Returns (plan, written).
+    After changing the class selection, pass ``rebuild=True`` (``audioset-fewshot plan``)."""
+    if not rebuild and layout.plan_file.exists() and layout.plan_meta_file.exists():
+        plan = read_plan(layout)
+        if plan_matches_config(plan, cfg):
+            return plan, False
+    plan = plan_from_config(cfg)
+    return plan, write_plan(plan, layout)

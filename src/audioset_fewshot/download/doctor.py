@@ -1,0 +1,278 @@
+"""Pre-flight checks before a download: ``audioset-fewshot doctor``.
+
+Each check returns a :class:`Check` with a status: ``ok``, ``warn`` (the run
+can go on, but something is off) or ``fail`` (the run would fail).  Nothing
+here prints; the command prints the checklist.  Cookie *values* are never
+read into a message: only the file's shape, domains and expiry times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audioset_fewshot.errors import UsageError
+from audioset_fewshot.validate import valid_youtube_id
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+YTDLP_MAX_AGE_DAYS = 60
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+    def line(self) -> str:
+        return f"[{self.status:>4}] {self.name}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == FAIL)
+
+    def lines(self) -> list[str]:
+        return [c.line() for c in self.checks]
+
+
+def _is_youtube(base_url: str) -> bool:
+    host = re.sub(r"^[a-z]+://", "", base_url.lower()).split("/")[0].split(":")[0]
+    return host == "youtube.com" or host.endswith(".youtube.com")
+
+
+# ---------------------------------------------------------------------------------------
+# the checks
+
+
+def check_ytdlp(*, today: _dt.date | None = None) -> Check:
+    try:
+        from yt_dlp.version import __version__ as version
+    except ImportError:
+        return Check("yt-dlp", FAIL, "not installed: pip install -U yt-dlp")
+    today = today or _dt.date.today()
+    m = re.match(r"(\d{4})\.(\d{1,2})\.(\d{1,2})", version)
+    if not m:
+        return Check("yt-dlp", WARN, f"version {version} (cannot tell its age)")
+    released = _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    age = (today - released).days
+    if age > YTDLP_MAX_AGE_DAYS:
+        return Check("yt-dlp", WARN, f"version {version} is {age} days old; YouTube changes often: pip install -U yt-dlp yt-dlp-ejs")
+    return Check("yt-dlp", OK, f"version {version} ({age} days old)")
+
+
+def check_js_runtime(*, base_url: str) -> list[Check]:
+    """deno (pip package or PATH) and yt-dlp-ejs: YouTube needs both since late 2025."""
+    bad = FAIL if _is_youtube(base_url) else WARN
+    checks: list[Check] = []
+    deno_bin: str | None = None
+    with contextlib.suppress(Exception):
+        import deno  # the pip package ships the binary
+
+        deno_bin = str(deno.find_deno_bin())
+    deno_bin = deno_bin if deno_bin and Path(deno_bin).exists() else shutil.which("deno")
+    if deno_bin is None:
+        checks.append(Check("JS runtime", bad, "deno not found: pip install deno (YouTube's player needs a JS runtime)"))
+    else:
+        version = "?"
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([deno_bin, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
+            version = out.split("\n")[0].strip() or "?"
+        checks.append(Check("JS runtime", OK, f"{version} ({deno_bin})"))
+    try:
+        from importlib.metadata import version as _version
+
+        checks.append(Check("yt-dlp-ejs", OK, f"version {_version('yt-dlp-ejs')}"))
+    except Exception:  # PackageNotFoundError and friends
+        checks.append(Check("yt-dlp-ejs", bad, "not installed: pip install -U yt-dlp-ejs"))
+    return checks
+
+
+def check_ffmpeg() -> Check:
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as err:  # the binary may be missing for this platform
+        return Check("ffmpeg", FAIL, f"no ffmpeg binary ({type(err).__name__}): pip install -U imageio-ffmpeg")
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError) as err:
+        return Check("ffmpeg", FAIL, f"{exe} does not run: {err}")
+    first = (out.stdout or "").split("\n")[0].strip()
+    if out.returncode != 0 or not first:
+        return Check("ffmpeg", FAIL, f"{exe} -version failed (exit {out.returncode})")
+    return Check("ffmpeg", OK, f"{first} ({exe})")
+
+
+def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check | None:
+    """A Netscape cookies file: readable, the right format, a youtube.com domain, not
+    all expired.  Only domains, counts and expiry times are looked at."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        return Check("cookies", FAIL, f"cannot read {p}: {err.strerror}")
+    now = time.time() if now is None else now
+    rows = 0
+    yt_rows = 0
+    yt_live = 0
+    yt_latest = 0
+    bad_lines = 0
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#HttpOnly_"):
+            s = s[len("#HttpOnly_") :]
+        elif not s or s.startswith("#"):
+            continue
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != 7:
+            bad_lines += 1
+            continue
+        rows += 1
+        domain = parts[0].removeprefix("#HttpOnly_").lstrip(".").lower()
+        try:
+            expiry = int(parts[4] or 0)
+        except ValueError:
+            bad_lines += 1
+            continue
+        if domain == "youtube.com" or domain.endswith(".youtube.com"):
+            yt_rows += 1
+            if expiry == 0 or expiry > now:
+                yt_live += 1
+            yt_latest = max(yt_latest, expiry)
+    header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
+    if rows == 0 or (bad_lines and not header_ok):
+        return Check("cookies", FAIL, f"{p} is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+    if yt_rows == 0:
+        return Check("cookies", FAIL, f"{p} has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
+    if yt_live == 0:
+        when = time.strftime("%Y-%m-%d", time.gmtime(yt_latest)) if yt_latest else "?"
+        return Check("cookies", FAIL, f"every youtube.com cookie in {p} has expired (latest {when}): export fresh cookies")
+    return Check("cookies", OK, f"{p}: Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_disk(root: Path, *, need_bytes: int, min_free_bytes: int) -> Check:
+    base = _existing_parent(root)
+    free = shutil.disk_usage(base).free
+    want = need_bytes + min_free_bytes
+    text = f"{free / 1e9:.2f} GB free at {base}; the plan needs about {need_bytes / 1e9:.2f} GB plus min_free {min_free_bytes / 1e9:.2f} GB"
+    if free < min_free_bytes:
+        return Check("disk", FAIL, text + ": free some space or lower --min-free")
+    if free < want:
+        return Check("disk", WARN, text + ": the run will stop early (a rerun continues once space is freed)")
+    return Check("disk", OK, text)
+
+
+def check_writable(root: Path) -> Check:
+    target = root if root.exists() else _existing_parent(root)
+    if not target.is_dir():
+        return Check("root", FAIL, f"{target} is not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".tmp-doctor-", dir=target)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        return Check("root", FAIL, f"cannot write in {target}: {err.strerror}; choose another --root or fix its permissions")
+    where = "" if root.exists() else f" (it will be created under {target})"
+    return Check("root", OK, f"{root} is writable{where}")
+
+
+def parse_canary(spec: str) -> tuple[str, float, float]:
+    """``"YTID"`` or ``"YTID@START"`` -> (ytid, start_s, end_s), a 10 s segment."""
+    ytid, _, start = str(spec).partition("@")
+    try:
+        start_s = float(start) if start else 0.0
+    except ValueError as err:
+        raise UsageError(f"canary {spec!r}: expected YTID or YTID@START_SECONDS") from err
+    return valid_youtube_id(ytid), start_s, start_s + 10.0
+
+
+def check_canary(
+    canaries: Sequence[tuple[str, float, float]],
+    *,
+    base_url: str,
+    fetch: Callable[..., Any] | None = None,
+    sample_rate_hz: int = 16000,
+    audio_format: str = "flac",
+    format: str = "bestaudio[ext=m4a]/bestaudio",
+    timeout_s: float = 120.0,
+    cookies: str | None = None,
+    cookies_from_browser: str | None = None,
+) -> list[Check]:
+    """Download each canary segment into a temp folder and check its exact length."""
+    from audioset_fewshot.download.runner import watch_url
+
+    if fetch is None:
+        from audioset_fewshot.download.fetch import fetch_clip as fetch
+    if not canaries:
+        return [Check("canary", FAIL, "no canary IDs: set download.canary_ids in the config or write a plan first")]
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="afs-canary-") as tmp:
+        for ytid, start_s, end_s in canaries:
+            dest = Path(tmp) / f"{ytid}.{audio_format}"
+            t0 = time.monotonic()
+            res = fetch(watch_url(base_url, ytid), start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format,
+                        format=format, timeout_s=timeout_s, cookies=cookies, cookies_from_browser=cookies_from_browser)  # fmt: skip
+            dt = time.monotonic() - t0
+            want = int(round((end_s - start_s) * sample_rate_hz))
+            if not res.ok:
+                checks.append(Check(f"canary {ytid}", FAIL, f"{res.reason}: {(res.message or '')[:200]}"))
+            elif res.samples != want:
+                checks.append(Check(f"canary {ytid}", FAIL, f"{res.samples} samples, expected exactly {want}"))
+            else:
+                checks.append(Check(f"canary {ytid}", OK, f"{res.samples} samples at {sample_rate_hz} Hz in {dt:.1f} s"))
+    return checks
+
+
+def run_doctor(
+    *,
+    root: Path | str,
+    base_url: str = "https://www.youtube.com",
+    cookies: str | None = None,
+    cookies_from_browser: str | None = None,
+    need_bytes: int = 0,
+    min_free_bytes: int = 0,
+    canaries: Sequence[tuple[str, float, float]] | None = None,
+    fetch_options: dict[str, Any] | None = None,
+) -> DoctorReport:
+    """Run every check (``canaries``: also download those segments)."""
+    root = Path(root)
+    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=base_url), check_ffmpeg()]
+    c = check_cookies(cookies)
+    if c is not None:
+        checks.append(c)
+    if cookies_from_browser:
+        checks.append(Check("cookies", OK, f"read from browser {cookies_from_browser!r} by yt-dlp at run time"))
+    checks.append(check_writable(root))
+    checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=min_free_bytes))
+    if canaries is not None:
+        checks += check_canary(canaries, base_url=base_url, cookies=cookies, cookies_from_browser=cookies_from_browser, **(fetch_options or {}))
+    return DoctorReport(tuple(checks))
