@@ -35,3 +35,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Never touch the user's cache: metadata and media caches go to a temp folder."""
     cache = tmp_path_factory.getbasetemp() / "xdg-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+
+
+@pytest.fixture
+def media_server(tmp_path_factory: pytest.TempPathFactory):
+    """A running demo media server on 127.0.0.1 (function-scoped).
+
+    Generated media is cached in one folder per test session, so a source is
+    encoded once per session.  Any 11-character ID is served with a spec derived
+    from the ID; set ``media_server.catalog[ytid] = SourceSpec(...)`` or
+    ``media_server.set_fault(ytid, "private")`` to shape it.
+    """
+    from audioset_fewshot.demo.server import MediaServer
+
+    cache = tmp_path_factory.getbasetemp() / "demo-media-cache"
+    with MediaServer(cache_dir=cache, idle_timeout_s=120.0, max_requests=20_000) as srv:
+        yield srv

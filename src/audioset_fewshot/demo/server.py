@@ -1,0 +1,789 @@
+"""An offline, YouTube-like media server on 127.0.0.1.
+
+Per YouTube ID it serves
+
+* a *watch* endpoint, ``/watch?v=<id>``, answering with a JSON document shaped
+  like YouTube's player response (``playabilityStatus``, ``videoDetails``,
+  ``microformat.playerMicroformatRenderer``, ``streamingData.adaptiveFormats``
+  with itag 140, fragmented m4a/AAC, and itag 251, webm/Opus).  It is read by
+  :mod:`audioset_fewshot.download.ytdlp_demo`, a yt-dlp extractor, so
+  extraction, format selection and errors run through yt-dlp's own machinery;
+* a *media* endpoint, ``/videoplayback?id=<id>&itag=<itag>``, with HTTP Range
+  support.  The audio is generated on first use from a seeded signal whose
+  timbre depends on the source's ``class_key`` (:mod:`.signals`), encoded with
+  the imageio-ffmpeg binary and cached on disk, keyed by everything that
+  changes the bytes.
+
+Faults can be set per ID (catalog, :meth:`MediaServer.set_fault`) or drawn
+for IDs at a seeded rate (``fault_rate``); latency and a per-connection
+bandwidth cap can be added.  Every request is logged (:attr:`MediaServer.requests`).
+
+The server binds 127.0.0.1 on an ephemeral port, is threaded, stops by itself
+after ``idle_timeout_s`` without requests or after ``max_requests`` requests,
+and every socket and every wait has a bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioset_fewshot._io import atomic_path, atomic_write_bytes
+from audioset_fewshot.demo import signals
+from audioset_fewshot.errors import AudiosetFewshotError, UsageError
+from audioset_fewshot.validate import is_youtube_id, valid_youtube_id
+
+log = logging.getLogger(__name__)
+
+CC_BY = "Creative Commons Attribution license (reuse allowed)"
+STANDARD_LICENSE = "Standard YouTube License"
+
+# --- faults ---------------------------------------------------------------------------
+# Playability faults: the watch endpoint answers 200 with a non-OK playabilityStatus,
+# using YouTube's own reason texts.
+PLAYABILITY_FAULTS: dict[str, dict[str, Any]] = {
+    "unavailable": {"status": "ERROR", "reason": "Video unavailable", "subreason": "This video has been removed by the uploader"},
+    "private": {"status": "LOGIN_REQUIRED", "reason": "Private video", "subreason": "Sign in if you've been granted access to this video"},
+    "terminated": {
+        "status": "ERROR",
+        "reason": "Video unavailable",
+        "subreason": "This video is no longer available because the YouTube account associated with this video has been terminated.",
+    },
+    "copyright": {
+        "status": "ERROR",
+        "reason": "Video unavailable",
+        "subreason": "This video is no longer available due to a copyright claim by Demo Rights Holder",
+    },
+    "members-only": {
+        "status": "UNPLAYABLE",
+        "reason": "Join this channel to get access to members-only content like this video, and other exclusive perks.",
+    },
+    "age-gated": {"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm your age", "subreason": "This video may be inappropriate for some users."},
+    "geo-blocked": {"status": "UNPLAYABLE", "reason": "Video unavailable", "subreason": "The uploader has not made this video available in your country"},
+    "bot-check": {"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm you\u2019re not a bot", "subreason": "This helps protect our community. Learn more"},
+    "rate-limited": {"status": "UNPLAYABLE", "reason": "This content isn't available, try again later."},
+}
+# HTTP status faults on the watch endpoint.
+PAGE_HTTP_FAULTS: dict[str, int] = {"page-403": 403, "page-404": 404, "page-429": 429, "page-500": 500, "page-503": 503}
+# HTTP status faults on the media endpoint.
+MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-429": 429, "media-500": 500, "media-503": 503}
+# Faults in the media body or the audio itself.
+#   stall: send part of the body, then nothing (until the client gives up or the server stops)
+#   truncated: every media response ends after a third of the bytes it announced
+#   corrupt: seeded garbage bytes instead of the encoded audio
+#   silence: the source is digital silence
+#   short: the source is SHORT_SOURCE_S long (shorter than any 10 s segment)
+#   no-seek: range requests that do not start at byte 0 get 416 (a server that cannot seek)
+MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek")
+FAULTS: frozenset[str] = frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS)
+
+SHORT_SOURCE_S = 3.0
+STALL_MAX_S = 120.0  # a stalled connection is closed by the server after this, whatever the client does
+
+# Faults drawn at ``fault_rate``: (name, weight, sticky).  Sticky faults hit every
+# request for the ID (the video is gone); the others hit only the first request of
+# their kind, so a retry succeeds, as with YouTube's transient errors.
+_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = (
+    ("unavailable", 0.30, True),
+    ("private", 0.18, True),
+    ("terminated", 0.08, True),
+    ("copyright", 0.05, True),
+    ("age-gated", 0.05, True),
+    ("geo-blocked", 0.04, True),
+    ("members-only", 0.02, True),
+    ("silence", 0.03, True),
+    ("short", 0.03, True),
+    ("page-503", 0.07, False),
+    ("media-500", 0.07, False),
+    ("media-403", 0.05, False),
+    ("truncated", 0.03, False),
+)
+_FAULT_STREAM = 201
+_SPEC_STREAM = 202
+_CORRUPT_STREAM = 203
+
+
+class MediaServerError(AudiosetFewshotError):
+    """The demo media server could not start or could not generate media."""
+
+
+# --- sources --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What one demo video is: its class (which sets the timbre), length, format and metadata."""
+
+    class_key: str
+    duration_s: float = 30.0
+    sample_rate_hz: int = 44100
+    channels: int = 2
+    title: str = ""
+    uploader: str = "Demo Uploader"
+    channel_id: str = "UCdemo0000000000000000"
+    upload_date: str = "20150101"  # YYYYMMDD
+    license: str = STANDARD_LICENSE
+    fault: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (0.05 <= self.duration_s <= 3 * 3600):
+            raise UsageError(f"SourceSpec.duration_s must be between 0.05 and 10800 s, got {self.duration_s}")
+        if self.sample_rate_hz not in (44100, 48000):
+            raise UsageError(f"SourceSpec.sample_rate_hz must be 44100 or 48000, got {self.sample_rate_hz}")
+        if self.channels not in (1, 2):
+            raise UsageError(f"SourceSpec.channels must be 1 or 2, got {self.channels}")
+        if not re.fullmatch(r"\d{8}", self.upload_date):
+            raise UsageError(f"SourceSpec.upload_date must be YYYYMMDD, got {self.upload_date!r}")
+        if self.fault is not None and self.fault not in FAULTS:
+            raise UsageError(f"unknown fault {self.fault!r}; known faults: {', '.join(sorted(FAULTS))}")
+
+
+def default_spec(ytid: str, *, seed: int = 0) -> SourceSpec:
+    """The spec of an ID that is not in the catalog: derived from the ID and the seed only."""
+    valid_youtube_id(ytid)
+    rng = np.random.default_rng([seed, _SPEC_STREAM, signals.stable_int(ytid)])
+    n_classes = 8
+    cls = int(rng.integers(0, n_classes))
+    day = int(rng.integers(0, 5000))
+    date = time.strftime("%Y%m%d", time.gmtime(1136073600 + day * 86400))
+    return SourceSpec(
+        class_key=f"demo-class-{cls}",
+        duration_s=float(rng.choice([10.0, 20.0, 30.0])),
+        sample_rate_hz=int(rng.choice([44100, 48000])),
+        channels=2,
+        title=f"Demo video {ytid}",
+        uploader=f"Demo Channel {int(rng.integers(0, 50))}",
+        channel_id="UC" + hashlib.sha256(ytid.encode()).hexdigest()[:22],
+        upload_date=date,
+        license=CC_BY if rng.random() < 0.3 else STANDARD_LICENSE,
+    )
+
+
+@dataclass(frozen=True)
+class MediaFormat:
+    itag: int
+    ext: str
+    mime_type: str
+    acodec: str
+    bitrate_bps: int
+
+
+FORMATS: dict[int, MediaFormat] = {
+    140: MediaFormat(140, "m4a", 'audio/mp4; codecs="mp4a.40.2"', "mp4a.40.2", 128_000),
+    251: MediaFormat(251, "webm", 'audio/webm; codecs="opus"', "opus", 128_000),
+}
+
+
+def _format_of(fmt: int | str) -> MediaFormat:
+    for f in FORMATS.values():
+        if str(fmt) in (str(f.itag), f.ext):
+            return f
+    raise UsageError(f"unknown media format {fmt!r}: use 140/'m4a' or 251/'webm'")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One logged request.  ``range`` is the Range header as sent (or None)."""
+
+    time: float
+    method: str
+    path: str
+    ytid: str | None
+    kind: str  # 'watch' | 'media' | 'other'
+    range: str | None
+    status: int
+    body_bytes: int
+    fault: str | None = None
+
+
+# --- the server -----------------------------------------------------------------------
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = False
+    owner: MediaServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up (ffmpeg after its last range) is normal: no traceback on stderr
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class MediaServer:
+    """A YouTube-like media server bound to 127.0.0.1 (see module docstring).
+
+    Use as a context manager::
+
+        with MediaServer(cache_dir=tmp / "media", catalog={"abcdefghijk": SourceSpec("/m/09x0r")}) as srv:
+            url = srv.watch_url("abcdefghijk")
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | str,
+        catalog: Mapping[str, SourceSpec] | None = None,
+        seed: int = 0,
+        fault_rate: float = 0.0,
+        latency_s: float = 0.0,
+        bandwidth_bps: float | None = None,
+        idle_timeout_s: float = 300.0,
+        max_requests: int = 100_000,
+        port: int = 0,
+        socket_timeout_s: float = 30.0,
+    ) -> None:
+        if not 0.0 <= fault_rate <= 1.0:
+            raise UsageError(f"fault_rate must be between 0 and 1, got {fault_rate}")
+        if latency_s < 0 or (bandwidth_bps is not None and bandwidth_bps <= 0):
+            raise UsageError("latency_s must be >= 0 and bandwidth_bps > 0 (or None)")
+        if idle_timeout_s <= 0 or max_requests < 1:
+            raise UsageError("idle_timeout_s must be > 0 and max_requests >= 1")
+        self.cache_dir = Path(cache_dir)
+        self.catalog: dict[str, SourceSpec] = {}
+        for ytid, spec in (catalog or {}).items():
+            self.catalog[valid_youtube_id(ytid)] = spec
+        self.seed = int(seed)
+        self.fault_rate = float(fault_rate)
+        self.latency_s = float(latency_s)
+        self.bandwidth_bps = None if bandwidth_bps is None else float(bandwidth_bps)
+        self.idle_timeout_s = float(idle_timeout_s)
+        self.max_requests = int(max_requests)
+        self.port = int(port)
+        self.socket_timeout_s = float(socket_timeout_s)
+
+        self._lock = threading.Lock()
+        self._gen_locks: dict[str, threading.Lock] = {}
+        self._faults: dict[str, str | None] = {}
+        self._transient_used: set[tuple[str, str]] = set()
+        self._burst_left = 0
+        self._burst_fault = "rate-limited"
+        self._requests: list[RequestRecord] = []
+        self._count = 0
+        self._last_activity = time.monotonic()
+        self._stop_event = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> MediaServer:
+        if self._thread is not None:
+            return self
+        try:
+            httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
+        except OSError as err:
+            raise MediaServerError(f"cannot bind 127.0.0.1:{self.port}: {err.strerror}; pass port=0 for a free port") from err
+        httpd.owner = self
+        httpd.timeout = 0.2
+        self._httpd = httpd
+        self._stop_event.clear()
+        self._last_activity = time.monotonic()
+        self._thread = threading.Thread(target=self._serve, name=f"media-server-{self.base_url}", daemon=True)
+        self._thread.start()
+        log.info("demo media server at %s (cache %s)", self.base_url, self.cache_dir)
+        return self
+
+    def _serve(self) -> None:
+        httpd = self._httpd
+        if httpd is None:  # pragma: no cover - start() sets it before the thread runs
+            return
+        try:
+            while not self._stop_event.is_set():
+                httpd.handle_request()
+                with self._lock:
+                    idle = time.monotonic() - self._last_activity
+                    count = self._count
+                if idle > self.idle_timeout_s:
+                    log.info("demo media server idle for %.0f s: stopping", idle)
+                    break
+                if count >= self.max_requests:
+                    log.warning("demo media server reached max_requests=%d: stopping", self.max_requests)
+                    break
+        finally:
+            self._stop_event.set()
+            httpd.server_close()
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        """Stop serving; stalled and throttled responses end within ``timeout_s``."""
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def __enter__(self) -> MediaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop_event.is_set()
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise MediaServerError("the media server is not started; call start() or use it as a context manager")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def watch_url(self, ytid: str) -> str:
+        return f"{self.base_url}/watch?v={valid_youtube_id(ytid)}"
+
+    def media_url(self, ytid: str, fmt: int | str = 140) -> str:
+        return f"{self.base_url}/videoplayback?id={valid_youtube_id(ytid)}&itag={_format_of(fmt).itag}"
+
+    # -- configuration -----------------------------------------------------------------
+    def spec(self, ytid: str) -> SourceSpec:
+        """The spec serving ``ytid``: the catalog's, else :func:`default_spec`."""
+        valid_youtube_id(ytid)
+        return self.catalog.get(ytid) or default_spec(ytid, seed=self.seed)
+
+    def set_fault(self, ytid: str, fault: str | None) -> None:
+        """Force ``fault`` for ``ytid`` (None: no fault, overriding the catalog and the rate)."""
+        valid_youtube_id(ytid)
+        if fault is not None and fault not in FAULTS:
+            raise UsageError(f"unknown fault {fault!r}; known faults: {', '.join(sorted(FAULTS))}")
+        with self._lock:
+            self._faults[ytid] = fault
+
+    def rate_limit_burst(self, count: int, *, fault: str = "rate-limited") -> None:
+        """The next ``count`` watch requests, whatever the ID, answer with ``fault``."""
+        if fault not in PLAYABILITY_FAULTS and fault not in PAGE_HTTP_FAULTS:
+            raise UsageError(f"rate_limit_burst needs a watch-page fault, got {fault!r}")
+        with self._lock:
+            self._burst_left = max(0, int(count))
+            self._burst_fault = fault
+
+    def fault_for(self, ytid: str) -> str | None:
+        """The configured fault of ``ytid`` (explicit, catalog, or drawn at ``fault_rate``)."""
+        with self._lock:
+            if ytid in self._faults:
+                return self._faults[ytid]
+        spec = self.catalog.get(ytid)
+        if spec is not None and spec.fault is not None:
+            return spec.fault
+        name, _sticky = self._random_fault(ytid)
+        return name
+
+    def _random_fault(self, ytid: str) -> tuple[str | None, bool]:
+        if self.fault_rate <= 0.0:
+            return None, True
+        rng = np.random.default_rng([self.seed, _FAULT_STREAM, signals.stable_int(ytid)])
+        if rng.random() >= self.fault_rate:
+            return None, True
+        weights = np.array([w for _, w, _ in _RANDOM_FAULTS])
+        i = int(rng.choice(len(_RANDOM_FAULTS), p=weights / weights.sum()))
+        return _RANDOM_FAULTS[i][0], _RANDOM_FAULTS[i][2]
+
+    def _active_fault(self, ytid: str, kind: str) -> str | None:
+        """The fault applying to this request (consumes one-shot random faults)."""
+        with self._lock:
+            if kind == "watch" and self._burst_left > 0:
+                self._burst_left -= 1
+                return self._burst_fault
+            if ytid in self._faults:
+                return self._faults[ytid]
+        spec = self.catalog.get(ytid)
+        if spec is not None and spec.fault is not None:
+            return spec.fault
+        name, sticky = self._random_fault(ytid)
+        if name is None or sticky:
+            return name
+        fault_kind = "watch" if (name in PLAYABILITY_FAULTS or name in PAGE_HTTP_FAULTS) else "media"
+        if fault_kind != kind:
+            return None
+        with self._lock:
+            if (ytid, name) in self._transient_used:
+                return None
+            self._transient_used.add((ytid, name))
+        return name
+
+    # -- log -----------------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of the request log (oldest first)."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def bytes_served(self, ytid: str | None = None, *, kind: str | None = "media") -> int:
+        """Body bytes sent (for ``ytid`` if given; media responses only unless ``kind=None``)."""
+        with self._lock:
+            return sum(r.body_bytes for r in self._requests if (ytid is None or r.ytid == ytid) and (kind is None or r.kind == kind))
+
+    def _record(self, rec: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(rec)
+
+    def _touch(self) -> None:
+        with self._lock:
+            self._count += 1
+            self._last_activity = time.monotonic()
+
+    # -- media -----------------------------------------------------------------------------
+    def _audio_params(self, ytid: str, fault: str | None) -> tuple[SourceSpec, float, bool]:
+        spec = self.spec(ytid)
+        duration = min(spec.duration_s, SHORT_SOURCE_S) if fault == "short" else spec.duration_s
+        return spec, duration, fault == "silence"
+
+    def media_path(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> Path:
+        """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
+        f = _format_of(fmt)
+        spec, duration, silent = self._audio_params(ytid, fault)
+        key_obj = {
+            "generator": signals.GENERATOR_VERSION,
+            "ytid": ytid,
+            "seed": self.seed,
+            "class_key": spec.class_key,
+            "duration_s": duration,
+            "sample_rate_hz": spec.sample_rate_hz,
+            "channels": spec.channels,
+            "silent": silent,
+            "itag": f.itag,
+        }
+        key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
+        target = self.cache_dir / f"{ytid}-{f.itag}-{key}.{f.ext}"
+        if fault == "corrupt":
+            clean = self.media_path(ytid, fmt, fault=None)
+            target = self.cache_dir / f"{ytid}-{f.itag}-{key}-corrupt.bin"
+            if not target.exists():
+                rng = np.random.default_rng([self.seed, _CORRUPT_STREAM, signals.stable_int(ytid)])
+                atomic_write_bytes(target, rng.integers(0, 256, clean.stat().st_size, dtype=np.uint8).tobytes())
+            return target
+        if target.exists():
+            return target
+        with self._lock:
+            lock = self._gen_locks.setdefault(str(target), threading.Lock())
+        with lock:
+            if not target.exists():
+                self._encode(ytid, spec, duration, silent, f, target)
+        return target
+
+    def media_size(self, ytid: str, fmt: int | str = 140) -> int:
+        """Size in bytes of the whole audio file of ``ytid`` in format ``fmt`` (as served)."""
+        fault = self.fault_for(ytid)
+        return self.media_path(ytid, fmt, fault=fault if fault in ("short", "silence", "corrupt") else None).stat().st_size
+
+    def prepare(self, ytids: Iterable[str], *, formats: Iterable[int | str] = (140, 251), workers: int | None = None) -> None:
+        """Generate (and cache) the media of ``ytids`` ahead of time, in parallel."""
+        jobs = []
+        for ytid in ytids:
+            valid_youtube_id(ytid)
+            fault = self.fault_for(ytid)
+            media_fault = fault if fault in ("short", "silence", "corrupt") else None
+            jobs.extend((ytid, fmt, media_fault) for fmt in formats)
+        n = workers or max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for fut in [pool.submit(self.media_path, y, f, fault=fl) for y, f, fl in jobs]:
+                fut.result()
+
+    def _encode(self, ytid: str, spec: SourceSpec, duration_s: float, silent: bool, f: MediaFormat, target: Path) -> None:
+        import imageio_ffmpeg
+
+        if silent:
+            audio = np.zeros((int(round(duration_s * spec.sample_rate_hz)), spec.channels), dtype=np.float32)
+        else:
+            audio = signals.synthesize(
+                spec.class_key, ytid, seed=self.seed, duration_s=duration_s, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels
+            )
+        if f.ext == "m4a":
+            # Fragmented MP4 like YouTube's DASH audio: an empty moov, ~1 s fragments and a
+            # global sidx at the front, so a reader can seek over HTTP with a few ranges.
+            codec = ["-c:a", "aac", "-b:a", "128k", "-movflags", "+empty_moov+default_base_moof+global_sidx", "-frag_duration", "1000000", "-f", "mp4"]
+        else:
+            # Opus is always 48 kHz on YouTube; Cues at the front so seeking needs no tail read.
+            codec = ["-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-cues_to_front", "1", "-f", "webm"]
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "f32le", "-ar", str(spec.sample_rate_hz), "-ac", str(spec.channels), "-i", "pipe:0",
+            "-map_metadata", "-1", "-fflags", "+bitexact", *codec,
+        ]  # fmt: skip
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        timeout = 60.0 + duration_s
+        with atomic_path(target, suffix="." + f.ext) as tmp:
+            try:
+                proc = subprocess.run([*cmd, str(tmp)], input=audio.astype("<f4").tobytes(), capture_output=True, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired as err:
+                raise MediaServerError(f"encoding {ytid} ({f.ext}) took over {timeout:.0f} s") from err
+            if proc.returncode != 0:
+                raise MediaServerError(f"ffmpeg could not encode {ytid} ({f.ext}): {proc.stderr.decode(errors='replace')[-500:]}")
+
+    # -- watch -------------------------------------------------------------------------
+    def player_response(self, ytid: str, fault: str | None) -> dict[str, Any]:
+        """The player-response document of ``ytid`` under ``fault`` (see module docstring)."""
+        spec, duration, _silent = self._audio_params(ytid, fault)
+        date = spec.upload_date
+        iso_date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+        length = str(int(round(duration)))
+        details = {
+            "videoId": ytid,
+            "title": spec.title or f"Demo video {ytid}",
+            "author": spec.uploader,
+            "channelId": spec.channel_id,
+            "lengthSeconds": length,
+            "isLiveContent": False,
+            "isPrivate": fault == "private",
+        }
+        micro = {
+            "playerMicroformatRenderer": {
+                "title": {"simpleText": details["title"]},
+                "ownerChannelName": spec.uploader,
+                "externalChannelId": spec.channel_id,
+                "uploadDate": iso_date,
+                "publishDate": iso_date,
+                "lengthSeconds": length,
+                "license": spec.license,  # demo extension: YouTube shows it on the watch page
+                "availableCountries": ["DE", "FR", "JP"] if fault == "geo-blocked" else [],
+            }
+        }
+        doc: dict[str, Any] = {"videoDetails": details, "microformat": micro}
+        if fault in PLAYABILITY_FAULTS:
+            p = PLAYABILITY_FAULTS[fault]
+            status: dict[str, Any] = {"status": p["status"], "reason": p["reason"]}
+            pemr: dict[str, Any] = {"reason": {"simpleText": p["reason"]}}
+            if "subreason" in p:
+                pemr["subreason"] = {"runs": [{"text": p["subreason"]}]}
+            status["errorScreen"] = {"playerErrorMessageRenderer": pemr}
+            doc["playabilityStatus"] = status
+            return doc
+        doc["playabilityStatus"] = {"status": "OK", "playableInEmbed": True}
+        media_fault = fault if fault in ("short", "silence", "corrupt") else None
+        formats = []
+        for f in FORMATS.values():
+            size = self.media_path(ytid, f.itag, fault=media_fault).stat().st_size
+            formats.append(
+                {
+                    "itag": f.itag,
+                    "url": self.media_url(ytid, f.itag),
+                    "mimeType": f.mime_type,
+                    "bitrate": f.bitrate_bps,
+                    "contentLength": str(size),
+                    "approxDurationMs": str(int(round(duration * 1000))),
+                    "audioQuality": "AUDIO_QUALITY_MEDIUM",
+                    "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),
+                    "audioChannels": spec.channels,
+                }
+            )
+        doc["streamingData"] = {"expiresInSeconds": "21540", "adaptiveFormats": formats}
+        return doc
+
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "audioset-fewshot-demo/1"
+
+    def setup(self) -> None:
+        self.timeout = self.server.owner.socket_timeout_s
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _dispatch(self, *, head: bool) -> None:
+        owner = self.server.owner
+        owner._touch()
+        parsed = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parsed.query)
+        started = time.time()
+        if owner.latency_s:
+            owner._stop_event.wait(owner.latency_s)
+        if parsed.path == "/watch":
+            ytid = (query.get("v") or [""])[0]
+            kind = "watch"
+        elif parsed.path == "/videoplayback":
+            ytid = (query.get("id") or [""])[0]
+            kind = "media"
+        else:
+            self._finish(started, None, "other", 404, self._send_bytes(404, b"not found\n", "text/plain", head=head))
+            return
+        if not is_youtube_id(ytid):
+            self._finish(started, None, kind, 400, self._send_bytes(400, b"invalid video id\n", "text/plain", head=head))
+            return
+        try:
+            if kind == "watch":
+                self._watch(ytid, started, head=head)
+            else:
+                self._media(ytid, (query.get("itag") or ["140"])[0], started, head=head)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, socket.timeout):
+            self.close_connection = True
+
+    def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:
+        rng = self.headers.get("Range")
+        self.server.owner._record(RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault))
+
+    def _send_bytes(self, status: int, body: bytes, ctype: str, *, head: bool, extra: Mapping[str, str] | None = None) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if head:
+            return 0
+        return self._write(body)
+
+    def _write(self, body: bytes | memoryview) -> int:
+        """Write ``body`` honouring the bandwidth cap; return the bytes written."""
+        owner = self.server.owner
+        view = memoryview(body)
+        if owner.bandwidth_bps is None:
+            self.wfile.write(view)
+            return len(view)
+        chunk = max(1024, int(owner.bandwidth_bps / 20))
+        t0 = time.monotonic()
+        sent = 0
+        while sent < len(view):
+            if owner._stop_event.is_set():
+                break
+            part = view[sent : sent + chunk]
+            self.wfile.write(part)
+            sent += len(part)
+            ahead = sent / owner.bandwidth_bps - (time.monotonic() - t0)
+            if ahead > 0:
+                owner._stop_event.wait(ahead)
+        return sent
+
+    # -- endpoints -------------------------------------------------------------------------
+    def _watch(self, ytid: str, started: float, *, head: bool) -> None:
+        owner = self.server.owner
+        fault = owner._active_fault(ytid, "watch")
+        if fault in PAGE_HTTP_FAULTS:
+            status = PAGE_HTTP_FAULTS[fault]
+            n = self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head)
+            self._finish(started, ytid, "watch", status, n, fault)
+            return
+        try:
+            doc = owner.player_response(ytid, fault)
+        except MediaServerError as err:
+            log.error("%s", err)
+            n = self._send_bytes(500, b"media generation failed\n", "text/plain", head=head)
+            self._finish(started, ytid, "watch", 500, n, fault)
+            return
+        body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        n = self._send_bytes(200, body, "application/json; charset=utf-8", head=head)
+        self._finish(started, ytid, "watch", 200, n, fault)
+
+    def _media(self, ytid: str, itag: str, started: float, *, head: bool) -> None:
+        owner = self.server.owner
+        try:
+            f = _format_of(itag)
+        except UsageError:
+            self._finish(started, ytid, "media", 404, self._send_bytes(404, b"no such itag\n", "text/plain", head=head))
+            return
+        fault = owner._active_fault(ytid, "media")
+        if fault in MEDIA_HTTP_FAULTS:
+            status = MEDIA_HTTP_FAULTS[fault]
+            self._finish(started, ytid, "media", status, self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head), fault)
+            return
+        if fault in PLAYABILITY_FAULTS or fault in PAGE_HTTP_FAULTS:
+            # the video is not served at all: media URLs of a dead video answer 403
+            self._finish(started, ytid, "media", 403, self._send_bytes(403, b"forbidden\n", "text/plain", head=head), fault)
+            return
+        try:
+            path = owner.media_path(ytid, f.itag, fault=fault if fault in ("short", "silence", "corrupt") else None)
+        except MediaServerError as err:
+            log.error("%s", err)
+            self._finish(started, ytid, "media", 500, self._send_bytes(500, b"media generation failed\n", "text/plain", head=head), fault)
+            return
+        size = path.stat().st_size
+        first, last = 0, size - 1
+        status = 200
+        rng_header = self.headers.get("Range")
+        if rng_header:
+            m = _RANGE_RE.match(rng_header.strip())
+            if m and (m.group(1) or m.group(2)):
+                if m.group(1):
+                    first = int(m.group(1))
+                    last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+                else:  # suffix range: the last N bytes
+                    first = max(0, size - int(m.group(2)))
+                if first >= size or first > last or (fault == "no-seek" and first > 0):
+                    n = self._send_bytes(416, b"", "text/plain", head=head, extra={"Content-Range": f"bytes */{size}"})
+                    self._finish(started, ytid, "media", 416, n, fault)
+                    return
+                status = 206
+        length = last - first + 1
+        self.send_response(status)
+        self.send_header("Content-Type", f.mime_type.split(";")[0])
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.end_headers()
+        if head:
+            self._finish(started, ytid, "media", status, 0, fault)
+            return
+        sent = 0
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(first)
+                if fault == "stall":
+                    sent += self._write(fh.read(min(length, 4096)))
+                    self.wfile.flush()
+                    owner._stop_event.wait(STALL_MAX_S)
+                    self.close_connection = True
+                    return
+                todo = length // 3 if fault == "truncated" else length
+                while todo > 0 and not owner._stop_event.is_set():
+                    block = fh.read(min(todo, 256 * 1024))
+                    if not block:
+                        break
+                    sent += self._write(block)
+                    todo -= len(block)
+                if fault == "truncated":
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+        finally:
+            self._finish(started, ytid, "media", status, sent, fault)
+
+
+def fault_names() -> list[str]:
+    """Every fault name the server understands, sorted."""
+    return sorted(FAULTS)
+
+
+__all__ = [
+    "CC_BY",
+    "FAULTS",
+    "FORMATS",
+    "MediaServer",
+    "MediaServerError",
+    "RequestRecord",
+    "SourceSpec",
+    "STANDARD_LICENSE",
+    "default_spec",
+    "fault_names",
+]

@@ -1,0 +1,535 @@
+"""Fetch one labelled segment: yt-dlp extraction, one ffmpeg read of the segment, proof.
+
+:func:`fetch_clip` does, for one (video, start, end):
+
+1. validate the watch URL and its YouTube ID (a hostile ID never reaches a URL,
+   a path or a subprocess);
+2. ``YoutubeDL.extract_info(url, download=False)`` exactly once, with a logger
+   that captures yt-dlp's warnings (a 429 often shows only there) and yt-dlp's
+   own format selection (``bestaudio[ext=m4a]/bestaudio``);
+3. one ffmpeg process that seeks on the *input* (``-ss`` before ``-i``) and reads
+   only the segment over HTTP in bounded range requests, with the format's
+   HTTP headers, ``-rw_timeout``, a subprocess timeout and captured stderr; it
+   writes 16 kHz mono (the *mean* of the channels: ffmpeg's ``-ac 1`` downmix
+   of stereo is about 1.41x that) 16-bit FLAC or WAV to a temp file beside
+   ``dest``;
+4. proof with soundfile: decodable, exact length (a 10 s segment is exactly
+   ``10 * sample_rate_hz`` samples: the last few ms are padded or trimmed and
+   the counts recorded), not all zero; then fsync and ``os.replace``.
+
+A per-clip failure is *data*: a :class:`ClipResult` with ``ok=False`` and a
+reason from :mod:`.reasons`.  Only misuse (a bad ID, bad times, a bad option)
+raises.  If the segment read fails in a way a whole-file read would avoid (the
+server cannot seek), the audio-only format is downloaded whole (bounded in size
+and time) and trimmed locally; ``fallback=True`` records it.
+
+Digital silence: an all-zero clip is rejected here as ``qc-reject`` (there is
+nothing to keep).  Quiet but non-zero clips are kept; their RMS is recorded in
+``rms_dbfs`` and the clean stage applies the configured silence threshold.
+
+Thread safety: :func:`fetch_clip` keeps no shared state (each call builds its
+own ``YoutubeDL``), so workers may call it concurrently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioset_fewshot._io import TMP_PREFIX, atomic_path, sha256_file
+from audioset_fewshot.download import reasons as R
+from audioset_fewshot.download.classify import Failure, classify_ffmpeg_error, classify_ytdlp_error
+from audioset_fewshot.download.ytdlp_demo import demo_extractor, is_demo_url
+from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError, ValidationError
+from audioset_fewshot.validate import valid_segment_times, valid_youtube_id
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+AUDIO_FORMATS = ("flac", "wav")
+# Shortfall of the ffmpeg output we pad silently (AAC/Opus frame granularity, resampler
+# edges); a larger shortfall is a short source or a truncated read.
+PAD_TOLERANCE_S = 0.1
+# ffmpeg's HTTP reads: bounded range requests, so a 10 s read of a long file costs ~10 s of bytes.
+HTTP_REQUEST_SIZE = 128 * 1024
+HTTP_INITIAL_REQUEST_SIZE = 64 * 1024
+FALLBACK_MAX_BYTES = 512 * 1024 * 1024
+
+_HOST_RE = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+_LOOPBACK = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """The outcome of one :func:`fetch_clip` call (a success or a classified failure).
+
+    Times are in seconds of the source; ``trim_start_s``/``trim_end_s`` are the
+    exact span the clip covers (``trim_end_s = trim_start_s + samples / rate``).
+    ``padded_samples``/``trimmed_samples`` count what was added to / cut from the
+    end of ffmpeg's output to reach the exact length.
+    """
+
+    ok: bool
+    ytid: str
+    start_s: float
+    end_s: float
+    reason: str | None = None
+    permanent: bool = False
+    message: str = ""
+    path: Path | None = None
+    sha256: str | None = None
+    samples: int = 0
+    sample_rate_hz: int = 16000
+    audio_format: str = "flac"
+    itag: str | None = None
+    codec: str | None = None
+    container: str | None = None
+    source_sample_rate_hz: int | None = None
+    source_channels: int | None = None
+    source_duration_s: float | None = None
+    trim_start_s: float | None = None
+    trim_end_s: float | None = None
+    padded_samples: int = 0
+    trimmed_samples: int = 0
+    rms_dbfs: float | None = None
+    license: str | None = None
+    uploader: str | None = None
+    channel_id: str | None = None
+    title: str | None = None
+    upload_date: str | None = None
+    fallback: bool = False
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    extractions: int = 0
+    elapsed_s: float = 0.0
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = None if self.path is None else str(self.path)
+        return d
+
+
+class _Reject(Exception):
+    """Internal: the clip failed with a reason (caught in fetch_clip, turned into data)."""
+
+    def __init__(self, failure: Failure, *, fallback: bool = False) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.fallback = fallback
+
+
+class _CaptureLogger:
+    """A yt-dlp logger that keeps warnings and errors (never prints)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+        log.debug("yt-dlp warning: %s", msg)
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+        log.debug("yt-dlp error: %s", msg)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def parse_watch_url(url: str) -> tuple[str, str]:
+    """Validate a watch URL; return ``(ytid, canonical_url)``.
+
+    Accepted: ``http(s)://HOST[:PORT]/watch?v=<11-char id>`` and nothing else, so a
+    hostile ID (``../x``, ``-o``, 12 characters, non-ASCII) is refused before it
+    can reach a URL, a path or a subprocess.
+    """
+    if not isinstance(url, str) or not url.isascii() or any(c.isspace() for c in url):
+        raise ValidationError(f"invalid watch URL {url!r}: expected http(s)://HOST/watch?v=<11-character YouTube ID>")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not _HOST_RE.fullmatch(parts.netloc) or parts.path != "/watch" or parts.fragment:
+        raise ValidationError(f"invalid watch URL {url!r}: expected http(s)://HOST/watch?v=<11-character YouTube ID>")
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    ids = query.get("v", [])
+    if len(ids) != 1:
+        raise ValidationError(f"invalid watch URL {url!r}: expected exactly one v=<YouTube ID> parameter")
+    ytid = valid_youtube_id(ids[0])
+    return ytid, f"{parts.scheme}://{parts.netloc}/watch?v={ytid}"
+
+
+def watch_url(base_url: str, ytid: str) -> str:
+    """``base_url`` + ``/watch?v=<ytid>`` after validating the ID."""
+    return f"{base_url.rstrip('/')}/watch?v={valid_youtube_id(ytid)}"
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as err:  # pragma: no cover - the binary ships with the wheel
+        raise DownloadError(f"no ffmpeg binary found ({err}); reinstall imageio-ffmpeg") from err
+
+
+@functools.cache
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shape a clip (recorded with every result)."""
+    import imageio_ffmpeg
+    import soundfile
+    import yt_dlp.version
+
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, timeout=20, check=False).stdout
+        ff = out.decode(errors="replace").splitlines()[0].split(" Copyright")[0].removeprefix("ffmpeg version ").strip()
+    except (OSError, subprocess.TimeoutExpired, IndexError):  # pragma: no cover
+        ff = "unknown"
+    return {
+        "yt_dlp": str(yt_dlp.version.__version__),
+        "ffmpeg": ff,
+        "imageio_ffmpeg": str(imageio_ffmpeg.__version__),
+        "soundfile": str(soundfile.__version__),
+        "libsndfile": str(soundfile.__libsndfile_version__),
+    }
+
+
+def _downmix_filter(channels: int) -> str:
+    """A pan filter giving the *mean* of ``channels`` channels (ffmpeg's -ac 1 is not a mean)."""
+    if channels <= 1:
+        return "pan=mono|c0=c0"
+    w = 1.0 / channels
+    return "pan=mono|c0=" + "+".join(f"{w:.10g}*c{i}" for i in range(channels))
+
+
+def _env_for(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host in _LOOPBACK:  # never send loopback traffic through a proxy
+        for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            env.pop(k, None)
+    return env
+
+
+def _headers_arg(headers: dict[str, Any] | None) -> str:
+    lines = []
+    for k, v in (headers or {}).items():
+        k, v = str(k), str(v)
+        if "\r" in k or "\n" in k or "\r" in v or "\n" in v:
+            continue
+        lines.append(f"{k}: {v}\r\n")
+    return "".join(lines)
+
+
+def _parse_cookies_from_browser(spec: str) -> tuple[str | None, ...]:
+    browser, _, profile = spec.partition(":")
+    return (browser.strip().lower(), profile or None, None, None)
+
+
+def _remaining(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+# --- the stage --------------------------------------------------------------------------
+
+
+def fetch_clip(
+    url: str,
+    *,
+    start_s: float,
+    end_s: float,
+    dest: Path | str,
+    sample_rate_hz: int = 16000,
+    audio_format: str = "flac",
+    format: str = "bestaudio[ext=m4a]/bestaudio",
+    timeout_s: float = 120.0,
+    cookies: str | None = None,
+    cookies_from_browser: str | None = None,
+) -> ClipResult:
+    """Fetch ``[start_s, end_s)`` of the video at ``url`` into ``dest`` (see module docstring).
+
+    Returns a :class:`ClipResult`; ``dest`` exists afterwards only if ``ok``.
+    Raises :class:`ValidationError` / :class:`UsageError` for a hostile URL or ID,
+    bad times or options, and :class:`DiskFullError` when the disk is full.
+    """
+    t0 = time.monotonic()
+    ytid, url = parse_watch_url(url)
+    start_s, end_s = valid_segment_times(start_s, end_s)
+    if audio_format not in AUDIO_FORMATS:
+        raise UsageError(f"audio_format must be one of {', '.join(AUDIO_FORMATS)}, got {audio_format!r}")
+    if not 8000 <= int(sample_rate_hz) <= 48000:
+        raise UsageError(f"sample_rate_hz must be between 8000 and 48000, got {sample_rate_hz}")
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise UsageError(f"timeout_s must be a positive number of seconds, got {timeout_s}")
+    if cookies and cookies_from_browser:
+        raise UsageError("cookies and cookies_from_browser are exclusive: pass one")
+    dest = Path(dest)
+    sample_rate_hz = int(sample_rate_hz)
+    deadline = t0 + float(timeout_s)
+    base: dict[str, Any] = {"ytid": ytid, "start_s": start_s, "end_s": end_s, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
+    versions = tool_versions()
+
+    def done(**kw: Any) -> ClipResult:
+        return ClipResult(**base, tool_versions=dict(versions), elapsed_s=round(time.monotonic() - t0, 4), **kw)
+
+    info, failure = _extract(url, format=format, deadline=deadline, cookies=cookies, cookies_from_browser=cookies_from_browser)
+    meta: dict[str, Any] = {"extractions": 1}
+    if info is not None:
+        meta.update(
+            license=info.get("license"),
+            uploader=info.get("uploader"),
+            channel_id=info.get("channel_id"),
+            title=info.get("title"),
+            upload_date=info.get("upload_date"),
+            itag=None if info.get("format_id") is None else str(info.get("format_id")),
+            codec=info.get("acodec"),
+            container=info.get("container") or info.get("ext"),
+            source_sample_rate_hz=info.get("asr"),
+            source_channels=info.get("audio_channels"),
+            source_duration_s=None if info.get("duration") is None else float(info["duration"]),
+        )
+    if failure is not None or info is None:
+        failure = failure or Failure(R.EXTRACTOR_BROKEN, "yt-dlp returned nothing")
+        return done(ok=False, reason=failure.reason, permanent=failure.permanent, message=failure.message, **meta)
+    try:
+        outcome = _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline)
+    except _Reject as rej:
+        f = rej.failure
+        return done(ok=False, reason=f.reason, permanent=f.permanent, message=f.message, fallback=rej.fallback, **meta)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise DiskFullError(f"disk full while writing {dest}: free space, then run again") from err
+        raise
+    return done(ok=True, path=dest, **meta, **outcome)
+
+
+def _extract(
+    url: str, *, format: str, deadline: float, cookies: str | None, cookies_from_browser: str | None
+) -> tuple[dict[str, Any] | None, Failure | None]:
+    """``extract_info(download=False)`` once; returns (info, None) or (None, failure)."""
+    import yt_dlp
+
+    logger = _CaptureLogger()
+    opts: dict[str, Any] = {
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "logger": logger,
+        "format": format,
+        "noplaylist": True,
+        "skip_download": True,
+        "cachedir": False,
+        "socket_timeout": max(1.0, min(30.0, _remaining(deadline) / 3)),
+        "extractor_retries": 1,
+        "color": {"stdout": "no_color", "stderr": "no_color"},
+    }
+    if cookies:
+        opts["cookiefile"] = str(cookies)
+    if cookies_from_browser:
+        opts["cookiesfrombrowser"] = _parse_cookies_from_browser(cookies_from_browser)
+    demo = is_demo_url(url)
+    if demo:
+        opts["proxy"] = ""  # loopback: never through a proxy
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            ie_key = None
+            if demo:
+                ie = demo_extractor()()
+                ydl.add_info_extractor(ie)
+                ie_key = ie.ie_key()
+            info = ydl.extract_info(url, download=False, ie_key=ie_key)
+    except yt_dlp.utils.YoutubeDLError as err:
+        return None, classify_ytdlp_error(err, logger.warnings + logger.errors)
+    if not isinstance(info, dict):
+        return None, Failure(R.EXTRACTOR_BROKEN, f"yt-dlp returned no information for {url}")
+    if info.get("requested_formats"):  # a merged selection: keep its audio part
+        audio = [f for f in info["requested_formats"] if f.get("acodec") not in (None, "none")]
+        if audio:
+            info = {**info, **audio[0]}
+    media = info.get("url")
+    if not isinstance(media, str) or not media.startswith(("http://", "https://")):
+        return None, Failure(R.EXTRACTOR_BROKEN, f"yt-dlp chose format {info.get('format_id')!r} without an http(s) URL")
+    return info, None
+
+
+def _ffmpeg_cmd(src: str, out: Path, *, start_s: float, duration_s: float, channels: int, sample_rate_hz: int, audio_format: str, headers: str, rw_timeout_s: float, local: bool) -> list[str]:
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    if local:
+        cmd += ["-protocol_whitelist", "file"]
+    else:
+        cmd += ["-protocol_whitelist", "http,https,tcp,tls,crypto"]
+        cmd += ["-rw_timeout", str(int(rw_timeout_s * 1e6))]
+        cmd += ["-request_size", str(HTTP_REQUEST_SIZE), "-initial_request_size", str(HTTP_INITIAL_REQUEST_SIZE), "-multiple_requests", "1"]
+        if headers:
+            cmd += ["-headers", headers]
+    if start_s > 0:
+        # -ss before -i: seek on the input (ranges near the segment), then decode-and-discard
+        # to the exact sample.  At 0 no seek at all: decoding from the start is sample-exact.
+        cmd += ["-ss", f"{start_s:.6f}"]
+    cmd += ["-t", f"{duration_s:.6f}", "-i", src]
+    cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+    cmd += ["-af", f"{_downmix_filter(channels)},aresample={sample_rate_hz}:resampler=soxr:precision=28"]
+    cmd += ["-ar", str(sample_rate_hz), "-ac", "1"]
+    if audio_format == "flac":
+        cmd += ["-c:a", "flac", "-sample_fmt", "s16", "-f", "flac"]
+    else:
+        cmd += ["-c:a", "pcm_s16le", "-f", "wav", "-bitexact"]
+    cmd.append(str(out))
+    return cmd
+
+
+def _run_ffmpeg(cmd: list[str], *, deadline: float, env: dict[str, str]) -> tuple[Failure | None, str]:
+    """Run ffmpeg within the deadline; return (failure or None, stderr text)."""
+    budget = _remaining(deadline)
+    if budget <= 0.5:
+        return Failure(R.NETWORK, "timed out before the segment read could start"), ""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=budget, check=False, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as err:  # subprocess.run has killed ffmpeg
+        tail = (err.stderr or b"").decode(errors="replace")[-500:]
+        return Failure(R.NETWORK, f"segment read timed out after {budget:.1f} s{': ' + tail if tail else ''}"), tail
+    except FileNotFoundError as err:
+        raise DownloadError(f"cannot run ffmpeg at {cmd[0]}: {err}; reinstall imageio-ffmpeg") from err
+    stderr = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        return classify_ffmpeg_error(stderr, proc.returncode), stderr
+    return None, stderr
+
+
+def _wants_fallback(f: Failure) -> bool:
+    """Failures a whole-file read may avoid: the server refused a range (ffmpeg prints a 416
+    as "4XX Client Error, but not one of 40{0,1,3,4}"), a seek failed, or ffmpeg failed oddly."""
+    msg = f.message.lower()
+    return f.reason == R.FFMPEG_ERROR or "416" in msg or "seek" in msg or "4xx client error" in msg
+
+
+def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float) -> dict[str, Any]:
+    import soundfile as sf
+
+    media_url: str = info["url"]
+    channels = int(info.get("audio_channels") or 2)
+    headers = _headers_arg(info.get("http_headers"))
+    duration_s = end_s - start_s
+    expected = int(round(duration_s * sample_rate_hz))
+    rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
+    env = _env_for(media_url)
+    src_duration = info.get("duration")
+    fallback = False
+    with atomic_path(dest, suffix="." + audio_format) as tmp:
+        common = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
+        cmd = _ffmpeg_cmd(media_url, tmp, headers=headers, rw_timeout_s=rw_timeout_s, local=False, **common)
+        failure, stderr = _run_ffmpeg(cmd, deadline=deadline, env=env)
+        if failure is not None and _wants_fallback(failure):
+            log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), failure.message[:200])
+            fallback = True
+            failure, stderr = _fallback_read(info, tmp, common=common, deadline=deadline, env=env)
+        if failure is not None:
+            raise _Reject(failure, fallback=fallback)
+        try:
+            data, sr = sf.read(str(tmp), dtype="int16", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}"), fallback=fallback) from err
+        if sr != sample_rate_hz or data.shape[1] != 1:
+            raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote {data.shape[1]} channel(s) at {sr} Hz, expected mono at {sample_rate_hz} Hz"), fallback=fallback)
+        got = data.shape[0]
+        tolerance = int(round(PAD_TOLERANCE_S * sample_rate_hz))
+        if got < expected - tolerance and src_duration is not None and float(src_duration) >= end_s - PAD_TOLERANCE_S:
+            # the source is long enough: the read was cut short (a truncated body)
+            detail = stderr.strip()[-500:] or "no message from ffmpeg"
+            raise _Reject(
+                Failure(R.NETWORK, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})"),
+                fallback=fallback,
+            )
+        if got < expected - tolerance:
+            src = f"{src_duration} s" if src_duration is not None else "unknown length"
+            raise _Reject(
+                Failure(R.QC_REJECT, f"short: the source ({src}) gave {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment {start_s:g}-{end_s:g} s"),
+                fallback=fallback,
+            )
+        samples = data[:expected, 0]
+        padded = max(0, expected - got)
+        trimmed = max(0, got - expected)
+        if padded:
+            samples = np.concatenate([samples, np.zeros(padded, dtype=np.int16)])
+        if not np.any(samples):
+            raise _Reject(Failure(R.QC_REJECT, f"silence: the {duration_s:.3f} s segment is digital silence (all samples zero)"), fallback=fallback)
+        if padded or trimmed:
+            subtype = "PCM_16"
+            sf.write(str(tmp), samples, sample_rate_hz, subtype=subtype, format=audio_format.upper())
+        rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
+        rms_dbfs = round(20.0 * math.log10(rms), 3) if rms > 0 else None
+        digest = sha256_file(tmp)
+    return {
+        "sha256": digest,
+        "samples": int(expected),
+        "trim_start_s": start_s,
+        "trim_end_s": start_s + expected / sample_rate_hz,
+        "padded_samples": int(padded),
+        "trimmed_samples": int(trimmed),
+        "rms_dbfs": rms_dbfs,
+        "fallback": fallback,
+    }
+
+
+def _fallback_read(info: dict[str, Any], tmp: Path, *, common: dict[str, Any], deadline: float, env: dict[str, str]) -> tuple[Failure | None, str]:
+    """Download the chosen audio-only format whole (bounded), then cut the segment locally."""
+    media_url: str = info["url"]
+    limit = FALLBACK_MAX_BYTES
+    fd, whole_name = tempfile.mkstemp(prefix=TMP_PREFIX + "whole.", suffix="." + str(info.get("ext") or "bin"), dir=tmp.parent)
+    os.close(fd)
+    whole = Path(whole_name)
+    try:
+        handlers: list[Any] = []
+        if (urllib.parse.urlsplit(media_url).hostname or "") in _LOOPBACK:
+            handlers.append(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(*handlers)
+        req = urllib.request.Request(media_url, headers={str(k): str(v) for k, v in (info.get("http_headers") or {}).items()})
+        timeout = max(1.0, min(30.0, _remaining(deadline)))
+        try:
+            with opener.open(req, timeout=timeout) as resp, open(whole, "wb") as fh:
+                total = 0
+                while True:
+                    if _remaining(deadline) <= 0:
+                        return Failure(R.NETWORK, "whole-file fallback timed out"), ""
+                    block = resp.read(256 * 1024)
+                    if not block:
+                        break
+                    total += len(block)
+                    if total > limit:
+                        return Failure(R.FFMPEG_ERROR, f"whole-file fallback refused: the format is over {limit} bytes"), ""
+                    fh.write(block)
+                announced = resp.headers.get("Content-Length")
+                if announced is not None and int(announced) != total:
+                    return Failure(R.NETWORK, f"whole-file fallback got {total} of {announced} bytes"), ""
+        except urllib.error.HTTPError as err:
+            return Failure(classify_ffmpeg_error(f"Server returned {err.code}", None).reason, f"whole-file fallback: HTTP Error {err.code}: {err.reason}"), ""
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise
+            return Failure(R.NETWORK, f"whole-file fallback failed: {err}"), ""
+        cmd = _ffmpeg_cmd(str(whole), tmp, headers="", rw_timeout_s=1.0, local=True, **common)
+        return _run_ffmpeg(cmd, deadline=deadline, env=env)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            whole.unlink()

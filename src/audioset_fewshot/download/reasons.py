@@ -1,0 +1,76 @@
+"""Reason classes of a failed clip, and which of them are permanent.
+
+A reason is a short stable string stored in the ledger.  Three families:
+
+* permanent: YouTube will not serve this video to us (retrying is useless
+  unless the user asks with ``retry_failed``);
+* transient: try again later (rate limits, bot checks, HTTP 429/5xx, network,
+  a broken extractor, a refused media URL); some of them also tell the
+  download governor to pause the whole pool (:data:`PAUSE_REASONS`);
+* local: our own processing refused the result (ffmpeg failed, the clip did
+  not pass the checks).
+
+``unknown`` keeps the full message; it is treated as transient and never
+silently reported as ``unavailable``.
+"""
+
+from __future__ import annotations
+
+# permanent
+UNAVAILABLE = "unavailable"
+PRIVATE = "private"
+TERMINATED = "terminated"
+COPYRIGHT = "copyright"
+MEMBERS_ONLY = "members-only"
+AGE_GATED = "age-gated"
+GEO_BLOCKED = "geo-blocked"
+DRM = "drm"
+NOT_FOUND = "not-found"
+
+# transient
+RATE_LIMITED = "rate-limited"
+BOT_CHECK = "bot-check"
+HTTP_429 = "http-429"
+HTTP_403 = "http-403"
+HTTP_5XX = "http-5xx"
+NETWORK = "network"
+EXTRACTOR_BROKEN = "extractor-broken"
+FORMAT_403 = "format-403"
+
+# local
+FFMPEG_ERROR = "ffmpeg-error"
+QC_REJECT = "qc-reject"
+
+UNKNOWN = "unknown"
+
+PERMANENT: frozenset[str] = frozenset(
+    {UNAVAILABLE, PRIVATE, TERMINATED, COPYRIGHT, MEMBERS_ONLY, AGE_GATED, GEO_BLOCKED, DRM, NOT_FOUND}
+)
+TRANSIENT: frozenset[str] = frozenset(
+    {RATE_LIMITED, BOT_CHECK, HTTP_429, HTTP_403, HTTP_5XX, NETWORK, EXTRACTOR_BROKEN, FORMAT_403, UNKNOWN}
+)
+LOCAL: frozenset[str] = frozenset({FFMPEG_ERROR, QC_REJECT})
+ALL: frozenset[str] = PERMANENT | TRANSIENT | LOCAL
+
+# Reasons that mean "YouTube is throttling this session": the governor pauses the pool.
+PAUSE_REASONS: frozenset[str] = frozenset({RATE_LIMITED, BOT_CHECK, HTTP_429})
+
+
+def is_permanent(reason: str | None) -> bool:
+    """True for reasons where retrying cannot help (the video is gone or closed to us)."""
+    return reason in PERMANENT
+
+
+def is_transient(reason: str | None) -> bool:
+    """True for reasons worth retrying later (includes ``unknown``)."""
+    return reason in TRANSIENT
+
+
+def is_local(reason: str | None) -> bool:
+    """True for reasons raised by our own processing (ffmpeg, clip checks)."""
+    return reason in LOCAL
+
+
+def should_pause(reason: str | None) -> bool:
+    """True when the governor should pause all workers (rate limit, bot check, 429)."""
+    return reason in PAUSE_REASONS
