@@ -1,0 +1,490 @@
+"""``features``: log-mel spectrograms of the packed clips, with per-clip statistics.
+
+The transform matches librosa 0.11's defaults (``librosa.feature.melspectrogram``
+followed by ``librosa.power_to_db(S, ref=1.0, amin=amin, top_db=top_db)``):
+
+* periodic Hann window of ``n_fft`` samples, ``center=True`` with zero
+  (``'constant'``) padding of ``n_fft // 2`` on both sides, so a clip of ``n``
+  samples gives ``1 + n // hop_length`` frames (10 s at 16 kHz, hop 512: 313);
+* power spectrogram ``|STFT|**power`` projected on a Slaney-scale, Slaney-
+  normalised mel filterbank (librosa's ``filters.mel`` default, ``htk=False``);
+* dB = ``10 * log10(max(amin, S))`` (``ref = 1``); with ``top_db`` set, values
+  are floored at ``max - top_db`` **per clip** (librosa floors per array).
+
+The defaults are MetaAudio's (16 kHz, n_fft 1024, hop 512, 128 mels, power 2)
+except the floor: ``amin = 1e-10`` (-100 dB) instead of float epsilon, which
+put digital silence at -156 dB and skewed global statistics.
+
+Output folder ``processed/features/<key>/`` where ``key`` hashes every
+parameter and the pack's key: ``mels.f32`` raw float32 (rows, n_mels, frames),
+``index.csv`` (the pack's rows), ``stats_count.npy`` / ``stats_sum.npy`` /
+``stats_sumsq.npy`` (rows, n_mels) float64 = per clip and mel bin the number of
+frames, the sum and the sum of squares of the dB values, so statistics of any
+set of rows are sums.  ``meta.json`` is written last.  The folder is built as
+``.tmp-<key>`` and renamed into place, so it appears whole or not at all.
+
+``layout="per-file"`` also writes ``processed/per-file/<mid_slug>/<ytid>_<start_ms>.npy``
+(one (n_mels, frames) float32 array per clip) for loaders that expect a file
+per clip (the seed project's, MetaAudio's).
+
+``torch`` is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
+from audioset_fewshot._progress import progress_bar
+from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
+from audioset_fewshot.layout import DatasetLayout, clip_stem
+from audioset_fewshot.process._common import (
+    cache_key,
+    check_free_space,
+    disk_full_is_processing_error,
+    read_current,
+    read_json,
+    remove_tree,
+    write_current,
+)
+from audioset_fewshot.process.pack import PackRow, load_pack, read_index
+from audioset_fewshot.validate import mid_slug
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BATCH_ROWS = 64
+FeatureRow = PackRow  # the features' index is the pack's index, row for row
+
+
+# ---------------------------------------------------------------------------------------
+# the transform
+
+
+def hz_to_mel(freq_hz: np.ndarray | float) -> np.ndarray:
+    """Slaney mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(freq_hz, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, math.log(6.4) / 27.0
+    mels = f / f_sp
+    with np.errstate(divide="ignore"):
+        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-300) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
+    m = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(*, sample_rate_hz: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> np.ndarray:
+    """Slaney-scale, Slaney-normalised triangular filters, shape (n_mels, 1 + n_fft // 2), float32.
+
+    Same construction as ``librosa.filters.mel(sr=, n_fft=, n_mels=, fmin=, fmax=)``:
+    triangles between ``n_mels + 2`` points equally spaced in mel, each scaled
+    by ``2 / (upper_hz - lower_hz)`` so every filter has unit area in Hz.
+    """
+    f_max = sample_rate_hz / 2.0 if f_max is None else float(f_max)
+    fft_hz = np.linspace(0.0, sample_rate_hz / 2.0, 1 + n_fft // 2)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def n_frames(samples: int, hop_length: int) -> int:
+    """Frames of a centred STFT: ``1 + samples // hop_length``."""
+    return 1 + samples // hop_length
+
+
+@dataclass
+class LogMel:
+    """A batched log-mel transform on torch tensors (CPU).
+
+    ``__call__(x)`` takes float32 audio (batch, samples) in [-1, 1) and returns
+    float32 dB (batch, n_mels, frames).  The filterbank multiply runs per band
+    of 16 filters over only the FFT bins those filters touch (the bank is ~98 %
+    zeros), which is the same arithmetic as the dense product, several times cheaper.
+    """
+
+    sample_rate_hz: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = None
+    power: float = 2.0
+    amin: float = 1e-10
+    top_db: float | None = None
+    band: int = 16
+    _window: Any = field(default=None, init=False, repr=False)
+    _bands: list[tuple[int, int, int, int, Any]] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        fb = mel_filterbank(sample_rate_hz=self.sample_rate_hz, n_fft=self.n_fft, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max)
+        self.filterbank = fb
+        # built in float64 then rounded, as librosa's (scipy's) window is: a float32-computed
+        # window is off by up to 2e-7, which moves near-silent mel bins by ~1e-4 dB
+        self._window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64).to(torch.float32)
+        for m0 in range(0, self.n_mels, self.band):
+            m1 = min(self.n_mels, m0 + self.band)
+            nz = np.flatnonzero(fb[m0:m1].any(axis=0))
+            lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 1)
+            self._bands.append((m0, m1, lo, hi, torch.from_numpy(np.ascontiguousarray(fb[m0:m1, lo:hi]))))
+
+    def power_spectrogram(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, 1 + n_fft // 2, frames) of ``|STFT| ** power``."""
+        import torch
+
+        spec = torch.stft(x, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft, window=self._window,
+                          center=True, pad_mode="constant", normalized=False, onesided=True, return_complex=True)
+        ri = torch.view_as_real(spec)
+        p = ri[..., 0].square().add_(ri[..., 1].square())
+        if self.power != 2.0:
+            p = p.pow_(self.power / 2.0)
+        return p
+
+    def mel(self, p: torch.Tensor) -> torch.Tensor:
+        """(batch, freq, frames) power -> (batch, n_mels, frames)."""
+        import torch
+
+        out = torch.empty((p.shape[0], self.n_mels, p.shape[2]), dtype=p.dtype)
+        for m0, m1, lo, hi, w in self._bands:
+            torch.matmul(w, p[:, lo:hi, :], out=out[:, m0:m1, :])
+        return out
+
+    def to_db(self, s: torch.Tensor) -> torch.Tensor:
+        db = s.clamp_(min=self.amin).log10_().mul_(10.0)
+        if self.top_db is not None:
+            floor = db.amax(dim=(-2, -1), keepdim=True) - self.top_db
+            db = db.maximum(floor)
+        return db
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_db(self.mel(self.power_spectrogram(x)))
+
+
+def log_mel(audio: np.ndarray, *, sample_rate_hz: int = 16000, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 128,
+            f_min: float = 0.0, f_max: float | None = None, power: float = 2.0, amin: float = 1e-10,
+            top_db: float | None = None) -> np.ndarray:
+    """Log-mel of float audio (samples,) or (batch, samples) -> float32 (..., n_mels, frames)."""
+    import torch
+
+    x = np.asarray(audio, dtype=np.float32)
+    squeeze = x.ndim == 1
+    t = torch.from_numpy(np.ascontiguousarray(x.reshape(1, -1) if squeeze else x))
+    with torch.inference_mode():
+        y = LogMel(sample_rate_hz, n_fft, hop_length, n_mels, f_min, f_max, power, amin, top_db)(t).numpy()
+    return y[0] if squeeze else y
+
+
+# ---------------------------------------------------------------------------------------
+# records
+
+
+@dataclass(frozen=True)
+class FeatureRecord:
+    key: str
+    path: Path
+    rows: int
+    n_mels: int
+    frames: int
+    params: dict[str, Any]
+    pack_key: str
+    per_file_dir: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.rows, self.n_mels, self.frames)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureStore:
+    """Finished features, memory-mapped.
+
+    ``mels``: float32 (rows, n_mels, frames), read-only.  ``index``: one
+    :class:`FeatureRow` per row (ytid, start_s, owner_mid, labels, true_samples,
+    length_action).  ``stats_count`` / ``stats_sum`` / ``stats_sumsq``: float64
+    (rows, n_mels).  ``meta``: the parameters, input hashes and shape.
+    """
+
+    root: Path
+    key: str
+    path: Path
+    mels: np.ndarray
+    index: tuple[PackRow, ...]
+    meta: dict[str, Any]
+    stats_count: np.ndarray
+    stats_sum: np.ndarray
+    stats_sumsq: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.mels.shape)  # type: ignore[return-value]
+
+    @property
+    def owner_mids(self) -> tuple[str, ...]:
+        """Owner classes present, sorted."""
+        return tuple(sorted({r.owner_mid for r in self.index}))
+
+    @property
+    def owners(self) -> np.ndarray:
+        """Owner MID of every row (object array), for vectorised selection."""
+        return self._owner_array
+
+    def rows_for(self, mid: str) -> np.ndarray:
+        """Rows owned by class ``mid`` (int64, ascending)."""
+        return self._by_owner.get(mid, np.zeros(0, dtype=np.int64))
+
+    def rows_with_label(self, mid: str) -> np.ndarray:
+        """Rows carrying ``mid`` among all their labels, owned or not."""
+        return np.array([r.row for r in self.index if mid in r.labels], dtype=np.int64)
+
+    def row_of(self, ytid: str, start_s: float) -> int:
+        try:
+            return self._by_clip[(ytid, round(start_s, 3))]
+        except KeyError:
+            raise KeyError(f"clip {ytid} at {start_s:.3f} s is not in features {self.key}") from None
+
+    def labels_to_indices(self) -> dict[str, list[int]]:
+        """learn2learn-style ``{owner_mid: [row, ...]}``."""
+        return {m: rows.tolist() for m, rows in self._by_owner.items()}
+
+    def __post_init__(self) -> None:
+        by_owner: dict[str, list[int]] = {}
+        for r in self.index:
+            by_owner.setdefault(r.owner_mid, []).append(r.row)
+        object.__setattr__(self, "_by_owner", {m: np.asarray(v, dtype=np.int64) for m, v in sorted(by_owner.items())})
+        object.__setattr__(self, "_by_clip", {(r.ytid, round(r.start_s, 3)): r.row for r in self.index})
+        object.__setattr__(self, "_owner_array", np.array([r.owner_mid for r in self.index], dtype=object))
+
+
+def load_features(root: Path | str, *, key: str | None = None) -> FeatureStore:
+    """Open the last finished features of ``root`` (or those with ``key``), memory-mapped."""
+    layout = DatasetLayout(Path(root))
+    if key is None:
+        key = read_current(layout.features_dir, stage="features", hint="run 'audioset-fewshot process --stage features' first")
+    folder = layout.features_dir / key
+    meta = read_json(folder / "meta.json")
+    if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
+        raise StageNotReadyError(f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'")
+    shape = tuple(int(s) for s in meta["shape"])
+    mels = np.memmap(folder / "mels.f32", dtype=np.float32, mode="r", shape=shape) if shape[0] else np.zeros(shape, np.float32)
+    index = read_index(folder / "index.csv")
+    if len(index) != shape[0]:
+        raise ProcessingError(f"{folder}: index.csv has {len(index)} rows but mels.f32 {shape[0]}; rebuild with 'audioset-fewshot process --stage features --force'")
+    return FeatureStore(
+        root=layout.root, key=key, path=folder, mels=mels, index=index, meta=meta,
+        stats_count=np.load(folder / "stats_count.npy"), stats_sum=np.load(folder / "stats_sum.npy"),
+        stats_sumsq=np.load(folder / "stats_sumsq.npy"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# the stage
+
+
+@contextlib.contextmanager
+def _torch_threads() -> Iterator[None]:
+    """Use every core this process may run on, and restore the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float | None,
+                  power: float, amin: float, top_db: float | None, layout: str) -> None:
+    if n_fft < 16 or hop_length < 1 or n_mels < 1:
+        raise UsageError(f"features: need n_fft >= 16, hop_length >= 1, n_mels >= 1 (got {n_fft}, {hop_length}, {n_mels})")
+    top = sample_rate_hz / 2.0 if f_max is None else f_max
+    if not (0.0 <= f_min < top <= sample_rate_hz / 2.0):
+        raise UsageError(f"features: need 0 <= f_min < f_max <= {sample_rate_hz / 2:g} Hz (Nyquist), got f_min={f_min}, f_max={f_max}")
+    if not (power > 0 and math.isfinite(power)):
+        raise UsageError(f"features: power must be > 0, got {power!r}")
+    if not (amin > 0 and math.isfinite(amin)):
+        raise UsageError(f"features: amin must be > 0 (it is the floor before log10), got {amin!r}")
+    if top_db is not None and not (top_db >= 0 and math.isfinite(top_db)):
+        raise UsageError(f"features: top_db must be >= 0 or null, got {top_db!r}")
+    if layout not in ("packed", "per-file"):
+        raise UsageError(f"features: layout must be 'packed' or 'per-file', got {layout!r}")
+
+
+def features(
+    root: Path | str,
+    *,
+    n_fft: int = 1024,
+    hop_length: int = 512,
+    n_mels: int = 128,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    power: float = 2.0,
+    amin: float = 1e-10,
+    top_db: float | None = None,
+    layout: Literal["packed", "per-file"] = "packed",
+    force: bool = False,
+) -> FeatureRecord:
+    """Log-mel features of the current pack into ``processed/features/<key>/``.
+
+    A rerun with the same pack and parameters is a no-op returning the same
+    record; ``layout="per-file"`` additionally exports one ``.npy`` per clip.
+    """
+    lay = DatasetLayout(Path(root))
+    pk = load_pack(lay.root)
+    _check_params(pk.sample_rate_hz, n_fft, hop_length, n_mels, f_min, f_max, power, amin, top_db, layout)
+    params = {
+        "sample_rate_hz": pk.sample_rate_hz, "n_fft": int(n_fft), "hop_length": int(hop_length), "n_mels": int(n_mels),
+        "f_min": float(f_min), "f_max": None if f_max is None else float(f_max), "power": float(power),
+        "amin": float(amin), "top_db": None if top_db is None else float(top_db),
+        "window": "hann-periodic", "center": True, "pad_mode": "constant", "mel_scale": "slaney", "mel_norm": "slaney",
+        "db_ref": 1.0,
+    }
+    index_sha = sha256_file(pk.index_path)
+    inputs = {"pack_key": pk.key, "pack_index_sha256": index_sha}
+    key = cache_key({"schema_version": SCHEMA_VERSION, "stage": "features", "params": params, "inputs": inputs})
+    folder = lay.features_dir / key
+    frames = n_frames(pk.samples, hop_length)
+    if force:
+        remove_tree(folder)
+    meta = read_json(folder / "meta.json")
+    if meta is None or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
+        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames)
+    else:
+        log.info("features: %s is up to date", folder)
+    write_current(lay.features_dir, key)
+    per_file = None
+    if layout == "per-file":
+        per_file = export_per_file(lay.root, key=key, force=force)
+    return FeatureRecord(key=key, path=folder, rows=int(meta["shape"][0]), n_mels=n_mels, frames=frames, params=params,
+                         pack_key=pk.key, per_file_dir=per_file)
+
+
+def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dict[str, Any], inputs: dict[str, str],
+             frames: int) -> dict[str, Any]:
+    import torch
+
+    rows, n_mels = pk.rows, params["n_mels"]
+    tmp = lay.features_dir / f".tmp-{key}"
+    remove_tree(tmp)
+    tmp.mkdir(parents=True)
+    audio = pk.open()
+    scale = np.float32(1.0 / 32768.0) if pk.dtype == "int16" else None
+    counts = np.full((rows, n_mels), float(frames), dtype=np.float64)
+    sums = np.zeros((rows, n_mels), dtype=np.float64)
+    sumsq = np.zeros((rows, n_mels), dtype=np.float64)
+    try:
+        with disk_full_is_processing_error("features", lay.features_dir):
+            check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
+            tf = LogMel(pk.sample_rate_hz, params["n_fft"], params["hop_length"], n_mels, params["f_min"], params["f_max"],
+                        params["power"], params["amin"], params["top_db"])
+            with open(tmp / "mels.f32", "wb") as fh, _torch_threads(), torch.inference_mode(), \
+                    progress_bar(total=rows, desc="features", unit="clip") as bar:
+                for r0 in range(0, rows, BATCH_ROWS):
+                    r1 = min(rows, r0 + BATCH_ROWS)
+                    x = torch.from_numpy(audio[r0:r1].astype(np.float32))  # a writable copy
+                    if scale is not None:
+                        x.mul_(float(scale))
+                    y = tf(x)
+                    y64 = y.to(torch.float64)
+                    sums[r0:r1] = y64.sum(dim=2).numpy()
+                    sumsq[r0:r1] = y64.square_().sum(dim=2).numpy()
+                    fh.write(memoryview(y.numpy()).cast("B"))
+                    bar.update(r1 - r0)
+                fh.flush()
+                os.fsync(fh.fileno())
+            np.save(tmp / "stats_count.npy", counts)
+            np.save(tmp / "stats_sum.npy", sums)
+            np.save(tmp / "stats_sumsq.npy", sumsq)
+            shutil.copyfile(pk.index_path, tmp / "index.csv")
+            meta = {
+                "schema_version": SCHEMA_VERSION, "stage": "features", "key": key, "params": params, "inputs": inputs,
+                "shape": [rows, n_mels, frames], "dtype": "float32", "file": "mels.f32",
+                "stats": {"count": "stats_count.npy", "sum": "stats_sum.npy", "sumsq": "stats_sumsq.npy",
+                          "dtype": "float64", "shape": [rows, n_mels], "of": "dB values per clip and mel bin over frames"},
+            }
+            atomic_write_json(tmp / "meta.json", meta)
+            fsync_dir(tmp)
+            remove_tree(folder)
+            os.replace(tmp, folder)
+            fsync_dir(lay.features_dir)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    log.info("features: %d x %d x %d in %s", rows, n_mels, frames, folder)
+    return meta
+
+
+def export_per_file(root: Path | str, *, key: str | None = None, force: bool = False) -> Path:
+    """Write one ``.npy`` (n_mels, frames) float32 per clip under ``processed/per-file/<mid_slug>/``.
+
+    The folder is built beside and swapped in whole; ``per-file/meta.json``
+    records the features key, so a rerun for the same features is a no-op.
+    """
+    store = load_features(root, key=key)
+    lay = DatasetLayout(Path(root))
+    dest = lay.per_file_dir
+    marker = {"schema_version": SCHEMA_VERSION, "features_key": store.key, "rows": len(store), "shape": list(store.shape[1:])}
+    current = read_json(dest / "meta.json")
+    if not force and current is not None and canonical_json(current) == canonical_json(marker):
+        return dest
+    tmp = dest.parent / ".tmp-per-file"
+    old = dest.parent / ".old-per-file"
+    remove_tree(tmp)
+    remove_tree(old)
+    try:
+        with disk_full_is_processing_error("per-file export", dest):
+            check_free_space(dest.parent, int(store.mels.nbytes * 1.05), stage="per-file export")
+            slugs: set[str] = set()
+            for r in store.index:
+                slug = mid_slug(r.owner_mid)
+                if slug not in slugs:
+                    (tmp / slug).mkdir(parents=True, exist_ok=True)
+                    slugs.add(slug)
+                np.save(tmp / slug / f"{clip_stem(r.ytid, r.start_s)}.npy", np.asarray(store.mels[r.row]))
+            atomic_write_json(tmp / "meta.json", marker)
+            if dest.exists():
+                os.replace(dest, old)
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    remove_tree(old)
+    return dest
+
+
+__all__ = [
+    "FeatureRecord", "FeatureRow", "FeatureStore", "LogMel", "export_per_file", "features", "hz_to_mel",
+    "load_features", "log_mel", "mel_filterbank", "mel_to_hz", "n_frames",
+]

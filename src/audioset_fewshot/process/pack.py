@@ -1,0 +1,438 @@
+"""``pack``: every kept clip, decoded and resampled, in ONE memory-mapped array.
+
+Output folder ``processed/pack/<key>/`` where ``key`` hashes the parameters and
+the sha256 of ``manifest/clips.csv`` and ``processed/clean.csv``:
+
+* ``audio.<dtype>``  raw C-order array (rows, samples) of ``int16`` or ``float32``
+  (int16 full scale = 32768, as soundfile scales it), 16 kHz by default;
+* ``index.csv``      row, ytid, start_s, owner_mid, labels, true_samples, length_action;
+* ``meta.json``      schema_version, params, input hashes, shape, dtype, the clips
+  left out by ``length_policy="drop"``.  **Written last: it is the commit
+  point.**  A folder without ``meta.json`` is unfinished work.
+
+Rows are ordered by owner class, then YouTube ID, then start (clips.csv order).
+Every row has ``round(length_s * sample_rate_hz)`` samples; a shorter clip is
+padded with zeros (``pad_zero``), repeated (``pad_repeat``) or left out
+(``drop``, listed in meta.json), a longer one is cut (``trimmed``); the action
+is recorded per row.
+
+Speed and resumption: the array is preallocated with ``posix_fallocate`` (so a
+full disk fails up front with ENOSPC instead of a SIGBUS in a memory map), then
+tasks of 32 rows are decoded in ``workers`` processes, each written at its
+offset with ``pwrite`` and flushed with ``fdatasync``.  ``progress.json``
+records finished tasks (about every 256 rows); a rerun after a kill or a full
+disk continues from there.  ``processed/pack/current.json`` names the key of the
+last finished pack; the features stage follows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
+from audioset_fewshot._progress import progress_bar
+from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.manifest import read_clips
+from audioset_fewshot.process._common import (
+    cache_key,
+    check_free_space,
+    disk_full_is_processing_error,
+    read_json,
+    remove_tree,
+    write_current,
+)
+from audioset_fewshot.process.clean import clean_meta_path, read_clean
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TASK_ROWS = 32          # rows decoded per worker task
+CHECKPOINT_ROWS = 256   # progress.json is rewritten after about this many finished rows
+INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "owner_mid", "labels", "true_samples", "length_action")
+LENGTH_ACTIONS: tuple[str, ...] = ("none", "pad_zero", "pad_repeat", "trimmed")
+DTYPES = ("int16", "float32")
+
+
+@dataclass(frozen=True)
+class PackRow:
+    """One row of the pack's index.  ``labels`` are all the clip's labels, sorted."""
+
+    row: int
+    ytid: str
+    start_s: float
+    owner_mid: str
+    labels: tuple[str, ...]
+    true_samples: int
+    length_action: str
+
+    @property
+    def clip_id(self) -> str:
+        from audioset_fewshot.layout import clip_stem
+
+        return clip_stem(self.ytid, self.start_s)
+
+
+@dataclass(frozen=True)
+class PackRecord:
+    """A finished pack: where it is, its shape and what produced it."""
+
+    key: str
+    path: Path
+    audio_path: Path
+    index_path: Path
+    rows: int
+    samples: int
+    dtype: str
+    sample_rate_hz: int
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    dropped_by_length: tuple[str, ...]
+    length_actions: dict[str, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.samples)
+
+    def open(self) -> np.ndarray:
+        """The packed array as a read-only memory map (rows, samples)."""
+        return open_audio(self.audio_path, self.dtype, self.shape)
+
+
+def open_audio(path: Path, dtype: str, shape: tuple[int, int]) -> np.ndarray:
+    if shape[0] == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+# ---------------------------------------------------------------------------------------
+# decoding (runs in worker processes)
+
+
+def decode_clip(path: Path | str, *, sample_rate_hz: int, dtype: str) -> np.ndarray:
+    """Decode one file to mono at ``sample_rate_hz`` (mean of channels, soxr HQ).
+
+    Returns int16 or float32 samples (1-D).  16-bit mono files already at the
+    target rate take a fast path that never leaves int16.
+    """
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as fh:
+        sr, channels, subtype = int(fh.samplerate), fh.channels, fh.subtype
+        if sr == sample_rate_hz and channels == 1 and subtype == "PCM_16":
+            data = fh.read(dtype="int16")
+            return data if dtype == "int16" else data.astype(np.float32) * np.float32(1.0 / 32768.0)
+        data = fh.read(dtype="float32", always_2d=True)
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if sr != sample_rate_hz:
+        import soxr
+
+        mono = soxr.resample(mono, sr, sample_rate_hz, quality="HQ").astype(np.float32, copy=False)
+    if dtype == "int16":
+        return np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def fit_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, str]:
+    """Cut or pad ``x`` to ``length`` samples; returns (row, length_action)."""
+    n = x.shape[0]
+    if n >= length:
+        return x[:length], ("trimmed" if n > length else "none")
+    out = np.zeros(length, dtype=x.dtype)
+    if policy == "pad_repeat" and n > 0:
+        reps = -(-length // n)
+        out[:] = np.tile(x, reps)[:length]
+        return out, "pad_repeat"
+    out[:n] = x
+    return out, "pad_zero"
+
+
+def _pack_task(args: tuple[int, str, str, int, int, str, int, list[str]]) -> tuple[int, list[int], list[str]]:
+    """Decode one task's rows and write them at their offset in the array file."""
+    task_id, audio_path, dtype, length, sample_rate_hz, policy, row_start, paths = args
+    block = np.empty((len(paths), length), dtype=dtype)
+    true_samples: list[int] = []
+    actions: list[str] = []
+    for i, p in enumerate(paths):
+        try:
+            x = decode_clip(p, sample_rate_hz=sample_rate_hz, dtype=dtype)
+        except Exception as err:  # noqa: BLE001 - any decoder failure means the same thing here
+            raise ProcessingError(
+                f"pack: cannot decode {p} although clean kept it ({type(err).__name__}: {err}); "
+                "the file changed after clean: run 'audioset-fewshot process --stage clean --force'"
+            ) from None
+        row, action = fit_length(x, length, policy)
+        block[i] = row
+        true_samples.append(int(x.shape[0]))
+        actions.append(action)
+    _write_rows(audio_path, row_start, block)
+    return task_id, true_samples, actions
+
+
+def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
+    data = memoryview(np.ascontiguousarray(block)).cast("B")
+    offset = row_start * block.shape[1] * block.dtype.itemsize
+    fd = os.open(audio_path, os.O_WRONLY)
+    try:
+        while data:
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Any]:
+    """A process pool: fork where it is safe (no torch threads in this process), else forkserver."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and "torch" not in sys.modules:
+        method = "fork"
+    elif "forkserver" in methods:
+        method = "forkserver"
+    else:
+        method = "spawn"
+    pool = multiprocessing.get_context(method).Pool(workers)
+    try:
+        yield pool
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
+
+# ---------------------------------------------------------------------------------------
+# index and meta
+
+
+def render_index(rows: Sequence[PackRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(INDEX_COLUMNS)
+    for r in rows:
+        w.writerow([r.row, r.ytid, f"{r.start_s:.3f}", r.owner_mid, ";".join(r.labels), r.true_samples, r.length_action])
+    return buf.getvalue()
+
+
+def read_index(path: Path | str) -> tuple[PackRow, ...]:
+    """Read a pack's (or the features') index.csv."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise StageNotReadyError(f"{path} does not exist; run 'audioset-fewshot process' to build it") from err
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
+        raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; rebuild with 'audioset-fewshot process --force'")
+    out = []
+    for i, rec in enumerate(reader):
+        row = int(rec["row"])
+        if row != i:
+            raise ProcessingError(f"{path}:{i + 2}: row {row} out of order; rebuild with 'audioset-fewshot process --force'")
+        out.append(PackRow(row, rec["ytid"], float(rec["start_s"]), rec["owner_mid"],
+                           tuple(m for m in rec["labels"].split(";") if m), int(rec["true_samples"]), rec["length_action"]))
+    return tuple(out)
+
+
+def _record(folder: Path, meta: dict[str, Any]) -> PackRecord:
+    return PackRecord(
+        key=meta["key"], path=folder, audio_path=folder / meta["audio_file"], index_path=folder / "index.csv",
+        rows=int(meta["rows"]), samples=int(meta["samples"]), dtype=meta["dtype"],
+        sample_rate_hz=int(meta["params"]["sample_rate_hz"]), params=dict(meta["params"]), inputs=dict(meta["inputs"]),
+        dropped_by_length=tuple(meta["dropped_by_length"]), length_actions=dict(meta["length_actions"]),
+    )
+
+
+def load_pack(root: Path | str, *, key: str | None = None) -> PackRecord:
+    """The last finished pack of ``root`` (or the one with ``key``)."""
+    from audioset_fewshot.process._common import read_current
+
+    layout = DatasetLayout(Path(root))
+    if key is None:
+        key = read_current(layout.pack_dir, stage="pack", hint="run 'audioset-fewshot process --stage pack' first")
+    meta = read_json(layout.pack_dir / key / "meta.json")
+    if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
+        raise StageNotReadyError(f"pack {key} under {layout.pack_dir} is missing or from another version; run 'audioset-fewshot process --stage pack'")
+    return _record(layout.pack_dir / key, meta)
+
+
+# ---------------------------------------------------------------------------------------
+# the stage
+
+
+def _check_params(sample_rate_hz: int, dtype: str, length_s: float, length_policy: str, workers: int) -> None:
+    if not 8000 <= sample_rate_hz <= 48000:
+        raise UsageError(f"pack: sample_rate_hz must be within 8000..48000, got {sample_rate_hz!r}")
+    if dtype not in DTYPES:
+        raise UsageError(f"pack: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if not (math.isfinite(length_s) and length_s > 0):
+        raise UsageError(f"pack: length_s must be > 0, got {length_s!r}")
+    if length_policy not in ("pad_zero", "pad_repeat", "drop"):
+        raise UsageError(f"pack: length_policy must be pad_zero, pad_repeat or drop, got {length_policy!r}")
+    if workers < 1:
+        raise UsageError(f"pack: workers must be >= 1, got {workers!r}")
+
+
+def pack(
+    root: Path | str,
+    *,
+    sample_rate_hz: int = 16000,
+    dtype: Literal["int16", "float32"] = "int16",
+    length_s: float = 10.0,
+    length_policy: Literal["pad_zero", "pad_repeat", "drop"] = "pad_zero",
+    workers: int = 2,
+    force: bool = False,
+) -> PackRecord:
+    """Decode every clip that clean kept into ``processed/pack/<key>/``.
+
+    Needs ``processed/clean.csv`` made from the current ``manifest/clips.csv``.
+    A rerun with unchanged inputs returns the finished pack at once; an
+    unfinished one (killed, disk full) continues where it stopped.
+    """
+    _check_params(sample_rate_hz, dtype, length_s, length_policy, workers)
+    layout = DatasetLayout(Path(root))
+    if not layout.clean_csv.is_file():
+        raise StageNotReadyError(f"{layout.clean_csv} does not exist; run 'audioset-fewshot process --stage clean' first")
+    clips_sha = sha256_file(layout.clips_csv) if layout.clips_csv.is_file() else ""
+    clean_sha = sha256_file(layout.clean_csv)
+    clean_meta = read_json(clean_meta_path(layout)) or {}
+    if clean_meta.get("inputs", {}).get("clips_csv_sha256") != clips_sha or clean_meta.get("outputs", {}).get("clean_csv_sha256") != clean_sha:
+        raise StageNotReadyError(
+            f"{layout.clean_csv} was not made from the current {layout.clips_csv}; run 'audioset-fewshot process --stage clean' again"
+        )
+    params = {"sample_rate_hz": int(sample_rate_hz), "dtype": dtype, "length_s": float(length_s), "length_policy": length_policy}
+    inputs = {"clips_csv_sha256": clips_sha, "clean_csv_sha256": clean_sha}
+    key = cache_key({"schema_version": SCHEMA_VERSION, "stage": "pack", "params": params, "inputs": inputs})
+    folder = layout.pack_dir / key
+    meta_path = folder / "meta.json"
+    if force:
+        remove_tree(folder)
+    meta = read_json(meta_path)
+    if meta is not None and meta.get("schema_version") == SCHEMA_VERSION and meta.get("key") == key:
+        log.info("pack: %s is up to date", folder)
+        write_current(layout.pack_dir, key)
+        return _record(folder, meta)
+
+    # -- which clips, in which rows --------------------------------------------------
+    manifest = {(r.ytid, r.start_s): r for r in read_clips(layout.clips_csv, root=layout.root)}
+    length = int(round(length_s * sample_rate_hz))
+    jobs: list[tuple[Any, str]] = []  # (manifest row, absolute path)
+    dropped: list[str] = []
+    for v in read_clean(layout.clean_csv):
+        if v.action != "kept":
+            continue
+        m = manifest.get((v.ytid, v.start_s))
+        if m is None:
+            raise StageNotReadyError(f"{layout.clean_csv} lists {v.clip_id}, which is not in {layout.clips_csv}; run clean again")
+        if length_policy == "drop" and v.frames is not None and v.sample_rate_hz:
+            # frames * sr_out / sr_in < length, in exact integer arithmetic
+            if v.frames * sample_rate_hz < length * v.sample_rate_hz:
+                dropped.append(v.clip_id)
+                continue
+        jobs.append((m, str(layout.root / m.path)))
+    jobs.sort(key=lambda j: (j[0].owner_mid, j[0].ytid, j[0].start_s))
+    n_rows = len(jobs)
+    audio_path = folder / f"audio.{dtype}"
+    itemsize = np.dtype(dtype).itemsize
+    nbytes = n_rows * length * itemsize
+
+    # -- resume or start ---------------------------------------------------------------
+    progress_path = folder / "progress.json"
+    state = read_json(progress_path)
+    done: dict[str, list[Any]] = {}
+    if (state and state.get("key") == key and state.get("task_rows") == TASK_ROWS and state.get("rows") == n_rows
+            and audio_path.is_file() and audio_path.stat().st_size == nbytes):
+        done = dict(state.get("done", {}))
+        log.info("pack: resuming %s, %d of %d tasks already done", folder, len(done), -(-n_rows // TASK_ROWS))
+    else:
+        remove_tree(folder)
+        folder.mkdir(parents=True)
+        with disk_full_is_processing_error("pack", folder):
+            check_free_space(folder, nbytes, stage="pack")
+            with open(audio_path, "wb") as fh:
+                if nbytes:
+                    os.posix_fallocate(fh.fileno(), 0, nbytes)
+            atomic_write_json(progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "done": {}})
+
+    tasks = []
+    for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
+        if str(task_id) in done:
+            continue
+        paths = [p for _, p in jobs[start:start + TASK_ROWS]]
+        tasks.append((task_id, str(audio_path), dtype, length, sample_rate_hz, length_policy, start, paths))
+
+    def save_progress() -> None:
+        atomic_write_json(progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "done": done})
+
+    with disk_full_is_processing_error("pack", folder), progress_bar(total=n_rows, desc="pack", unit="clip") as bar:
+        bar.update(sum(len(v[0]) for v in done.values()))
+        since = 0
+        try:
+            if workers > 1 and len(tasks) > 1:
+                with _pool(min(workers, len(tasks))) as pool:
+                    for task_id, ts, acts in pool.imap_unordered(_pack_task, tasks):
+                        done[str(task_id)] = [ts, acts]
+                        bar.update(len(ts))
+                        since += len(ts)
+                        if since >= CHECKPOINT_ROWS:
+                            save_progress()
+                            since = 0
+            else:
+                for t in tasks:
+                    task_id, ts, acts = _pack_task(t)
+                    done[str(task_id)] = [ts, acts]
+                    bar.update(len(ts))
+                    since += len(ts)
+                    if since >= CHECKPOINT_ROWS:
+                        save_progress()
+                        since = 0
+        finally:
+            if since:
+                with contextlib.suppress(OSError):
+                    save_progress()
+
+        # -- commit: index, then meta.json last --------------------------------------------
+        index_rows: list[PackRow] = []
+        for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
+            ts, acts = done[str(task_id)]
+            for i, (m, _) in enumerate(jobs[start:start + TASK_ROWS]):
+                index_rows.append(PackRow(start + i, m.ytid, m.start_s, m.owner_mid, tuple(m.labels), int(ts[i]), str(acts[i])))
+        index_text = render_index(index_rows)
+        atomic_write_text(folder / "index.csv", index_text)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "stage": "pack",
+            "key": key,
+            "params": params,
+            "inputs": inputs,
+            "audio_file": audio_path.name,
+            "dtype": dtype,
+            "rows": n_rows,
+            "samples": length,
+            "shape": [n_rows, length],
+            "index_csv_sha256": sha256_text(index_text),
+            "dropped_by_length": dropped,
+            "length_actions": dict(sorted(Counter(r.length_action for r in index_rows).items())),
+        }
+        atomic_write_json(meta_path, meta)
+        progress_path.unlink(missing_ok=True)
+        write_current(layout.pack_dir, key)
+    log.info("pack: %d rows x %d samples (%s) in %s", n_rows, length, dtype, folder)
+    return _record(folder, meta)
+
+
+__all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "fit_length", "load_pack", "pack", "read_index"]

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audioset_fewshot.errors import StageNotReadyError, UsageError
+from audioset_fewshot.process import clean, features, load_features, log_mel, mel_filterbank, pack
+from audioset_fewshot.process.features import hz_to_mel, mel_to_hz
+
+librosa = pytest.importorskip("librosa")
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels", "f_min", "f_max"), [
+    (16000, 1024, 128, 0.0, None), (16000, 512, 64, 50.0, 7000.0), (22050, 2048, 40, 0.0, None),
+])
+def test_filterbank_matches_librosa(sr: int, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> None:
+    ours = mel_filterbank(sample_rate_hz=sr, n_fft=n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+    assert ours.shape == ref.shape == (n_mels, 1 + n_fft // 2)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9)
+
+
+def test_mel_scale_round_trips_and_matches_librosa() -> None:
+    hz = np.array([0.0, 100.0, 999.0, 1000.0, 1001.0, 4000.0, 8000.0])
+    np.testing.assert_allclose(hz_to_mel(hz), librosa.hz_to_mel(hz), rtol=1e-12)
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(hz)), hz, rtol=1e-12, atol=1e-9)
+
+
+def _librosa_db(y: np.ndarray, **kw: object) -> np.ndarray:
+    top_db = kw.pop("top_db", None)
+    amin = kw.pop("amin", 1e-10)
+    s = librosa.feature.melspectrogram(y=y, **kw)  # type: ignore[arg-type]
+    return librosa.power_to_db(s, ref=1.0, amin=amin, top_db=top_db)
+
+
+@pytest.mark.parametrize("top_db", [None, 80.0])
+def test_log_mel_matches_librosa_within_1e4_db(rng: np.random.Generator, top_db: float | None) -> None:
+    sr = 16000
+    t = np.arange(10 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3100 * t * (1 + t / 20))
+         + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    y[40000:48000] = 0.0  # a stretch of digital silence exercises the amin floor
+    ours = log_mel(y, sample_rate_hz=sr, top_db=top_db)
+    ref = _librosa_db(y, sr=sr, n_fft=1024, hop_length=512, n_mels=128, power=2.0, amin=1e-10, top_db=top_db)
+    assert ours.shape == ref.shape == (128, 313)
+    assert np.max(np.abs(ours - ref)) < 1e-4
+
+
+def test_log_mel_other_parameters_match_librosa(rng: np.random.Generator) -> None:
+    sr = 16000
+    y = (0.2 * rng.standard_normal(3 * sr + 123)).astype(np.float32)
+    kw = {"n_fft": 512, "hop_length": 160, "n_mels": 64, "fmin": 50.0, "fmax": 7600.0, "power": 1.0}
+    ours = log_mel(y, sample_rate_hz=sr, n_fft=512, hop_length=160, n_mels=64, f_min=50.0, f_max=7600.0, power=1.0, amin=1e-5)
+    ref = _librosa_db(y, sr=sr, amin=1e-5, **kw)
+    assert ours.shape == ref.shape
+    assert np.max(np.abs(ours - ref)) < 1e-4
+
+
+def test_silence_floors_at_amin() -> None:
+    out = log_mel(np.zeros(16000, dtype=np.float32))
+    assert out.shape == (128, 32)
+    assert np.all(out == pytest.approx(-100.0))
+
+
+def test_features_of_pack_match_direct_transform(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pk = pack(root, workers=1)
+    rec = features(root)
+    store = load_features(root)
+    assert rec.shape == store.shape == (12, 128, 313)
+    assert store.key == rec.key and store.meta["inputs"]["pack_key"] == pk.key
+    audio = pk.open()
+    direct = log_mel(audio[5].astype(np.float32) / 32768.0)
+    np.testing.assert_array_equal(store.mels[5], direct)
+    # per-clip statistics are the frame sums of the stored values
+    np.testing.assert_allclose(store.stats_sum[5], store.mels[5].astype(np.float64).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(store.stats_sumsq[5], np.square(store.mels[5].astype(np.float64)).sum(axis=1), rtol=1e-12)
+    assert np.all(store.stats_count == 313)
+    # index and lookups
+    owners = [r.owner_mid for r in store.index]
+    assert owners == sorted(owners)
+    for mid in store.owner_mids:
+        assert all(store.index[i].owner_mid == mid for i in store.rows_for(mid))
+    assert sum(len(store.rows_for(m)) for m in store.owner_mids) == len(store)
+    r = store.index[7]
+    assert store.row_of(r.ytid, r.start_s) == 7
+
+
+def test_features_rerun_is_noop_and_params_change_key(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, workers=1)
+    a = features(root)
+    mtime = (a.path / "mels.f32").stat().st_mtime_ns
+    assert features(root) == a
+    assert (a.path / "mels.f32").stat().st_mtime_ns == mtime
+    b = features(root, hop_length=256, n_mels=64)
+    assert b.key != a.key and b.shape == (12, 64, 626)
+    assert load_features(root).key == b.key  # current follows the last run
+    assert load_features(root, key=a.key).shape == a.shape
+
+
+def test_per_file_export_matches_packed(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, workers=1)
+    rec = features(root, layout="per-file")
+    store = load_features(root)
+    assert rec.per_file_dir == tone_root.per_file_dir
+    files = sorted(rec.per_file_dir.rglob("*.npy"))
+    assert len(files) == len(store)
+    r = store.index[3]
+    from audioset_fewshot.layout import clip_stem
+    from audioset_fewshot.validate import mid_slug
+
+    arr = np.load(rec.per_file_dir / mid_slug(r.owner_mid) / f"{clip_stem(r.ytid, r.start_s)}.npy")
+    np.testing.assert_array_equal(arr, store.mels[3])
+
+
+def test_features_need_a_pack(tone_root) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StageNotReadyError, match="run 'audioset-fewshot process --stage pack' first"):
+        features(tone_root.root)
+    with pytest.raises(StageNotReadyError, match="--stage features"):
+        load_features(tone_root.root)
+
+
+def test_bad_feature_parameters_are_usage_errors(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, workers=1)
+    with pytest.raises(UsageError, match="Nyquist"):
+        features(root, f_max=9000.0)
+    with pytest.raises(UsageError, match="amin must be > 0"):
+        features(root, amin=0.0)
