@@ -1,0 +1,169 @@
+"""The runner with the real fetcher, yt-dlp and ffmpeg against the 127.0.0.1 media server.
+
+Must hold: a finished run reruns with zero requests for ok / permanently failed clips;
+a rate-limit burst pauses the pool and fails no clip; kill -9 at random moments, then a
+rerun, gives exactly the clips and files of an uninterrupted run, and no partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioset_fewshot.demo.server import MediaServer, SourceSpec
+from audioset_fewshot.download.ledger import Ledger
+from audioset_fewshot.download.runner import run_download
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.plan import PlanEntry, SamplingPlan, write_plan
+
+DOG, CAT = "/m/0dog", "/m/0cat"
+N_PER_CLASS = 6
+TARGET = 3
+# faults by (class, rank): permanent ones and a sticky transient one (media 403)
+FAULTS = {(DOG, 0): "unavailable", (DOG, 2): "media-403", (CAT, 1): "private", (CAT, 3): "unavailable"}
+
+
+def yt(mid: str, k: int) -> str:
+    return f"rs{mid[-3:]}{k:06d}"
+
+
+def ids() -> list[str]:
+    return [yt(m, k) for m in (DOG, CAT) for k in range(N_PER_CLASS)]
+
+
+def the_plan() -> SamplingPlan:
+    entries = [PlanEntry(f"{yt(m, k)}_1000", yt(m, k), 1.0, 11.0, m, (m,), "balanced", k) for m in (DOG, CAT) for k in range(N_PER_CLASS)]
+    params = {"seed": 0, "max_per_class": TARGET, "sources": ["balanced"], "owner_policy": "fewest-candidates", "shard": None, "classes": [CAT, DOG]}
+    return SamplingPlan.build(entries, {DOG: TARGET, CAT: TARGET}, params=params)
+
+
+@pytest.fixture(scope="module")
+def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sources encoded once for the module (12 s each, m4a only)."""
+    cache = tmp_path_factory.mktemp("media")
+    with MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=60) as srv:
+        srv.prepare(ids(), formats=(140,), workers=2)
+    return cache
+
+
+def catalog() -> dict[str, SourceSpec]:
+    return {y: SourceSpec(class_key=f"demo-class-{i % 3}", duration_s=12.0) for i, y in enumerate(ids())}
+
+
+def server(cache: Path) -> MediaServer:
+    srv = MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=120)
+    for (mid, k), fault in FAULTS.items():
+        srv.set_fault(yt(mid, k), fault)
+    return srv
+
+
+FAST = {"max_per_hour": None, "min_interval_s": 0.0, "backoff_s": 0.05, "retries": 1, "min_free": "0B", "timeout_s": 30.0}
+
+
+def snapshot(root: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Per class ok clip ids (ledger) and sha256 of every file under audio/."""
+    layout = DatasetLayout(root)
+    with Ledger(layout.ledger_file) as led:
+        per_class: dict[str, list[str]] = {}
+        for r in led.rows("ok"):
+            per_class.setdefault(r.owner_mid, []).append(r.clip_id)
+    files = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(layout.audio_dir.rglob("*")) if p.is_file()}
+    return per_class, files
+
+
+def test_run_rerun_zero_requests_and_exact_clips(media_cache: Path, tmp_path: Path) -> None:
+    with server(media_cache) as srv:
+        rep = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **FAST)
+        assert rep.complete, rep.summary_lines()
+        per_class, files = snapshot(tmp_path)
+        assert sorted(per_class[DOG]) == [f"{yt(DOG, k)}_1000" for k in (1, 3, 4)]
+        assert sorted(per_class[CAT]) == [f"{yt(CAT, k)}_1000" for k in (0, 2, 4)]
+        assert len(files) == 6
+        for rel in files:
+            data, sr = sf.read(tmp_path / rel, dtype="int16")
+            assert sr == 16000 and data.shape == (160000,) and np.any(data)
+        with Ledger(DatasetLayout(tmp_path).ledger_file) as led:
+            assert led.row(f"{yt(DOG, 0)}_1000").status == "failed-permanent"
+            transient = led.row(f"{yt(DOG, 2)}_1000")
+            assert transient.status == "failed-transient" and transient.attempts == 2  # 1 + retries
+        assert rep.failures_by_reason == {"format-403": 1, "private": 1, "unavailable": 2}
+        srv.reset_log()
+        rep2 = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **FAST)
+        assert srv.requests == []  # nothing for ok or permanently failed clips (classes are complete)
+        assert rep2.obtained_now == 0 and rep2.complete
+
+
+def test_rate_limit_burst_pauses_the_pool_and_fails_nothing(media_cache: Path, tmp_path: Path) -> None:
+    with server(media_cache) as srv:
+        for (mid, k) in FAULTS:
+            srv.set_fault(yt(mid, k), None)
+        srv.rate_limit_burst(3)
+        t0 = time.monotonic()
+        rep = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **{**FAST, "pause_s": 1.0, "max_pauses": 3, "retries": 0})
+        assert time.monotonic() - t0 >= 1.0
+        assert rep.complete and rep.pauses >= 1
+        assert rep.failures_by_reason == {}
+        assert rep.attempt_reasons.get("rate-limited", 0) >= 1
+        with Ledger(DatasetLayout(tmp_path).ledger_file) as led:
+            assert not led.rows(["failed-permanent", "failed-transient"])
+            paused = [a for a in led.attempts() if a.reason == "rate-limited"]
+            assert paused and all(a.counted == 0 for a in paused)
+            # the clips hit by the burst are ok and their attempt count is 1
+            assert all(led.row(a.clip_id).status == "ok" and led.row(a.clip_id).attempts == 1 for a in paused)
+        watch = [r for r in srv.requests if r.kind == "watch"]
+        # after the burst no request came before the pause ended
+        first_fail = min(r.time for r in watch if r.fault == "rate-limited")
+        after = [r.time for r in watch if r.fault is None and r.time > first_fail]
+        assert after and min(after) - first_fail >= 0.9
+
+
+def _write_config(path: Path, root: Path) -> None:
+    path.write_text(
+        f"root: {root}\n"
+        "plan:\n  seed: 0\n  max_per_class: 3\n  sources: [balanced]\n"
+        "download:\n  min_interval_s: 0.0\n  backoff_s: 0.05\n  retries: 1\n  timeout_s: 30.0\n  early_abort: 0\n"
+    )
+
+
+def _download_cmd(cfg: Path, base_url: str) -> list[str]:
+    return [sys.executable, "-m", "audioset_fewshot", "download", "-c", str(cfg), "--base-url", base_url, "--max-per-hour", "0", "--min-free", "0B", "--jobs", "2"]
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(20261125)
+    env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
+    with server(media_cache) as srv:
+        ref_root = tmp_path / "ref"
+        run_download(the_plan(), root=ref_root, jobs=2, base_url=srv.base_url, **FAST)
+        reference = snapshot(ref_root)
+
+        root = tmp_path / "killed"
+        write_plan(the_plan(), DatasetLayout(root))
+        cfg = tmp_path / "config.yaml"
+        _write_config(cfg, root)
+        kills = 0
+        for delay in rng.uniform(1.0, 3.0, size=3):
+            proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                proc.wait(timeout=float(delay))
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+            proc.communicate(timeout=30)
+        assert kills >= 1
+        done = subprocess.run(_download_cmd(cfg, srv.base_url), env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "obtained 6/6" in done.stdout
+    assert snapshot(root) == reference
+    leftovers = [p for p in root.rglob(".tmp-*")]
+    assert leftovers == []
