@@ -1,0 +1,90 @@
+"""doctor: each check, the checklist, the exit code, and never a cookie value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from audioset_fewshot.demo.server import MediaServer, SourceSpec
+from audioset_fewshot.download.doctor import FAIL, OK, WARN, check_cookies, check_disk, check_writable, check_ytdlp, parse_canary
+from audioset_fewshot.errors import UsageError, ValidationError
+
+SECRET = "s3cr3tCookieValue-DoNotLeak"
+
+
+def cookie_file(tmp_path: Path, *, domain: str = ".youtube.com", expiry: int | None = None, header: bool = True) -> Path:
+    exp = int(time.time()) + 86400 if expiry is None else expiry
+    text = ("# Netscape HTTP Cookie File\n" if header else "") + f"{domain}\tTRUE\t/\tTRUE\t{exp}\tSID\t{SECRET}\n#HttpOnly_{domain}\tTRUE\t/\tTRUE\t{exp}\tHSID\t{SECRET}2\n"
+    p = tmp_path / "cookies.txt"
+    p.write_text(text)
+    return p
+
+
+def test_cookie_checks_never_show_values(tmp_path: Path) -> None:
+    good = check_cookies(cookie_file(tmp_path))
+    assert good.status == OK and "2 live youtube.com cookies" in good.detail
+    checks = [
+        good,
+        check_cookies(cookie_file(tmp_path, domain=".example.com")),
+        check_cookies(cookie_file(tmp_path, expiry=1_000_000)),
+    ]
+    assert [c.status for c in checks] == [OK, FAIL, FAIL]
+    assert "none for youtube.com" in checks[1].detail and "expired" in checks[2].detail
+    (tmp_path / "json.txt").write_text('{"cookies": [{"name": "SID", "value": "%s"}]}' % SECRET)
+    bad = check_cookies(tmp_path / "json.txt")
+    assert bad.status == FAIL and "not a Netscape cookies file" in bad.detail
+    missing = check_cookies(tmp_path / "nope.txt")
+    assert missing.status == FAIL and "cannot read" in missing.detail
+    assert all(SECRET not in c.line() for c in [*checks, bad, missing])
+    assert check_cookies(None) is None
+
+
+def test_ytdlp_age_disk_and_root(tmp_path: Path) -> None:
+    assert check_ytdlp(today=dt.date(2026, 11, 1)).status == OK
+    old = check_ytdlp(today=dt.date(2027, 6, 1))
+    assert old.status == WARN and "pip install -U yt-dlp" in old.detail
+    assert check_disk(tmp_path, need_bytes=0, min_free_bytes=0).status == OK
+    assert check_disk(tmp_path, need_bytes=10**18, min_free_bytes=0).status == WARN
+    assert check_disk(tmp_path, need_bytes=0, min_free_bytes=10**18).status == FAIL
+    assert check_writable(tmp_path / "new" / "root").status == OK
+    (tmp_path / "file").write_text("x")
+    assert check_writable(tmp_path / "file").status == FAIL
+    assert parse_canary("abcdefghijk@30") == ("abcdefghijk", 30.0, 40.0)
+    with pytest.raises(ValidationError, match="invalid YouTube ID"):
+        parse_canary("../etc/pass@1")
+    with pytest.raises(UsageError, match="YTID@START"):
+        parse_canary("abcdefghijk@x")
+
+
+def _doctor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "audioset_fewshot", "doctor", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_doctor_command_checklist_exit_codes_and_canary(tmp_path: Path) -> None:
+    good = _doctor("--root", str(tmp_path / "root"), "--cookies", str(cookie_file(tmp_path)), cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    for name in ("yt-dlp", "JS runtime", "yt-dlp-ejs", "ffmpeg", "cookies", "root", "disk"):
+        assert f"] {name}" in good.stdout
+    assert SECRET not in good.stdout + good.stderr
+    bad_cookies = tmp_path / "bad.txt"
+    bad_cookies.write_text(f"SID={SECRET}\n")
+    bad = _doctor("--root", str(tmp_path / "root"), "--cookies", str(bad_cookies), cwd=tmp_path)
+    assert bad.returncode == 1 and "[fail] cookies" in bad.stdout and SECRET not in bad.stdout + bad.stderr
+
+    ok_id, dead_id = "doctorok001", "doctordead1"
+    cat = {ok_id: SourceSpec(class_key="demo-class-0", duration_s=12.0), dead_id: SourceSpec(class_key="demo-class-1", duration_s=12.0, fault="unavailable")}
+    with MediaServer(cache_dir=tmp_path / "media", catalog=cat, idle_timeout_s=60) as srv:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"root: {tmp_path / 'root'}\ndownload:\n  canary_ids: ['{ok_id}@1']\n")
+        canary = _doctor("-c", str(cfg), "--canary", "--base-url", srv.base_url, cwd=tmp_path)
+        assert canary.returncode == 0, canary.stdout + canary.stderr
+        assert f"[  ok] canary {ok_id}: 160000 samples" in canary.stdout
+        cfg.write_text(f"root: {tmp_path / 'root'}\ndownload:\n  canary_ids: ['{dead_id}@1']\n")
+        dead = _doctor("-c", str(cfg), "--canary", "--base-url", srv.base_url, cwd=tmp_path)
+        assert dead.returncode == 1 and f"[fail] canary {dead_id}: unavailable" in dead.stdout
