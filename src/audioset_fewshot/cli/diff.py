@@ -1,0 +1,34 @@
+"""``audioset-fewshot diff A B``: compare two manifests or roots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command(name="diff")
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.option("--show", is_flag=True, help="List the clip ids that differ.")
+def command(a: Path, b: Path, fmt: str, show: bool) -> None:
+    """Clips in both, only in A, only in B, and same clip with different content,
+    per class and in total.  A and B are clips.csv files or dataset roots."""
+    from audioset_fewshot.manifest.diff import GROUPS, diff_manifests
+
+    d = diff_manifests(a, b)
+    if fmt == "json":
+        click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"{'class':<14} {'same':>6} {'changed':>8} {'only A':>7} {'only B':>7}")
+    for mid, c in sorted(d.per_class.items()):
+        click.echo(f"{mid:<14} {c['same']:>6} {c['changed']:>8} {c['only_a']:>7} {c['only_b']:>7}")
+    t = d.totals()
+    click.echo(f"{'total':<14} {t['same']:>6} {t['changed']:>8} {t['only_a']:>7} {t['only_b']:>7}")
+    if show:
+        for g in GROUPS[1:]:
+            for cid in getattr(d, g):
+                click.echo(f"{g}: {cid}")
+    click.echo("identical" if d.identical else "different")

@@ -1,0 +1,32 @@
+"""``audioset-fewshot merge ROOT... --into DIR``: shards or machines into one root."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command(name="merge")
+@click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder of the merged root (empty, or an earlier merge).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+def command(roots: tuple[Path, ...], into: Path, fmt: str) -> None:
+    """Combine the ledgers and files of ROOTS (in priority order) into one root and
+    one manifest; clips present in several roots are resolved deterministically."""
+    from audioset_fewshot.manifest.merge import merge_roots
+
+    rep = merge_roots(list(roots), into=into)
+    if fmt == "json":
+        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"merged {len(rep.roots)} root(s) into {rep.into}: {rep.clips} clips")
+    for r, n in rep.from_root.items():
+        click.echo(f"  {n:>6} from {r}")
+    for c in rep.conflicts:
+        click.echo(f"conflict: {c}")
+    if rep.surplus:
+        click.echo(f"{len(rep.surplus)} clip(s) beyond their class target left out (lowest ranks kept)")
+    for cid in rep.bad_source:
+        click.echo(f"not merged (file missing or corrupt): {cid}", err=True)

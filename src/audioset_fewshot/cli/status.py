@@ -1,0 +1,45 @@
+"""``audioset-fewshot status``: per-class obtained / target / failures, availability per list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{r} {n}" for r, n in sorted(counts.items())) or "-"
+
+
+@click.command(name="status")
+@config_option
+@root_option
+@metadata_dir_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
+def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, fmt: str) -> None:
+    """Where the download of ROOT stands (reads the plan and the ledger only).
+
+    With --metadata-dir (or metadata.metadata_dir in the config) the availability
+    per list is shown against the release's header counts."""
+    from audioset_fewshot.manifest.status import dataset_status, read_headers
+
+    cfg = resolve_config(config_path, {"root": root, "metadata.metadata_dir": metadata_dir})
+    headers = read_headers(cfg.metadata.metadata_dir) if cfg.metadata.metadata_dir else None
+    rep = dataset_status(Path(cfg.root), headers=headers)
+    if fmt == "json":
+        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        return
+    width = max([len(c.name) for c in rep.classes] + [10])
+    click.echo(f"{'class':<{width}}  {'mid':<12} {'obtained':>8} {'target':>6} {'pending':>7}  failed (permanent | transient)")
+    for c in rep.classes:
+        click.echo(f"{c.name:<{width}}  {c.mid:<12} {c.obtained:>8} {c.target:>6} {c.pending:>7}  {_reasons(c.failed_permanent)} | {_reasons(c.failed_transient)}")
+    click.echo(f"total: {rep.obtained}/{rep.target} clips; failures by reason: {_reasons(rep.failures_by_reason())}")
+    for s in rep.sources:
+        avail = "-" if s.availability is None else f"{100 * s.availability:.1f} %"
+        header = "" if s.header_segments is None else f" of {s.header_segments} segments in the list"
+        click.echo(f"{s.source}: planned {s.planned}{header}, attempted {s.attempted}, obtained {s.obtained}, gone {s.failed_permanent}, available {avail}")
+    if rep.to_retry:
+        click.echo(f"{len(rep.to_retry)} transient failure(s) will be retried by the next 'audioset-fewshot download'")

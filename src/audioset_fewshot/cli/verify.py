@@ -1,0 +1,34 @@
+"""``audioset-fewshot verify``: re-hash every clip against the manifest; exit 1 on any problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.errors import EXIT_ERROR
+
+
+@click.command(name="verify")
+@config_option
+@root_option
+@click.option("--manifest", "manifest", type=click.Path(dir_okay=False, path_type=Path), default=None, help="clips.csv to check against (default ROOT/manifest/clips.csv).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.pass_context
+def command(ctx: click.Context, config_path: Path | None, root: Path | None, manifest: Path | None, fmt: str) -> None:
+    """Report every missing, corrupt (hash or length) and unexpected file under ROOT/audio."""
+    from audioset_fewshot.manifest.verify import verify
+
+    cfg = resolve_config(config_path, {"root": root})
+    rep = verify(Path(cfg.root), manifest=manifest)
+    if fmt == "json":
+        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+    else:
+        for p in rep.problems:
+            click.echo(f"{p.kind:<15} {p.path}  {p.detail}")
+        verdict = "all good" if rep.ok else f"{len(rep.problems)} problem(s)"
+        click.echo(f"checked {rep.checked} clips in {rep.root}: {verdict}")
+    if not rep.ok:
+        ctx.exit(EXIT_ERROR)

@@ -1,0 +1,258 @@
+"""``merge_roots(roots, into=...)``: several shards (or machines) become one root.
+
+The roots must hold plans made with the same parameters (seed, classes,
+sources, ...; only the shard may differ) from the same metadata.  The merged
+root gets:
+
+* the union of the plans, without the shard (the plan one unsharded run would
+  have made: ranks are computed before sharding);
+* one ledger: for a clip present in several roots the row is chosen
+  deterministically -- ``ok`` beats ``failed-permanent`` beats
+  ``failed-transient`` beats ``pending``, then the earliest root in the given
+  order; disagreements (ok in two roots with different sha256, ok in one and
+  permanently failed in another) are reported;
+* per class, at most the class's target: the lowest-ranked ``ok`` clips are
+  kept (the set one unsharded run would have obtained) and the rest are
+  reported as surplus and left ``pending``;
+* the files of the kept clips, copied atomically and checked against their
+  sha256 (a copy that does not match is reported and left ``pending``);
+* its manifest (:func:`build_manifest`).
+
+Only ``into`` is written.  ``into`` must be empty or a previous merge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioset_fewshot._io import TMP_PREFIX
+from audioset_fewshot.errors import ManifestError, UsageError, ValidationError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.manifest._files import check_destination, copy_or_report, dest_path
+from audioset_fewshot.manifest.build import ManifestRecord, build_manifest
+from audioset_fewshot.validate import safe_relpath
+
+log = logging.getLogger(__name__)
+
+_STATUS_ORDER = {"ok": 0, "failed-permanent": 1, "failed-transient": 2, "pending": 3}
+_MERGED_KEY = "merged_from"
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    into: Path
+    roots: tuple[Path, ...]
+    clips: int
+    from_root: dict[str, int]
+    conflicts: tuple[str, ...] = ()
+    surplus: tuple[str, ...] = ()
+    bad_source: tuple[str, ...] = ()
+    record: ManifestRecord | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "into": str(self.into),
+            "roots": [str(r) for r in self.roots],
+            "clips": self.clips,
+            "from_root": dict(self.from_root),
+            "conflicts": list(self.conflicts),
+            "surplus": list(self.surplus),
+            "bad_source": list(self.bad_source),
+        }
+
+
+def _raw_rows(path: Path, table: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ManifestError(f"no ledger at {path}; is {path.parent} a downloaded root?")
+    con = sqlite3.connect(path, timeout=30.0)
+    try:
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA query_only = ON")
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]  # table is one of two constants
+    except sqlite3.Error as err:
+        raise ManifestError(f"cannot read table {table!r} of the ledger {path}: {err}") from err
+    finally:
+        con.close()
+
+
+def _merged_plan(plans: Sequence[Any], roots: Sequence[Path]) -> Any:
+    from audioset_fewshot.plan import SamplingPlan
+
+    base = {k: v for k, v in plans[0].params.items() if k != "shard"}
+    for plan, root in zip(plans[1:], roots[1:], strict=True):
+        other = {k: v for k, v in plan.params.items() if k != "shard"}
+        if other != base:
+            keys = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+            raise UsageError(f"cannot merge {root}: its plan differs from {roots[0]}'s in {', '.join(keys)}; merge only shards of one plan")
+        if dict(plan.inputs) != dict(plans[0].inputs):
+            raise UsageError(f"cannot merge {root}: its plan was made from other metadata files than {roots[0]}'s")
+    entries: dict[str, Any] = {}
+    for plan, root in zip(plans, roots, strict=True):
+        for e in plan.entries:
+            old = entries.get(e.clip_id)
+            if old is None:
+                entries[e.clip_id] = e
+            elif old != e:
+                raise UsageError(f"cannot merge {root}: clip {e.clip_id} has another owner, rank or labels than in an earlier root")
+    params = {**base, "shard": None} if "shard" in plans[0].params else dict(base)
+    if any(p.targets is None for p in plans):
+        targets = None
+    elif "max_per_class" in base and plans[0].params.get("shard"):
+        targets = {m: int(base["max_per_class"]) for m in base.get("classes", sorted({t for p in plans for t in p.targets}))}
+    else:
+        targets = {}
+        for p in plans:
+            for m, t in p.targets.items():
+                targets[m] = max(int(t), targets.get(m, 0))
+    counts: dict[str, int] = {}
+    for e in entries.values():
+        counts[e.owner_mid] = counts.get(e.owner_mid, 0) + 1
+    shortfalls = {}
+    if targets is not None:
+        shortfalls = {m: {"candidates": counts.get(m, 0), "target": t} for m, t in targets.items() if counts.get(m, 0) < t}
+    return SamplingPlan.build(entries.values(), targets, params=params, inputs=plans[0].inputs, shortfalls=shortfalls)
+
+
+def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport:
+    """Merge ``roots`` (in priority order) into ``into``; return what was merged and why."""
+    from audioset_fewshot.download.ledger import Ledger
+    from audioset_fewshot.download.runner import RootLock
+    from audioset_fewshot.plan import read_plan, write_plan
+
+    if not roots:
+        raise UsageError("merge needs at least one root")
+    src_roots = [Path(r).expanduser().resolve() for r in roots]
+    if len(set(src_roots)) != len(src_roots):
+        raise UsageError("merge: a root is given twice")
+    dest = check_destination(into, sources=src_roots, what="merge")
+    out = DatasetLayout(dest)
+    if out.ledger_file.exists():
+        meta = {r["key"]: r["value"] for r in _raw_rows(out.ledger_file, "meta")}
+        if _MERGED_KEY not in meta:
+            raise UsageError(f"{dest} holds a downloaded root, not a merge; merge into an empty folder")
+    elif dest.exists() and any(p.name not in (".lock",) for p in dest.iterdir()):
+        raise UsageError(f"{dest} is not empty; merge into an empty folder")
+
+    layouts = [DatasetLayout(r) for r in src_roots]
+    plans = [read_plan(lay) for lay in layouts]
+    plan = _merged_plan(plans, src_roots)
+
+    # choose one ledger row per clip
+    chosen: dict[str, tuple[int, dict[str, Any]]] = {}
+    conflicts: list[str] = []
+    for i, lay in enumerate(layouts):
+        for row in _raw_rows(lay.ledger_file, "clips"):
+            if not row.get("in_plan", 1):
+                continue
+            cid = row["clip_id"]
+            prev = chosen.get(cid)
+            if prev is None:
+                chosen[cid] = (i, row)
+                continue
+            j, old = prev
+            if old["status"] == "ok" and row["status"] == "ok" and old.get("sha256") != row.get("sha256"):
+                conflicts.append(f"{cid}: ok in {src_roots[j]} and {src_roots[i]} with different sha256; kept {src_roots[j]}'s")
+            elif {old["status"], row["status"]} == {"ok", "failed-permanent"}:
+                conflicts.append(f"{cid}: ok in one root, failed permanently ({old.get('reason') or row.get('reason')}) in another; kept the ok one")
+            if _STATUS_ORDER.get(row["status"], 9) < _STATUS_ORDER.get(old["status"], 9):
+                chosen[cid] = (i, row)
+    planned = {e.clip_id: e for e in plan.entries}
+    chosen = {cid: v for cid, v in chosen.items() if cid in planned}
+
+    # per class: keep the lowest ranks up to the target
+    ok_by_class: dict[str, list[str]] = {}
+    for cid, (_, row) in chosen.items():
+        if row["status"] == "ok":
+            ok_by_class.setdefault(planned[cid].owner_mid, []).append(cid)
+    keep: set[str] = set()
+    surplus: list[str] = []
+    for mid, cids in ok_by_class.items():
+        cids.sort(key=lambda c: (planned[c].rank, c))
+        limit = len(cids) if plan.targets is None else int(plan.targets.get(mid, 0))
+        keep.update(cids[:limit])
+        surplus += cids[limit:]
+
+    with RootLock(out):
+        # copy the kept files
+        bad: list[str] = []
+        from_root: dict[str, int] = {str(r): 0 for r in src_roots}
+        wanted_files: set[str] = set()
+        for cid in sorted(keep):
+            i, row = chosen[cid]
+            e = planned[cid]
+            ext = str(row.get("path") or "").rsplit(".", 1)[-1]
+            ext = ext if ext in ("flac", "wav") else "flac"
+            rel = out.clip_relpath(e.owner_mid, e.ytid, e.start_s, ext=ext)
+            try:
+                src = safe_relpath(str(row.get("path") or ""), root=src_roots[i])
+                sha = str(row.get("sha256") or "")
+            except ValidationError as err:
+                log.warning("not merged: %s in %s: %s", cid, src_roots[i], err)
+                bad.append(cid)
+                continue
+            if copy_or_report(src, dest_path(rel, root=dest), sha256=sha) == "bad-source":
+                log.warning("not merged: %s: %s is missing or does not match its sha256", cid, src)
+                bad.append(cid)
+                continue
+            row["path"] = rel
+            wanted_files.add(rel)
+            from_root[str(src_roots[i])] += 1
+        keep -= set(bad)
+
+        # the merged ledger, written beside and moved into place
+        tmp_db = dest / f"{TMP_PREFIX}ledger.sqlite"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(tmp_db) + suffix).unlink(missing_ok=True)
+        with Ledger(tmp_db) as ledger:
+            ledger.sync_plan(plan)
+            ledger.set_meta(_MERGED_KEY, json.dumps([str(r) for r in src_roots]))
+        _fill_ledger(tmp_db, chosen, keep, src_roots, layouts)
+        for suffix in ("-wal", "-shm"):
+            Path(str(out.ledger_file) + suffix).unlink(missing_ok=True)
+        os.replace(tmp_db, out.ledger_file)
+        write_plan(plan, out)
+        # files of an earlier merge that are no longer part of it
+        if out.audio_dir.is_dir():
+            for p in sorted(out.audio_dir.rglob("*")):
+                if (p.is_file() or p.is_symlink()) and p.relative_to(dest).as_posix() not in wanted_files:
+                    p.unlink()
+        record = build_manifest(dest)
+    return MergeReport(
+        into=dest, roots=tuple(src_roots), clips=record.clips, from_root=from_root, conflicts=tuple(conflicts),
+        surplus=tuple(sorted(surplus)), bad_source=tuple(sorted(bad)), record=record,
+    )  # fmt: skip
+
+
+def _fill_ledger(db_path: Path, chosen: dict[str, tuple[int, dict[str, Any]]], keep: set[str], roots: Sequence[Path], layouts: Sequence[DatasetLayout]) -> None:
+    """Copy the chosen rows (and their attempts) into the fresh merged ledger."""
+    con = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(clips)")]
+        att_cols = [r[1] for r in con.execute("PRAGMA table_info(attempts)") if r[1] != "attempt_id"]
+        attempts_by_root: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        con.execute("BEGIN IMMEDIATE")
+        for cid in sorted(chosen):
+            i, row = chosen[cid]
+            if row["status"] == "ok" and cid not in keep:
+                continue  # surplus or a bad copy: stays pending, as if never tried
+            names = [c for c in cols if c in row and c not in ("clip_id", "in_plan", "owner_mid", "rank", "labels", "source")]
+            con.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in names)} WHERE clip_id = ?", [row[c] for c in names] + [cid])
+            if i not in attempts_by_root:
+                per: dict[str, list[dict[str, Any]]] = {}
+                for a in _raw_rows(layouts[i].ledger_file, "attempts"):
+                    per.setdefault(a["clip_id"], []).append(a)
+                attempts_by_root[i] = per
+            for a in sorted(attempts_by_root[i].get(cid, []), key=lambda a: a.get("attempt_id", 0)):
+                names_a = [c for c in att_cols if c in a]
+                con.execute(f"INSERT INTO attempts({', '.join(names_a)}) VALUES ({', '.join('?' * len(names_a))})", [a[c] for c in names_a])
+        con.execute("COMMIT")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()

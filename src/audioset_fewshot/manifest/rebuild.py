@@ -1,0 +1,171 @@
+"""``rebuild(manifest, root=...)``: download exactly the clips a manifest lists.
+
+No new draw: the manifest (untrusted, validated row by row) becomes an
+*exact* plan (:meth:`SamplingPlan.exact`: every entry required, same YouTube
+IDs, same trim offsets ``start_s``/``end_s``, same owners and labels), which
+the download runner fetches into ``root`` with the manifest's sample rate and
+container.  Then the root's own manifest is built and compared with the
+original: which clips are no longer available (and why), and whether every
+rebuilt file hashes the same.
+
+``root`` must be empty, or a root this same manifest was rebuilt into before
+(then the run resumes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioset_fewshot._io import sha256_file
+from audioset_fewshot.errors import ManifestError, UsageError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.manifest._files import check_destination
+from audioset_fewshot.manifest._ledger import STATUS_FAILED_PERMANENT, STATUS_FAILED_TRANSIENT, STATUS_OK, read_ledger
+from audioset_fewshot.manifest.build import ManifestRecord, build_manifest
+from audioset_fewshot.manifest.clips import ManifestRow, read_clips
+from audioset_fewshot.manifest.diff import ManifestDiff, diff_rows, manifest_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """Outcome per listed clip (clip ids ``<ytid>_<start_ms>``, sorted).
+
+    ``same``: rebuilt and hashes as in the manifest; ``different``: rebuilt
+    with other bytes; ``unavailable``: ``{clip_id: reason}`` the server no
+    longer serves (permanent); ``failed``: ``{clip_id: reason}`` transient
+    failures (a rerun retries them); ``pending``: not tried (a stopped run).
+    """
+
+    manifest: Path
+    root: Path
+    listed: int
+    same: tuple[str, ...] = ()
+    different: tuple[str, ...] = ()
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    pending: tuple[str, ...] = ()
+    record: ManifestRecord | None = None
+    diff: ManifestDiff | None = None
+
+    @property
+    def identical(self) -> bool:
+        """Every listed clip was rebuilt with the same bytes."""
+        return len(self.same) == self.listed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifest": str(self.manifest),
+            "root": str(self.root),
+            "listed": self.listed,
+            "same": len(self.same),
+            "different": list(self.different),
+            "unavailable": dict(sorted(self.unavailable.items())),
+            "failed": dict(sorted(self.failed.items())),
+            "pending": list(self.pending),
+            "identical": self.identical,
+        }
+
+
+def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> Any:
+    """The exact plan of a manifest: one required entry per row, ranks in manifest order."""
+    from audioset_fewshot.plan import PlanEntry, SamplingPlan
+
+    ranks: dict[str, int] = {}
+    entries = []
+    for r in sorted(rows, key=lambda r: (r.owner_mid, r.ytid, r.start_s)):
+        rank = ranks.get(r.owner_mid, 0)
+        ranks[r.owner_mid] = rank + 1
+        entries.append(PlanEntry(r.clip_id, r.ytid, r.start_s, r.end_s, r.owner_mid, tuple(sorted(r.labels)), r.source, rank))
+    classes = sorted(ranks)
+    return SamplingPlan.exact(entries, params={"rebuild_of": manifest_sha256, "classes": classes})
+
+
+def _uniform(values: set[Any], what: str, path: Path) -> Any:
+    if len(values) > 1:
+        raise ManifestError(f"{path}: clips with different {what} ({', '.join(map(str, sorted(values)))}); rebuild needs one {what}")
+    return next(iter(values))
+
+
+def rebuild(
+    manifest: Path | str,
+    *,
+    root: Path | str,
+    jobs: int = 4,
+    max_per_hour: float | None = 300.0,
+    min_interval_s: float = 1.0,
+    retries: int = 3,
+    retry_failed: bool = False,
+    backoff_s: float = 5.0,
+    pause_s: float = 3600.0,
+    max_pause_s: float = 14400.0,
+    max_pauses: int = 4,
+    early_abort: int = 10,
+    min_free: str | int = "2GB",
+    cookies: str | None = None,
+    cookies_from_browser: str | None = None,
+    base_url: str = "https://www.youtube.com",
+    format: str = "bestaudio[ext=m4a]/bestaudio",
+    timeout_s: float = 120.0,
+    fetch: Callable[..., Any] | None = None,
+) -> RebuildReport:
+    """Download the clips of ``manifest`` (a clips.csv or a root) into ``root`` and compare.
+
+    Keywords as :func:`download.runner.run_download` (the sample rate and
+    container come from the manifest).  Per-clip failures are in the report.
+    """
+    from audioset_fewshot.download.runner import run_download
+    from audioset_fewshot.plan import read_plan, write_plan
+
+    src = manifest_path(manifest)
+    rows = read_clips(src)
+    if not rows:
+        raise ManifestError(f"{src}: the manifest lists no clips; nothing to rebuild")
+    sample_rate_hz = _uniform({r.sample_rate_hz for r in rows}, "sample rates", src)
+    audio_format = _uniform({r.path.rsplit(".", 1)[-1] for r in rows}, "containers", src)
+    dest = check_destination(root, sources=[Path(manifest)] if Path(manifest).is_dir() else [], what="rebuild")
+    layout = DatasetLayout(dest)
+    plan = exact_plan(rows, manifest_sha256=sha256_file(src))
+    if layout.plan_meta_file.exists():
+        old = read_plan(layout)
+        if old.content_hash != plan.content_hash:
+            raise UsageError(f"{dest} already holds another plan; rebuild into an empty folder (or the folder this manifest was rebuilt into)")
+    elif dest.exists() and any(dest.iterdir()):
+        raise UsageError(f"{dest} is not empty; rebuild into an empty folder")
+    write_plan(plan, layout)
+    run_download(
+        plan, root=dest, jobs=jobs, max_per_hour=max_per_hour, min_interval_s=min_interval_s, retries=retries, retry_failed=retry_failed,
+        backoff_s=backoff_s, pause_s=pause_s, max_pause_s=max_pause_s, max_pauses=max_pauses, early_abort=early_abort, min_free=min_free,
+        cookies=cookies, cookies_from_browser=cookies_from_browser, base_url=base_url, format=format, audio_format=audio_format,
+        sample_rate_hz=sample_rate_hz, timeout_s=timeout_s, fetch=fetch,
+    )  # fmt: skip
+    record = build_manifest(dest)
+    ledger = {c.clip_id: c for c in read_ledger(layout.ledger_file)}
+    want = {r.clip_id: r for r in rows}
+    same, different, pending = [], [], []
+    unavailable: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for cid in sorted(want):
+        c = ledger.get(cid)
+        if c is None:
+            pending.append(cid)
+        elif c.status == STATUS_OK:
+            (same if c.sha256 == want[cid].sha256 else different).append(cid)
+        elif c.status == STATUS_FAILED_PERMANENT:
+            unavailable[cid] = c.reason or "unknown"
+        elif c.status == STATUS_FAILED_TRANSIENT:
+            failed[cid] = c.reason or "unknown"
+        else:
+            pending.append(cid)
+    if different:
+        log.warning("%d rebuilt clip(s) differ from the manifest (another ffmpeg / yt-dlp version, or the video changed)", len(different))
+    diff = diff_rows(rows, read_clips(layout.clips_csv, root=dest), a=src, b=layout.clips_csv)
+    return RebuildReport(
+        manifest=src, root=dest, listed=len(rows), same=tuple(same), different=tuple(different), unavailable=unavailable, failed=failed,
+        pending=tuple(pending), record=record, diff=diff,
+    )  # fmt: skip
