@@ -65,6 +65,7 @@ _ID_CODE[np.flatnonzero(_ID_LUT)] = np.arange(64, dtype=np.uint64)
 _LOWER_LUT = np.zeros(256, dtype=bool)
 _LOWER_LUT[ord("a") : ord("z") + 1] = True
 _POW10 = np.array([10.0**k for k in range(23)])
+_POW10_INT = np.array([10**k for k in range(19)], dtype=np.int64)
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -335,10 +336,15 @@ class _Block:
     tok: np.ndarray  # int32 vocab ids, row-major
 
 
+_PAD = 64  # zero bytes after a block, so fixed-width windows never run off its end
+
+
 def _gather(b: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    idx = starts[:, None] + np.arange(width)
-    np.minimum(idx, b.size - 1, out=idx)
-    return b[idx]
+    """(len(starts), width) bytes ``b[s:s+width]``: a row copy from a strided window view.
+
+    ``b`` carries ``_PAD`` zero bytes at its end and every start lies inside it."""
+    windows = np.lib.stride_tricks.sliding_window_view(b, width)
+    return windows[np.minimum(starts, b.size - width)]
 
 
 def _parse_decimal(b: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,19 +370,19 @@ def _parse_decimal(b: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndar
     ok &= (ndots <= 1) & (ndig >= 1) & (ndig <= 15)
     after_dot = np.cumsum(dot, axis=1) > 0
     frac = (digit & after_dot).sum(axis=1)
-    mant = np.zeros(n, dtype=np.int64)
-    dvals = ch.astype(np.int64) - 48
-    for j in range(width):
-        dj = digit[:, j]
-        mant = np.where(dj, mant * 10 + dvals[:, j], mant)
+    # each digit's power of ten: the number of digits that follow it in the field
+    power = np.where(digit, ndig[:, None] - np.cumsum(digit, axis=1), 0)
+    dvals = np.where(digit, ch.astype(np.int64) - 48, 0)
+    mant = (dvals * _POW10_INT[np.minimum(power, 18)]).sum(axis=1)
     values = mant.astype(np.float64) / _POW10[np.minimum(frac, 22)]
     return values, ok
 
 
 def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Block:
     """Parse complete lines (``buf`` ends with ``\\n``); ``first_line`` is the file line number of the first."""
-    b = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(b == 10)
+    b = np.zeros(len(buf) + _PAD, dtype=np.uint8)
+    b[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(b[: len(buf)] == 10)
     n = nl.size
     starts = np.empty(n, dtype=np.int64)
     if n:
@@ -384,10 +390,10 @@ def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Blo
         starts[1:] = nl[:-1] + 1
     ends = nl.astype(np.int64)
     ends = ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == 13))
-    last = b.size - 1
+    last = len(buf) - 1
 
-    q = np.flatnonzero(b == 34)
-    c = np.flatnonzero(b == 44)
+    q = np.flatnonzero(b[: len(buf)] == 34)
+    c = np.flatnonzero(b[: len(buf)] == 44)
     if q.size == 0:
         q = np.array([last + 1], dtype=np.int64)
     if c.size == 0:
