@@ -19,9 +19,19 @@ from audioset_fewshot.process.features import (
     log_mel,
     mel_filterbank,
 )
+from audioset_fewshot.process.normalize import (
+    MODES,
+    Normalizer,
+    Stats,
+    compute_stats_direct,
+    fit_normalizer,
+    rows_sha256,
+    stats_from_sums,
+)
 from audioset_fewshot.process.pack import PackRecord, PackRow, load_pack, pack, read_index
 
 __all__ = [
+    "MODES", "Normalizer", "Stats", "compute_stats_direct", "fit_normalizer", "rows_sha256", "stats_from_sums",
     "CleanReport", "ClipVerdict", "FeatureRecord", "FeatureRow", "FeatureStore", "LogMel", "PackRecord", "PackRow",
     "clean", "export_per_file", "features", "load_features", "load_pack", "log_mel", "mel_filterbank", "pack",
     "read_clean", "read_index",
