@@ -1,0 +1,144 @@
+"""``audioset-fewshot classes``: choose AudioSet classes and explain why each is in or out.
+
+    audioset-fewshot classes --metadata-dir ../shared/audioset-metadata
+    audioset-fewshot classes --min-quality 0.9 --format json --no-counts
+    audioset-fewshot classes --explain Speech
+
+Per-class candidate counts per segment list need the lists: ``--metadata-dir
+DIR`` reads local copies (the offline path); without it they are fetched once
+into the cache from ``metadata.urls``.  ``--no-counts`` skips them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+
+from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config
+from audioset_fewshot.config import SOURCES
+from audioset_fewshot.errors import MetadataError
+from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
+from audioset_fewshot.selection import ClassSelection, select_classes
+
+
+def _split_sources(values: tuple[str, ...]) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+@click.command(name="classes")
+@config_option
+@click.option("--min-quality", type=float, default=None, help="Minimum QA rate num_true/num_rated (0..1; default 0.8).")
+@click.option("--all-levels/--leaf-only", "all_levels", default=None, help="Also select non-leaf classes (default: leaf only).")
+@click.option("--include", "include", multiple=True, metavar="NAME", help="Class name or MID to force in (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="NAME", help="Class name or MID to leave out (repeatable).")
+@click.option("--explain", "explain", default=None, metavar="NAME", help="Say why this class is in or out, then stop.")
+@metadata_dir_option
+@click.option("--sources", "sources", multiple=True, metavar="LIST", help=f"Segment lists to count candidates in ({', '.join(SOURCES)}; repeatable or comma-separated).")
+@click.option("--no-counts", is_flag=True, help="Do not read the segment lists (no candidate counts).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True, help="Output format.")
+def command(
+    config_path: Path | None,
+    min_quality: float | None,
+    all_levels: bool | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    explain: str | None,
+    metadata_dir: Path | None,
+    sources: tuple[str, ...],
+    no_counts: bool,
+    fmt: str,
+) -> None:
+    """Choose AudioSet classes (leaf, not blacklisted/abstract, QA rate >= --min-quality)."""
+    cfg = resolve_config(
+        config_path,
+        {
+            "selection.min_quality": min_quality,
+            "selection.all_levels": all_levels,
+            "selection.include": list(include) or None,
+            "selection.exclude": list(exclude) or None,
+            "metadata.metadata_dir": metadata_dir,
+            "plan.sources": _split_sources(sources),
+        },
+    )
+    onto = load_ontology()
+    quality = load_quality()
+    options = {
+        "min_quality": cfg.selection.min_quality,
+        "all_levels": cfg.selection.all_levels,
+        "include": cfg.selection.include,
+        "exclude": cfg.selection.exclude,
+    }
+    # names are checked before any segment list is read or fetched
+    selection = select_classes(onto, quality, **options)
+    if explain is not None:
+        onto.resolve(explain)
+    if not no_counts:
+        try:
+            files = resolve_segment_files(cfg.plan.sources, metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls)
+        except MetadataError as err:
+            raise MetadataError(f"{err} (or pass --no-counts to list the classes without candidate counts)") from err
+        table = read_segments(files)
+        index = build_candidate_index(table)
+        selection = select_classes(onto, quality, candidates=index, **options)
+    if explain is not None:
+        click.echo(selection.explain(explain))
+        return
+    if fmt == "json":
+        click.echo(json.dumps([c.to_dict() for c in selection.chosen], indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        click.echo(_csv(selection), nl=False)
+    else:
+        click.echo(_table(selection))
+
+
+def _count_sources(selection: ClassSelection) -> list[str]:
+    srcs = selection.params.get("candidate_sources") or []
+    return [s for s in SOURCES if s in srcs]
+
+
+def _csv(selection: ClassSelection) -> str:
+    srcs = _count_sources(selection)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["mid", "name", "quality", "num_rated", "num_true", "top_level", "top_level_name", "flags", *srcs])
+    for c in selection.chosen:
+        counts = c.candidates or {}
+        q = "" if c.quality is None else f"{c.quality:.4g}"
+        w.writerow([c.mid, c.name, q, c.num_rated, c.num_true, c.top_level, c.top_level_name, ";".join(c.flags), *[counts.get(s, 0) for s in srcs]])
+    return buf.getvalue()
+
+
+def _table(selection: ClassSelection) -> str:
+    srcs = _count_sources(selection)
+    header = ["MID", "NAME", "QA", "TOP-LEVEL", *[s.upper() for s in srcs], "FLAGS"]
+    rows = []
+    for c in selection.chosen:
+        counts = c.candidates or {}
+        q = "-" if c.quality is None else f"{c.quality:.2f}"
+        name = c.name if len(c.name) <= 40 else c.name[:39] + "…"
+        rows.append([c.mid, name, q, c.top_level_name, *[str(counts.get(s, 0)) for s in srcs], ",".join(c.flags)])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    numeric = {2, *range(4, 4 + len(srcs))}
+
+    def fmt(row: list[str]) -> str:
+        cells = [cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(header), *(fmt(r) for r in rows)]
+    p = selection.params
+    level = "all levels" if p["all_levels"] else "leaf classes"
+    lines.append("")
+    lines.append(
+        f"{len(selection.chosen)} classes selected ({level}, not blacklisted/abstract, QA rate >= {p['min_quality']:g}); "
+        f"{len(selection.excluded)} left out. Why a class is in or out: --explain NAME"
+    )
+    return "\n".join(lines)
