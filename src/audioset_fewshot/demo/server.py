@@ -447,9 +447,7 @@ class MediaServer:
         duration = min(spec.duration_s, SHORT_SOURCE_S) if fault == "short" else spec.duration_s
         return spec, duration, fault == "silence"
 
-    def media_path(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> Path:
-        """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
-        f = _format_of(fmt)
+    def _media_target(self, ytid: str, f: MediaFormat, fault: str | None) -> tuple[Path, SourceSpec, float, bool]:
         spec, duration, silent = self._audio_params(ytid, fault)
         key_obj = {
             "generator": signals.GENERATOR_VERSION,
@@ -463,10 +461,24 @@ class MediaServer:
             "itag": f.itag,
         }
         key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
-        target = self.cache_dir / f"{ytid}-{f.itag}-{key}.{f.ext}"
+        if fault == "corrupt":
+            return self.cache_dir / f"{ytid}-{f.itag}-{key}-corrupt.bin", spec, duration, silent
+        return self.cache_dir / f"{ytid}-{f.itag}-{key}.{f.ext}", spec, duration, silent
+
+    def cached_size(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> int | None:
+        """Size of the encoded file if it is already generated, else None (never generates)."""
+        target = self._media_target(ytid, _format_of(fmt), fault)[0]
+        try:
+            return target.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def media_path(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> Path:
+        """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
+        f = _format_of(fmt)
+        target, spec, duration, silent = self._media_target(ytid, f, fault)
         if fault == "corrupt":
             clean = self.media_path(ytid, fmt, fault=None)
-            target = self.cache_dir / f"{ytid}-{f.itag}-{key}-corrupt.bin"
             if not target.exists():
                 rng = np.random.default_rng([self.seed, _CORRUPT_STREAM, signals.stable_int(ytid)])
                 atomic_write_bytes(target, rng.integers(0, 256, clean.stat().st_size, dtype=np.uint8).tobytes())
@@ -571,14 +583,16 @@ class MediaServer:
         media_fault = fault if fault in ("short", "silence", "corrupt") else None
         formats = []
         for f in FORMATS.values():
-            size = self.media_path(ytid, f.itag, fault=media_fault).stat().st_size
+            # media is generated on its first media request, not here: a watch request stays
+            # fast; contentLength is given once the file exists (YouTube always gives it)
+            size = self.cached_size(ytid, f.itag, fault=media_fault)
             formats.append(
                 {
                     "itag": f.itag,
                     "url": self.media_url(ytid, f.itag),
                     "mimeType": f.mime_type,
                     "bitrate": f.bitrate_bps,
-                    "contentLength": str(size),
+                    **({"contentLength": str(size)} if size is not None else {}),
                     "approxDurationMs": str(int(round(duration * 1000))),
                     "audioQuality": "AUDIO_QUALITY_MEDIUM",
                     "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),

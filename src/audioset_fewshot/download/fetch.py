@@ -374,7 +374,9 @@ def _extract(
 
 
 def _ffmpeg_cmd(src: str, out: Path, *, start_s: float, duration_s: float, channels: int, sample_rate_hz: int, audio_format: str, headers: str, rw_timeout_s: float, local: bool) -> list[str]:
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    # -xerror: a read error mid-stream must fail the run (by default ffmpeg treats it as
+    # the end of the input, exits 0 and leaves a short or empty file)
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror", "-y"]
     if local:
         cmd += ["-protocol_whitelist", "file"]
     else:
@@ -449,6 +451,8 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
         try:
             data, sr = sf.read(str(tmp), dtype="int16", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
+            if stderr.strip():  # ffmpeg said why (a read error it did not treat as fatal)
+                raise _Reject(classify_ffmpeg_error(stderr, 0), fallback=fallback) from err
             raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}"), fallback=fallback) from err
         if sr != sample_rate_hz or data.shape[1] != 1:
             raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote {data.shape[1]} channel(s) at {sr} Hz, expected mono at {sample_rate_hz} Hz"), fallback=fallback)
