@@ -12,7 +12,7 @@ from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.export import export_clips, is_creative_commons
 from audioset_fewshot.manifest.verify import verify
-from conftest import ytid
+from manifest_helpers import ytid
 
 
 def test_cc_detection() -> None:

@@ -11,7 +11,7 @@ from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.merge import merge_roots
 from audioset_fewshot.manifest.verify import verify
 from audioset_fewshot.plan import read_plan
-from conftest import DOG, SPEECH, Clip, make_root, ytid
+from manifest_helpers import DOG, SPEECH, Clip, make_root, ytid
 
 PARAMS = {"max_per_class": 2, "classes": [DOG, SPEECH]}
 

@@ -8,7 +8,7 @@ from audioset_fewshot.errors import ManifestError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.verify import CORRUPT_HASH, CORRUPT_LENGTH, MISSING, UNEXPECTED, verify
-from conftest import write_audio, ytid
+from manifest_helpers import write_audio, ytid
 
 
 def test_clean_root_verifies(small_root: DatasetLayout) -> None:
