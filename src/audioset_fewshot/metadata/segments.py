@@ -428,16 +428,16 @@ def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Blo
     # inner commas of good line i are c[ce_i : ce_end_i]: gather them in order via a repeat
     total_inner = int(kg.sum())
     if total_inner:
-        off = np.repeat(ce[g_idx] - np.concatenate(([0], np.cumsum(kg)[:-1])), kg)
+        off = np.repeat(ce[g_idx] - (np.cumsum(kg) - kg), kg)
         inner = c[np.arange(total_inner) + off]
     else:
         inner = np.empty(0, dtype=np.int64)
     del inner_sel
     t_total = int(ntok_g.sum())
     tok_line = np.repeat(g_idx, ntok_g)
-    first_tok = np.concatenate(([0], np.cumsum(ntok_g)[:-1]))
+    first_tok = (np.cumsum(ntok_g) - ntok_g)
     t_in_line = np.arange(t_total) - np.repeat(first_tok, ntok_g)
-    inner_off = np.repeat(np.concatenate(([0], np.cumsum(kg)[:-1])), ntok_g)
+    inner_off = np.repeat((np.cumsum(kg) - kg), ntok_g)
     k_line = np.repeat(kg, ntok_g)
     if inner.size:
         prev_comma = inner[np.clip(inner_off + t_in_line - 1, 0, inner.size - 1)]
