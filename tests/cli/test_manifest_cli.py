@@ -41,7 +41,7 @@ def test_status_table_and_json(root: Path, capsys: pytest.CaptureFixture[str], s
     code, out, _ = run(capsys, "status", "--root", str(root), "--metadata-dir", str(shared_metadata_dir))
     assert code == 0
     assert "Speech" in out and "private 1" in out and "http-5xx 1" in out
-    assert "of 22160 segments in the list" in out and "1 transient failure(s) will be retried" in out
+    assert "(22160 segments in the list" in out and "1 transient failure(s) will be retried" in out
     code, out, _ = run(capsys, "status", "--root", str(root), "--format", "json")
     data = json.loads(out)
     assert (data["obtained"], data["target"]) == (5, 7)

@@ -14,6 +14,22 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{r} {n}" for r, n in sorted(counts.items())) or "-"
 
 
+def _saved_metadata_dir(root: Path) -> str | None:
+    """The metadata folder recorded in ROOT/config.yaml by the last download, if any."""
+    from audioset_fewshot.config import load_config
+    from audioset_fewshot.errors import AudiosetFewshotError
+    from audioset_fewshot.layout import DatasetLayout
+
+    path = DatasetLayout(root).config_file
+    if not path.is_file():
+        return None
+    try:
+        found = load_config(path).metadata.metadata_dir
+    except (AudiosetFewshotError, OSError):
+        return None
+    return found if found and Path(found).is_dir() else None
+
+
 @click.command(name="status")
 @config_option
 @root_option
@@ -27,7 +43,8 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
     from audioset_fewshot.manifest.status import dataset_status, read_headers
 
     cfg = resolve_config(config_path, {"root": root, "metadata.metadata_dir": metadata_dir})
-    headers = read_headers(cfg.metadata.metadata_dir) if cfg.metadata.metadata_dir else None
+    meta_dir = cfg.metadata.metadata_dir or _saved_metadata_dir(Path(cfg.root))
+    headers = read_headers(meta_dir) if meta_dir else None
     rep = dataset_status(Path(cfg.root), headers=headers)
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
@@ -39,7 +56,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
     click.echo(f"total: {rep.obtained}/{rep.target} clips; failures by reason: {_reasons(rep.failures_by_reason())}")
     for s in rep.sources:
         avail = "-" if s.availability is None else f"{100 * s.availability:.1f} %"
-        header = "" if s.header_segments is None else f" of {s.header_segments} segments in the list"
+        header = "" if s.header_segments is None else f" ({s.header_segments} segments in the list, {100 * (s.coverage or 0):.2f} % obtained)"
         click.echo(f"{s.source}: planned {s.planned}{header}, attempted {s.attempted}, obtained {s.obtained}, gone {s.failed_permanent}, available {avail}")
     if rep.to_retry:
         click.echo(f"{len(rep.to_retry)} transient failure(s) will be retried by the next 'audioset-fewshot download'")

@@ -82,9 +82,15 @@ class SourceStatus:
         tried = self.obtained + self.failed_permanent
         return self.obtained / tried if tried else None
 
+    @property
+    def coverage(self) -> float | None:
+        """obtained / segments in the release list (the header's ``num_segs``), when known."""
+        return self.obtained / self.header_segments if self.header_segments else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
+            "coverage": self.coverage,
             "header_segments": self.header_segments,
             "planned": self.planned,
             "attempted": self.attempted,
