@@ -134,3 +134,16 @@ def test_bad_feature_parameters_are_usage_errors(tone_root) -> None:  # type: ig
         features(root, f_max=9000.0)
     with pytest.raises(UsageError, match="amin must be > 0"):
         features(root, amin=0.0)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 512), (1024, 256), (400, 160)])
+def test_fast_framing_equals_torch_stft(rng: np.random.Generator, n_fft: int, hop: int) -> None:
+    import torch
+
+    from audioset_fewshot.process import LogMel
+
+    x = torch.from_numpy((0.1 * rng.standard_normal((3, 16000 + 77))).astype(np.float32))
+    tf = LogMel(n_fft=n_fft, hop_length=hop, n_mels=40)
+    fast, ref = tf.power_spectrogram(x), tf.power_spectrogram_stft(x)
+    assert fast.shape == ref.shape == (3, 1 + (16000 + 77) // hop, 1 + n_fft // 2)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-6)
