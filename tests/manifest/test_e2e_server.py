@@ -169,6 +169,6 @@ def test_two_shards_merged_equal_one_run(original: DatasetLayout, media_cache: P
     merged = DatasetLayout(tmp_path / "merged")
     assert merged.clips_csv.read_bytes() == original.clips_csv.read_bytes()
     assert json.loads(merged.lock_json.read_text())["clips"] == json.loads(original.lock_json.read_text())["clips"]
-    assert rep.clips == 2 * MAX_PER_CLASS
+    assert rep.clips == 2 * MAX_PER_CLASS and rep.same_as_one_run and not rep.conflicts
     proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "verify", "--root", str(merged.root)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -76,3 +76,13 @@ def test_merge_refuses_bad_destinations_and_other_plans(tmp_path: Path) -> None:
     other = make_root(tmp_path / "other", [Clip(ytid(9), SPEECH, 0)], params={"seed": 7})
     with pytest.raises(UsageError, match="differs .* in .*seed"):
         merge_roots([a, other.root], into=tmp_path / "m2")
+
+
+def test_gap_reported_when_a_shard_stopped_early(tmp_path: Path) -> None:
+    # shard 0 reached its target (1) at rank 0 and never tried rank 2; shard 1 holds ranks 1 and 3
+    s0 = [Clip(ytid(1), SPEECH, 0), Clip(ytid(3), SPEECH, 2, status="pending")]
+    s1 = [Clip(ytid(2), SPEECH, 1, status="failed-permanent"), Clip(ytid(4), SPEECH, 3)]
+    a = make_root(tmp_path / "a", s0, targets={SPEECH: 1}, params={"max_per_class": 2, "classes": [SPEECH], "shard": "0/2"})
+    b = make_root(tmp_path / "b", s1, targets={SPEECH: 1}, params={"max_per_class": 2, "classes": [SPEECH], "shard": "1/2"})
+    rep = merge_roots([a.root, b.root], into=tmp_path / "m")
+    assert rep.clips == 2 and rep.gaps == {SPEECH: 1} and not rep.same_as_one_run

@@ -28,5 +28,7 @@ def command(roots: tuple[Path, ...], into: Path, fmt: str) -> None:
         click.echo(f"conflict: {c}")
     if rep.surplus:
         click.echo(f"{len(rep.surplus)} clip(s) beyond their class target left out (lowest ranks kept)")
+    for mid, n in rep.gaps.items():
+        click.echo(f"note: {mid}: {n} candidate(s) ranked below a kept clip were never tried (a shard reached its own target); this class may differ from one unsharded run")
     for cid in rep.bad_source:
         click.echo(f"not merged (file missing or corrupt): {cid}", err=True)

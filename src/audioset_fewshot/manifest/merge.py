@@ -18,6 +18,11 @@ root gets:
   sha256 (a copy that does not match is reported and left ``pending``);
 * its manifest (:func:`build_manifest`).
 
+A shard stops at its own target, ``ceil(max_per_class / n)`` per class.  When
+one shard holds more of a class's first obtainable candidates than that, the
+merged set differs from one unsharded run; the report names those classes
+(``gaps``: candidates never tried though ranked below a kept clip).
+
 Only ``into`` is written.  ``into`` must be empty or a previous merge.
 """
 
@@ -54,7 +59,14 @@ class MergeReport:
     conflicts: tuple[str, ...] = ()
     surplus: tuple[str, ...] = ()
     bad_source: tuple[str, ...] = ()
+    gaps: dict[str, int] = field(default_factory=dict)
     record: ManifestRecord | None = field(default=None, compare=False)
+
+    @property
+    def same_as_one_run(self) -> bool:
+        """True when no class skipped an untried candidate ranked below a kept clip, so the
+        merged set is the one a single unsharded run would have obtained (same faults)."""
+        return not self.gaps
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +77,8 @@ class MergeReport:
             "conflicts": list(self.conflicts),
             "surplus": list(self.surplus),
             "bad_source": list(self.bad_source),
+            "gaps": dict(self.gaps),
+            "same_as_one_run": self.same_as_one_run,
         }
 
 
@@ -179,6 +193,18 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
         keep.update(cids[:limit])
         surplus += cids[limit:]
 
+    # candidates never tried but ranked below a kept clip: a shard reached its own target
+    # (ceil(max_per_class / n)) before reaching them, so one unsharded run could differ
+    gaps: dict[str, int] = {}
+    for mid, cids in ok_by_class.items():
+        kept_ranks = [planned[c].rank for c in cids if c in keep]
+        if not kept_ranks:
+            continue
+        top = max(kept_ranks)
+        n = sum(1 for e in plan.entries if e.owner_mid == mid and e.rank < top and (e.clip_id not in chosen or chosen[e.clip_id][1]["status"] == "pending"))
+        if n:
+            gaps[mid] = n
+
     with RootLock(out):
         # copy the kept files
         bad: list[str] = []
@@ -226,7 +252,7 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
         record = build_manifest(dest)
     return MergeReport(
         into=dest, roots=tuple(src_roots), clips=record.clips, from_root=from_root, conflicts=tuple(conflicts),
-        surplus=tuple(sorted(surplus)), bad_source=tuple(sorted(bad)), record=record,
+        surplus=tuple(sorted(surplus)), bad_source=tuple(sorted(bad)), gaps=dict(sorted(gaps.items())), record=record,
     )  # fmt: skip
 
 
