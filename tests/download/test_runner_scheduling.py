@@ -174,3 +174,33 @@ def test_hostile_id_never_reaches_a_url() -> None:
     with pytest.raises(ValidationError, match="invalid YouTube ID"):
         watch_url("http://127.0.0.1:1", "../../etc/x")
     assert watch_url("http://127.0.0.1:1/", "-abcdefghij") == "http://127.0.0.1:1/watch?v=-abcdefghij"
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(failing=st.sets(st.integers(0, 15)), jobs=st.integers(1, 5), target=st.integers(1, 6))
+def test_final_set_is_first_obtainable_in_rank_order(tmp_path_factory: pytest.TempPathFactory, failing: set[int], jobs: int, target: int) -> None:
+    """Whatever the workers and the failures: each class ends with its first `target`
+    obtainable candidates in rank order, and the plan file never changes."""
+    from audioset_fewshot.plan import write_plan
+
+    root = tmp_path_factory.mktemp("prop")
+    plan = plan_of(8, target)
+    layout = DatasetLayout(root)
+    write_plan(plan, layout)
+    before = layout.plan_file.read_bytes()
+    outcomes = {}
+    for k, e in enumerate(plan.entries):
+        if k in failing:
+            outcomes[e.ytid] = ["unavailable"] if k % 2 else ["http-5xx"]
+    fetch = FakeFetch(outcomes)
+    run_download(plan, root=root, jobs=jobs, retries=1, fetch=fetch, **FAST)
+    with Ledger(layout.ledger_file) as led:
+        got = {m: sorted(r.rank for r in led.rows("ok") if r.owner_mid == m) for m in (DOG, CAT)}
+    for m, entries in plan.by_class().items():
+        good = [e.rank for e in entries if e.ytid not in outcomes][:target]
+        assert got[m] == good
+    assert layout.plan_file.read_bytes() == before

@@ -152,6 +152,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
         cfg = tmp_path / "config.yaml"
         _write_config(cfg, root)
         kills = 0
+        progress: list[int] = []
         for delay in rng.uniform(1.0, 3.0, size=3):
             proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             try:
@@ -160,7 +161,11 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
             proc.communicate(timeout=30)
+            if DatasetLayout(root).ledger_file.exists():
+                with Ledger(DatasetLayout(root).ledger_file) as led:
+                    progress.append(len(led.rows("ok")))
         assert kills >= 1
+        assert any(0 < n < 2 * TARGET for n in progress), progress  # at least one kill landed mid-run
         done = subprocess.run(_download_cmd(cfg, srv.base_url), env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "obtained 6/6" in done.stdout
