@@ -218,7 +218,7 @@ class Ontology:
                         best = max(best, 0.9)
                     else:
                         r = difflib.SequenceMatcher(None, qw, nw).ratio() if abs(len(qw) - len(nw)) < 4 else 0.0
-                        best = max(best, 0.9 * r if r >= 0.8 else 0.0)
+                        best = max(best, 0.9 * r if r >= 0.65 else 0.0)
                 overlap += best
             coverage = overlap / max(len(q_words), 1)
             score = 0.7 * coverage + 0.3 * ratio
