@@ -147,6 +147,13 @@ def test_rebuild_then_diff_shows_only_the_gone_clip(original: DatasetLayout, med
         srv.set_fault(gone.ytid, "unavailable")
         rep = rebuild(original.clips_csv, root=tmp_path / "rebuilt", base_url=srv.base_url, **FAST)
         requested = {r.ytid for r in srv.requests if r.kind == "watch"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "audioset_fewshot", "rebuild", str(original.root), "--root", str(tmp_path / "by-cli"), "--base-url", srv.base_url,
+             "--jobs", "2", "--max-per-hour", "0", "--min-interval-s", "0", "--backoff-s", "0.02", "--retries", "1", "--min-free", "0B", "--format", "json"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["unavailable"] == {gone.clip_id: "unavailable"}
     assert requested == {r.ytid for r in rows}  # exactly the listed clips: no new draw, no top-up
     assert rep.unavailable == {gone.clip_id: "unavailable"}
     assert len(rep.same) == len(rows) - 1 and not rep.different and not rep.failed

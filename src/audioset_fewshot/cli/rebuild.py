@@ -24,10 +24,11 @@ from audioset_fewshot.cli._common import config_option, resolve_config
 @click.option("--cookies-from-browser", default=None, help="Browser to read cookies from.")
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline runs).")
 @click.option("--timeout-s", type=float, default=None, help="Bound on one clip's extraction + ffmpeg read.")
+@click.option("--min-free", default=None, help="Stop cleanly before free disk falls below this (e.g. 2GB).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 def command(manifest: Path, root: Path, config_path: Path | None, jobs: int | None, max_per_hour: float | None, min_interval_s: float | None,
             retries: int | None, retry_failed: bool | None, backoff_s: float | None, cookies: Path | None, cookies_from_browser: str | None,
-            base_url: str | None, timeout_s: float | None, fmt: str) -> None:  # fmt: skip
+            base_url: str | None, timeout_s: float | None, min_free: str | None, fmt: str) -> None:  # fmt: skip
     """Download the clips of MANIFEST (a clips.csv or a root) into ROOT with the
     same trim offsets, no new draw; report what is gone and what hashes the same."""
     from audioset_fewshot.manifest.rebuild import rebuild
@@ -38,7 +39,7 @@ def command(manifest: Path, root: Path, config_path: Path | None, jobs: int | No
             "download.jobs": jobs, "download.max_per_hour": max_per_hour, "download.min_interval_s": min_interval_s,
             "download.retries": retries, "download.retry_failed": retry_failed or None, "download.backoff_s": backoff_s,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
-            "download.base_url": base_url, "download.timeout_s": timeout_s,
+            "download.base_url": base_url, "download.timeout_s": timeout_s, "download.min_free": min_free,
         },
     )  # fmt: skip
     d = cfg.download
