@@ -128,13 +128,10 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _class_names(mids: Sequence[str]) -> dict[str, str]:
-    try:
-        from audioset_fewshot.metadata.ontology import load_ontology
+    """Ontology names of ``mids`` (the MID itself for a class the ontology lacks)."""
+    from audioset_fewshot.metadata.ontology import load_ontology
 
-        onto = load_ontology()
-    except Exception as err:  # the packaged ontology is a convenience: fall back to MIDs
-        log.warning("class names unavailable (%s); the per-class files use MIDs as names", err)
-        return {m: m for m in mids}
+    onto = load_ontology()
     return {m: (onto.name(m) if m in onto else m) for m in mids}
 
 
