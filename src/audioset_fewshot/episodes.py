@@ -188,31 +188,39 @@ class EpisodeSampler:
         """Episode ``i`` of ``epoch`` (default: the sampler's epoch); depends on nothing else."""
         ep = self.epoch if epoch is None else int(epoch)
         rng = np.random.default_rng([self.seed, ep, int(i)])
-        need = self.k_shot + self.q_query
         eligible = self._eligible
         for _ in range(self.max_attempts):
             classes = eligible[rng.choice(len(eligible), self.n_way, replace=False)].tolist()
-            chosen = set(classes)
-            picks: list[np.ndarray] = []
-            for c in classes:
-                items = self.index.class_items[c]
-                conf = self.index.conflicts[c]
-                bad = [conf[d] for d in chosen if d in conf] if conf else None
-                if not bad:
-                    picks.append(items[rng.choice(len(items), need, replace=False)])
-                    continue
-                mask = np.ones(len(items), dtype=bool)
-                for positions in bad:
-                    mask[positions] = False
-                allowed = np.flatnonzero(mask)
-                if len(allowed) < need:
-                    break  # this class cannot field clean clips next to these classes: redraw
-                picks.append(items[allowed[rng.choice(len(allowed), need, replace=False)]])
-            else:
+            picks = self.draw_items(classes, rng)
+            if picks is not None:
                 stacked = np.stack(picks)
                 return Episode(int(i), ep, tuple(int(c) for c in classes), stacked[:, : self.k_shot], stacked[:, self.k_shot:])
         raise EpisodeError(f"episode {i} (seed {self.seed}, epoch {ep}): no draw in {self.max_attempts} attempts satisfies the "
                            "episode guard (too many clips carry several of these classes); lower n_way, k_shot or q_query")
+
+    def draw_items(self, classes: Sequence[int], rng: np.random.Generator) -> list[np.ndarray] | None:
+        """``k_shot + q_query`` distinct items of each class in ``classes`` that carry no
+        other class of ``classes``; None when a class has too few such items."""
+        need = self.k_shot + self.q_query
+        chosen = set(classes)
+        picks: list[np.ndarray] = []
+        for c in classes:
+            items = self.index.class_items[c]
+            conf = self.index.conflicts[c]
+            bad = [conf[d] for d in chosen if d in conf] if conf else None
+            if not bad:
+                if len(items) < need:
+                    return None
+                picks.append(items[rng.choice(len(items), need, replace=False)])
+                continue
+            mask = np.ones(len(items), dtype=bool)
+            for positions in bad:
+                mask[positions] = False
+            allowed = np.flatnonzero(mask)
+            if len(allowed) < need:
+                return None  # this class cannot field clean clips next to these classes: redraw
+            picks.append(items[allowed[rng.choice(len(allowed), need, replace=False)]])
+        return picks
 
     def indices(self, i: int) -> list[int]:
         return self.episode(i).indices()
