@@ -153,14 +153,18 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
         _write_config(cfg, root)
         kills = 0
         progress: list[int] = []
-        for delay in rng.uniform(1.0, 3.0, size=3):
-            proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i, delay in enumerate(rng.uniform(1.0, 3.0, size=4)):
+            # the first interruption is a Ctrl-C (SIGINT), the others kill -9
+            sig = signal.SIGINT if i == 0 else signal.SIGKILL
+            proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 proc.wait(timeout=float(delay))
             except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                kills += 1
-            proc.communicate(timeout=30)
+                os.kill(proc.pid, sig)
+                kills += sig == signal.SIGKILL
+            _, err = proc.communicate(timeout=30)
+            if sig == signal.SIGINT and proc.returncode != 0:
+                assert proc.returncode == 130 and "run the same command again to resume" in err, err
             if DatasetLayout(root).ledger_file.exists():
                 with Ledger(DatasetLayout(root).ledger_file) as led:
                     progress.append(len(led.rows("ok")))

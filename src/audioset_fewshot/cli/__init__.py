@@ -92,8 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     try:
         rc = cli.main(args=args, prog_name="audioset-fewshot", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except click.exceptions.Abort as err:
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort: say that nothing committed is lost
+        if isinstance(err.__cause__, KeyboardInterrupt):
+            click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
+        else:
+            click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
