@@ -103,6 +103,8 @@ class ClassSelection:
             if FLAG_SILENCE in chosen.flags:
                 extra = "; flagged 'silence': its clips are silent by nature, so the silence check does not reject them"
             top = f"; top-level category: {chosen.top_level_name}"
+            if chosen.candidates is not None:
+                top += "; candidate segments: " + ", ".join(f"{s} {n}" for s, n in chosen.candidates.items())
             return f"{label} is selected: {why}{top}{extra}"
         return f"{label} is excluded: {self.excluded[mid]}"
 

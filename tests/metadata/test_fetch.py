@@ -133,9 +133,35 @@ def test_partial_file_of_a_killed_run_is_resumed(release: FakeRelease, tmp_path:
     release.files = {"/f.csv": data}
     dest = tmp_path / "f.csv"
     partial_path(dest).write_bytes(data[:12_345])
+    partial_path(dest).with_name(partial_path(dest).name + ".url").write_text(f"{release.base}/f.csv")
     fetch_url(f"{release.base}/f.csv", dest, timeout_s=5, retries=0)
     assert dest.read_bytes() == data and not partial_path(dest).exists()
     assert release.requests == [("/f.csv", "bytes=12345-")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".f.csv.lock", "f.csv", "f.csv.provenance.json"]
+
+
+def test_partial_file_of_another_url_is_not_resumed(release: FakeRelease, tmp_path: Path) -> None:
+    data = b"new content\n" * 100
+    release.files = {"/new.csv": data}
+    dest = tmp_path / "f.csv"
+    partial_path(dest).write_bytes(b"old content of another URL")
+    partial_path(dest).with_name(partial_path(dest).name + ".url").write_text(f"{release.base}/old.csv")
+    fetch_url(f"{release.base}/new.csv", dest, timeout_s=5, retries=0)
+    assert dest.read_bytes() == data and release.requests == [("/new.csv", None)]
+
+
+def test_one_fetcher_per_file(release: FakeRelease, tmp_path: Path) -> None:
+    import fcntl
+
+    release.files = {"/f.csv": b"x\n"}
+    dest = tmp_path / "f.csv"
+    with open(tmp_path / ".f.csv.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(MetadataError, match=r"another process has been fetching f\.csv"):
+            fetch_url(f"{release.base}/f.csv", dest, timeout_s=0.1, retries=0)
+    assert release.requests == []
+    fetch_url(f"{release.base}/f.csv", dest, timeout_s=5, retries=0)  # released: goes ahead
+    assert dest.read_bytes() == b"x\n"
 
 
 def test_server_ignoring_range_restarts_cleanly(release: FakeRelease, tmp_path: Path) -> None:
@@ -144,8 +170,10 @@ def test_server_ignoring_range_restarts_cleanly(release: FakeRelease, tmp_path: 
     release.ignore_range = True
     dest = tmp_path / "f.csv"
     partial_path(dest).write_bytes(b"garbage!")
+    partial_path(dest).with_name(partial_path(dest).name + ".url").write_text(f"{release.base}/f.csv")
     fetch_url(f"{release.base}/f.csv", dest, timeout_s=5, retries=0)
     assert dest.read_bytes() == data
+    assert release.requests == [("/f.csv", "bytes=8-")]  # asked to resume, got the whole file
 
 
 def test_changed_url_fetches_again_and_force(release: FakeRelease, tmp_path: Path) -> None:

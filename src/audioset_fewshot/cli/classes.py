@@ -57,7 +57,13 @@ def command(
     no_counts: bool,
     fmt: str,
 ) -> None:
-    """Choose AudioSet classes (leaf, not blacklisted/abstract, QA rate >= --min-quality)."""
+    """Choose AudioSet classes (leaf, not blacklisted/abstract, QA rate >= --min-quality).
+
+    The table counts each class's candidate segments per list. Those counts need
+    the segment lists: --metadata-dir DIR reads local copies (the offline path);
+    without it they are fetched once into the cache from metadata.urls.
+    --no-counts skips them.
+    """
     cfg = resolve_config(
         config_path,
         {

@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,8 @@ def read_provenance(path: Path | str) -> dict[str, Any] | None:
 
 
 def partial_path(dest: Path) -> Path:
-    """The known name of an interrupted download of ``dest`` (resumed by the next call)."""
+    """The known name of an interrupted download of ``dest`` (resumed by the next call;
+    ``<partial>.url`` records the URL it came from)."""
     return dest.with_name("." + dest.name + ".part")
 
 
@@ -141,12 +142,59 @@ def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: i
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise UsageError(f"cannot fetch {url!r}: only http:// and https:// URLs are supported")
-    prov = read_provenance(dest)
-    if not force and dest.is_file() and prov and prov.get("url") == url and prov.get("size") == dest.stat().st_size:
-        log.debug("using cached %s (fetched %s)", dest, prov.get("fetched_at"))
+    if not force and _cached(dest, url):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _download_lock(dest, wait_s=(timeout_s + 5.0) * (max(retries, 0) + 1)):
+        if not force and _cached(dest, url):  # another process fetched it while we waited
+            return dest
+        return _fetch_locked(url, dest, timeout_s=timeout_s, retries=retries)
+
+
+def _cached(dest: Path, url: str) -> bool:
+    prov = read_provenance(dest)
+    if dest.is_file() and prov and prov.get("url") == url and prov.get("size") == dest.stat().st_size:
+        log.debug("using cached %s (fetched %s)", dest, prov.get("fetched_at"))
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _download_lock(dest: Path, *, wait_s: float) -> Iterator[None]:
+    """One fetcher per file: two processes appending to one partial file would corrupt it.
+
+    ``flock`` is released by the kernel when a process dies, so a stale lock file
+    never blocks a later run."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+        yield
+        return
+    lock_path = dest.with_name("." + dest.name + ".lock")
+    with open(lock_path, "a+b") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MetadataError(f"another process has been fetching {dest.name} for over {wait_s:.0f} s (lock {lock_path}); let it finish, then run again") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _fetch_locked(url: str, dest: Path, *, timeout_s: float, retries: int) -> Path:
     part = partial_path(dest)
+    # a partial file is resumed only from the URL it came from
+    part_url = part.with_name(part.name + ".url")
+    if part.exists() and (not part_url.exists() or part_url.read_text(encoding="utf-8") != url):
+        log.info("discarding %s: it is not a partial download of %s", part, url)
+        part.unlink()
+    part_url.write_text(url, encoding="utf-8")
     last_err: Exception | None = None
     for attempt in range(max(retries, 0) + 1):
         try:
@@ -170,6 +218,8 @@ def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: i
     digest = sha256_file(part)
     os.replace(part, dest)  # atomic: readers see the old file or the complete new one
     fsync_dir(dest.parent)
+    with contextlib.suppress(FileNotFoundError):
+        part_url.unlink()
     atomic_write_json(
         Path(str(dest) + PROVENANCE_SUFFIX),
         {

@@ -531,6 +531,8 @@ def _read_header(fh: BinaryIO, path: Path, digest: hashlib._Hash) -> tuple[Segme
         if not line:
             break
         digest.update(line)
+        if consumed == 0 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM added by an editor
+            line = line[3:]
         if not line.lstrip().startswith(b"#"):
             pending = line
             break
