@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,17 @@ def test_gap_reported_when_a_shard_stopped_early(tmp_path: Path) -> None:
     b = make_root(tmp_path / "b", s1, targets={SPEECH: 1}, params={"max_per_class": 2, "classes": [SPEECH], "shard": "1/2"})
     rep = merge_roots([a.root, b.root], into=tmp_path / "m")
     assert rep.clips == 2 and rep.gaps == {SPEECH: 1} and not rep.same_as_one_run
+
+
+def test_merge_carries_the_unsharded_config(tmp_path: Path) -> None:
+    from audioset_fewshot.config import Config, load_config, write_config
+
+    a, b, _ = _shards(tmp_path)
+    for r, shard in ((a, "0/2"), (b, "1/2")):
+        cfg = Config()
+        write_config(DatasetLayout(r).config_file, dataclasses.replace(cfg, plan=dataclasses.replace(cfg.plan, shard=shard)))
+    merge_roots([a, b], into=tmp_path / "merged")
+    merged = load_config(tmp_path / "merged/config.yaml")
+    assert merged.plan.shard is None and merged.root == str((tmp_path / "merged").resolve())
+    lock = json.loads((tmp_path / "merged/manifest/lock.json").read_text())
+    assert lock["selection"]["config"]["min_quality"] == Config().selection.min_quality

@@ -16,7 +16,8 @@ Files under ``ROOT/manifest/`` (all sorted, ``\\n`` line ends):
   skip dead IDs.  Clips never tried (a class reached its target first) are
   not listed.
 * ``lock.json`` -- schema version, plan hash and parameters (seed, classes,
-  sources, ...), sha256 of every metadata file the plan used, tool versions
+  sources, ...), the selection parameters of ``ROOT/config.yaml`` when the
+  download command saved one, sha256 of every metadata file the plan used, tool versions
   (yt-dlp, ffmpeg, the package), the sha256 of clips.csv, unavailable.csv and
   the per-class files, and ``content_hash`` over all of that.  No timestamps.
 * ``provenance.csv`` -- when and how each clip was obtained (timestamps,
@@ -43,7 +44,7 @@ from typing import Any
 
 from audioset_fewshot import __version__
 from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_text
-from audioset_fewshot.errors import ManifestError, ValidationError
+from audioset_fewshot.errors import AudiosetFewshotError, ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
     STATUS_FAILED_PERMANENT,
@@ -190,6 +191,20 @@ def _tool_versions(kept: Sequence[LedgerClip], ledger_meta: Mapping[str, str]) -
     return out
 
 
+def _selection_config(layout: DatasetLayout) -> dict[str, Any] | None:
+    """The ``selection`` section of ``ROOT/config.yaml`` (saved by the download command), if any."""
+    from audioset_fewshot.config import load_config
+
+    if not layout.config_file.is_file():
+        return None
+    try:
+        cfg = load_config(layout.config_file)
+    except (AudiosetFewshotError, OSError) as err:
+        log.warning("%s not read (%s); lock.json records the selected classes only", layout.config_file, err)
+        return None
+    return dataclasses.asdict(cfg.selection)
+
+
 def _read_plan_meta(layout: DatasetLayout) -> dict[str, Any]:
     from audioset_fewshot.plan import read_plan
 
@@ -290,7 +305,7 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
             "targets": None if plan.targets is None else dict(plan.targets),
         },
         "seed": params.get("seed"),
-        "selection": {"classes": list(params.get("classes", classes))},
+        "selection": {"classes": list(params.get("classes", classes))} | ({"config": sel} if (sel := _selection_config(layout)) else {}),
         "metadata_sha256": dict(plan_info["inputs"]),
         "tool_versions": _tool_versions(kept, meta),
         "clips": {"count": len(rows), "sha256": clips_sha},

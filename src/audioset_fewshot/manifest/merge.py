@@ -244,6 +244,7 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
             Path(str(out.ledger_file) + suffix).unlink(missing_ok=True)
         os.replace(tmp_db, out.ledger_file)
         write_plan(plan, out)
+        _write_config(layouts[0], out)
         # files of an earlier merge that are no longer part of it
         if out.audio_dir.is_dir():
             for p in sorted(out.audio_dir.rglob("*")):
@@ -254,6 +255,25 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
         into=dest, roots=tuple(src_roots), clips=record.clips, from_root=from_root, conflicts=tuple(conflicts),
         surplus=tuple(sorted(surplus)), bad_source=tuple(sorted(bad)), gaps=dict(sorted(gaps.items())), record=record,
     )  # fmt: skip
+
+
+def _write_config(first: DatasetLayout, out: DatasetLayout) -> None:
+    """The first root's saved config, unsharded and pointing at the merged root, so that
+    the merged root's lock records the same selection and a later download continues it."""
+    import dataclasses
+
+    from audioset_fewshot.config import load_config, write_config
+    from audioset_fewshot.errors import AudiosetFewshotError
+
+    if not first.config_file.is_file():
+        return
+    try:
+        cfg = load_config(first.config_file)
+    except (AudiosetFewshotError, OSError) as err:
+        log.warning("%s not read (%s); the merged root gets no config.yaml", first.config_file, err)
+        return
+    cfg = dataclasses.replace(cfg, root=str(out.root), plan=dataclasses.replace(cfg.plan, shard=None))
+    write_config(out.config_file, cfg)
 
 
 def _fill_ledger(db_path: Path, chosen: dict[str, tuple[int, dict[str, Any]]], keep: set[str], roots: Sequence[Path], layouts: Sequence[DatasetLayout]) -> None:
