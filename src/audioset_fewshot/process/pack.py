@@ -19,9 +19,10 @@ is recorded per row.
 Speed and resumption: the array is preallocated with ``posix_fallocate`` (so a
 full disk fails up front with ENOSPC instead of a SIGBUS in a memory map), then
 tasks of 32 rows are decoded in ``workers`` processes, each written at its
-offset with ``pwrite`` and flushed with ``fdatasync``.  ``progress.json``
-records finished tasks (about every 256 rows); a rerun after a kill or a full
-disk continues from there.  ``processed/pack/current.json`` names the key of the
+offset with ``pwrite``.  About every 256 rows a background thread flushes the
+file (``fdatasync``) and then records the tasks finished before the flush in
+``progress.json``; a rerun after a kill or a full disk continues from there.
+The commit flushes the array, writes ``index.csv``, then ``meta.json``.  ``processed/pack/current.json`` names the key of the
 last finished pack; the features stage follows it.
 """
 
@@ -191,7 +192,6 @@ def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
         while data:
             written = os.pwrite(fd, data, offset)
             data, offset = data[written:], offset + written
-        os.fdatasync(fd)
     finally:
         os.close(fd)
 
@@ -213,6 +213,54 @@ def _pool(workers: int) -> Iterator[Any]:
         pool.join()
     finally:
         pool.terminate()
+
+
+def _flush(audio_path: Path) -> None:
+    fd = os.open(audio_path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Checkpointer:
+    """Records finished tasks in progress.json, in a background thread.
+
+    A checkpoint first flushes the array file (``fdatasync``), then writes the
+    tasks that had finished before the flush began, so progress.json never
+    claims rows that are not on disk.  Running it beside the decoders overlaps
+    the disk writes with decoding instead of stalling a worker on each flush.
+    """
+
+    def __init__(self, audio_path: Path, progress_path: Path, header: dict[str, Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._audio, self._progress, self._header = audio_path, progress_path, header
+        self._ex = ThreadPoolExecutor(1, thread_name_prefix="pack-checkpoint")
+        self._last: Any = None
+
+    def _write(self, snapshot: dict[str, Any]) -> None:
+        _flush(self._audio)
+        atomic_write_json(self._progress, {**self._header, "done": snapshot})
+
+    def save(self, done: dict[str, Any]) -> None:
+        if self._last is not None and not self._last.done():
+            return  # the previous checkpoint is still flushing; the next one will include these rows
+        if self._last is not None:
+            self._last.result()  # surface a failed checkpoint (ENOSPC) here
+        self._last = self._ex.submit(self._write, dict(done))
+
+    def close(self, done: dict[str, Any] | None) -> None:
+        """Wait for the running checkpoint; write a last one when ``done`` is given."""
+        try:
+            if self._last is not None:
+                with contextlib.suppress(OSError):
+                    self._last.result()
+            if done is not None:
+                with contextlib.suppress(OSError):
+                    self._write(dict(done))
+        finally:
+            self._ex.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,37 +423,33 @@ def pack(
         paths = [p for _, p in jobs[start:start + TASK_ROWS]]
         tasks.append((task_id, str(audio_path), dtype, length, sample_rate_hz, length_policy, start, paths))
 
-    def save_progress() -> None:
-        atomic_write_json(progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "done": done})
-
+    ckpt = _Checkpointer(audio_path, progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS})
     with disk_full_is_processing_error("pack", folder), progress_bar(total=n_rows, desc="pack", unit="clip") as bar:
         bar.update(sum(len(v[0]) for v in done.values()))
         since = 0
+
+        def finished(task_id: int, ts: list[int], acts: list[str]) -> None:
+            nonlocal since
+            done[str(task_id)] = [ts, acts]
+            bar.update(len(ts))
+            since += len(ts)
+            if since >= CHECKPOINT_ROWS:
+                ckpt.save(done)
+                since = 0
+
         try:
             if workers > 1 and len(tasks) > 1:
                 with _pool(min(workers, len(tasks))) as pool:
-                    for task_id, ts, acts in pool.imap_unordered(_pack_task, tasks):
-                        done[str(task_id)] = [ts, acts]
-                        bar.update(len(ts))
-                        since += len(ts)
-                        if since >= CHECKPOINT_ROWS:
-                            save_progress()
-                            since = 0
+                    for result in pool.imap_unordered(_pack_task, tasks):
+                        finished(*result)
             else:
                 for t in tasks:
-                    task_id, ts, acts = _pack_task(t)
-                    done[str(task_id)] = [ts, acts]
-                    bar.update(len(ts))
-                    since += len(ts)
-                    if since >= CHECKPOINT_ROWS:
-                        save_progress()
-                        since = 0
+                    finished(*_pack_task(t))
         finally:
-            if since:
-                with contextlib.suppress(OSError):
-                    save_progress()
+            ckpt.close(done if since else None)
 
-        # -- commit: index, then meta.json last --------------------------------------------
+        # -- commit: data flushed, then index, then meta.json last -----------------------------
+        _flush(audio_path)
         index_rows: list[PackRow] = []
         for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
             ts, acts = done[str(task_id)]
