@@ -81,3 +81,32 @@ def test_download_command_lock_disk_and_cookies(tmp_path: Path) -> None:
     saved = (root / "config.yaml").read_text()
     assert "cookies: <redacted>" in saved and str(cookies) not in saved
     assert len(list((root / "audio").rglob("*.flac"))) == 2
+
+
+@pytest.mark.slow
+def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp_path: Path) -> None:
+    """No plan in the root: the command reads the metadata, selects, plans, downloads."""
+    a, b = "/m/012ndj", "/m/0130jx"  # leaf classes with QA >= 0.8
+    rows = [("mdplan00001", a), ("mdplan00002", a), ("mdplan00003", b), ("mdplan00004", f"{b},{a}")]
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    n_labels = sum(len(lab.split(",")) for _, lab in rows)
+    lines = ["# Segments csv created Wed Nov 25 09:00:00 2026", f"# num_ytids={len(rows)}, num_segs={len(rows)}, num_unique_labels=2, num_positive_labels={n_labels}", "# YTID, start_seconds, end_seconds, positive_labels"]
+    lines += [f'{y}, 1.000, 11.000, "{lab}"' for y, lab in rows]
+    (meta / "balanced_train_segments.csv").write_text("\n".join(lines) + "\n")
+    root = tmp_path / "root"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"root: {root}\nplan:\n  max_per_class: 1\n  sources: [balanced]\ndownload:\n  min_interval_s: 0.0\n  timeout_s: 30.0\n")
+    cat = {y: SourceSpec(class_key="demo-class-1", duration_s=12.0) for y, _ in rows}
+    with MediaServer(cache_dir=tmp_path / "media", catalog=cat, idle_timeout_s=60) as srv:
+        args = ["download", "-c", str(cfg), "--metadata-dir", str(meta), "--base-url", srv.base_url, "--max-per-hour", "0", "--min-free", "0B"]
+        first = cli(*args)
+        assert first.returncode == 0, first.stderr
+        assert "(new)" in first.stdout and "obtained 2/2 clips in 2 classes" in first.stdout
+        plan = read_plan(DatasetLayout(root))
+        assert set(plan.classes) == {a, b} and len(plan.entries) == 4
+        shared = [e for e in plan.entries if e.ytid == "mdplan00004"][0]
+        assert shared.owner_mid == b and shared.labels == (a, b)  # b has fewer candidates: it owns the shared clip
+        srv.reset_log()
+        again = cli(*args)
+        assert again.returncode == 0 and "(new)" not in again.stdout and srv.requests == []
