@@ -115,3 +115,20 @@ def test_any_text_in_a_field_is_accepted_or_refused_cleanly(tmp_path_factory: py
             continue
         assert all(isinstance(r, ManifestRow) for r in rows)
         assert not rows[0].path.startswith("/") and ".." not in rows[0].path.split("/")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.permutations(list(range(6))))
+def test_render_is_independent_of_row_order(order: list[int]) -> None:
+    from audioset_fewshot.manifest import render_clips
+
+    mids = ["/m/09x0r", "/m/0bt9lr"]
+    rows = [
+        ManifestRow(
+            owner_mid=mids[i % 2], ytid=f"abcdefghi{i:02d}", start_s=float(i), end_s=float(i) + 10.0, labels=(mids[i % 2],),
+            source="eval", path=f"audio/{mids[i % 2][1:].replace('/', '_')}/abcdefghi{i:02d}_{i * 1000}.flac",
+            sample_rate_hz=16000, samples=160000, sha256=f"{i:064x}", itag="140", codec="aac", license="", channel_id="",
+        )
+        for i in range(6)
+    ]  # fmt: skip
+    assert render_clips([rows[i] for i in order]) == render_clips(rows)
