@@ -96,6 +96,7 @@ def bench_dataframe(item_clip: list[str], item_label: list[str], episodes: int) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--work", type=Path, default=HERE / "_work", help="folder of results.jsonl (default bench/_work)")
     args = parser.parse_args(argv)
     ours_n, df_n = (3_000, 100) if args.quick else (20_000, 1_000)
     t0 = time.perf_counter()
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({ours['cpu_rate'] / GOAL_EPISODES_PER_S:.2f} of goal, {'met' if met else 'NOT met'}); "
           f"{ours['rate']:,.0f}/s wall ({ours['rate'] / GOAL_EPISODES_PER_S:.2f} of goal; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores)")
-    out = HERE / "_work"
-    out.mkdir(exist_ok=True)
+    out = args.work
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"bench": "episodes", "quick": args.quick, "ours": ours, "dataframe": theirs,
                              "ratio_wall": ratio_wall, "ratio_cpu": ratio_cpu, "goal_episodes_per_s": GOAL_EPISODES_PER_S,
