@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from audioset_fewshot.process import load_features
 
 
@@ -11,6 +13,7 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # two CLI runs, each importing torch in a fresh interpreter
 def test_process_all_prints_a_summary_and_reruns_fast(dataset) -> None:  # type: ignore[no-untyped-def]
     root = str(dataset.root)
     res = _run("--root", root, "--min-duration-s", "4", "--workers", "1", "--layout", "per-file")
