@@ -136,7 +136,7 @@ class Normalizer:
         if self.mode == "per_sample":
             if is_torch:
                 m = x.mean(dim=(-2, -1), keepdim=True)
-                sd = x.std(dim=(-2, -1), keepdim=True, unbiased=False)
+                sd = x.std(dim=(-2, -1), keepdim=True, correction=0)
             else:
                 m = x.mean(axis=(-2, -1), keepdims=True)
                 sd = x.std(axis=(-2, -1), keepdims=True)
