@@ -28,6 +28,8 @@
    time scaled linearly to the full size; the output says so.
 
 Goals: ours >= 50x faster than the seed approach; our peak RSS <= 1 GiB.
+Both wall and CPU time are printed: on a loaded machine wall time inflates both
+sides, CPU time shows the work each approach does.
 """
 
 from __future__ import annotations
@@ -123,15 +125,16 @@ t0 = time.perf_counter()
 from audioset_fewshot.metadata import load_ontology, load_quality, read_segments, build_candidate_index
 from audioset_fewshot.selection import select_classes
 t_import = time.perf_counter() - t0
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 table = read_segments({"unbalanced": sys.argv[1]})
 t_parse = time.perf_counter() - t0
 sel = select_classes(load_ontology(), load_quality(), min_quality=0.8)
-t0 = time.perf_counter()
+t1 = time.perf_counter()
 index = build_candidate_index(table, sel.mids)
-t_index = time.perf_counter() - t0
+t_index = time.perf_counter() - t1
+cpu = time.process_time() - c0
 counts = {m: index.count(m) for m in sel.mids}
-print(json.dumps({"parse_s": t_parse, "index_s": t_index, "import_s": t_import, "rows": len(table),
+print(json.dumps({"parse_s": t_parse, "index_s": t_index, "cpu_s": cpu, "import_s": t_import, "rows": len(table),
                   "classes": len(sel.mids), "counts": counts,
                   "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
@@ -143,7 +146,7 @@ from audioset_fewshot.metadata import load_ontology, load_quality
 from audioset_fewshot.selection import select_classes
 mids = select_classes(load_ontology(), load_quality(), min_quality=0.8).mids
 max_labels = int(sys.argv[2])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 # compile step: header=[1] -> the counts line names the columns (replaced by ours); the
 # quoted label list follows ", " so pandas does not see a quote at the field start and
 # splits the list at its commas into label columns.
@@ -163,7 +166,8 @@ for mid in mids:
     hits = df[df.eq(mid).any(axis=1)]
     counts[mid] = int(len(hits))
 t_download = time.perf_counter() - t0
-print(json.dumps({"compile_s": t_compile, "download_s": t_download, "rows": int(len(df)), "counts": counts,
+cpu = time.process_time() - c0
+print(json.dumps({"compile_s": t_compile, "download_s": t_download, "cpu_s": cpu, "rows": int(len(df)), "counts": counts,
                   "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -224,10 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     ratio = seed_s / ours_s if ours_s > 0 else float("inf")
     print()
     print(f"{'measure':<28}{'ours':>12}{'seed':>14}{'ratio':>10}{'goal':>12}  met")
-    print(f"{'index 142 classes (s)':<28}{ours_s:>12.2f}{seed_s:>14.1f}{ratio:>9.0f}x{'>= 50x':>12}  {'yes' if ratio >= GOAL_RATIO else 'NO'}")
-    print(f"{'peak RSS (MiB)':<28}{rss_mib:>12.0f}{seed['peak_rss_kib'] / 1024 * (scale if scale > 1 else 1):>14.0f}{'':>10}{'<= 1024':>12}  {'yes' if rss_mib <= GOAL_RSS_MIB else 'NO'}")
+    cpu_ratio = seed["cpu_s"] * scale / ours["cpu_s"] if ours["cpu_s"] > 0 else float("inf")
+    print(f"{'index 142 classes, wall (s)':<28}{ours_s:>12.2f}{seed_s:>14.1f}{ratio:>9.0f}x{'>= 50x':>12}  {'yes' if ratio >= GOAL_RATIO else 'NO'}")
+    print(f"{'same, CPU time (s)':<28}{ours['cpu_s']:>12.2f}{seed['cpu_s'] * scale:>14.1f}{cpu_ratio:>9.0f}x{'>= 50x':>12}  {'yes' if cpu_ratio >= GOAL_RATIO else 'NO'}")
+    print(f"{'peak RSS (MiB)':<28}{rss_mib:>12.0f}{seed['peak_rss_kib'] / 1024:>14.0f}{'':>10}{'<= 1024':>12}  {'yes' if rss_mib <= GOAL_RSS_MIB else 'NO'}")
     if scale > 1:
-        print("(seed RSS column scaled linearly from the prefix run: an estimate)")
+        print(f"(seed times scaled x{scale:.2f} from its run on the first {seed_rows:,} rows; its RSS is that run's, unscaled)")
     return 0 if (ratio >= GOAL_RATIO and rss_mib <= GOAL_RSS_MIB) or args.quick else 1
 
 

@@ -294,3 +294,10 @@ def test_a_label_repeated_on_a_row_counts_once(write_segments) -> None:
     p = write_segments(lines=['abcdefghijk, 0.000, 10.000, "/m/a,/m/a,/m/b"', 'bbcdefghijk, 0.000, 10.000, "/m/a"'], num_positive=4)
     index = build_candidate_index(read_segments({"balanced": p}), ["/m/a", "/m/b"])
     assert index.rows("/m/a").tolist() == [0, 1] and index.count("/m/b") == 1
+
+
+def test_utf8_bom_from_an_editor_is_tolerated(tmp_path: Path) -> None:
+    p = tmp_path / "eval_segments.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + segment_text(lines=[GOOD]).encode())
+    t = read_segments({"eval": p})
+    assert t.ytid.tolist() == ["abcdefghijk"] and t.headers["eval"].num_segs == 1
