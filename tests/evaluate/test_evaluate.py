@@ -36,6 +36,7 @@ def test_nearest_centroid_beats_chance_and_writes_results(root) -> None:
     assert data["inputs"]["episodes_sha256"] == episodes.episodes_sha256
 
 
+@pytest.mark.slow
 def test_protonet_trains_beats_chance_and_is_idempotent(root) -> None:
     path, store, _, episodes = root
     r = evaluate(path, episodes=episodes, method="protonet", steps=60, q_query=5, features=store, threads=1, force=True)
@@ -68,6 +69,7 @@ def test_stale_episodes_and_bad_method_are_refused(root, tmp_path: Path) -> None
         evaluate(tmp_path, episodes=episodes.path, method="nearest-centroid", features=other)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_on_a_features_dir(tmp_path: Path) -> None:
     store, _ = make_root(tmp_path, n_classes=30, per_class=12, noise_db=12.0)
     write_features_dir(tmp_path, store)
