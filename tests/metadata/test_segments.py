@@ -301,3 +301,10 @@ def test_utf8_bom_from_an_editor_is_tolerated(tmp_path: Path) -> None:
     p.write_bytes(b"\xef\xbb\xbf" + segment_text(lines=[GOOD]).encode())
     t = read_segments({"eval": p})
     assert t.ytid.tolist() == ["abcdefghijk"] and t.headers["eval"].num_segs == 1
+
+
+def test_a_file_without_line_breaks_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "eval_segments.csv"
+    p.write_bytes(segment_text().encode() + b"x" * 200_000)
+    with pytest.raises(MetadataError, match=r"eval_segments\.csv: a line is longer than \d+ bytes; this is not an AudioSet segment list"):
+        read_segments({"eval": p}, block_bytes=1000)

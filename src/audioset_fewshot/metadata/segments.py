@@ -555,7 +555,7 @@ def _read_header(fh: BinaryIO, path: Path, digest: hashlib._Hash) -> tuple[Segme
     return header, consumed, pending, counts_line
 
 
-def _iter_blocks(fh: BinaryIO, pending: bytes, digest: hashlib._Hash, block_bytes: int) -> Iterator[bytes]:
+def _iter_blocks(fh: BinaryIO, pending: bytes, digest: hashlib._Hash, block_bytes: int, path: Path) -> Iterator[bytes]:
     carry = pending
     while True:
         chunk = fh.read(block_bytes)
@@ -567,7 +567,7 @@ def _iter_blocks(fh: BinaryIO, pending: bytes, digest: hashlib._Hash, block_byte
         if cut < 0:
             carry = data
             if len(carry) > 4 * block_bytes:
-                raise MetadataError("a line of the segment list is longer than the read block; not a segment list")
+                raise MetadataError(f"{path}: a line is longer than {len(carry)} bytes; this is not an AudioSet segment list")
             continue
         yield data[: cut + 1]
         carry = data[cut + 1 :]
@@ -607,7 +607,7 @@ def read_segment_file(path: Path | str, *, vocab: _Vocab | None = None, block_by
     with fh:
         header, consumed, pending, counts_line = _read_header(fh, p, digest)
         line_no = consumed + 1
-        for buf in _iter_blocks(fh, pending, digest, block_bytes):
+        for buf in _iter_blocks(fh, pending, digest, max(int(block_bytes), 64), p):
             blocks.append(_parse_block(buf, line_no, p, vocab))
             line_no += buf.count(b"\n")
     if blocks:
