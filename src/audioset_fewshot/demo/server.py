@@ -115,6 +115,14 @@ _RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = (
     ("media-403", 0.05, False),
     ("truncated", 0.03, False),
 )
+# Encoder settings per container (part of the cache key).
+_ENCODER_ARGS: dict[str, tuple[str, ...]] = {
+    # Fragmented MP4 like YouTube's DASH audio: an empty moov, ~1 s fragments, a global
+    # sidx at the front and no mfra at the end, so a reader seeks with one range request.
+    "m4a": ("-c:a", "aac", "-b:a", "128k", "-movflags", "+empty_moov+default_base_moof+global_sidx+skip_trailer", "-frag_duration", "1000000", "-f", "mp4"),
+    # Opus is always 48 kHz on YouTube; Cues at the front so seeking needs no tail read.
+    "webm": ("-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-cues_to_front", "1", "-f", "webm"),
+}
 _FAULT_STREAM = 201
 _SPEC_STREAM = 202
 _CORRUPT_STREAM = 203
@@ -459,6 +467,7 @@ class MediaServer:
             "channels": spec.channels,
             "silent": silent,
             "itag": f.itag,
+            "encoder": _ENCODER_ARGS[f.ext],
         }
         key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
         if fault == "corrupt":
@@ -519,13 +528,7 @@ class MediaServer:
             audio = signals.synthesize(
                 spec.class_key, ytid, seed=self.seed, duration_s=duration_s, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels
             )
-        if f.ext == "m4a":
-            # Fragmented MP4 like YouTube's DASH audio: an empty moov, ~1 s fragments and a
-            # global sidx at the front, so a reader can seek over HTTP with a few ranges.
-            codec = ["-c:a", "aac", "-b:a", "128k", "-movflags", "+empty_moov+default_base_moof+global_sidx", "-frag_duration", "1000000", "-f", "mp4"]
-        else:
-            # Opus is always 48 kHz on YouTube; Cues at the front so seeking needs no tail read.
-            codec = ["-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-cues_to_front", "1", "-f", "webm"]
+        codec = list(_ENCODER_ARGS[f.ext])
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
             "-f", "f32le", "-ar", str(spec.sample_rate_hz), "-ac", str(spec.channels), "-i", "pipe:0",

@@ -66,9 +66,13 @@ AUDIO_FORMATS = ("flac", "wav")
 # Shortfall of the ffmpeg output we pad silently (AAC/Opus frame granularity, resampler
 # edges); a larger shortfall is a short source or a truncated read.
 PAD_TOLERANCE_S = 0.1
-# ffmpeg's HTTP reads: bounded range requests, so a 10 s read of a long file costs ~10 s of bytes.
-HTTP_REQUEST_SIZE = 128 * 1024
-HTTP_INITIAL_REQUEST_SIZE = 64 * 1024
+# ffmpeg's HTTP reads: bounded range requests (by default ffmpeg asks for "bytes=N-" and the
+# server sends until the connection closes: megabytes of a long file for a 10 s read).
+# 256 KiB holds the header of a DASH m4a and, after the seek, ~10 s of 128 kbit/s audio, so a
+# 10 s clip costs ~2 media requests (each request costs a round trip).  The initial size
+# (0 = request_size) is also used for the first read after every seek.
+HTTP_REQUEST_SIZE = 256 * 1024
+HTTP_INITIAL_REQUEST_SIZE = 0
 FALLBACK_MAX_BYTES = 512 * 1024 * 1024
 
 _HOST_RE = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
@@ -427,72 +431,77 @@ def _wants_fallback(f: Failure) -> bool:
 
 
 def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float) -> dict[str, Any]:
-    import soundfile as sf
-
+    """The segment read (and, if needed, the whole-file fallback), proved and committed to ``dest``."""
     media_url: str = info["url"]
     channels = int(info.get("audio_channels") or 2)
-    headers = _headers_arg(info.get("http_headers"))
     duration_s = end_s - start_s
-    expected = int(round(duration_s * sample_rate_hz))
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
     env = _env_for(media_url)
-    src_duration = info.get("duration")
+    common = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
     fallback = False
     with atomic_path(dest, suffix="." + audio_format) as tmp:
-        common = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
-        cmd = _ffmpeg_cmd(media_url, tmp, headers=headers, rw_timeout_s=rw_timeout_s, local=False, **common)
+        cmd = _ffmpeg_cmd(media_url, tmp, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, **common)
         failure, stderr = _run_ffmpeg(cmd, deadline=deadline, env=env)
-        if failure is not None and _wants_fallback(failure):
-            log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), failure.message[:200])
+        checked = _check_output(tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, stderr=stderr) if failure is None else failure
+        if isinstance(checked, Failure) and _wants_fallback(checked):
+            log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), checked.message[:200])
             fallback = True
             failure, stderr = _fallback_read(info, tmp, common=common, deadline=deadline, env=env)
-        if failure is not None:
-            raise _Reject(failure, fallback=fallback)
-        try:
-            data, sr = sf.read(str(tmp), dtype="int16", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as err:
-            if stderr.strip():  # ffmpeg said why (a read error it did not treat as fatal)
-                raise _Reject(classify_ffmpeg_error(stderr, 0), fallback=fallback) from err
-            raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}"), fallback=fallback) from err
-        if sr != sample_rate_hz or data.shape[1] != 1:
-            raise _Reject(Failure(R.FFMPEG_ERROR, f"ffmpeg wrote {data.shape[1]} channel(s) at {sr} Hz, expected mono at {sample_rate_hz} Hz"), fallback=fallback)
-        got = data.shape[0]
-        tolerance = int(round(PAD_TOLERANCE_S * sample_rate_hz))
-        if got < expected - tolerance and src_duration is not None and float(src_duration) >= end_s - PAD_TOLERANCE_S:
-            # the source is long enough: the read was cut short (a truncated body)
+            checked = _check_output(tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, stderr=stderr) if failure is None else failure
+        if isinstance(checked, Failure):
+            raise _Reject(checked, fallback=fallback)
+        result = dict(checked)
+        result["sha256"] = sha256_file(tmp)
+    result["fallback"] = fallback
+    return result
+
+
+def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: float, sample_rate_hz: int, stderr: str) -> Failure | dict[str, Any]:
+    """Prove ffmpeg's output: decodable, mono at the rate, exact length (pad/trim the last
+    few ms, rewriting ``tmp``), not all zero.  Returns the clip's fields or a Failure."""
+    import soundfile as sf
+
+    duration_s = end_s - start_s
+    expected = int(round(duration_s * sample_rate_hz))
+    src_duration = info.get("duration")
+    try:
+        data, sr = sf.read(str(tmp), dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        if stderr.strip():  # ffmpeg said why (a read error it did not treat as fatal)
+            return classify_ffmpeg_error(stderr, 0)
+        return Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}")
+    if sr != sample_rate_hz or data.shape[1] != 1:
+        return Failure(R.FFMPEG_ERROR, f"ffmpeg wrote {data.shape[1]} channel(s) at {sr} Hz, expected mono at {sample_rate_hz} Hz")
+    got = data.shape[0]
+    tolerance = int(round(PAD_TOLERANCE_S * sample_rate_hz))
+    if got < expected - tolerance:
+        if src_duration is not None and float(src_duration) >= end_s - PAD_TOLERANCE_S:
+            # the source is long enough: the read was cut short (a truncated body, a read error)
             detail = stderr.strip()[-500:] or "no message from ffmpeg"
-            raise _Reject(
-                Failure(R.NETWORK, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})"),
-                fallback=fallback,
-            )
-        if got < expected - tolerance:
-            src = f"{src_duration} s" if src_duration is not None else "unknown length"
-            raise _Reject(
-                Failure(R.QC_REJECT, f"short: the source ({src}) gave {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment {start_s:g}-{end_s:g} s"),
-                fallback=fallback,
-            )
-        samples = data[:expected, 0]
-        padded = max(0, expected - got)
-        trimmed = max(0, got - expected)
-        if padded:
-            samples = np.concatenate([samples, np.zeros(padded, dtype=np.int16)])
-        if not np.any(samples):
-            raise _Reject(Failure(R.QC_REJECT, f"silence: the {duration_s:.3f} s segment is digital silence (all samples zero)"), fallback=fallback)
-        if padded or trimmed:
-            subtype = "PCM_16"
-            sf.write(str(tmp), samples, sample_rate_hz, subtype=subtype, format=audio_format.upper())
-        rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
-        rms_dbfs = round(20.0 * math.log10(rms), 3) if rms > 0 else None
-        digest = sha256_file(tmp)
+            reason = classify_ffmpeg_error(stderr, 0).reason if stderr.strip() else R.NETWORK
+            # an HTTP status or network error if ffmpeg named one, else most likely a cut body
+            reason = R.NETWORK if reason == R.FFMPEG_ERROR else reason
+            return Failure(reason, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})")
+        src = f"{src_duration} s" if src_duration is not None else "unknown length"
+        return Failure(R.QC_REJECT, f"short: the source ({src}) gave {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment {start_s:g}-{end_s:g} s")
+    samples = data[:expected, 0]
+    padded = max(0, expected - got)
+    trimmed = max(0, got - expected)
+    if padded:
+        samples = np.concatenate([samples, np.zeros(padded, dtype=np.int16)])
+    if not np.any(samples):
+        return Failure(R.QC_REJECT, f"silence: the {duration_s:.3f} s segment is digital silence (all samples zero)")
+    if padded or trimmed:
+        fmt = "FLAC" if tmp.suffix == ".flac" else "WAV"
+        sf.write(str(tmp), samples, sample_rate_hz, subtype="PCM_16", format=fmt)
+    rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
     return {
-        "sha256": digest,
         "samples": int(expected),
         "trim_start_s": start_s,
         "trim_end_s": start_s + expected / sample_rate_hz,
         "padded_samples": int(padded),
         "trimmed_samples": int(trimmed),
-        "rms_dbfs": rms_dbfs,
-        "fallback": fallback,
+        "rms_dbfs": round(20.0 * math.log10(rms), 3) if rms > 0 else None,
     }
 
 
