@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from audioset_fewshot._io import TMP_PREFIX
-from audioset_fewshot.demo.server import CC_BY, MediaServer, SourceSpec
+from audioset_fewshot.demo.server import CC_BY, PAGE_HTTP_FAULTS, PLAYABILITY_FAULTS, MediaServer, SourceSpec
 from audioset_fewshot.download import reasons as R
 from audioset_fewshot.download.fetch import ClipResult, fetch_clip, parse_watch_url
 from audioset_fewshot.errors import UsageError, ValidationError
@@ -197,7 +197,7 @@ MESSAGE_TEXT = {
 def test_each_fault_gives_its_reason_and_leaves_no_file(srv: MediaServer, tmp_path: Path, fault: str) -> None:
     ytid = ("f-" + fault.replace("-", "_") + "_" * 11)[:11]
     srv.catalog[ytid] = SourceSpec("/m/09x0r", duration_s=12.0, fault=fault)
-    if not (fault.startswith("page-") or fault in MESSAGE_TEXT and fault not in ("silence", "short", "truncated")):
+    if fault not in PLAYABILITY_FAULTS and fault not in PAGE_HTTP_FAULTS:
         srv.prepare([ytid], formats=(140,))  # media faults: encode before the timed read
     dest = tmp_path / "out" / f"{ytid}.flac"
     t0 = time.monotonic()
@@ -266,9 +266,16 @@ def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path) -> None:
     jar = tmp_path / "cookies.txt"
     jar.write_text(f"# Netscape HTTP Cookie File\n.127.0.0.1\tTRUE\t/\tFALSE\t0\tSID\t{secret}\n")
     srv.set_fault("clip48k_bbb", "private")
+    srv.reset_log()
     res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
     assert res.reason == R.PRIVATE
     assert secret not in repr(res.to_dict())
+    assert [(r.kind, r.has_cookie) for r in srv.requests] == [("watch", True)]  # yt-dlp sent them
+    srv.set_fault("clip48k_bbb", None)
+    srv.reset_log()
+    res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
+    assert res.ok and secret not in repr(res.to_dict())
+    assert not any(r.has_cookie for r in srv.requests if r.kind == "media")  # ffmpeg never gets them
 
 
 # --- hostile input ---------------------------------------------------------------------
@@ -306,3 +313,19 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
 
 def test_parse_watch_url_canonicalises() -> None:
     assert parse_watch_url("https://www.youtube.com/watch?v=--PJHxphWEs") == ("--PJHxphWEs", "https://www.youtube.com/watch?v=--PJHxphWEs")
+
+
+def test_fetch_prints_nothing(srv: MediaServer, tmp_path: Path) -> None:
+    """yt-dlp and ffmpeg output is captured: the library writes nothing to stdout/stderr."""
+    import sys
+
+    srv.set_fault("clip48k_bbb", "bot-check")
+    code = (
+        "import sys; from audioset_fewshot.download.fetch import fetch_clip; "
+        f"a = fetch_clip({srv.watch_url('clip44k_aaa')!r}, start_s=1.0, end_s=3.0, dest={str(tmp_path / 'p.flac')!r}); "
+        f"b = fetch_clip({srv.watch_url('clip48k_bbb')!r}, start_s=1.0, end_s=3.0, dest={str(tmp_path / 'q.flac')!r}); "
+        "sys.exit(0 if a.ok and b.reason == 'bot-check' else 3)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""

@@ -219,6 +219,7 @@ class RequestRecord:
     status: int
     body_bytes: int
     fault: str | None = None
+    has_cookie: bool = False  # whether a Cookie header came (its value is never kept)
 
 
 # --- the server -----------------------------------------------------------------------
@@ -658,7 +659,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:
         rng = self.headers.get("Range")
-        self.server.owner._record(RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault))
+        cookie = self.headers.get("Cookie") is not None
+        self.server.owner._record(RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault, cookie))
 
     def _send_bytes(self, status: int, body: bytes, ctype: str, *, head: bool, extra: Mapping[str, str] | None = None) -> int:
         self.send_response(status)
