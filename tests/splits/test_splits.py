@@ -237,3 +237,21 @@ def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
     s = read_splits(tmp_path / "splits.json")
     assert isinstance(s, MetaSplits) and s.sizes() == {"train": 7, "val": 1, "test": 2}
     assert str(tmp_path / "splits.json") in out.stdout
+
+
+def test_cli_flags_ratios_group_and_format(tmp_path: Path) -> None:
+    from audioset_fewshot.manifest.clips import ManifestRow, write_clips
+
+    rows = [ManifestRow(owner_mid=c.owner_mid, ytid=c.ytid, start_s=0.0, end_s=10.0, labels=c.labels, source="eval",
+                        path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{c.ytid}_0.flac", sample_rate_hz=16000, samples=160000,
+                        sha256="0" * 64, itag="140", codec="aac", license="", channel_id="") for c in _clips(20, 2)]
+    write_clips(tmp_path / "manifest" / "clips.csv", rows)
+    base = [sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path)]
+    out = subprocess.run(base + ["--ratios", "0.5,0.25,0.25", "--group", "none", "--format", "json", "--seed", "3"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["sizes"] == {"train": 10, "val": 5, "test": 5} and data["params"]["seed"] == 3
+    assert json.loads((tmp_path / "splits.json").read_text())["content_sha256"] == data["content_sha256"]
+    bad = subprocess.run(base + ["--ratios", "0.5,0.5"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ratios" in bad.stderr
