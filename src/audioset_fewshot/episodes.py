@@ -162,6 +162,11 @@ class EpisodeSampler:
     ``dataset_or_index``: an :class:`EpisodeIndex` or a dataset with
     ``labels_to_indices`` (a :class:`~audioset_fewshot.torchdata.SplitDataset`).
     Classes with fewer than ``k_shot + q_query`` items are never drawn.
+
+    ``state_dict()["next"]`` counts the episodes the sampler has handed out.  A
+    DataLoader with workers prefetches ahead of the training loop, so to resume
+    exactly, save the number of steps the loop finished and resume with
+    ``load_state_dict({**state, "next": steps_done})``.
     """
 
     def __init__(self, dataset_or_index: Any, *, n_way: int, k_shot: int, q_query: int, episodes: int, seed: int,
