@@ -158,7 +158,7 @@ def test_one_fetcher_per_file(release: FakeRelease, tmp_path: Path) -> None:
     with open(tmp_path / ".f.csv.lock", "a+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         with pytest.raises(MetadataError, match=r"another process has been fetching f\.csv"):
-            fetch_url(f"{release.base}/f.csv", dest, timeout_s=0.1, retries=0)
+            fetch_url(f"{release.base}/f.csv", dest, timeout_s=5, retries=0, lock_wait_s=0.3)
     assert release.requests == []
     fetch_url(f"{release.base}/f.csv", dest, timeout_s=5, retries=0)  # released: goes ahead
     assert dest.read_bytes() == b"x\n"

@@ -133,11 +133,13 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name("." + dest.name + ".part")
 
 
-def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: int = 3, force: bool = False) -> Path:
+def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: int = 3, force: bool = False, lock_wait_s: float | None = None) -> Path:
     """Download ``url`` to ``dest`` atomically and resumably; write the provenance file.
 
     A no-op when ``dest`` exists with a provenance record for the same URL and
-    size (``force=True`` fetches again)."""
+    size (``force=True`` fetches again).  Another process fetching the same file
+    is waited for up to ``lock_wait_s`` (default: as long as our own attempts
+    could take)."""
     dest = Path(dest)
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -145,7 +147,8 @@ def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: i
     if not force and _cached(dest, url):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _download_lock(dest, wait_s=(timeout_s + 5.0) * (max(retries, 0) + 1)):
+    wait_s = (timeout_s + 5.0) * (max(retries, 0) + 1) if lock_wait_s is None else lock_wait_s
+    with _download_lock(dest, wait_s=wait_s):
         if not force and _cached(dest, url):  # another process fetched it while we waited
             return dest
         return _fetch_locked(url, dest, timeout_s=timeout_s, retries=retries)
