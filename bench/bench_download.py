@@ -235,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ext = max(j1["extractions_per_clip"], j16["extractions_per_clip"])
     print(f"extractions per obtained clip: ours {ext:.2f} vs seed {seed['extractions_per_clip']:.2f}   (goal <= 1.0)  {'MET' if ext <= 1.0 else 'NOT MET'}")
     print(f"CPU s per clip: seed {seed['cpu_s_per_clip']:.2f}, ours --jobs 1 {j1['cpu_s_per_clip']:.2f}, --jobs 16 {j16['cpu_s_per_clip']:.2f}")
-    WORK.mkdir(parents=True, exist_ok=True)
-    with open(WORK / "results.jsonl", "a", encoding="utf-8") as fh:
+    with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"bench": "download", "quick": args.quick, "time": time.time(), "cores": os.cpu_count(), "results": results,
                              "ratios": {"jobs1": r1, "jobs16": r16, "wire": wire, "extractions": ext}}) + "\n")  # fmt: skip
     return 0

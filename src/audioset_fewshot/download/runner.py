@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -478,7 +478,7 @@ class _Run:
                 _, _, entry = heapq.heappop(self.retry_heap)
                 st = self.classes[entry.owner_mid]
                 st.waiting -= 1
-                if st.obtained + st.in_flight >= st.target:  # no longer needed
+                if st.obtained + st.in_flight + st.waiting >= st.target:  # no longer needed
                     st.queue.appendleft(entry)
                     continue
                 self._submit(pool, futures, entry)
@@ -562,8 +562,3 @@ class _Run:
                     " Nothing is lost: run the same command again once fixed"
                 )
 
-
-def iter_plan_urls(plan: Any, base_url: str) -> Iterator[str]:
-    """Every watch URL of a plan (for tools that pre-generate demo sources)."""
-    for e in plan.entries:
-        yield watch_url(base_url, e.ytid)
