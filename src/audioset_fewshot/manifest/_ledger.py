@@ -108,25 +108,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-def _row_to_clip(row: sqlite3.Row, where: str) -> LedgerClip:
-    keys = set(row.keys())
-
+def _row_to_clip(row: tuple[Any, ...], idx: Mapping[str, int], where: str, versions: dict[str, Any]) -> LedgerClip:
     def get(name: str) -> Any:
-        return row[name] if name in keys else None
+        i = idx.get(name)
+        return None if i is None else row[i]
 
     try:
-        labels_text = get("labels") or ""
         fallback = get("fallback")
+        tv = get("tool_versions")
+        if tv not in versions:  # the same JSON on nearly every row: parse it once
+            versions[tv] = _versions(tv)
+        in_plan = get("in_plan")
         return LedgerClip(
-            clip_id=str(row["clip_id"]),
-            ytid=str(row["ytid"]),
-            start_s=float(row["start_s"]),
-            end_s=float(row["end_s"]),
-            owner_mid=str(row["owner_mid"]),
-            labels=tuple(sorted(x for x in str(labels_text).split(";") if x)),
-            source=str(row["source"]),
+            clip_id=str(get("clip_id")),
+            ytid=str(get("ytid")),
+            start_s=float(get("start_s")),
+            end_s=float(get("end_s")),
+            owner_mid=str(get("owner_mid")),
+            labels=tuple(sorted(x for x in str(get("labels") or "").split(";") if x)),
+            source=str(get("source")),
             rank=int(get("rank") or 0),
-            status=str(row["status"]),
+            status=str(get("status")),
             reason=_text(get("reason")),
             message=_text(get("message")),
             attempts=int(get("attempts") or 0),
@@ -147,11 +149,14 @@ def _row_to_clip(row: sqlite3.Row, where: str) -> LedgerClip:
             title=_text(get("title")),
             upload_date=_text(get("upload_date")),
             fallback=None if fallback is None else bool(fallback),
-            tool_versions=_versions(get("tool_versions")),
-            in_plan=bool(1 if get("in_plan") is None else get("in_plan")),
+            tool_versions=versions[tv],
+            in_plan=bool(1 if in_plan is None else in_plan),
         )
     except (IndexError, KeyError, TypeError, ValueError) as err:
-        raise ManifestError(f"{where}: malformed ledger row {dict(row)!r}: {err}") from err
+        raise ManifestError(f"{where}: malformed ledger row {row!r}: {err}") from err
+
+
+_REQUIRED = ("clip_id", "ytid", "start_s", "end_s", "owner_mid", "source", "status")
 
 
 def read_ledger(path: Path | str, *, in_plan_only: bool = True) -> list[LedgerClip]:
@@ -159,16 +164,23 @@ def read_ledger(path: Path | str, *, in_plan_only: bool = True) -> list[LedgerCl
     sorted by (owner_mid, rank, clip_id)."""
     path = Path(path)
     con = _connect(path)
+    con.row_factory = None
     try:
         try:
-            rows = con.execute("SELECT * FROM clips").fetchall()
+            cur = con.execute("SELECT * FROM clips")
+            idx = {d[0]: i for i, d in enumerate(cur.description)}
+            rows = cur.fetchall()
         except sqlite3.Error as err:
             raise ManifestError(f"cannot read table 'clips' of the ledger {path}: {err}") from err
-        clips = [_row_to_clip(r, str(path)) for r in rows]
-        if in_plan_only:
-            clips = [c for c in clips if c.in_plan]
     finally:
         con.close()
+    missing = [c for c in _REQUIRED if c not in idx]
+    if missing:
+        raise ManifestError(f"{path}: table 'clips' lacks column(s) {', '.join(missing)}; is this a ledger of this version?")
+    versions: dict[str, Any] = {}
+    clips = [_row_to_clip(r, idx, str(path), versions) for r in rows]
+    if in_plan_only:
+        clips = [c for c in clips if c.in_plan]
     clips.sort(key=lambda c: (c.owner_mid, c.rank, c.clip_id))
     return clips
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot import __version__
-from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_text
+from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_file, sha256_text
 from audioset_fewshot.errors import AudiosetFewshotError, ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
@@ -54,8 +54,8 @@ from audioset_fewshot.manifest._ledger import (
     read_ledger,
     read_ledger_meta,
 )
-from audioset_fewshot.manifest.clips import ManifestRow, clean_text, render_clips
-from audioset_fewshot.validate import mid_slug, safe_relpath
+from audioset_fewshot.manifest.clips import ManifestRow, PathGuard, clean_text, render_clips
+from audioset_fewshot.validate import mid_slug
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +205,43 @@ def _selection_config(layout: DatasetLayout) -> dict[str, Any] | None:
     return dataclasses.asdict(cfg.selection)
 
 
-def _read_plan_meta(layout: DatasetLayout) -> dict[str, Any]:
-    from audioset_fewshot.plan import read_plan
+@dataclass(frozen=True)
+class _PlanSummary:
+    """What the manifest needs of the plan, read from plan.json (no parse of plan.csv)."""
 
-    plan = read_plan(layout)
-    return {"plan": plan, "content_hash": plan.content_hash, "params": dict(plan.params), "inputs": dict(plan.inputs), "targets": plan.targets}
+    content_hash: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    targets: dict[str, int] | None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        mids = set(self.targets or {}) | {str(m) for m in self.params.get("classes", ()) or ()}
+        return tuple(sorted(mids))
+
+
+def _read_plan_summary(layout: DatasetLayout) -> _PlanSummary:
+    """plan.json, checked against plan.csv's sha256 (a full parse costs seconds on big plans)."""
+    from audioset_fewshot.errors import StageNotReadyError
+    from audioset_fewshot.plan import SCHEMA_VERSION as PLAN_SCHEMA
+
+    if not layout.plan_file.exists() or not layout.plan_meta_file.exists():
+        raise StageNotReadyError(f"no plan in {layout.plan_dir}; run 'audioset-fewshot plan --root {layout.root}' first")
+    try:
+        meta = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ManifestError(f"{layout.plan_meta_file}: malformed JSON ({err}); rerun 'audioset-fewshot plan'") from err
+    if not isinstance(meta, dict) or meta.get("schema_version") != PLAN_SCHEMA:
+        raise ManifestError(f"{layout.plan_meta_file}: not a plan of schema_version {PLAN_SCHEMA}; rerun 'audioset-fewshot plan'")
+    if meta.get("csv_sha256") != sha256_file(layout.plan_file):
+        raise ManifestError(f"{layout.plan_dir}: plan.csv does not match plan.json (edited by hand?); rerun 'audioset-fewshot plan'")
+    targets = meta.get("targets")
+    return _PlanSummary(
+        content_hash=str(meta.get("content_hash", "")),
+        params=dict(meta.get("params") or {}),
+        inputs={str(k): str(v) for k, v in (meta.get("inputs") or {}).items()},
+        targets=None if targets is None else {str(k): int(v) for k, v in targets.items()},
+    )
 
 
 def _write_if_changed(path: Path, text: str, layout: DatasetLayout, written: list[str]) -> None:
@@ -230,8 +262,7 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
     """Compute every manifest file of ``root`` without writing: ``({path: text},
     {per-class paths}, record)``.  :func:`build_manifest` writes them."""
     layout = DatasetLayout(Path(root))
-    plan_info = _read_plan_meta(layout)
-    plan = plan_info["plan"]
+    plan = _read_plan_summary(layout)
     clips = read_ledger(layout.ledger_file)
     meta = read_ledger_meta(layout.ledger_file)
     ledger_plan = meta.get("plan_hash")
@@ -244,13 +275,15 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
     kept, surplus = select_ok(clips, plan.targets)
     rows: list[ManifestRow] = []
     missing: list[str] = []
+    guard = PathGuard(layout.root)
+    where = str(layout.ledger_file)
     for c in kept:
-        row = manifest_row(c, where=str(layout.ledger_file))
+        row = manifest_row(c, where=where)
         try:
-            full = safe_relpath(row.path, root=layout.root)
+            _, is_file = guard.check_file(row.path)
         except ValidationError as err:
-            raise ManifestError(f"{layout.ledger_file}: clip {c.clip_id}: {err}") from err
-        if not full.is_file():
+            raise ManifestError(f"{where}: clip {c.clip_id}: {err}") from err
+        if not is_file:
             missing.append(row.path)
         rows.append(row)
     clips_text = render_clips(rows)
@@ -296,7 +329,7 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
     texts[layout.provenance_csv] = provenance_text
 
     clips_sha = sha256_text(clips_text)
-    params = plan_info["params"]
+    params = plan.params
     body = {
         "schema_version": SCHEMA_VERSION,
         "plan": {
@@ -306,7 +339,7 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
         },
         "seed": params.get("seed"),
         "selection": {"classes": list(params.get("classes", classes))} | ({"config": sel} if (sel := _selection_config(layout)) else {}),
-        "metadata_sha256": dict(plan_info["inputs"]),
+        "metadata_sha256": dict(plan.inputs),
         "tool_versions": _tool_versions(kept, meta),
         "clips": {"count": len(rows), "sha256": clips_sha},
         "unavailable": {"count": len(failed), "sha256": sha256_text(unavailable_text)},

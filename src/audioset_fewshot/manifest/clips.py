@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ from pathlib import Path
 from audioset_fewshot._io import atomic_write_text, sha256_text
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.errors import ManifestError, ValidationError
-from audioset_fewshot.validate import safe_relpath, valid_mid, valid_segment_times, valid_sha256, valid_youtube_id
+from audioset_fewshot.layout import clip_stem
+from audioset_fewshot.validate import mid_slug, valid_mid, valid_segment_times, valid_sha256, valid_youtube_id
 
 SCHEMA_VERSION = 1
 
@@ -44,8 +47,6 @@ class ManifestRow:
 
     @property
     def clip_id(self) -> str:
-        from audioset_fewshot.layout import clip_stem
-
         return clip_stem(self.ytid, self.start_s)
 
     @property
@@ -137,13 +138,63 @@ def _plain_text(value: str, name: str) -> str:
 
 
 def expected_relpath(owner_mid: str, ytid: str, start_s: float, ext: str) -> str:
-    """The only path a clip may have: ``audio/<mid_slug>/<ytid>_<start_ms>.<ext>``."""
-    from audioset_fewshot.layout import DatasetLayout
+    """The only path a clip may have: ``audio/<mid_slug>/<ytid>_<start_ms>.<ext>``
+    (the string ``DatasetLayout.clip_relpath`` builds)."""
+    return f"audio/{mid_slug(owner_mid)}/{clip_stem(ytid, start_s)}.{ext}"
 
-    return DatasetLayout(Path(".")).clip_relpath(owner_mid, ytid, start_s, ext=ext)
+
+def _lexically_safe(value: str) -> str:
+    """The checks of ``validate.safe_relpath`` that need no filesystem access."""
+    if not isinstance(value, str) or not value or "\x00" in value or "\\" in value:
+        raise ValidationError(f"unsafe path {value!r}: expected a relative POSIX path")
+    if value.startswith(("/", "~")) or any(part in ("..", "", ".") for part in value.split("/")):
+        raise ValidationError(f"unsafe path {value!r}: must be relative and stay inside the dataset root")
+    return value
 
 
-def _parse_row(rec: dict[str, str], *, root: Path | None) -> ManifestRow:
+class PathGuard:
+    """Checks that manifest paths stay inside ``root`` on disk, cheaply for many rows.
+
+    A path is first checked as text; then every folder on its way is resolved
+    once (cached) and must lie inside the resolved root; a file that is itself
+    a link is resolved too.  Same verdicts as ``validate.safe_relpath``, without
+    resolving every component of every row.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._real_root = self.root.resolve()
+        self._dirs: dict[str, str] = {}
+
+    def _inside(self, real: Path, value: str) -> Path:
+        if real != self._real_root and self._real_root not in real.parents:
+            raise ValidationError(f"unsafe path {value!r}: resolves outside {self.root}")
+        return real
+
+    def check_file(self, value: str) -> tuple[Path, bool]:
+        """``(resolved path, is a plain file or a link to one)``; ``ValidationError`` when it escapes."""
+        _lexically_safe(value)
+        parent, _, name = value.rpartition("/")
+        real_dir = self._dirs.get(parent)
+        if real_dir is None:
+            real_dir = str(self._inside((self.root / parent).resolve(), value) if parent else self._real_root)
+            self._dirs[parent] = real_dir
+        full = os.path.join(real_dir, name)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return Path(full), False
+        if stat.S_ISLNK(st.st_mode):
+            real = self._inside(Path(full).resolve(), value)
+            return real, real.is_file()
+        return Path(full), stat.S_ISREG(st.st_mode)
+
+    def check(self, value: str) -> Path:
+        """The resolved path of ``value`` under the root; ``ValidationError`` when it escapes."""
+        return self.check_file(value)[0]
+
+
+def _parse_row(rec: dict[str, str], *, guard: PathGuard | None) -> ManifestRow:
     ytid = valid_youtube_id(rec["ytid"])
     start_s, end_s = _time(rec["start_s"], "start_s"), _time(rec["end_s"], "end_s")
     valid_segment_times(start_s, end_s)
@@ -153,16 +204,14 @@ def _parse_row(rec: dict[str, str], *, root: Path | None) -> ManifestRow:
         raise ValidationError(f"owner {owner} is not among the clip's labels {';'.join(labels)}")
     if rec["source"] not in SOURCES:
         raise ValidationError(f"unknown source list {rec['source']!r}; expected one of {', '.join(SOURCES)}")
-    rel = rec["path"]
-    if root is not None:
-        safe_relpath(rel, root=root)
-    else:
-        safe_relpath(rel, root=Path("/nonexistent-root"))
+    rel = _lexically_safe(rec["path"])
     ext = rel.rsplit(".", 1)[-1] if "." in rel else ""
     if ext not in AUDIO_EXTS or rel != expected_relpath(owner, ytid, start_s, ext):
         raise ValidationError(
             f"path {rel!r} is not where this clip lives; expected {expected_relpath(owner, ytid, start_s, 'flac')!r} (or .wav)"
         )
+    if guard is not None:
+        guard.check(rel)
     sample_rate_hz = _count(rec["sample_rate_hz"], "sample_rate_hz")
     samples = _count(rec["samples"], "samples")
     if sample_rate_hz <= 0 or samples <= 0 or not math.isfinite(samples):
@@ -198,6 +247,7 @@ def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRo
         raise ManifestError(f"{path}:1: unexpected header {header!r}; expected {','.join(CLIPS_COLUMNS)}")
     rows: list[ManifestRow] = []
     seen: set[tuple[str, float]] = set()
+    guard = PathGuard(root) if root is not None else None
     while True:
         try:
             values = next(reader)
@@ -209,7 +259,7 @@ def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRo
         if len(values) != len(CLIPS_COLUMNS):
             raise ManifestError(f"{path}:{line}: expected {len(CLIPS_COLUMNS)} fields, got {len(values)}")
         try:
-            row = _parse_row(dict(zip(CLIPS_COLUMNS, values, strict=True)), root=root)
+            row = _parse_row(dict(zip(CLIPS_COLUMNS, values, strict=True)), guard=guard)
         except ValidationError as err:
             raise ManifestError(f"{path}:{line}: {err}") from err
         key = (row.ytid, row.start_s)
@@ -227,4 +277,4 @@ def rows_by_owner(rows: Sequence[ManifestRow]) -> dict[str, list[ManifestRow]]:
     return out
 
 
-__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "clean_text", "expected_relpath", "read_clips", "render_clips", "rows_by_owner", "write_clips"]
+__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "PathGuard", "clean_text", "expected_relpath", "read_clips", "render_clips", "rows_by_owner", "write_clips"]

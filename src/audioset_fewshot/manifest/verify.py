@@ -26,8 +26,7 @@ from audioset_fewshot._io import sha256_file
 from audioset_fewshot._progress import progress
 from audioset_fewshot.errors import ValidationError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.manifest.clips import read_clips
-from audioset_fewshot.validate import safe_relpath
+from audioset_fewshot.manifest.clips import PathGuard, read_clips
 
 MISSING = "missing"
 CORRUPT_HASH = "corrupt-hash"
@@ -93,10 +92,11 @@ def verify(root: Path | str, *, manifest: Path | str | None = None) -> VerifyRep
     rows = read_clips(manifest_path, root=layout.root)
     problems: list[Problem] = []
     listed: set[str] = set()
+    guard = PathGuard(layout.root)
     for row in progress(rows, desc="verify", unit="clip"):
         listed.add(row.path)
         try:
-            full = safe_relpath(row.path, root=layout.root)
+            full = guard.check(row.path)
         except ValidationError as err:  # a link inside the root pointing out of it
             problems.append(Problem(row.path, CORRUPT_HASH, str(err)))
             continue
