@@ -132,3 +132,15 @@ def test_render_is_independent_of_row_order(order: list[int]) -> None:
         for i in range(6)
     ]  # fmt: skip
     assert render_clips([rows[i] for i in order]) == render_clips(rows)
+
+
+def test_clip_file_linking_out_of_the_root_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "audio" / "m_09x0r").mkdir(parents=True)
+    secret = tmp_path / "secret.flac"
+    secret.write_bytes(b"x")
+    (root / "audio/m_09x0r/--PJHxphWEs_30000.flac").symlink_to(secret)
+    p = _write(tmp_path, GOOD)
+    with pytest.raises(ManifestError, match=r"clips\.csv:2: unsafe path .*resolves outside"):
+        read_clips(p, root=root)
+    assert read_clips(p)  # without a root only the text is checked
