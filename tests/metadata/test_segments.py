@@ -308,3 +308,56 @@ def test_a_file_without_line_breaks_is_refused(tmp_path: Path) -> None:
     p.write_bytes(segment_text().encode() + b"x" * 200_000)
     with pytest.raises(MetadataError, match=r"eval_segments\.csv: a line is longer than \d+ bytes; this is not an AudioSet segment list"):
         read_segments({"eval": p}, block_bytes=1000)
+
+
+_NOISE = st.sampled_from(list(',". \r\t.-_/e+0123456789nafimtAz#é\x00'))
+
+
+@st.composite
+def _mutated_lines(draw) -> str:
+    """A valid official line, then a few random insertions / deletions / replacements."""
+    ytid = draw(_ids)
+    start = draw(st.integers(0, 10**5)) / 1000
+    labels = draw(st.lists(_mids, min_size=1, max_size=3, unique=True))
+    line = f'{ytid}, {start:.3f}, {start + 10:.3f}, "{",".join(labels)}"'
+    for _ in range(draw(st.integers(0, 3))):
+        pos = draw(st.integers(0, len(line)))
+        op = draw(st.sampled_from(["insert", "delete", "replace"]))
+        ch = draw(_NOISE)
+        if op == "insert":
+            line = line[:pos] + ch + line[pos:]
+        elif op == "delete":
+            line = line[:pos] + line[pos + 1 :]
+        else:
+            line = line[:pos] + ch + line[pos + 1 :]
+    return line
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_mutated_lines(), min_size=1, max_size=4))
+def test_vectorised_parser_agrees_with_the_line_parser_on_mutated_lines(tmp_path: Path, lines: list[str]) -> None:
+    """Differential test: for any line, the block parser accepts exactly what parse_line accepts,
+    with the same values, and rejects the rest with the same message at the same line."""
+    p = tmp_path / "eval_segments.csv"
+    expect: list[tuple] = []
+    error: str | None = None
+    for i, line in enumerate(lines):
+        try:
+            row = parse_line(line, path=p, line_no=4 + i)
+        except ParseError as err:
+            error = str(err)
+            break
+        if row is not None:
+            expect.append(row)
+    if "\n" in "".join(lines):  # pragma: no cover - the noise alphabet has no newline
+        return
+    body = "".join(line + "\n" for line in lines)
+    n = len(expect) if error is None else len(lines)
+    p.write_bytes(segment_text(num_segs=n).encode() + body.encode("utf-8"))
+    if error is not None:
+        with pytest.raises(ParseError) as info:
+            read_segments({"eval": p}, block_bytes=97)
+        assert str(info.value) == error
+    else:
+        t = read_segments({"eval": p}, block_bytes=97)
+        assert [(t.ytid[i], t.start_s[i], t.end_s[i], t.labels(i)) for i in range(len(t))] == expect
