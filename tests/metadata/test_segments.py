@@ -211,7 +211,7 @@ def test_lists_are_concatenated_in_sources_order(write_segments) -> None:
 
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _ids = st.text(alphabet=_ID_CHARS, min_size=11, max_size=11)
-_mids = st.builds(lambda k, rest: f"/{k}/{rest}", st.sampled_from("mtg"), st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=10))
+_mids = st.builds(lambda k, rest: f"/{k}/{rest}", st.sampled_from("mtg"), st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=16))
 _rows = st.lists(
     st.tuples(_ids, st.integers(0, 10**6), st.integers(1, 10**5), st.lists(_mids, min_size=1, max_size=6, unique=True), st.integers(0, 3)),
     min_size=0,
@@ -361,3 +361,11 @@ def test_vectorised_parser_agrees_with_the_line_parser_on_mutated_lines(tmp_path
     else:
         t = read_segments({"eval": p}, block_bytes=97)
         assert [(t.ytid[i], t.start_s[i], t.end_s[i], t.labels(i)) for i in range(len(t))] == expect
+
+
+def test_labels_longer_than_the_fast_path_width(write_segments) -> None:
+    long_mid = "/m/" + "a" * 20
+    p = write_segments(lines=[f'abcdefghijk, 0.000, 10.000, "/m/09x0r,{long_mid}"', 'bbcdefghijk, 0.000, 10.000, "/m/09x0r"', f'cbcdefghijk, 0.000, 10.000, "{long_mid}"'])
+    t = read_segments({"balanced": p})
+    assert [t.labels(i) for i in range(3)] == [("/m/09x0r", long_mid), ("/m/09x0r",), (long_mid,)]
+    assert build_candidate_index(t, [long_mid]).rows(long_mid).tolist() == [0, 2]

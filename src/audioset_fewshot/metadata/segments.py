@@ -314,9 +314,19 @@ class _Vocab:
         return new_id
 
     def ids_for(self, labels: Iterable[str]) -> list[int]:
+        """Ids of labels parsed by :func:`parse_line` (any length; the fast path only sees <= 16 bytes)."""
         out = []
         for name in labels:
             raw = name.encode("ascii")
+            if len(raw) > _MID_MAX_BYTES:
+                if name not in self._by_name:
+                    self._by_name[name] = len(self.names)
+                    self.names.append(name)
+                    # keep the by-id arrays aligned; a long label never matches a 16-byte token
+                    self._hi = np.append(self._hi, np.uint64(0))
+                    self._lo = np.append(self._lo, np.uint64(0))
+                out.append(self._by_name[name])
+                continue
             tok = np.zeros((1, _MID_MAX_BYTES), dtype=np.uint8)
             tok[0, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
             out.append(int(self.lookup(tok)[0]))
@@ -424,7 +434,6 @@ def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Blo
     g_idx = np.flatnonzero(good)
     kg = k[g_idx]
     ntok_g = kg + 1
-    inner_sel = np.zeros(c.size + 1, dtype=np.int64)
     # inner commas of good line i are c[ce_i : ce_end_i]: gather them in order via a repeat
     total_inner = int(kg.sum())
     if total_inner:
@@ -432,12 +441,11 @@ def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Blo
         inner = c[np.arange(total_inner) + off]
     else:
         inner = np.empty(0, dtype=np.int64)
-    del inner_sel
     t_total = int(ntok_g.sum())
     tok_line = np.repeat(g_idx, ntok_g)
-    first_tok = (np.cumsum(ntok_g) - ntok_g)
+    first_tok = np.cumsum(ntok_g) - ntok_g
     t_in_line = np.arange(t_total) - np.repeat(first_tok, ntok_g)
-    inner_off = np.repeat((np.cumsum(kg) - kg), ntok_g)
+    inner_off = np.repeat(np.cumsum(kg) - kg, ntok_g)
     k_line = np.repeat(kg, ntok_g)
     if inner.size:
         prev_comma = inner[np.clip(inner_off + t_in_line - 1, 0, inner.size - 1)]
