@@ -237,6 +237,18 @@ def test_stalled_media_is_bounded_by_the_timeout(srv: MediaServer, tmp_path: Pat
     assert leftovers(tmp_path) == []
 
 
+def test_a_read_slower_than_the_timeout_is_killed_and_leaves_nothing(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Bytes keep coming (so ffmpeg's own -rw_timeout never fires): the subprocess timeout ends it."""
+    cache = tmp_path_factory.getbasetemp() / "demo-media-cache"
+    with MediaServer(cache_dir=cache, catalog=CATALOG, bandwidth_bps=3000) as slow:
+        slow.prepare(["clip44k_aaa"], formats=(140,))
+        t0 = time.monotonic()
+        res = fetch_clip(slow.watch_url("clip44k_aaa"), start_s=2.0, end_s=12.0, dest=tmp_path / "slow.flac", timeout_s=3.0)
+        assert res.reason == R.NETWORK and "timed out" in res.message
+        assert time.monotonic() - t0 < 6.0
+    assert leftovers(tmp_path) == []
+
+
 def test_rate_limit_burst_signals_a_pause_then_clears(srv: MediaServer, tmp_path: Path) -> None:
     srv.rate_limit_burst(1)
     first = fetch_clip(srv.watch_url("clip44k_aaa"), start_s=0.0, end_s=1.0, dest=tmp_path / "r.flac")
