@@ -57,12 +57,14 @@ def command(
     no_counts: bool,
     fmt: str,
 ) -> None:
-    """Choose AudioSet classes (leaf, not blacklisted/abstract, QA rate >= --min-quality).
+    """Choose AudioSet classes: leaf, not blacklisted or abstract, QA rate at
+    least the minimum quality; say why any class is in or out.
 
-    The table counts each class's candidate segments per list. Those counts need
-    the segment lists: --metadata-dir DIR reads local copies (the offline path);
-    without it they are fetched once into the cache from metadata.urls.
-    --no-counts skips them.
+    \b
+    Candidate counts per segment list need the lists:
+      --metadata-dir DIR   read local copies (the offline path)
+      (neither flag)       fetch them once into the cache from metadata.urls
+      --no-counts          skip the counts
     """
     cfg = resolve_config(
         config_path,
