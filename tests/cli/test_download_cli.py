@@ -110,3 +110,18 @@ def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp
         srv.reset_log()
         again = cli(*args)
         assert again.returncode == 0 and "(new)" not in again.stdout and srv.requests == []
+
+
+def test_demo_server_runs_without_the_youtube_rate_unless_asked(tmp_path: Path) -> None:
+    from audioset_fewshot.cli.download import demo_rate_defaults
+    from audioset_fewshot.config import load_config
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n")
+    cfg = demo_rate_defaults(load_config(cfg_file), cfg_file, max_per_hour_flag=None)
+    assert cfg.download.max_per_hour is None and cfg.download.min_interval_s == 0.0
+    cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n  max_per_hour: 100\n  min_interval_s: 2\n")
+    kept = demo_rate_defaults(load_config(cfg_file), cfg_file, max_per_hour_flag=None)
+    assert kept.download.max_per_hour == 100 and kept.download.min_interval_s == 2
+    youtube = demo_rate_defaults(load_config(None), None, max_per_hour_flag=None)
+    assert youtube.download.max_per_hour == 300 and youtube.download.min_interval_s == 1.0

@@ -22,6 +22,36 @@ def saved_config(cfg: Config) -> Config:
     return cfg
 
 
+def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_flag: float | None) -> Config:
+    """The demo server (127.0.0.1) has no session budget: unless the rate knobs were set
+    (flag or file), its downloads run with the governor's rate off (pauses still apply)."""
+    from audioset_fewshot.download.runner import watch_url
+    from audioset_fewshot.download.ytdlp_demo import is_demo_url
+
+    if not is_demo_url(watch_url(cfg.download.base_url, "aaaaaaaaaaa")):
+        return cfg
+    given: dict = {}
+    if config_path is not None:
+        import yaml
+
+        loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        given = (loaded.get("download") or {}) if isinstance(loaded, dict) else {}
+    changes = {}
+    if max_per_hour_flag is None and "max_per_hour" not in given:
+        changes["download.max_per_hour"] = None
+    if "min_interval_s" not in given:
+        changes["download.min_interval_s"] = 0.0
+    if not changes:
+        return cfg
+    from audioset_fewshot.config import config_from_dict, merge
+
+    data = cfg.to_dict()
+    for key, value in changes.items():  # merge() drops None values: set them by hand
+        section, name = key.split(".")
+        data[section][name] = value
+    return config_from_dict(merge(data, {}))
+
+
 @click.command(name="download")
 @config_option
 @root_option
@@ -54,6 +84,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
         },
     )  # fmt: skip
+    cfg = demo_rate_defaults(cfg, config_path, max_per_hour_flag=max_per_hour)
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)

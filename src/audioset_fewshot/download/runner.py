@@ -104,7 +104,11 @@ class DownloadEstimate:
     bytes: int
 
     def text(self) -> str:
-        rate = "unlimited rate" if self.seconds_per_extraction <= 0 else f"about {self.hours:.1f} h at {3600 / self.seconds_per_extraction:.0f} extractions/h"
+        if self.seconds_per_extraction <= 0:
+            rate = "governor rate unlimited"
+        else:
+            span = f"{self.hours:.1f} h" if self.hours >= 1 else f"{self.hours * 60:.0f} min"
+            rate = f"about {span} at {3600 / self.seconds_per_extraction:.0f} extractions/h"
         return f"{self.clips_to_fetch} clips to fetch, {rate}, about {self.bytes / 1e6:.0f} MB of audio"
 
 
