@@ -278,3 +278,11 @@ def test_socket_timeout_bounds_a_silent_client(tmp_path: Path) -> None:
             t0 = time.monotonic()
             assert sock.recv(100) == b""  # the server hangs up after its socket timeout
             assert time.monotonic() - t0 < 4
+
+
+def test_a_long_transfer_is_not_idleness(tmp_path: Path) -> None:
+    s = MediaServer(cache_dir=tmp_path, catalog={YT: SPEC}, idle_timeout_s=0.4, bandwidth_bps=50_000)
+    s.prepare([YT], formats=(140,))  # before start: generation is not a request
+    with s:
+        code, _, body = get(s.media_url(YT, 140), {"Range": "bytes=0-49999"})  # ~1 s, longer than the idle timeout
+        assert code == 206 and len(body) == 50_000

@@ -286,6 +286,7 @@ class MediaServer:
         self._burst_fault = "rate-limited"
         self._requests: list[RequestRecord] = []
         self._count = 0
+        self._active = 0  # requests being answered (a long transfer is not idleness)
         self._last_activity = time.monotonic()
         self._stop_event = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -317,7 +318,7 @@ class MediaServer:
             while not self._stop_event.is_set():
                 httpd.handle_request()
                 with self._lock:
-                    idle = time.monotonic() - self._last_activity
+                    idle = 0.0 if self._active else time.monotonic() - self._last_activity
                     count = self._count
                 if idle > self.idle_timeout_s:
                     log.info("demo media server idle for %.0f s: stopping", idle)
@@ -445,9 +446,15 @@ class MediaServer:
         with self._lock:
             self._requests.append(rec)
 
-    def _touch(self) -> None:
+    def _begin(self) -> None:
         with self._lock:
             self._count += 1
+            self._active += 1
+            self._last_activity = time.monotonic()
+
+    def _end(self) -> None:
+        with self._lock:
+            self._active -= 1
             self._last_activity = time.monotonic()
 
     # -- media -----------------------------------------------------------------------------
@@ -631,7 +638,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # -- plumbing --------------------------------------------------------------------------
     def _dispatch(self, *, head: bool) -> None:
         owner = self.server.owner
-        owner._touch()
+        owner._begin()
+        try:
+            self._answer(owner, head=head)
+        finally:
+            owner._end()
+
+    def _answer(self, owner: MediaServer, *, head: bool) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parsed.query)
         started = time.time()
