@@ -277,6 +277,7 @@ def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path) -> None:
     secret = "s3cr3t-cookie-value-123"
     jar = tmp_path / "cookies.txt"
     jar.write_text(f"# Netscape HTTP Cookie File\n.127.0.0.1\tTRUE\t/\tFALSE\t0\tSID\t{secret}\n")
+    before = jar.read_bytes()
     srv.set_fault("clip48k_bbb", "private")
     srv.reset_log()
     res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
@@ -288,6 +289,9 @@ def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path) -> None:
     res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
     assert res.ok and secret not in repr(res.to_dict())
     assert not any(r.has_cookie for r in srv.requests if r.kind == "media")  # ffmpeg never gets them
+    assert jar.read_bytes() == before  # yt-dlp got a private copy: the user's file is never rewritten
+    with pytest.raises(UsageError, match="cannot read the cookies file"):
+        fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(tmp_path / "missing.txt"))
 
 
 # --- hostile input ---------------------------------------------------------------------

@@ -46,6 +46,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,27 @@ def _headers_arg(headers: dict[str, Any] | None) -> str:
     return "".join(lines)
 
 
+@contextlib.contextmanager
+def _private_copy(path: Path) -> Iterator[Path]:
+    """A copy of ``path`` readable only by us, removed afterwards (cookies are secrets)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read the cookies file {path}: {err.strerror}; export it again (Netscape format)") from err
+    folder = Path(tempfile.mkdtemp(prefix="audioset-fewshot-cookies-"))
+    copy = folder / "cookies.txt"
+    try:
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        yield copy
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            copy.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _parse_cookies_from_browser(spec: str) -> tuple[str | None, ...]:
     browser, _, profile = spec.partition(":")
     return (browser.strip().lower(), profile or None, None, None)
@@ -348,21 +370,24 @@ def _extract(
         "extractor_retries": 1,
         "color": {"stdout": "no_color", "stderr": "no_color"},
     }
-    if cookies:
-        opts["cookiefile"] = str(cookies)
     if cookies_from_browser:
         opts["cookiesfrombrowser"] = _parse_cookies_from_browser(cookies_from_browser)
     demo = is_demo_url(url)
     if demo:
         opts["proxy"] = ""  # loopback: never through a proxy
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            ie_key = None
-            if demo:
-                ie = demo_extractor()()
-                ydl.add_info_extractor(ie)
-                ie_key = ie.ie_key()
-            info = ydl.extract_info(url, download=False, ie_key=ie_key)
+        with contextlib.ExitStack() as stack:
+            if cookies:
+                # yt-dlp writes its cookie jar back to the file when it closes: give it a
+                # private copy, so concurrent workers never rewrite the user's file at once
+                opts["cookiefile"] = str(stack.enter_context(_private_copy(Path(cookies))))
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                ie_key = None
+                if demo:
+                    ie = demo_extractor()()
+                    ydl.add_info_extractor(ie)
+                    ie_key = ie.ie_key()
+                info = ydl.extract_info(url, download=False, ie_key=ie_key)
     except yt_dlp.utils.YoutubeDLError as err:
         return None, classify_ytdlp_error(err, logger.warnings + logger.errors)
     if not isinstance(info, dict):
