@@ -59,6 +59,7 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
 @click.option("--jobs", type=int, default=None, help="Parallel download workers (default 4).")
 @click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (0 = unlimited; default 300).")
 @click.option("--retries", type=int, default=None, help="Retries per clip for transient failures.")
+@click.option("--max-pauses", type=int, default=None, help="Stop after this many pool pauses for rate limits (default 4).")
 @click.option("--retry-failed", is_flag=True, default=None, help="Also retry clips that failed permanently.")
 @click.option("--cookies", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Netscape cookies file, passed to yt-dlp only.")
 @click.option("--cookies-from-browser", default=None, help="Browser to read cookies from (yt-dlp's --cookies-from-browser).")
@@ -66,7 +67,7 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
 @click.option("--min-free", default=None, help="Stop cleanly before free disk falls below this (e.g. 2GB).")
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline runs).")
 def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, jobs: int | None, max_per_hour: float | None,
-            retries: int | None, retry_failed: bool | None, cookies: Path | None, cookies_from_browser: str | None, shard: str | None,
+            retries: int | None, max_pauses: int | None, retry_failed: bool | None, cookies: Path | None, cookies_from_browser: str | None, shard: str | None,
             min_free: str | None, base_url: str | None) -> None:  # fmt: skip
     """Download the plan of ROOT (built from the config first when missing or changed).
 
@@ -79,7 +80,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
         config_path,
         {
             "root": root, "metadata.metadata_dir": metadata_dir, "download.jobs": jobs, "download.max_per_hour": max_per_hour,
-            "download.retries": retries, "download.retry_failed": retry_failed or None,
+            "download.retries": retries, "download.max_pauses": max_pauses, "download.retry_failed": retry_failed or None,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
         },
