@@ -229,6 +229,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = False
+    request_queue_size = 128  # many workers, each with ffmpeg connections, may connect at once
     owner: MediaServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
