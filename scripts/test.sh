@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run the test suite from a fresh checkout: a virtual environment with the project
+# and its test extras, Debian's chromium for the report screenshot test, then pytest.
+# Extra arguments go to pytest.  VENV selects the environment (default .venv).
+# pytest's exit code 5 (no tests collected) is turned into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's chromium for the report screenshot test" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "warning: chromium not found; install it (apt-get install chromium) or the report screenshot test fails" >&2
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+export AUDIOSET_FEWSHOT_PROGRESS="${AUDIOSET_FEWSHOT_PROGRESS:-0}"
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests: failing" >&2
+    exit 1
+fi
+exit "$rc"
