@@ -147,3 +147,35 @@ def test_fast_framing_equals_torch_stft(rng: np.random.Generator, n_fft: int, ho
     fast, ref = tf.power_spectrogram(x), tf.power_spectrogram_stft(x)
     assert fast.shape == ref.shape == (3, 1 + (16000 + 77) // hop, 1 + n_fft // 2)
     torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_importing_the_process_package_does_not_import_torch_or_librosa() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, audioset_fewshot.process, audioset_fewshot.cli.process; print(sorted(m for m in ('torch', 'librosa') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from audioset_fewshot.errors import ProcessingError
+
+    root = tone_root.root
+    clean(root)
+    pack(root, workers=1)
+
+    def full(path, arr, *a, **kw):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)  # the disk fills when the statistics are written
+    with pytest.raises(ProcessingError, match="features: the disk holding .* is full"):
+        features(root)
+    monkeypatch.undo()
+    assert not any(p.name.startswith(".tmp-") for p in tone_root.features_dir.iterdir())
+    with pytest.raises(StageNotReadyError):
+        load_features(root)
+    assert features(root).shape == (12, 128, 313)
