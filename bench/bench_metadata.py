@@ -1,7 +1,7 @@
 """Benchmark: class -> candidate-rows index on an official-size unbalanced list.
 
     .venv/bin/python bench/bench_metadata.py            # full size: 2,041,789 rows
-    .venv/bin/python bench/bench_metadata.py --quick    # 100,000 rows, < 60 s (smoke test)
+    .venv/bin/python bench/bench_metadata.py --quick    # 50,000 rows, < 60 s (smoke test)
 
 1. Generates, deterministically, an unbalanced segment list of the official size
    in the official layout (three comment lines, ``YTID, start, end, "labels"``)
@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO.parent / "shared" / "audioset-metadata"))
 WORK = REPO / "bench" / "_work"
 OFFICIAL_ROWS = 2_041_789
-QUICK_ROWS = 100_000
+QUICK_ROWS = 50_000
 SHARED_FILES = ("balanced_train_segments.csv", "eval_segments.csv", "unbalanced_train_segments_part.csv")
 ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
 GOAL_RATIO = 50.0
