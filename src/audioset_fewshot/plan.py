@@ -246,10 +246,11 @@ def make_plan(
         raise UsageError(f"max_per_class must be a positive integer, got {max_per_class!r}")
     if owner_policy not in OWNER_POLICIES:
         raise UsageError(f"owner_policy {owner_policy!r} is not one of {', '.join(OWNER_POLICIES)}")
-    sources = list(dict.fromkeys(sources))
-    bad = [s for s in sources if s not in SOURCES]
-    if bad or not sources:
-        raise UsageError(f"sources {sources!r}: choose from {', '.join(SOURCES)}")
+    given = list(sources)
+    bad = [s for s in given if s not in SOURCES]
+    if bad or not given:
+        raise UsageError(f"sources {given!r}: choose from {', '.join(SOURCES)}")
+    sources = [s for s in SOURCES if s in given]  # one order, whatever order they were given in
     if shard is not None:
         i, n = int(shard[0]), int(shard[1])
         if n < 1 or not 0 <= i < n:
@@ -397,7 +398,7 @@ def plan_matches_config(plan: SamplingPlan, cfg: Any) -> bool:
     if plan.params.get("exact"):
         return True
     pc = cfg.plan
-    want = {"seed": pc.seed, "max_per_class": pc.max_per_class, "sources": list(dict.fromkeys(pc.sources)), "owner_policy": pc.owner_policy, "shard": pc.shard}
+    want = {"seed": pc.seed, "max_per_class": pc.max_per_class, "sources": [s for s in SOURCES if s in pc.sources], "owner_policy": pc.owner_policy, "shard": pc.shard}
     return all(plan.params.get(k) == want[k] for k in _PLAN_PARAM_KEYS)
 
 
