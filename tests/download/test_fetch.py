@@ -110,6 +110,16 @@ def test_shorter_labelled_segment_keeps_its_true_length(srv: MediaServer, tmp_pa
     assert res.padded_samples <= 0.1 * SR
 
 
+@pytest.mark.parametrize(("start_s", "end_s"), [(8.0, 18.0), (12.0, 22.0), (20.0, 30.0)])
+def test_segment_past_the_end_of_the_source_is_short(srv: MediaServer, tmp_path: Path, start_s: float, end_s: float) -> None:
+    srv.reset_log()
+    res = fetch_clip(srv.watch_url("-dashfirst1"), start_s=start_s, end_s=end_s, dest=tmp_path / "p.flac")  # a 12 s source
+    assert res.reason == R.QC_REJECT and res.message.startswith("short") and not res.fallback, res.message
+    assert leftovers(tmp_path) == []
+    if start_s > 13.0:  # known from the extraction alone: no media request at all
+        assert [r.kind for r in srv.requests] == ["watch"]
+
+
 def test_other_sample_rate(srv: MediaServer, tmp_path: Path) -> None:
     res = fetch_clip(srv.watch_url("clip44k_aaa"), start_s=0.0, end_s=2.5, dest=tmp_path / "c.flac", sample_rate_hz=22050)
     assert res.ok and res.samples == 55_125 == sf.info(str(tmp_path / "c.flac")).frames

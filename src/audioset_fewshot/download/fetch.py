@@ -338,6 +338,10 @@ def fetch_clip(
     if failure is not None or info is None:
         failure = failure or Failure(R.EXTRACTOR_BROKEN, "yt-dlp returned nothing")
         return done(ok=False, reason=failure.reason, permanent=failure.permanent, message=failure.message, **meta)
+    length = meta.get("source_duration_s")
+    if length is not None and start_s >= length + 1.0:  # lengthSeconds is whole seconds
+        msg = f"short: the source ({length:g} s) ends before the segment {start_s:g}-{end_s:g} s starts"
+        return done(ok=False, reason=R.QC_REJECT, permanent=False, message=msg, **meta)
     try:
         outcome = _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline)
     except _Reject as rej:
@@ -494,6 +498,9 @@ def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: flo
     except (sf.LibsndfileError, RuntimeError) as err:
         if stderr.strip():  # ffmpeg said why (a read error it did not treat as fatal)
             return classify_ffmpeg_error(stderr, 0)
+        if src_duration is not None and start_s >= float(src_duration) - 1.0:
+            # nothing after the seek point: ffmpeg writes a header without samples
+            return Failure(R.QC_REJECT, f"short: the source ({src_duration} s) has no audio in the segment {start_s:g}-{end_s:g} s")
         return Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}")
     if sr != sample_rate_hz or data.shape[1] != 1:
         return Failure(R.FFMPEG_ERROR, f"ffmpeg wrote {data.shape[1]} channel(s) at {sr} Hz, expected mono at {sample_rate_hz} Hz")
