@@ -116,6 +116,8 @@ def test_sources_filter_and_shards_partition(table: SegmentTable) -> None:
     bal = make_plan([DOG, CAT, BIRD], table, seed=1, max_per_class=4, sources=["balanced"])
     assert {e.source for e in bal.entries} == {"balanced"}
     assert set(bal.inputs) == {"balanced"}
+    ab = make_plan([DOG, CAT, BIRD], table, seed=1, max_per_class=4, sources=["eval", "balanced"])
+    assert ab == make_plan([DOG, CAT, BIRD], table, seed=1, max_per_class=4, sources=["balanced", "eval"])
     full = make_plan([DOG, CAT, BIRD], table, seed=1, max_per_class=4, sources=SOURCES)
     shards = [make_plan([DOG, CAT, BIRD], table, seed=1, max_per_class=4, sources=SOURCES, shard=(i, 3)) for i in range(3)]
     union = [e for s in shards for e in s.entries]
