@@ -179,3 +179,18 @@ def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkey
     with pytest.raises(StageNotReadyError):
         load_features(root)
     assert features(root).shape == (12, 128, 313)
+
+
+def test_take_gathers_rows_in_order(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, workers=1)
+    features(root)
+    store = load_features(root)
+    rows = [7, 2, 11, 2]
+    got = store.take(rows)
+    assert got.shape == (4, 128, 313) and got.dtype == np.float32
+    for i, r in enumerate(rows):
+        np.testing.assert_array_equal(got[i], store.mels[r])
+    buf = np.empty_like(got)
+    assert store.take(rows, out=buf) is buf

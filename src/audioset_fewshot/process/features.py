@@ -305,6 +305,15 @@ class FeatureStore:
         except KeyError:
             raise KeyError(f"clip {ytid} at {start_s:.3f} s is not in features {self.key}") from None
 
+    def take(self, rows: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """The mels of ``rows`` in the given order, one copy: float32 (len(rows), n_mels, frames).
+
+        ``out`` (C-contiguous float32 of that shape) is filled instead of a new array,
+        so a loader can reuse one buffer per batch.
+        """
+        idx = np.asarray(rows, dtype=np.int64)
+        return np.take(self.mels, idx, axis=0, out=out)
+
     def labels_to_indices(self) -> dict[str, list[int]]:
         """learn2learn-style ``{owner_mid: [row, ...]}``."""
         return {m: rows.tolist() for m, rows in self._by_owner.items()}
