@@ -149,7 +149,7 @@ class EvaluateConfig:
     steps: int = _f(300, "meta-training steps (CPU, bounded)", min=0)
     learning_rate: float = _f(1e-3, "Adam learning rate", min=0.0)
     seed: int = _f(0, "seed of training episodes and weights")
-    threads: int = _f(2, "torch CPU threads for training and embedding", min=1, max=64)
+    threads: int = _f(1, "torch CPU threads of the baseline (1 is fastest when other processes share the cores)", min=1, max=64)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ nearest-centroid classifier, evaluated on fixed test episodes.
     blocks of 3x3 conv, batch norm, ReLU and 2x2 max-pool with 32 channels, then
     a 2x2 average pool: a 128-d embedding) trained on seeded meta-train episodes
     (Adam, squared Euclidean distance to class prototypes, cross-entropy on the
-    queries), ``steps`` steps, on the CPU with two threads.  Weights are
+    queries), ``steps`` steps, on the CPU (one thread by default: with two, a
+    loaded 2-core machine ran 4-5x slower per step than with one).  Weights are
     initialised from ``default_rng([seed, STREAM])``, not torch's global RNG.
 ``nearest-centroid``
     No training: the embedding of a clip is its normalised log-mel's mean and
@@ -143,7 +144,7 @@ def _proto_logits(torch: Any, support: Any, query: Any, n_way: int, k_shot: int)
 
 
 def train_protonet(dataset: SplitDataset, *, n_way: int, k_shot: int, q_query: int, steps: int, learning_rate: float, seed: int,
-                   threads: int = 2) -> tuple[Any, dict[str, Any]]:
+                   threads: int = 1) -> tuple[Any, dict[str, Any]]:
     """Meta-train the encoder on seeded episodes of ``dataset``; returns (model, training record)."""
     sizes = np.asarray([len(v) for v in dataset.labels_to_indices.values()])
     n_used = int(min(n_way, int((sizes >= k_shot + 1).sum())))
@@ -184,7 +185,7 @@ def train_protonet(dataset: SplitDataset, *, n_way: int, k_shot: int, q_query: i
     return model, record
 
 
-def embed_protonet(model: Any, dataset: SplitDataset, *, threads: int = 2) -> np.ndarray:
+def embed_protonet(model: Any, dataset: SplitDataset, *, threads: int = 1) -> np.ndarray:
     """Embeddings (items, dim) of every item of ``dataset``, model in eval mode."""
     out = []
     with _threads(threads) as torch, torch.no_grad():
@@ -244,7 +245,7 @@ def evaluate(
     seed: int = 0,
     norm: Any = "global",
     features: Any = None,
-    threads: int = 2,
+    threads: int = 1,
     force: bool = False,
 ) -> EvalResult:
     """Train ``method`` on the train split (``n_way``/``k_shot``/``q_query``/``steps``
