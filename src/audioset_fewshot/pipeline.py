@@ -59,6 +59,9 @@ STAGES: tuple[str, ...] = (
 RAN = "ran"
 UP_TO_DATE = "up to date"
 
+# Watch requests answered "try again later" at the start of a demo download: the governor pauses the pool.
+DEMO_RATE_LIMIT_BURST = 3
+
 # Environment variable naming a media cache shared between demo roots (tests reuse it).
 MEDIA_CACHE_ENV = "AUDIOSET_FEWSHOT_DEMO_MEDIA"
 
@@ -208,7 +211,11 @@ def _stage_download(ctx: _Context) -> dict[str, Any]:
 
     from audioset_fewshot.download.runner import run_download
 
-    kwargs = dataclasses.asdict(ctx.config.download)
+    import inspect
+
+    accepted = set(inspect.signature(run_download).parameters)
+    # the download section also holds knobs of other commands (doctor's canary ids, say)
+    kwargs = {k: v for k, v in dataclasses.asdict(ctx.config.download).items() if k in accepted}
     result = run_download(ctx.values["plan"], root=ctx.layout.root, **kwargs)
     ctx.values["download"] = result
     return {
@@ -278,20 +285,40 @@ def _stage_splits(ctx: _Context) -> dict[str, Any]:
 
 
 def _stage_episodes(ctx: _Context) -> dict[str, Any]:
-    from audioset_fewshot.episodes import write_fixed_episodes
+    from audioset_fewshot.episodes import write_episodes
 
     e = ctx.config.episodes
-    result = write_fixed_episodes(ctx.layout.root, split=e.split, n_way=e.n_way, k_shot=e.k_shot, q_query=e.q_query, count=e.count, seed=e.seed)
-    return _record_summary(result, ("count", "path"))
+    ep = write_episodes(ctx.layout.root, split=e.split, n_way=e.n_way, k_shot=e.k_shot, q_query=e.q_query, count=e.count, seed=e.seed)
+    ctx.values["episodes"] = ep
+    return {"path": _rel(ep.path, ctx.layout.root), "count": ep.count, "sha256": ep.episodes_sha256}
 
 
 def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.evaluate import evaluate
 
     v = ctx.config.evaluate
-    result = evaluate(ctx.layout.root, ctx.config)
-    _ = v
-    return _record_summary(result, ("accuracy", "ci95", "n_way", "k_shot", "q_query", "episodes"))
+    res = evaluate(
+        ctx.layout.root,
+        episodes=ctx.values["episodes"],
+        method=v.method,
+        n_way=v.n_way,
+        k_shot=v.k_shot,
+        q_query=v.q_query,
+        steps=v.steps,
+        learning_rate=v.learning_rate,
+        seed=v.seed,
+        norm=ctx.config.normalize.mode,
+    )
+    return {
+        "method": res.method,
+        "accuracy": res.mean,
+        "ci95": res.ci95,
+        "n_way": res.n_way,
+        "k_shot": res.k_shot,
+        "q_query": res.q_query,
+        "episodes": res.episodes,
+        "split": res.split,
+    }
 
 
 def _stage_report(ctx: _Context) -> dict[str, Any]:
@@ -336,10 +363,10 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
         "download": (layout.ledger_file,),
         "manifest": (layout.clips_csv, layout.lock_json),
         "clean": (layout.clean_csv,),
-        "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))),
-        "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))),
+        "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))) if layout.pack_dir.is_dir() else (),
+        "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
         "splits": (layout.splits_json,),
-        "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))),
+        "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))) if layout.episodes_dir.is_dir() else (),
         "evaluate": (layout.eval_results,),
         "report": (layout.report_html,),
     }
@@ -430,7 +457,7 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "plan.max_per_class": max_per_class,
         "download.base_url": base_url,
         "download.min_interval_s": 0.0,
-        "download.jobs": 4,
+        "download.jobs": 8,
         "download.retries": 3,
         "download.backoff_s": 0.2,
         "download.pause_s": 2.0,
@@ -447,7 +474,7 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "evaluate.n_way": 5,
         "evaluate.k_shot": 5,
         "evaluate.q_query": 5,
-        "evaluate.steps": 150,
+        "evaluate.steps": 60,
     }
 
 
@@ -467,6 +494,22 @@ def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int 
         yield server, meta
 
 
+def prepare_demo_media(server: Any, meta: Any, *, workers: int = 2) -> int:
+    """Generate (or find cached) the media of every playable demo source, in parallel,
+    before the download starts; returns how many files were looked at."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audioset_fewshot._progress import progress
+
+    media_faults = {None, "silence", "corrupt", "short"}
+    jobs = [(seg.ytid, fmt, seg.fault) for seg in meta.segments if seg.fault in media_faults for fmt in (140, 251)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(server.media_path, ytid, fmt, fault=fault) for ytid, fmt, fault in jobs]
+        for fut in progress(futures, desc="demo media", unit="file"):
+            fut.result()
+    return len(jobs)
+
+
 def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | None) -> RunReport:
     root = Path(config.root)
     root.mkdir(parents=True, exist_ok=True)
@@ -475,6 +518,9 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
         data = config_mod.merge(config.to_dict(), overrides)
         data["download"]["max_per_hour"] = None  # merge() reads None as "not given"; the demo has no hourly cap
         cfg = config_mod.config_from_dict(data)
+        t0 = time.perf_counter()
+        n = prepare_demo_media(server, meta, workers=max(1, os.cpu_count() or 1))
+        log.info("demo media: %d files ready in %.1f s", n, time.perf_counter() - t0)
         # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
-        server.rate_limit_burst(count=3)
+        server.rate_limit_burst(count=DEMO_RATE_LIMIT_BURST)
         return _run_config(cfg, until=until, demo=True)

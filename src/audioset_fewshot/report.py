@@ -381,16 +381,12 @@ def _fig_accuracy(ev: Mapping[str, Any], path: Path) -> None:
 
 
 def _accuracy(ev: Mapping[str, Any]) -> tuple[float, float, int | None]:
-    acc = ev.get("accuracy", ev.get("mean", 0.0))
-    if isinstance(acc, Mapping):
-        ci = acc.get("ci95", acc.get("ci", 0.0))
-        acc = acc.get("mean", 0.0)
-    else:
-        ci = ev.get("ci95", ev.get("ci", 0.0))
-    n_way = ev.get("n_way")
-    if n_way is None and isinstance(ev.get("episodes"), Mapping):
-        n_way = ev["episodes"].get("n_way")
-    return float(acc), float(ci), (int(n_way) if n_way else None)
+    """(mean accuracy, 95 % CI half-width, N) from eval/results.json."""
+    res = ev.get("result") if isinstance(ev.get("result"), Mapping) else ev
+    acc = float(res.get("mean", res.get("accuracy", 0.0)))
+    ci = float(res.get("ci95", 0.0))
+    n_way = res.get("n_way")
+    return acc, ci, (int(n_way) if n_way else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -504,7 +500,8 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
     else:
         acc, ci, n_way = _accuracy(ev)
         line = f"{100 * acc:.1f}% \u00b1 {100 * ci:.1f}% (95% CI)"
-        details = ", ".join(f"{k}={ev[k]}" for k in ("method", "n_way", "k_shot", "q_query", "episodes", "split") if k in ev and not isinstance(ev[k], (dict, list)))
+        flat = {**ev, **(ev.get("result") if isinstance(ev.get("result"), Mapping) else {})}
+        details = ", ".join(f"{k}={flat[k]}" for k in ("method", "n_way", "k_shot", "q_query", "episodes", "split") if k in flat and not isinstance(flat[k], (dict, list)))
         ev_sec.body = f"<p class='big'>{_e(line)}</p><p>{_e(details)}</p>"
         if data.get("episodes"):
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"

@@ -56,7 +56,7 @@ def _fake_root(root: Path) -> DatasetLayout:
         encoding="utf-8",
     )
     layout.eval_dir.mkdir()
-    layout.eval_results.write_text(json.dumps({"method": "protonet", "accuracy": 0.75, "ci95": 0.02, "n_way": 5, "k_shot": 5}), encoding="utf-8")
+    layout.eval_results.write_text(json.dumps({"method": "protonet", "result": {"mean": 0.75, "ci95": 0.02, "n_way": 5, "k_shot": 5, "q_query": 5, "episodes": 300, "split": "test"}}), encoding="utf-8")
     return layout
 
 
@@ -89,7 +89,7 @@ def test_rerun_is_a_no_op_until_an_input_changes(tmp_path: Path) -> None:
     st = layout.report_html.stat()
     write_report(tmp_path)
     assert (layout.report_html.stat().st_ino, layout.report_html.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
-    layout.eval_results.write_text(json.dumps({"method": "protonet", "accuracy": 0.5, "ci95": 0.02, "n_way": 5}), encoding="utf-8")
+    layout.eval_results.write_text(json.dumps({"method": "protonet", "result": {"mean": 0.5, "ci95": 0.02, "n_way": 5}}), encoding="utf-8")
     text = write_report(tmp_path).read_text(encoding="utf-8")
     assert "50.0% \u00b1 2.0%" in text
 

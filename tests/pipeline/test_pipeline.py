@@ -1,0 +1,78 @@
+"""The pipeline runner and the ``run`` command without the demo server (fast)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audioset_fewshot.config import Config, load_config
+from audioset_fewshot.errors import UsageError
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_overrides, run
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "audioset_fewshot", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_stages_in_data_flow_order() -> None:
+    assert STAGES == ("selection", "plan", "download", "manifest", "clean", "pack", "features", "splits", "episodes", "evaluate", "report")
+    assert check_stage("plan") == "plan"
+    assert check_stage(None) is None
+    with pytest.raises(UsageError, match="unknown stage 'plna'.*Did you mean 'plan'"):
+        check_stage("plna")
+
+
+def test_run_until_plan_on_real_metadata_then_up_to_date(tmp_path: Path, shared_metadata_dir: Path) -> None:
+    root = tmp_path / "root"
+    cfg = load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.sources": ["balanced", "eval"], "plan.max_per_class": 5})
+    first = run(cfg, root=root, until="plan")
+    assert [s.name for s in first.stages] == ["selection", "plan"]
+    assert first.stage("plan").status == RAN
+    assert first.stage("selection").summary["classes"] == 142
+    layout = DatasetLayout(root)
+    assert layout.plan_file.is_file()
+    saved = load_config(layout.config_file)
+    assert saved.root == str(root) and saved.plan.max_per_class == 5
+    assert json.loads((layout.report_dir / "run.json").read_text(encoding="utf-8"))["until"] == "plan"
+    second = run(cfg, root=root, until="plan")
+    assert second.stage("plan").status == UP_TO_DATE
+    # a changed parameter reruns the stage
+    third = run(load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.sources": ["balanced", "eval"], "plan.max_per_class": 6}), root=root, until="plan")
+    assert third.stage("plan").status == RAN
+
+
+def test_run_command_until_plan(tmp_path: Path, shared_metadata_dir: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"metadata:\n  metadata_dir: {shared_metadata_dir}\nplan:\n  sources: [balanced]\n", encoding="utf-8")
+    proc = _cli("run", "-c", str(cfg), "--root", str(tmp_path / "r"), "--until", "plan")
+    assert proc.returncode == 0, proc.stderr
+    assert "plan" in proc.stdout and "ran" in proc.stdout
+    again = _cli("run", "-c", str(cfg), "--root", str(tmp_path / "r"), "--until", "plan")
+    assert again.returncode == 0
+    assert any(line.startswith("plan") and "up to date" in line for line in again.stdout.splitlines())
+
+
+def test_run_command_usage_errors(tmp_path: Path) -> None:
+    bad = _cli("run", "--root", str(tmp_path), "--until", "nowhere")
+    assert bad.returncode == 2
+    assert "nowhere" in bad.stderr
+    cache = _cli("run", "--root", str(tmp_path), "--media-cache", str(tmp_path / "m"))
+    assert cache.returncode == 2
+    assert "--demo" in cache.stderr
+
+
+def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_path: Path) -> None:
+    over = demo_overrides(tmp_path, metadata_dir=tmp_path / "m", base_url="http://127.0.0.1:1234")
+    cfg = load_config(None, over)
+    assert cfg.download.base_url == "http://127.0.0.1:1234"
+    assert cfg.episodes.n_way == 5 and cfg.episodes.k_shot == 5 and cfg.episodes.split == "test"
+    assert cfg.evaluate.steps <= 300
+    assert cfg.download.pause_s <= 3.0
+    assert cfg.download.max_per_hour == Config().download.max_per_hour  # merge() ignores None: the demo lifts the cap itself
+    # only the download section knows the URL (a new port each run keeps the plan and ledger keys)
+    assert [k for k, v in over.items() if v == "http://127.0.0.1:1234"] == ["download.base_url"]
