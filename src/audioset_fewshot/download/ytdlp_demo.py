@@ -49,7 +49,7 @@ def demo_extractor() -> type:
     class DemoYoutubeIE(InfoExtractor):  # type: ignore[misc]
         IE_NAME = "youtube:demo"
         IE_DESC = "audioset-fewshot offline demo server on 127.0.0.1"
-        _VALID_URL = DEMO_URL_RE.pattern
+        _VALID_URL = DEMO_URL_RE.pattern + "$"  # yt-dlp matches a prefix: be exact
         _NETRC_MACHINE = None
 
         def _real_extract(self, url: str) -> dict[str, Any]:
