@@ -255,3 +255,20 @@ def test_cli_flags_ratios_group_and_format(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "splits.json").read_text())["content_sha256"] == data["content_sha256"]
     bad = subprocess.run(base + ["--ratios", "0.5,0.5"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "ratios" in bad.stderr
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 1000))
+def test_property_exclusive_pools_share_no_video(data, seed: int) -> None:
+    ms = mids(12)
+    n_videos = data.draw(st.integers(1, 40))
+    clips = []
+    for v in range(n_videos):
+        for seg in range(data.draw(st.integers(1, 3))):
+            labels = data.draw(st.sets(st.sampled_from(ms + ["/m/other"]), min_size=1, max_size=3))
+            clips.append(ClipLabels.of(f"v{v:010d}", 10.0 * seg, labels))
+    s = make_splits(ms, seed=seed, clips=clips)
+    ytids = {x: {c.ytid for c in clips if c.clip_id in set(s.pool_ids(x))} for x in SPLITS}
+    assert not (ytids["train"] & ytids["val"] or ytids["train"] & ytids["test"] or ytids["val"] & ytids["test"])
+    owner = make_splits(ms, seed=seed, clips=clips, leakage="owner")
+    assert sum(len(owner.pool_ids(x)) for x in SPLITS) == sum(1 for c in clips if set(c.labels) & set(ms))
