@@ -494,21 +494,35 @@ class MediaServer:
     def media_path(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> Path:
         """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
         f = _format_of(fmt)
-        target, spec, duration, silent = self._media_target(ytid, f, fault)
+        target = self._media_target(ytid, f, fault)[0]
         if fault == "corrupt":
             clean = self.media_path(ytid, fmt, fault=None)
             if not target.exists():
                 rng = np.random.default_rng([self.seed, _CORRUPT_STREAM, signals.stable_int(ytid)])
                 atomic_write_bytes(target, rng.integers(0, 256, clean.stat().st_size, dtype=np.uint8).tobytes())
             return target
-        if target.exists():
-            return target
-        with self._lock:
-            lock = self._gen_locks.setdefault(str(target), threading.Lock())
-        with lock:
-            if not target.exists():
-                self._encode(ytid, spec, duration, silent, f, target)
+        if not target.exists():
+            self._generate(ytid, fault, (f,))
         return target
+
+    def _generate(self, ytid: str, fault: str | None, formats: tuple[MediaFormat, ...]) -> None:
+        """Encode the missing ``formats`` of one source, synthesising its signal once."""
+        with self._lock:
+            lock = self._gen_locks.setdefault(f"{ytid}/{fault}", threading.Lock())
+        with lock:  # one generator per source: concurrent first requests wait for it
+            todo = [(f, self._media_target(ytid, f, fault)) for f in formats]
+            todo = [(f, t) for f, t in todo if not t[0].exists()]
+            if not todo:
+                return
+            _, spec, duration, silent = todo[0][1]
+            if silent:
+                audio = np.zeros((int(round(duration * spec.sample_rate_hz)), spec.channels), dtype=np.float32)
+            else:
+                audio = signals.synthesize(spec.class_key, ytid, seed=self.seed, duration_s=duration, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels)
+            raw = audio.astype("<f4", copy=False).tobytes()
+            del audio
+            for f, (target, *_rest) in todo:
+                self._encode(ytid, raw, spec, duration, f, target)
 
     def media_size(self, ytid: str, fmt: int | str = 140) -> int:
         """Size in bytes of the whole audio file of ``ytid`` in format ``fmt`` (as served)."""
@@ -516,27 +530,27 @@ class MediaServer:
         return self.media_path(ytid, fmt, fault=fault if fault in ("short", "silence", "corrupt") else None).stat().st_size
 
     def prepare(self, ytids: Iterable[str], *, formats: Iterable[int | str] = (140, 251), workers: int | None = None) -> None:
-        """Generate (and cache) the media of ``ytids`` ahead of time, in parallel."""
-        jobs = []
+        """Generate (and cache) the media of ``ytids`` ahead of time, one source per worker."""
+        fmts = tuple(_format_of(f) for f in formats)
+        jobs: list[tuple[str, str | None]] = []
         for ytid in ytids:
             valid_youtube_id(ytid)
             fault = self.fault_for(ytid)
-            media_fault = fault if fault in ("short", "silence", "corrupt") else None
-            jobs.extend((ytid, fmt, media_fault) for fmt in formats)
+            jobs.append((ytid, fault if fault in ("short", "silence", "corrupt") else None))
         n = workers or max(1, min(8, os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=n) as pool:
-            for fut in [pool.submit(self.media_path, y, f, fault=fl) for y, f, fl in jobs]:
+            futures = []
+            for ytid, fault in jobs:
+                if fault == "corrupt":  # derived from the clean file
+                    futures.extend(pool.submit(self.media_path, ytid, f.itag, fault=fault) for f in fmts)
+                else:
+                    futures.append(pool.submit(self._generate, ytid, fault, fmts))
+            for fut in futures:
                 fut.result()
 
-    def _encode(self, ytid: str, spec: SourceSpec, duration_s: float, silent: bool, f: MediaFormat, target: Path) -> None:
+    def _encode(self, ytid: str, raw: bytes, spec: SourceSpec, duration_s: float, f: MediaFormat, target: Path) -> None:
         import imageio_ffmpeg
 
-        if silent:
-            audio = np.zeros((int(round(duration_s * spec.sample_rate_hz)), spec.channels), dtype=np.float32)
-        else:
-            audio = signals.synthesize(
-                spec.class_key, ytid, seed=self.seed, duration_s=duration_s, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels
-            )
         codec = list(_ENCODER_ARGS[f.ext])
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
@@ -547,7 +561,7 @@ class MediaServer:
         timeout = 60.0 + duration_s
         with atomic_path(target, suffix="." + f.ext) as tmp:
             try:
-                proc = subprocess.run([*cmd, str(tmp)], input=audio.astype("<f4").tobytes(), capture_output=True, timeout=timeout, check=False)
+                proc = subprocess.run([*cmd, str(tmp)], input=raw, capture_output=True, timeout=timeout, check=False)
             except subprocess.TimeoutExpired as err:
                 raise MediaServerError(f"encoding {ytid} ({f.ext}) took over {timeout:.0f} s") from err
             if proc.returncode != 0:
