@@ -28,6 +28,9 @@ YOUTUBE_MESSAGES = [
     ("ERROR: [youtube] abcdefghijk: This video is DRM protected", R.DRM),
     ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats for a list of available formats", R.EXTRACTOR_BROKEN),
     ("WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default", R.EXTRACTOR_BROKEN),
+    ("ERROR: [youtube] abcdefghijk: The following content is not available on this app.. Watch on the latest version of YouTube.", R.EXTRACTOR_BROKEN),
+    ("ERROR: [youtube] abcdefghijk: This video is only available to Music Premium members", R.MEMBERS_ONLY),
+    ("ERROR: [youtube] abcdefghijk: This video requires payment to watch", R.MEMBERS_ONLY),
 ]
 
 

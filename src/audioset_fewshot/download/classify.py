@@ -39,7 +39,7 @@ _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (R.GEO_BLOCKED, ("not made this video available in your country", "not available in your country", "geo restrict", "from your location")),
     (R.TERMINATED, ("account associated with this video has been terminated", "account has been terminated")),
     (R.COPYRIGHT, ("copyright", "terms of service")),
-    (R.MEMBERS_ONLY, ("members-only", "members only", "join this channel")),
+    (R.MEMBERS_ONLY, ("members-only", "members only", "join this channel", "requires payment", "music premium members")),
     (R.DRM, ("drm protected", "this video is drm")),
     (R.PRIVATE, ("private video", "this video is private")),
     (
@@ -66,6 +66,8 @@ _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "no video formats found",
             "unable to extract",
             "failed to parse json",
+            "not available on this app",
+            "precondition check failed",
         ),
     ),
 )
@@ -84,6 +86,8 @@ _NETWORK_TEXT = (
     "incomplete read",
     "eof occurred",
     "broken pipe",
+    "no route to host",
+    "incomplete data",
     "stream ends prematurely",
     "end of file",
     "input/output error",
