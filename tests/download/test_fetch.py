@@ -26,6 +26,7 @@ CATALOG = {
     "clip44k_aaa": SourceSpec("/m/09x0r", duration_s=16.0, sample_rate_hz=44100, license=CC_BY, uploader="Alice", channel_id="UCalice00000000000000000", upload_date="20120304"),
     "clip48k_bbb": SourceSpec("/m/0bt9lr", duration_s=16.0, sample_rate_hz=48000),
     "-dashfirst1": SourceSpec("/m/07yv9", duration_s=12.0),  # real IDs may start with '-'
+    "mono_source": SourceSpec("/m/07yv9", duration_s=6.0, channels=1),
 }
 
 
@@ -118,6 +119,12 @@ def test_segment_past_the_end_of_the_source_is_short(srv: MediaServer, tmp_path:
     assert leftovers(tmp_path) == []
     if start_s > 13.0:  # known from the extraction alone: no media request at all
         assert [r.kind for r in srv.requests] == ["watch"]
+
+
+@pytest.mark.parametrize("fmt", [M4A, OPUS])
+def test_mono_source(srv: MediaServer, tmp_path: Path, fmt: str) -> None:
+    res = fetch_clip(srv.watch_url("mono_source"), start_s=1.0, end_s=5.0, dest=tmp_path / "m.flac", format=fmt)
+    assert res.ok and res.source_channels == 1 and res.samples == 64_000, res.message
 
 
 def test_other_sample_rate(srv: MediaServer, tmp_path: Path) -> None:
