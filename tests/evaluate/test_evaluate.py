@@ -14,7 +14,7 @@ from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.evaluate import build_encoder, evaluate
 
-from synth import make_root, write_features_dir
+from fewshot_synth import make_root, write_features_dir
 
 
 @pytest.fixture(scope="module")

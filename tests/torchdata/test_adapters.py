@@ -11,7 +11,7 @@ from audioset_fewshot.adapters.learn2learn import TaskSet, audioset_tasksets
 from audioset_fewshot.adapters.torchmeta import AudiosetClassDataset, AudiosetMetaDataset, BatchMetaDataLoader, ClassSplitter
 from audioset_fewshot.errors import UsageError
 
-from synth import make_root
+from fewshot_synth import make_root
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from audioset_fewshot.episodes import EpisodeSampler
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.torchdata import SplitDataset
 
-from synth import make_root
+from fewshot_synth import make_root
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "audioset_fewshot"
 
