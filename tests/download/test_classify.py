@@ -79,10 +79,15 @@ def test_transport_error_is_network() -> None:
 
 
 def test_a_429_seen_only_in_warnings() -> None:
-    err = _ytdlp_error(RuntimeError("Unable to extract initial player response"))
-    f = classify_ytdlp_error(Exception("ERROR: [youtube] abcdefghijk: Something odd happened"), ["[youtube] abcdefghijk: HTTP Error 429: Too Many Requests; retrying"])
+    err = Exception("ERROR: [youtube] abcdefghijk: Something odd happened")
+    f = classify_ytdlp_error(err, ["[youtube] abcdefghijk: HTTP Error 429: Too Many Requests; retrying"])
     assert f.reason == R.HTTP_429 and "429" in f.message
-    assert classify_ytdlp_error(err).reason == R.EXTRACTOR_BROKEN
+    assert classify_ytdlp_error(err).reason == R.UNKNOWN  # without the warning: unknown, not guessed
+
+
+def test_broken_extraction_is_transient() -> None:
+    f = classify_ytdlp_error(_ytdlp_error(RuntimeError("Unable to extract initial player response")))
+    assert f.reason == R.EXTRACTOR_BROKEN and not f.permanent
 
 
 def test_unknown_keeps_the_full_message_and_is_not_unavailable() -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioset_fewshot._io import TMP_PREFIX
 from audioset_fewshot.demo.server import CC_BY, PAGE_HTTP_FAULTS, PLAYABILITY_FAULTS, MediaServer, SourceSpec
 from audioset_fewshot.download import reasons as R
 from audioset_fewshot.download.fetch import ClipResult, fetch_clip, parse_watch_url
