@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     r16 = j16["clips_per_s"] / seed["clips_per_s"]
     wire = j1["wire_bytes_per_clip"] / seed["wire_bytes_per_clip"]
     print()
+    if args.quick:
+        print("(quick: 30 s sources and few clips, a smoke run; the goals are for the full run with 5-minute sources)")
     print(f"speed  --jobs 1  vs seed: {r1:6.2f}x   (goal >= 2x)   {'MET' if r1 >= 2 else 'NOT MET'}")
     print(f"speed  --jobs 16 vs seed: {r16:6.2f}x   (goal >= 20x)  {'MET' if r16 >= 20 else 'NOT MET'}")
     print(f"bytes on the wire per clip: ours {j1['wire_bytes_per_clip'] / 1e3:.0f} KB vs seed {seed['wire_bytes_per_clip'] / 1e3:.0f} KB = {100 * wire:.1f} %   (goal <= 15 %)  {'MET' if wire <= 0.15 else 'NOT MET'}")
