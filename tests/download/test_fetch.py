@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+import os
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -289,7 +290,19 @@ def test_concurrent_fetches_from_threads(srv: MediaServer, tmp_path: Path) -> No
     assert len({r.sha256 for r in results}) == len(jobs)
 
 
-def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path) -> None:
+def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    written: list[str] = []
+    watching = [False]
+
+    def audit(event: str, args: tuple) -> None:  # every file Python opens for writing during a fetch
+        if watching[0] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            mode, flags = args[1], args[2]
+            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR)):
+                written.append(os.fsdecode(args[0]))
+
+    sys.addaudithook(audit)  # audit hooks cannot be removed: it is gated by `watching`
     secret = "s3cr3t-cookie-value-123"
     jar = tmp_path / "cookies.txt"
     jar.write_text(f"# Netscape HTTP Cookie File\n.127.0.0.1\tTRUE\t/\tFALSE\t0\tSID\t{secret}\n")
@@ -302,10 +315,19 @@ def test_cookies_go_to_ytdlp_only(srv: MediaServer, tmp_path: Path) -> None:
     assert [(r.kind, r.has_cookie) for r in srv.requests] == [("watch", True)]  # yt-dlp sent them
     srv.set_fault("clip48k_bbb", None)
     srv.reset_log()
-    res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
+    watching[0] = True
+    try:
+        res = fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(jar))
+    finally:
+        watching[0] = False
     assert res.ok and secret not in repr(res.to_dict())
+    # the only files written: the clip beside its destination and the server's own media cache
+    # (no copy of the cookies anywhere, not even a temporary one)
+    allowed = (tmp_path, srv.cache_dir.resolve())
+    assert written and all(p == os.devnull or any(Path(p).resolve().is_relative_to(a) for a in allowed) for p in written), written
+    assert not any(Path(p).name == jar.name or "cookie" in Path(p).name for p in written), written
     assert not any(r.has_cookie for r in srv.requests if r.kind == "media")  # ffmpeg never gets them
-    assert jar.read_bytes() == before  # yt-dlp got a private copy: the user's file is never rewritten
+    assert jar.read_bytes() == before  # yt-dlp got the text in memory: the user's file is never rewritten
     with pytest.raises(UsageError, match="cannot read the cookies file"):
         fetch_clip(srv.watch_url("clip48k_bbb"), start_s=0.0, end_s=1.0, dest=tmp_path / "c.flac", cookies=str(tmp_path / "missing.txt"))
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import functools
 import logging
 import math
@@ -247,25 +248,19 @@ def _headers_arg(headers: dict[str, Any] | None) -> str:
     return "".join(lines)
 
 
-@contextlib.contextmanager
-def _private_copy(path: Path) -> Iterator[Path]:
-    """A copy of ``path`` readable only by us, removed afterwards (cookies are secrets)."""
+def _cookie_stream(path: Path) -> io.StringIO:
+    """The cookies file's text in memory, for yt-dlp alone.
+
+    yt-dlp accepts a text stream as ``cookiefile`` and writes its jar back to it
+    when it closes: with a stream that write stays in memory, so the user's file
+    is never rewritten by concurrent workers and no copy ever touches the disk.
+    """
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"cannot read the cookies file {path}: {err.strerror}; export it again (Netscape format)") from err
-    folder = Path(tempfile.mkdtemp(prefix="audioset-fewshot-cookies-"))
-    copy = folder / "cookies.txt"
-    try:
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        yield copy
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            copy.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read the cookies file {path}: {why}; export it again (Netscape format)") from err
+    return io.StringIO(text)
 
 
 def _parse_cookies_from_browser(spec: str) -> tuple[str | None, ...]:
@@ -379,20 +374,17 @@ def _extract(
     demo = is_demo_url(url)
     if demo:
         opts["proxy"] = ""  # loopback: never through a proxy
+    if cookies:
+        opts["cookiefile"] = _cookie_stream(Path(cookies))
     try:
-        with contextlib.ExitStack() as stack:
-            if cookies:
-                # yt-dlp writes its cookie jar back to the file when it closes: give it a
-                # private copy, so concurrent workers never rewrite the user's file at once
-                opts["cookiefile"] = str(stack.enter_context(_private_copy(Path(cookies))))
-            # the demo host needs only its own extractor: skip loading yt-dlp's ~1800 (70 ms of CPU)
-            with yt_dlp.YoutubeDL(opts, auto_init=not demo) as ydl:
-                ie_key = None
-                if demo:
-                    ie = demo_extractor()()
-                    ydl.add_info_extractor(ie)
-                    ie_key = ie.ie_key()
-                info = ydl.extract_info(url, download=False, ie_key=ie_key)
+        # the demo host needs only its own extractor: skip loading yt-dlp's ~1800 (70 ms of CPU)
+        with yt_dlp.YoutubeDL(opts, auto_init=not demo) as ydl:
+            ie_key = None
+            if demo:
+                ie = demo_extractor()()
+                ydl.add_info_extractor(ie)
+                ie_key = ie.ie_key()
+            info = ydl.extract_info(url, download=False, ie_key=ie_key)
     except yt_dlp.utils.YoutubeDLError as err:
         return None, classify_ytdlp_error(err, logger.warnings + logger.errors)
     if not isinstance(info, dict):
