@@ -59,8 +59,8 @@ def catalog() -> dict[str, SourceSpec]:
     return {y: SourceSpec(class_key=f"demo-class-{i % 3}", duration_s=12.0) for i, y in enumerate(ids())}
 
 
-def server(cache: Path) -> MediaServer:
-    srv = MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=120)
+def server(cache: Path, *, latency_s: float = 0.0) -> MediaServer:
+    srv = MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=120, latency_s=latency_s)
     for (mid, k), fault in FAULTS.items():
         srv.set_fault(yt(mid, k), fault)
     return srv
@@ -142,7 +142,8 @@ def _download_cmd(cfg: Path, base_url: str) -> list[str]:
 def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(20261125)
     env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
-    with server(media_cache) as srv:
+    # 150 ms per request stretches the run over a few seconds, so that the kills land mid-run
+    with server(media_cache, latency_s=0.15) as srv:
         ref_root = tmp_path / "ref"
         run_download(the_plan(), root=ref_root, jobs=2, base_url=srv.base_url, **FAST)
         reference = snapshot(ref_root)
@@ -153,10 +154,15 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
         _write_config(cfg, root)
         kills = 0
         progress: list[int] = []
-        for i, delay in enumerate(rng.uniform(1.0, 3.0, size=4)):
-            # the first interruption is a Ctrl-C (SIGINT), the others kill -9
+        for i, delay in enumerate(rng.uniform(0.0, 1.5, size=4)):
+            # the first interruption is a Ctrl-C (SIGINT), the others kill -9; each lands at a
+            # seeded random moment after the process has started fetching (the server saw it)
             sig = signal.SIGINT if i == 0 else signal.SIGKILL
+            seen = len(srv.requests)
             proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 30
+            while len(srv.requests) == seen and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
             try:
                 proc.wait(timeout=float(delay))
             except subprocess.TimeoutExpired:
@@ -170,6 +176,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
                     progress.append(len(led.rows("ok")))
         assert kills >= 1
         assert any(0 < n < 2 * TARGET for n in progress), progress  # at least one kill landed mid-run
+        print("ok clips after each interruption:", progress, "kills:", kills)
         done = subprocess.run(_download_cmd(cfg, srv.base_url), env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "obtained 6/6" in done.stdout
