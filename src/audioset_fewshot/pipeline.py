@@ -90,6 +90,7 @@ class RunReport:
     until: str | None
     demo: bool
     seconds: float
+    setup: Mapping[str, Any] = field(default_factory=dict)  # demo only: media generation and server
 
     def stage(self, name: str) -> StageResult | None:
         for s in self.stages:
@@ -108,6 +109,7 @@ class RunReport:
             "demo": self.demo,
             "until": self.until,
             "seconds": round(self.seconds, 3),
+            "setup": dict(self.setup),
             "stages": [s.to_dict() for s in self.stages],
         }
 
@@ -428,14 +430,14 @@ def run(
     return _run_config(config, until=until, demo=False)
 
 
-def _run_config(config: Config, *, until: str | None, demo: bool) -> RunReport:
+def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None) -> RunReport:
     layout = DatasetLayout(Path(config.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     _save_config(layout, config)
     ctx = _Context(config=config, layout=layout)
     t0 = time.perf_counter()
     results = _run_stages(ctx, until)
-    report = RunReport(root=layout.root, stages=tuple(results), until=until, demo=demo, seconds=time.perf_counter() - t0)
+    report = RunReport(root=layout.root, stages=tuple(results), until=until, demo=demo, seconds=time.perf_counter() - t0, setup=dict(setup or {}))
     _save_run(layout, report)
     return report
 
@@ -520,7 +522,9 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
         cfg = config_mod.config_from_dict(data)
         t0 = time.perf_counter()
         n = prepare_demo_media(server, meta, workers=max(1, os.cpu_count() or 1))
-        log.info("demo media: %d files ready in %.1f s", n, time.perf_counter() - t0)
+        media_s = time.perf_counter() - t0
+        log.info("demo media: %d files ready in %.1f s", n, media_s)
         # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
         server.rate_limit_burst(count=DEMO_RATE_LIMIT_BURST)
-        return _run_config(cfg, until=until, demo=True)
+        setup = {"media_files": n, "media_seconds": round(media_s, 3), "media_cache": str(server.cache_dir), "server": server.base_url}
+        return _run_config(cfg, until=until, demo=True, setup=setup)

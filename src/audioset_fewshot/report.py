@@ -236,9 +236,9 @@ def _plt() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Any, path: Path, *, dpi: int = 90) -> None:
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     _plt().close(fig)
 
 
@@ -330,10 +330,11 @@ def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> boo
         ax.axis("off")
     for ax, (mid, i) in zip(axes.flat, chosen):
         mel = np.asarray(store.mels[i], dtype=np.float32)
-        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
         ax.set_title(_short(data["names"].get(mid, mid), 24), fontsize=7)
     fig.suptitle("Log-mel gallery (one clip per class)")
-    _save(fig, path)
+    fig.tight_layout()
+    _save(fig, path, dpi=72)
     return True
 
 

@@ -40,6 +40,12 @@ def demo_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def demo_tools() -> tuple:
+    """(demo_command, demo_env, DEMO_TIMEOUT_S) for tests that start more demos."""
+    return demo_command, demo_env, DEMO_TIMEOUT_S
+
+
+@pytest.fixture(scope="session")
 def demo_media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("demo-media")
 

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,14 +19,13 @@ import pytest
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.report import referenced_images
 
-from .conftest import DEMO_TIMEOUT_S, DemoRun, demo_command, demo_env
-
+DEMO_TIMEOUT_S = 600  # as in conftest.py: the first demo generates its media
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEMO_TIMEOUT_S + 120)]
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def test_demo_produces_every_artifact_and_beats_chance(demo_run: DemoRun) -> None:
+def test_demo_produces_every_artifact_and_beats_chance(demo_run: Any) -> None:
     layout = DatasetLayout(demo_run.root)
     assert layout.report_html.is_file()
     assert layout.clips_csv.is_file() and layout.lock_json.is_file()
@@ -60,7 +60,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-def test_report_opens_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
+def test_report_opens_in_headless_chromium(demo_run: Any, tmp_path: Path) -> None:
     layout = DatasetLayout(demo_run.root)
     html = layout.report_html.read_text(encoding="utf-8")
     images = referenced_images(html)
@@ -97,7 +97,8 @@ def test_report_opens_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) ->
     assert shot.stat().st_size > 20_000
 
 
-def test_second_run_is_up_to_date(demo_run: DemoRun) -> None:
+def test_second_run_is_up_to_date(demo_run: Any, demo_tools: tuple) -> None:
+    demo_command, demo_env, _ = demo_tools
     layout = DatasetLayout(demo_run.root)
     clips_before = layout.clips_csv.read_bytes()
     results_before = layout.eval_results.read_bytes()
@@ -130,7 +131,8 @@ def _ok_rows(ledger: Path) -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL])
-def test_interrupted_demo_resumes_to_the_same_manifest(demo_run: DemoRun, tmp_path: Path, sig: signal.Signals) -> None:
+def test_interrupted_demo_resumes_to_the_same_manifest(demo_run: Any, demo_tools: tuple, tmp_path: Path, sig: signal.Signals) -> None:
+    demo_command, demo_env, _ = demo_tools
     root = tmp_path / "interrupted"
     layout = DatasetLayout(root)
     cmd = demo_command(root, demo_run.media_cache, "--until", "manifest")
