@@ -521,7 +521,9 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
         data["download"]["max_per_hour"] = None  # merge() reads None as "not given"; the demo has no hourly cap
         cfg = config_mod.config_from_dict(data)
         t0 = time.perf_counter()
-        n = prepare_demo_media(server, meta, workers=max(1, os.cpu_count() or 1))
+        n = 0
+        if until is None or STAGES.index(until) >= STAGES.index("download"):
+            n = prepare_demo_media(server, meta, workers=max(1, os.cpu_count() or 1))
         media_s = time.perf_counter() - t0
         log.info("demo media: %d files ready in %.1f s", n, media_s)
         # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes

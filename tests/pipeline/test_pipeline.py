@@ -76,3 +76,20 @@ def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_pa
     assert cfg.download.max_per_hour == Config().download.max_per_hour  # merge() ignores None: the demo lifts the cap itself
     # only the download section knows the URL (a new port each run keeps the plan and ledger keys)
     assert [k for k, v in over.items() if v == "http://127.0.0.1:1234"] == ["download.base_url"]
+
+
+def test_demo_until_plan_is_fast_and_stable_across_server_ports(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    first = _cli("run", "--demo", "--root", str(root), "--until", "plan")
+    assert first.returncode == 0, first.stderr
+    layout = DatasetLayout(root)
+    assert (root / "demo-metadata" / "balanced_train_segments.csv").is_file()
+    assert not (root / ".demo-media").exists() or not any((root / ".demo-media").iterdir())  # no media before download
+    plan = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
+    assert len(plan["targets"]) == 30
+    port1 = load_config(layout.config_file).download.base_url
+    second = _cli("run", "--demo", "--root", str(root), "--until", "plan")
+    assert second.returncode == 0, second.stderr
+    assert any(line.startswith("plan") and "up to date" in line for line in second.stdout.splitlines())
+    port2 = load_config(layout.config_file).download.base_url
+    assert port1.startswith("http://127.0.0.1:") and port2.startswith("http://127.0.0.1:")

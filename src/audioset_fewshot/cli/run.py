@@ -50,7 +50,7 @@ def _fmt_counts(counts: dict[str, Any]) -> str:
 def summary_lines(report: RunReport) -> list[str]:
     """The concise end-of-run summary (what each stage did and where the artifacts are)."""
     lines: list[str] = []
-    if report.setup:
+    if report.setup.get("media_files"):
         lines.append(f"demo media: {report.setup.get('media_files')} files ready in {float(report.setup.get('media_seconds', 0.0)):.1f} s ({report.setup.get('media_cache')})")
     for st in report.stages:
         lines.append(f"{st.name:<10} {st.status:<10} {st.seconds:7.1f} s")
