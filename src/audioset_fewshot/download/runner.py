@@ -486,6 +486,7 @@ class _Run:
         total = sum(st.target for st in self.classes.values())
         with progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values())) as bar:
             self._bar = bar
+            self._postfix = ""
             if any(st.need > 0 and st.queue for st in self.classes.values()):
                 self._check_disk(0)
             pool = cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="afs-download")
@@ -536,8 +537,10 @@ class _Run:
             for fut in done:
                 futures.pop(fut)
                 self._handle(fut.result(), futures_len=len(futures))  # a worker's bug re-raises here
-            text = self.gov.paused_until_text()
-            self._bar.set_postfix_str(text or "", refresh=False)
+            text = self.gov.paused_until_text() or ""
+            if text != self._postfix:  # "paused until HH:MM" while the pool waits
+                self._postfix = text
+                self._bar.set_postfix_str(text, refresh=True)
 
     def _handle(self, out: _Outcome, *, futures_len: int) -> None:
         entry = out.entry
