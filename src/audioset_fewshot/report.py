@@ -143,7 +143,9 @@ def collect(root: Path | str) -> dict[str, Any]:
                 by_source[src]["ok"] += 1
                 lic = r.get("license") or ""
                 if "creative commons" in lic.lower() and len(cc) < MAX_ATTRIBUTION_ROWS:
-                    cc.append({k: str(r.get(k) or "") for k in ("ytid", "start_s", "owner_mid", "title", "uploader", "license")})
+                    row = {k: str(r.get(k) or "") for k in ("ytid", "owner_mid", "title", "uploader", "license")}
+                    row["start_s"] = f"{float(r.get('start_s') or 0.0):.3f}"
+                    cc.append(row)
             elif status.startswith("failed"):
                 failed[r.get("reason") or "unknown"] += 1
                 by_source[src]["permanent" if status == "failed-permanent" else "transient"] += 1

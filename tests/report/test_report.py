@@ -74,6 +74,7 @@ def test_report_from_artifacts_escapes_youtube_text(tmp_path: Path) -> None:
     assert "<script>" not in text and "<b>bold</b>" not in text and "<i>up</i>" not in text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
     assert "Bark" in text and "Meow" in text  # class names from the ontology
+    assert "<td>aaaaaaaaaaa</td><td>0.000</td>" in text
     assert "75.0% \u00b1 2.0%" in text
     images = referenced_images(text)
     assert {"obtained_vs_target.png", "failures_by_reason.png", "availability_by_source.png", "clip_lengths.png", "loudness.png", "splits.png", "accuracy.png"} <= set(images)
