@@ -146,8 +146,11 @@ class DownloadReport:
             f" ({self.obtained_now} this run, {self.attempts} attempts, {self.requests} extractions, {self.pauses} pauses, {self.elapsed_s:.1f} s)"
         ]
         short = [c for c in self.classes if c.shortfall]
-        for c in short:
+        shown = self.classes if len(self.classes) <= 20 else short
+        for c in shown:
             lines.append(f"  {c.mid}: {c.obtained}/{c.target} (candidates {c.candidates}, failed {c.failed_permanent} permanent + {c.failed_transient} transient)")
+        if len(shown) < len(self.classes):
+            lines.append(f"  ... and {len(self.classes) - len(shown)} complete classes")
         if self.failures_by_reason:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
         return lines
