@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -72,6 +73,36 @@ def disk_full_is_processing_error(stage: str, folder: Path) -> Iterator[None]:
                 "(work already committed is kept)"
             ) from err
         raise
+
+
+class BackgroundFlush:
+    """``fdatasync`` a file being written, in a background thread, so that the
+    disk writes overlap the computation instead of all waiting for the final
+    flush.  ``kick()`` starts a flush unless one is running; ``finish()`` waits
+    and flushes whatever is left (raising what a flush raised, ENOSPC included).
+    """
+
+    def __init__(self, fd: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._fd = fd
+        self._ex = ThreadPoolExecutor(1, thread_name_prefix="flush")
+        self._last: Any = None
+
+    def kick(self) -> None:
+        if self._last is not None:
+            if not self._last.done():
+                return
+            self._last.result()
+        self._last = self._ex.submit(os.fdatasync, self._fd)
+
+    def finish(self) -> None:
+        try:
+            if self._last is not None:
+                self._last.result()
+            os.fdatasync(self._fd)
+        finally:
+            self._ex.shutdown(wait=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -52,6 +52,7 @@ from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
+    BackgroundFlush,
     cache_key,
     check_free_space,
     disk_full_is_processing_error,
@@ -70,6 +71,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 8  # clips per torch call; small batches stay in cache (tuned on 2 cores)
+FLUSH_BYTES = 32 << 20  # start a background fdatasync after this many bytes written
 FeatureRow = PackRow  # the features' index is the pack's index, row for row
 
 
@@ -472,6 +474,8 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
             # spin-wait when the machine is busy)
             with open(tmp / "mels.f32", "wb") as fh, _torch_threads(1), \
                     ThreadPoolExecutor(n_threads) as ex, progress_bar(total=rows, desc="features", unit="clip") as bar:
+                flush = BackgroundFlush(fh.fileno())
+                unflushed = 0
                 pending: deque[Any] = deque()
                 starts = iter(range(0, rows, BATCH_ROWS))
                 for r0 in itertools.islice(starts, 4 * n_threads):
@@ -485,8 +489,13 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                     sumsq[r0:r1] = ss_
                     fh.write(memoryview(np.ascontiguousarray(y)).cast("B"))
                     bar.update(r1 - r0)
+                    unflushed += y.nbytes
+                    if unflushed >= FLUSH_BYTES:
+                        fh.flush()
+                        flush.kick()
+                        unflushed = 0
                 fh.flush()
-                os.fsync(fh.fileno())
+                flush.finish()
             np.save(tmp / "stats_count.npy", counts)
             np.save(tmp / "stats_sum.npy", sums)
             np.save(tmp / "stats_sumsq.npy", sumsq)
