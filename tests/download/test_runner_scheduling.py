@@ -229,3 +229,19 @@ def test_each_worker_gets_a_private_cookie_copy_outside_the_root(tmp_path: Path)
     assert all(len(v) == 1 for v in by_thread.values()) and len(paths) == len(by_thread)
     assert seen[0][2].startswith(b"# Netscape")
     assert not any(Path(p).exists() for p in paths)  # removed at the end of the run
+
+
+def test_permanent_failures_are_retried_only_when_asked(tmp_path: Path) -> None:
+    dead = yt(DOG, 1)
+    rep = run_download(plan_of(2, 2, (DOG,)), root=tmp_path, fetch=FakeFetch({dead: ["unavailable"]}), **FAST)
+    assert not rep.complete and rep.classes[0].obtained == 1 and rep.classes[0].shortfall == 1
+    again = FakeFetch()
+    run_download(plan_of(2, 2, (DOG,)), root=tmp_path, fetch=again, **FAST)
+    assert again.calls == []  # a permanent failure is never retried by default
+    revived = FakeFetch()
+    rep = run_download(plan_of(2, 2, (DOG,)), root=tmp_path, fetch=revived, retry_failed=True, **FAST)
+    assert revived.calls == [dead] and rep.complete
+    # permanent failures never trigger the early abort, however many
+    many = FakeFetch({yt(DOG, k): ["unavailable"] for k in range(6)})
+    rep = run_download(plan_of(8, 2, (DOG,)), root=tmp_path / "x", fetch=many, early_abort=3, **FAST)
+    assert rep.complete and len(many.calls) == 8
