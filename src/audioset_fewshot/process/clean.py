@@ -42,7 +42,7 @@ from audioset_fewshot._progress import progress
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import ManifestRow, read_clips
-from audioset_fewshot.process._common import SILENCE_MID, read_json
+from audioset_fewshot.process._common import SILENCE_MID, disk_full_is_processing_error, read_json
 
 log = logging.getLogger(__name__)
 
@@ -291,20 +291,26 @@ def clean(
     )
     verdicts = tuple(sorted(verdicts, key=lambda v: (v.owner_mid, v.ytid, v.start_s)))
     text = render_clean(verdicts)
-    atomic_write_text(layout.clean_csv, text)
+    with disk_full_is_processing_error("clean", layout.processed_dir):
+        atomic_write_text(layout.clean_csv, text)
     # read back what was written, so a no-op rerun returns an identical record
     report = CleanReport(layout.clean_csv, sha256_text(text), clips_sha, params, read_clean(layout.clean_csv))
+    with disk_full_is_processing_error("clean", layout.processed_dir):
+        _write_meta(meta_path, params, clips_sha, report)
+    log.info("clean: %d clips, %d kept, %d dropped %s", len(verdicts), report.kept, report.dropped, report.by_reason)
+    return report
+
+
+def _write_meta(meta_path: Path, params: dict[str, Any], clips_sha: str, report: CleanReport) -> None:
     atomic_write_json(meta_path, {
         "schema_version": SCHEMA_VERSION,
         "stage": "clean",
         "params": params,
         "inputs": {"clips_csv_sha256": clips_sha},
         "outputs": {"clean_csv_sha256": report.sha256},
-        "counts": {"clips": len(verdicts), "kept": report.kept, "dropped": report.dropped,
+        "counts": {"clips": len(report.verdicts), "kept": report.kept, "dropped": report.dropped,
                    "rejected": report.rejected, "by_reason": report.by_reason},
     })
-    log.info("clean: %d clips, %d kept, %d dropped %s", len(verdicts), report.kept, report.dropped, report.by_reason)
-    return report
 
 
 __all__ = ["CLEAN_COLUMNS", "REASONS", "CleanReport", "ClipVerdict", "clean", "measure_file", "read_clean"]

@@ -32,7 +32,7 @@ import numpy as np
 from audioset_fewshot._io import atomic_write_json, sha256_bytes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.process._common import read_json
+from audioset_fewshot.process._common import disk_full_is_processing_error, read_json
 from audioset_fewshot.process.features import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,8 @@ def fit_normalizer(store: FeatureStore, rows: Sequence[int] | np.ndarray | None 
         norm = Normalizer(mode=mode, mean=st.channel_mean, std=st.channel_std, eps=eps,
                           feature_key=store.key, rows_sha256=rh, rows=int(r.size))
     if cache:
-        atomic_write_json(path, norm.to_dict())
+        with disk_full_is_processing_error("normalize", path.parent):
+            atomic_write_json(path, norm.to_dict())
         norm = Normalizer.from_dict(norm.to_dict(), path=path)
     log.info("normalize: %s fitted on %d rows of features %s", mode, r.size, store.key)
     return norm
