@@ -138,3 +138,9 @@ def test_quality_from_a_path(tmp_path: Path) -> None:
     assert load_quality(p) == {"/m/a": QualityCount(4, 3)}
     with pytest.raises(MetadataError, match="cannot read quality file"):
         load_quality(tmp_path / "missing.csv")
+
+
+def test_the_shared_ontology_is_read_only(onto) -> None:
+    with pytest.raises(TypeError):
+        onto.classes["/m/new"] = onto.classes[BARK]  # type: ignore[index]
+    assert load_ontology() is onto  # parsed once per process

@@ -18,10 +18,11 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from audioset_fewshot._io import sha256_bytes
@@ -69,7 +70,7 @@ def _packaged_bytes(name: str) -> bytes:
 class Ontology:
     """All classes, in file order, with parent/child navigation and name resolution."""
 
-    classes: dict[str, OntologyClass]
+    classes: Mapping[str, OntologyClass]  # read-only: the packaged ontology is shared
     source: str = "<packaged>"
     sha256: str = ""
     _by_name: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
@@ -300,7 +301,7 @@ def parse_ontology(data: bytes, *, source: str) -> Ontology:
     for mid, c in classes.items():
         by_name.setdefault(_norm(c.name), []).append(mid)
     onto = Ontology(
-        classes=classes,
+        classes=MappingProxyType(classes),
         source=source,
         sha256=sha256_bytes(data),
         _by_name={k: tuple(v) for k, v in by_name.items()},
