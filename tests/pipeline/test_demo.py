@@ -130,13 +130,18 @@ def _ok_rows(ledger: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL])
+def _default_sigint() -> None:
+    # a shell's background job inherits SIGINT ignored; the child must see Ctrl-C as a user would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_demo_resumes_to_the_same_manifest(demo_run: Any, demo_tools: tuple, tmp_path: Path, sig: signal.Signals) -> None:
     demo_command, demo_env, _ = demo_tools
     root = tmp_path / "interrupted"
     layout = DatasetLayout(root)
     cmd = demo_command(root, demo_run.media_cache, "--until", "manifest")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=demo_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=demo_env(), preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 240
         while _ok_rows(layout.ledger_file) < 40:
@@ -144,7 +149,8 @@ def test_interrupted_demo_resumes_to_the_same_manifest(demo_run: Any, demo_tools
             assert time.monotonic() < deadline, "no clip downloaded within 240 s"
             time.sleep(0.2)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        rc = proc.wait(timeout=60)
+        assert rc == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     finally:
         if proc.poll() is None:
             proc.kill()
