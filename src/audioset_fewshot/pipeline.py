@@ -218,9 +218,11 @@ def _stage_download(ctx: _Context) -> dict[str, Any]:
     accepted = set(inspect.signature(run_download).parameters)
     # the download section also holds knobs of other commands (doctor's canary ids, say)
     kwargs = {k: v for k, v in dataclasses.asdict(ctx.config.download).items() if k in accepted}
+    before = _ledger_state(ctx.layout)
     result = run_download(ctx.values["plan"], root=ctx.layout.root, **kwargs)
     ctx.values["download"] = result
     return {
+        "changed": _ledger_state(ctx.layout) != before,
         "obtained": result.obtained,
         "target": result.target,
         "obtained_now": result.obtained_now,
@@ -229,6 +231,16 @@ def _stage_download(ctx: _Context) -> dict[str, Any]:
         "pauses": result.pauses,
         "failures_by_reason": dict(result.failures_by_reason),
     }
+
+
+def _ledger_state(layout: DatasetLayout) -> dict[str, dict[str, int]] | None:
+    """``{owner_mid: {status: n}}`` of the ledger (None before the first download)."""
+    from audioset_fewshot.download.ledger import Ledger
+
+    if not layout.ledger_file.exists():
+        return None
+    with Ledger(layout.ledger_file, readonly=True) as ledger:
+        return ledger.counts()
 
 
 def _stage_manifest(ctx: _Context) -> dict[str, Any]:
@@ -393,7 +405,8 @@ def _run_stages(ctx: _Context, until: str | None) -> list[StageResult]:
         if name == "selection":
             status = RAN
         elif name == "download":
-            status = RAN if summary.get("attempts") else UP_TO_DATE
+            # retrying clips that failed transiently, with the same outcome, changes nothing
+            status = RAN if summary.pop("changed", True) else UP_TO_DATE
         else:
             status = UP_TO_DATE if before == after and any(a is not None for a in after) else RAN
         rel = tuple(_rel(p, ctx.layout.root) for p in paths if p.exists())

@@ -108,7 +108,7 @@ def test_second_run_is_up_to_date(demo_run: Any, demo_tools: tuple) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((layout.report_dir / "run.json").read_text(encoding="utf-8"))
     status = {s["name"]: s["status"] for s in run["stages"]}
-    for name in ("plan", "manifest", "clean", "pack", "features", "splits", "episodes", "evaluate", "report"):
+    for name in ("plan", "download", "manifest", "clean", "pack", "features", "splits", "episodes", "evaluate", "report"):
         assert status[name] == "up to date", (name, status)
     download = next(s for s in run["stages"] if s["name"] == "download")
     assert download["summary"]["obtained_now"] == 0

@@ -53,7 +53,10 @@ def summary_lines(report: RunReport) -> list[str]:
     if report.setup.get("media_files"):
         lines.append(f"demo media: {report.setup.get('media_files')} files ready in {float(report.setup.get('media_seconds', 0.0)):.1f} s ({report.setup.get('media_cache')})")
     for st in report.stages:
-        lines.append(f"{st.name:<10} {st.status:<10} {st.seconds:7.1f} s")
+        note = ""
+        if st.name == "download" and st.summary.get("attempts"):
+            note = f"  ({st.summary['attempts']} attempts)"
+        lines.append(f"{st.name:<10} {st.status:<10} {st.seconds:7.1f} s{note}")
     s = {st.name: st.summary for st in report.stages}
     dl = s.get("download")
     if dl:
