@@ -493,6 +493,31 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
     }
 
 
+# Keys the demo always sets; every other demo key only replaces a value left at its default.
+_DEMO_FORCED = frozenset({"root", "metadata.metadata_dir", "download.base_url"})
+
+
+def demo_config(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` sized for the demo: the demo's values replace only the knobs still at
+    their defaults (so ``-c config.yaml`` can still change, say, ``evaluate.steps``);
+    the root, metadata folder and server URL are always the demo's.  The demo has no
+    hourly cap unless the config sets one."""
+    defaults = Config().to_dict()
+    data = config.to_dict()
+
+    def get(tree: Mapping[str, Any], dotted: str) -> Any:
+        node: Any = tree
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    chosen = {k: v for k, v in overrides.items() if k in _DEMO_FORCED or get(data, k) == get(defaults, k)}
+    merged = config_mod.merge(data, chosen)
+    if data["download"]["max_per_hour"] == defaults["download"]["max_per_hour"]:
+        merged["download"]["max_per_hour"] = None  # merge() reads None as "not given"
+    return config_mod.config_from_dict(merged)
+
+
 @contextlib.contextmanager
 def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int = 0) -> Iterator[tuple[Any, Any]]:
     """Build the demo metadata under ``root`` and serve its catalog on 127.0.0.1.
@@ -529,10 +554,7 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
     root = Path(config.root)
     root.mkdir(parents=True, exist_ok=True)
     with demo_server(root, media_cache=media_cache) as (server, meta):
-        overrides = demo_overrides(root, metadata_dir=meta.metadata_dir, base_url=server.base_url)
-        data = config_mod.merge(config.to_dict(), overrides)
-        data["download"]["max_per_hour"] = None  # merge() reads None as "not given"; the demo has no hourly cap
-        cfg = config_mod.config_from_dict(data)
+        cfg = demo_config(config, demo_overrides(root, metadata_dir=meta.metadata_dir, base_url=server.base_url))
         t0 = time.perf_counter()
         n = 0
         if until is None or STAGES.index(until) >= STAGES.index("download"):

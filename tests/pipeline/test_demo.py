@@ -161,3 +161,20 @@ def test_interrupted_demo_resumes_to_the_same_manifest(demo_run: Any, demo_tools
     reference = DatasetLayout(demo_run.root)
     assert layout.clips_csv.read_bytes() == reference.clips_csv.read_bytes()
     assert not list(layout.audio_dir.rglob(".tmp-*"))
+
+
+def test_a_changed_parameter_reruns_only_the_stages_after_it(demo_run: Any, tmp_path: Path) -> None:
+    from audioset_fewshot.config import load_config
+    from audioset_fewshot.pipeline import RAN, UP_TO_DATE, run
+
+    root = tmp_path / "copy"
+    shutil.copytree(demo_run.root, root)
+    report = run(load_config(None, {"episodes.count": 50}), demo=True, root=root, media_cache=demo_run.media_cache)
+    status = {s.name: s.status for s in report.stages}
+    for name in ("plan", "download", "manifest", "clean", "pack", "features", "splits"):
+        assert status[name] == UP_TO_DATE, (name, status)
+    for name in ("episodes", "evaluate", "report"):
+        assert status[name] == RAN, (name, status)
+    assert (root / "episodes" / "test_5w5s5q_50_seed0.jsonl").is_file()
+    results = json.loads((root / "eval" / "results.json").read_text(encoding="utf-8"))
+    assert results["result"]["episodes"] == 50

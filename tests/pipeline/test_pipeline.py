@@ -12,7 +12,7 @@ import pytest
 from audioset_fewshot.config import Config, load_config
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_overrides, run
+from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_config, demo_overrides, run
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -68,6 +68,12 @@ def test_run_command_usage_errors(tmp_path: Path) -> None:
 
 def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_path: Path) -> None:
     over = demo_overrides(tmp_path, metadata_dir=tmp_path / "m", base_url="http://127.0.0.1:1234")
+    cfg = demo_config(Config(), over)
+    assert cfg.download.max_per_hour is None and cfg.download.base_url == "http://127.0.0.1:1234"
+    # a knob the user set survives; the root, metadata and URL are always the demo's
+    mine = demo_config(load_config(None, {"evaluate.steps": 7, "download.max_per_hour": 50.0, "root": "elsewhere"}), over)
+    assert mine.evaluate.steps == 7 and mine.download.max_per_hour == 50.0 and mine.root == str(tmp_path)
+    assert mine.episodes.k_shot == 5
     cfg = load_config(None, over)
     assert cfg.download.base_url == "http://127.0.0.1:1234"
     assert cfg.episodes.n_way == 5 and cfg.episodes.k_shot == 5 and cfg.episodes.split == "test"
