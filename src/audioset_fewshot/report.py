@@ -43,7 +43,7 @@ from audioset_fewshot.layout import DatasetLayout
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # bump when the page or its figures change, so existing reports are redrawn
 REPORT_JSON = "report.json"
 MAX_GALLERY = 36
 MAX_ATTRIBUTION_ROWS = 25
@@ -537,6 +537,29 @@ th{background:#f4f4f4}img{max-width:100%;display:block;margin:12px 0}.missing{co
 """
 
 
+def _headline(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The few numbers a reader wants first (only those whose artifact exists)."""
+    out: list[tuple[str, str]] = []
+    plan = data.get("plan")
+    if plan:
+        out.append(("classes planned", str(len(plan["targets"]))))
+    dl = data.get("download")
+    if dl:
+        target = sum((plan or {}).get("targets", {}).values())
+        out.append(("clips obtained / target", f"{sum(dl['obtained'].values())} / {target}"))
+    if data.get("clean"):
+        kept = sum(n for k, n in data["clean"]["verdicts"].items() if k.startswith("keep:"))
+        out.append(("clips kept by clean", f"{kept} / {data['clean']['rows']}"))
+    sp = data.get("splits")
+    if sp:
+        out.append(("classes train / val / test", " / ".join(str(len(sp["classes"].get(n, []))) for n in ("train", "val", "test"))))
+    ev = data.get("evaluate")
+    if ev:
+        acc, ci, n_way = _accuracy(ev)
+        out.append(("baseline accuracy", f"{100 * acc:.1f}% \u00b1 {100 * ci:.1f}%" + (f" ({n_way}-way)" if n_way else "")))
+    return out
+
+
 def render_html(data: dict[str, Any], sections: Sequence[_Section]) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -547,6 +570,9 @@ def render_html(data: dict[str, Any], sections: Sequence[_Section]) -> str:
         f"<p>audioset-fewshot {_e(data['version'])}. Every figure is a PNG beside this page.</p>",
         "<nav><ul>" + "".join(f'<li><a href="#{_e(s.key)}">{_e(s.title)}</a></li>' for s in sections) + "</ul></nav>",
     ]
+    facts = _headline(data)
+    if facts:
+        parts.append("<h2>At a glance</h2>" + _table([k for k, _ in facts], [[v for _, v in facts]]))
     for s in sections:
         parts.append(f'<section id="{_e(s.key)}"><h2>{_e(s.title)}</h2>')
         if s.missing:
