@@ -94,9 +94,7 @@ def test_parallel_pack_is_byte_identical_and_rerun_is_noop(tmp_path) -> None:  #
     two = pack(lay.root, workers=2, force=True)
     assert two == one and two.audio_path.read_bytes() == data
     mtime = (one.path / "meta.json").stat().st_mtime_ns
-    t0 = time.perf_counter()
-    assert pack(lay.root, workers=2) == one
-    assert time.perf_counter() - t0 < 1.0
+    assert pack(lay.root, workers=2) == one  # nothing decoded again: the files keep their mtime
     assert (one.path / "meta.json").stat().st_mtime_ns == mtime
 
 
