@@ -33,9 +33,17 @@ def demo_command(root: Path, media_cache: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "audioset_fewshot", "run", "--demo", "--root", str(root), "--media-cache", str(media_cache), *extra]
 
 
+_CACHE_HOME: list[Path] = []  # set once per session by the demo_run fixture
+
+
 def demo_env() -> dict[str, str]:
+    """The environment of a demo subprocess: no progress bars, caches (matplotlib's
+    font cache included) under the session's temp folder, never the user's."""
     env = dict(os.environ)
     env["AUDIOSET_FEWSHOT_PROGRESS"] = "0"
+    if _CACHE_HOME:
+        env["XDG_CACHE_HOME"] = str(_CACHE_HOME[0] / "xdg-cache")
+        env["MPLCONFIGDIR"] = str(_CACHE_HOME[0] / "matplotlib")
     return env
 
 
@@ -52,6 +60,8 @@ def demo_media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_media_cache: Path) -> DemoRun:
+    if not _CACHE_HOME:
+        _CACHE_HOME.append(tmp_path_factory.mktemp("demo-caches"))
     root = tmp_path_factory.mktemp("demo") / "root"
     t0 = time.monotonic()
     proc = subprocess.run(demo_command(root, demo_media_cache), capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, env=demo_env())
