@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 
 DEMO_SEED_STREAM = 9001
 _PICK_STREAM = 1
-_ID_STREAM = 2
 _SEG_STREAM = 3
-_FAULT_STREAM = 4
 
 # Official file names, as ``metadata.resolve_segment_files`` expects them in a metadata_dir.
 SEGMENT_FILES = {
@@ -125,12 +123,12 @@ def pick_demo_classes(*, seed: int = 0, n_classes: int = 30) -> tuple[DemoClass,
     nature).  Returned sorted by MID.
     """
     from audioset_fewshot.metadata import load_ontology, load_quality
-    from audioset_fewshot.selection import select_classes
+    from audioset_fewshot.selection import FLAG_SILENCE, select_classes
 
     selection = select_classes(load_ontology(), load_quality())
     groups: dict[str, list[DemoClass]] = {}
     for c in selection.chosen:
-        if "silence" in tuple(getattr(c, "flags", ()) or ()):
+        if FLAG_SILENCE in c.flags:
             continue
         groups.setdefault(c.top_level, []).append(DemoClass(c.mid, c.name, c.top_level))
     rng = np.random.default_rng([DEMO_SEED_STREAM, seed, _PICK_STREAM])
