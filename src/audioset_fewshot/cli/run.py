@@ -27,7 +27,7 @@ DEMO_ROOT = "audioset-fewshot-demo"
     "--media-cache",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Demo only: folder of generated demo media to reuse (default ROOT/.demo-media).",
+    help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
