@@ -558,7 +558,7 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
         t0 = time.perf_counter()
         n = 0
         if until is None or STAGES.index(until) >= STAGES.index("download"):
-            n = prepare_demo_media(server, meta, workers=max(1, os.cpu_count() or 1))
+            n = prepare_demo_media(server, meta, workers=max(1, min(8, os.cpu_count() or 1)))
         media_s = time.perf_counter() - t0
         log.info("demo media: %d files ready in %.1f s", n, media_s)
         # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
