@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # bump when the page or its figures change, so existing reports are redrawn
 REPORT_JSON = "report.json"
-MAX_GALLERY = 36
+MAX_GALLERY = 160  # panels of the log-mel gallery (AudioSet's 142 quality leaf classes fit)
 MAX_ATTRIBUTION_ROWS = 25
 
 
@@ -312,8 +312,8 @@ def _fig_hist(values: list[float], path: Path, *, title: str, xlabel: str, bins:
     _save(fig, path)
 
 
-def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> bool:
-    """One log-mel per class from the features; False when there are none."""
+def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> tuple[int, int]:
+    """One log-mel per class from the features: (classes shown, classes in the features)."""
     from audioset_fewshot.process import load_features
 
     store = load_features(layout.root)
@@ -322,7 +322,7 @@ def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> boo
         mid = row["owner_mid"] if isinstance(row, Mapping) else row.owner_mid
         first.setdefault(mid, i)
     if not first:
-        return False
+        return 0, 0
     chosen = sorted(first.items(), key=lambda kv: data["names"].get(kv[0], kv[0]))[:MAX_GALLERY]
     cols = 6
     rows = math.ceil(len(chosen) / cols)
@@ -337,7 +337,7 @@ def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> boo
     fig.suptitle("Log-mel gallery (one clip per class)")
     fig.tight_layout()
     _save(fig, path, dpi=72)
-    return True
+    return len(chosen), len(first)
 
 
 def _fig_splits(data: dict[str, Any], path: Path) -> None:
@@ -463,9 +463,12 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         ga.figures.append(("logmel_gallery.png", "log-mel gallery"))
 
         def gallery(sec: _Section = ga) -> None:
-            if not _fig_gallery(layout, data, out_dir / "logmel_gallery.png"):
+            shown, total = _fig_gallery(layout, data, out_dir / "logmel_gallery.png")
+            if not shown:
                 sec.figures.clear()
                 sec.missing = "the features hold no rows"
+            elif shown < total:
+                sec.body += f"<p>Showing {shown} of {total} classes (alphabetical).</p>"
 
         jobs.append((gallery, ga))
     sections.append(ga)
