@@ -392,27 +392,37 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
 
 
 def _run_stages(ctx: _Context, until: str | None) -> list[StageResult]:
+    from audioset_fewshot._progress import progress_bar
+
     results: list[StageResult] = []
     last = STAGES.index(until) if until else len(STAGES) - 1
-    for name in STAGES[: last + 1]:
-        before = _fingerprint(stage_artifacts(ctx.layout, name))
-        t0 = time.perf_counter()
-        log.info("stage %s ...", name)
-        summary = _STAGE_FUNCS[name](ctx)
-        seconds = time.perf_counter() - t0
-        paths = stage_artifacts(ctx.layout, name)
-        after = _fingerprint(paths)
-        if name == "selection":
-            status = RAN
-        elif name == "download":
-            # retrying clips that failed transiently, with the same outcome, changes nothing
-            status = RAN if summary.pop("changed", True) else UP_TO_DATE
-        else:
-            status = UP_TO_DATE if before == after and any(a is not None for a in after) else RAN
-        rel = tuple(_rel(p, ctx.layout.root) for p in paths if p.exists())
-        results.append(StageResult(name, status, seconds, summary, rel))
-        log.info("stage %s: %s in %.2f s", name, status, seconds)
+    todo = STAGES[: last + 1]
+    with progress_bar(total=len(todo), desc="pipeline", unit="stage", position=0) as bar:
+        for name in todo:
+            bar.set_postfix_str(name)
+            results.append(_run_one(ctx, name))
+            bar.update(1)
     return results
+
+
+def _run_one(ctx: _Context, name: str) -> StageResult:
+    before = _fingerprint(stage_artifacts(ctx.layout, name))
+    t0 = time.perf_counter()
+    log.info("stage %s ...", name)
+    summary = _STAGE_FUNCS[name](ctx)
+    seconds = time.perf_counter() - t0
+    paths = stage_artifacts(ctx.layout, name)
+    after = _fingerprint(paths)
+    if name == "selection":
+        status = RAN
+    elif name == "download":
+        # retrying clips that failed transiently, with the same outcome, changes nothing
+        status = RAN if summary.pop("changed", True) else UP_TO_DATE
+    else:
+        status = UP_TO_DATE if before == after and any(a is not None for a in after) else RAN
+    rel = tuple(_rel(p, ctx.layout.root) for p in paths if p.exists())
+    log.info("stage %s: %s in %.2f s", name, status, seconds)
+    return StageResult(name, status, seconds, summary, rel)
 
 
 def _rel(p: Path, root: Path) -> str:
