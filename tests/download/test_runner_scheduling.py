@@ -103,10 +103,20 @@ def test_transient_failures_retry_with_backoff(tmp_path: Path) -> None:
         assert sorted(r.rank for r in led.rows("ok")) == [0, 2]
         assert led.row(f"{yt(DOG, 1)}_0").status == "failed-transient"
     assert rep.complete
-    # a rerun retries transient rows only when the class still needs clips: here it does not
+    # a rerun retries the transient row, which ranks inside the class's set: it now succeeds,
+    # so the class ends with its first two obtainable candidates and rank 2 goes back to pending
     again = FakeFetch()
     run_download(plan_of(3, 2, (DOG,)), root=tmp_path, jobs=2, fetch=again, **FAST)
-    assert again.calls == []
+    assert again.calls == [yt(DOG, 1)]
+    with Ledger(DatasetLayout(tmp_path).ledger_file) as led:
+        assert sorted(r.rank for r in led.rows("ok")) == [0, 1]
+        displaced = led.row(f"{yt(DOG, 2)}_0")
+        assert displaced.status == "pending" and displaced.reason == "surplus"
+    assert not (tmp_path / "audio" / "m_0dog" / f"{yt(DOG, 2)}_0.flac").exists()
+    # and a third run has nothing left to do
+    third = FakeFetch()
+    run_download(plan_of(3, 2, (DOG,)), root=tmp_path, jobs=2, fetch=third, **FAST)
+    assert third.calls == []
     d1 = backoff_delay(5.0, 1, seed=0, clip_id="x")
     assert 2.5 <= d1 <= 7.5 and d1 == backoff_delay(5.0, 1, seed=0, clip_id="x")
     assert 5.0 <= backoff_delay(5.0, 2, seed=0, clip_id="x") <= 15.0

@@ -29,6 +29,11 @@ def command(roots: tuple[Path, ...], into: Path, fmt: str) -> None:
     if rep.surplus:
         click.echo(f"{len(rep.surplus)} clip(s) beyond their class target left out (lowest ranks kept)")
     for mid, n in rep.gaps.items():
-        click.echo(f"note: {mid}: {n} candidate(s) ranked below a kept clip were never tried (a shard reached its own target); this class may differ from one unsharded run")
+        click.echo(f"gap: {mid}: {n} candidate(s) ranked below a kept clip were never tried (a shard reached its own target)")
+    if rep.gaps:
+        click.echo(
+            f"to end with exactly the clips of one unsharded run, fill the gaps: audioset-fewshot download --root {rep.into}"
+            " (it fetches only those candidates and drops the clips they displace)"
+        )
     for cid in rep.bad_source:
         click.echo(f"not merged (file missing or corrupt): {cid}", err=True)

@@ -29,6 +29,7 @@ whatever the timing, the number of workers or the interruptions.
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures as cf
 import contextlib
 import hashlib
@@ -235,6 +236,11 @@ class _ClassState:
     obtained: int = 0
     in_flight: int = 0
     waiting: int = 0
+    # takeable candidates ranked below an ok clip although the class has its target (a shard
+    # stopped early, or a transient failure was skipped): fetched whatever ``need`` says, so
+    # that the class ends with its first ``target`` obtainable candidates in rank order
+    gaps: deque[Any] = field(default_factory=deque)
+    ok_entries: list[Any] = field(default_factory=list)
 
     @property
     def need(self) -> int:
@@ -401,14 +407,22 @@ class _Run:
         rows = {r.clip_id: r for r in ledger.rows(in_plan=True)}
         takeable = {"pending", "failed-transient"} | ({"failed-permanent"} if retry_failed else set())
         self.classes: dict[str, _ClassState] = {}
+        self.gap_ids: set[str] = set()
         for mid, entries in plan.by_class().items():
             st = _ClassState(mid, plan.target(mid), deque())
-            for e in entries:
+            for e in entries:  # rank order
                 status = rows[e.clip_id].status
                 if status == "ok":
                     st.obtained += 1
+                    st.ok_entries.append(e)
                 elif status in takeable:
                     st.queue.append(e)
+            if st.obtained >= st.target and st.ok_entries:
+                top = st.ok_entries[-1].rank
+                while st.queue and st.queue[0].rank < top:
+                    gap = st.queue.popleft()
+                    st.gaps.append(gap)
+                    self.gap_ids.add(gap.clip_id)
             self.classes[mid] = st
         self._order = list(self.classes)
         self._rr = 0
@@ -428,6 +442,10 @@ class _Run:
     # -- scheduling ----------------------------------------------------------------------------
     def _next_entry(self) -> Any | None:
         n = len(self._order)
+        for mid in self._order:
+            st = self.classes[mid]
+            if st.gaps:
+                return st.gaps.popleft()
         for k in range(n):
             st = self.classes[self._order[(self._rr + k) % n]]
             if st.need > 0 and st.queue:
@@ -487,7 +505,7 @@ class _Run:
                 _, _, entry = heapq.heappop(self.retry_heap)
                 st = self.classes[entry.owner_mid]
                 st.waiting -= 1
-                if st.obtained + st.in_flight + st.waiting >= st.target:  # no longer needed
+                if entry.clip_id not in self.gap_ids and st.obtained + st.in_flight + st.waiting >= st.target:  # no longer needed
                     st.queue.appendleft(entry)
                     continue
                 self._submit(pool, futures, entry)
@@ -545,12 +563,26 @@ class _Run:
             st.obtained += 1
             self.obtained_now += 1
             self._bar.update(1)
+            bisect.insort(st.ok_entries, entry, key=lambda e: e.rank)
+            if entry.clip_id in self.gap_ids and st.obtained > st.target:
+                self._demote_surplus(st)
         else:
             self.attempt_reasons[reason or reasons.UNKNOWN] += 1
             if not res.permanent and self.run_attempts[entry.clip_id] <= self.retries:
                 k = self.run_attempts[entry.clip_id]
                 self._requeue(entry, backoff_delay(self.backoff_s, k, seed=self.seed, clip_id=entry.clip_id))
         self._early_abort_check(bool(res.ok), reason, bool(getattr(res, "permanent", False)))
+
+    def _demote_surplus(self, st: _ClassState) -> None:
+        """A gap filled above the target: the class's highest-ranked ok clip is no longer among
+        its first ``target`` obtainable ones; it goes back to pending and its file is removed."""
+        last = st.ok_entries.pop()
+        self.ledger.mark(last.clip_id, "pending", reason="surplus", message="ranked after the class's first target obtainable candidates")
+        for ext in ("flac", "wav"):
+            with contextlib.suppress(FileNotFoundError):
+                self.layout.clip_path(last.owner_mid, last.ytid, last.start_s, ext=ext).unlink()
+        st.obtained -= 1
+        st.queue.appendleft(last)  # still a candidate, after every lower rank
 
     def _requeue(self, entry: Any, delay_s: float) -> None:
         self.classes[entry.owner_mid].waiting += 1

@@ -20,8 +20,11 @@ root gets:
 
 A shard stops at its own target, ``ceil(max_per_class / n)`` per class.  When
 one shard holds more of a class's first obtainable candidates than that, the
-merged set differs from one unsharded run; the report names those classes
-(``gaps``: candidates never tried though ranked below a kept clip).
+merged set can differ from one unsharded run; the report names those classes
+(``gaps``: candidates never tried though ranked below a kept clip).  A
+``download`` on the merged root fills them: the runner fetches every candidate
+ranked below a class's last ok clip first and sends the clips it displaces back
+to pending, after which the set is exactly one unsharded run's.
 
 Only ``into`` is written.  ``into`` must be empty or a previous merge.
 """
