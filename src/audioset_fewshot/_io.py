@@ -20,6 +20,16 @@ TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do it once, at import, before any thread runs
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def fsync_dir(path: Path) -> None:
     """fsync a directory so that a rename inside it survives a power cut."""
     try:
@@ -50,6 +60,8 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes 0600 files; an artifact gets the mode any new file would get
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
         fsync_dir(target.parent)
     except BaseException:

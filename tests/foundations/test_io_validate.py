@@ -21,6 +21,18 @@ def test_atomic_write_leaves_old_file_on_error(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
+def test_atomic_write_gets_the_umask_mode(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    os.umask(old)
+    target = tmp_path / "shared.txt"
+    atomic_write_text(target, "x")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_remove_stray_temps(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     stray = tmp_path / "sub" / ".tmp-x.flac.abc"
