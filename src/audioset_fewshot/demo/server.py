@@ -280,6 +280,7 @@ class MediaServer:
         self.socket_timeout_s = float(socket_timeout_s)
 
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)  # notified when no request is being answered
         self._gen_locks: dict[str, threading.Lock] = {}
         self._faults: dict[str, str | None] = {}
         self._transient_used: set[tuple[str, str]] = set()
@@ -430,8 +431,12 @@ class MediaServer:
     # -- log -----------------------------------------------------------------------------
     @property
     def requests(self) -> list[RequestRecord]:
-        """A snapshot of the request log (oldest first)."""
-        with self._lock:
+        """A snapshot of the request log (oldest first).
+
+        A client has its whole response before the handler logs it, so the snapshot
+        waits (up to 2 s) until no request is being answered."""
+        with self._quiet:
+            self._quiet.wait_for(lambda: self._active == 0, timeout=2.0)
             return list(self._requests)
 
     def reset_log(self) -> None:
@@ -440,8 +445,7 @@ class MediaServer:
 
     def bytes_served(self, ytid: str | None = None, *, kind: str | None = "media") -> int:
         """Body bytes sent (for ``ytid`` if given; media responses only unless ``kind=None``)."""
-        with self._lock:
-            return sum(r.body_bytes for r in self._requests if (ytid is None or r.ytid == ytid) and (kind is None or r.kind == kind))
+        return sum(r.body_bytes for r in self.requests if (ytid is None or r.ytid == ytid) and (kind is None or r.kind == kind))
 
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
@@ -457,6 +461,8 @@ class MediaServer:
         with self._lock:
             self._active -= 1
             self._last_activity = time.monotonic()
+            if self._active == 0:
+                self._quiet.notify_all()
 
     # -- media -----------------------------------------------------------------------------
     def _audio_params(self, ytid: str, fault: str | None) -> tuple[SourceSpec, float, bool]:
