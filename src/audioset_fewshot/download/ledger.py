@@ -241,6 +241,10 @@ class Ledger:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else str(row[0])
 
+    def meta_items(self) -> dict[str, str]:
+        """The whole ``meta`` table as ``{key: value}``."""
+        return {str(k): "" if v is None else str(v) for k, v in self._db.execute("SELECT key, value FROM meta ORDER BY key")}
+
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
