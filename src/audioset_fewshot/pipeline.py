@@ -552,7 +552,9 @@ def prepare_demo_media(server: Any, meta: Any, *, workers: int = 2) -> int:
     from audioset_fewshot._progress import progress
 
     media_faults = {None, "silence", "corrupt", "short"}
-    jobs = [(seg.ytid, fmt, seg.fault) for seg in meta.segments if seg.fault in media_faults for fmt in (140, 251)]
+    # only the m4a/AAC file (itag 140): the default selector bestaudio[ext=m4a] takes it, and
+    # the server makes any other format on its first request (encoding is most of a demo's time)
+    jobs = [(seg.ytid, 140, seg.fault) for seg in meta.segments if seg.fault in media_faults]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(server.media_path, ytid, fmt, fault=fault) for ytid, fmt, fault in jobs]
         for fut in progress(futures, desc="demo media", unit="file"):
