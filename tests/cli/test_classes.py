@@ -106,3 +106,13 @@ def test_missing_list_in_metadata_dir(tmp_path: Path) -> None:
 def test_bad_flags_exit_2(flag: str) -> None:
     r = run(flag, "--no-counts")
     assert r.returncode == 2, (r.stdout, r.stderr)
+
+
+def test_explain_needs_no_segment_list(tmp_path: Path) -> None:
+    """--explain answers from the packaged ontology and QA counts: nothing is fetched
+    (the segment-list URLs point at a closed port on 127.0.0.1, so a fetch would fail)."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("metadata:\n  urls:\n    balanced: http://127.0.0.1:9/b.csv\n    eval: http://127.0.0.1:9/e.csv\n    unbalanced: http://127.0.0.1:9/u.csv\n")
+    r = run("-c", str(cfg), "--explain", "Speech", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "not a leaf class" in r.stdout and "fetching" not in r.stderr

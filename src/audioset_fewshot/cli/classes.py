@@ -89,7 +89,8 @@ def command(
     selection = select_classes(onto, quality, **options)
     if explain is not None:
         onto.resolve(explain)
-    if not no_counts:
+    # --explain needs no segment list; it adds candidate counts only from local copies
+    if not no_counts and (explain is None or cfg.metadata.metadata_dir is not None):
         try:
             files = resolve_segment_files(cfg.plan.sources, metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls)
         except MetadataError as err:
