@@ -105,7 +105,10 @@ def _as_class(obj: Any, parents: Mapping[str, Sequence[str]] | None) -> SplitCla
         mid = getattr(obj, "mid", None)
         if mid is None:
             raise UsageError(f"cannot split {obj!r}: expected a MID string or an object with a 'mid' attribute")
-        cls = SplitClass(mid=mid, name=str(getattr(obj, "name", "") or ""), top_level=str(getattr(obj, "top_level", "") or ""),
+        # the top-level category by name, as ontology_classes() records it (a SelectedClass
+        # keeps the MID in top_level and the name in top_level_name)
+        top = getattr(obj, "top_level_name", None) or getattr(obj, "top_level", "") or ""
+        cls = SplitClass(mid=mid, name=str(getattr(obj, "name", "") or ""), top_level=str(top),
                          parents=tuple(getattr(obj, "parents", ()) or ()))
     try:
         valid_mid(cls.mid)

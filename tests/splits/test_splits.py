@@ -272,3 +272,16 @@ def test_property_exclusive_pools_share_no_video(data, seed: int) -> None:
     assert not (ytids["train"] & ytids["val"] or ytids["train"] & ytids["test"] or ytids["val"] & ytids["test"])
     owner = make_splits(ms, seed=seed, clips=clips, leakage="owner")
     assert sum(len(owner.pool_ids(x)) for x in SPLITS) == sum(1 for c in clips if set(c.labels) & set(ms))
+
+
+def test_top_level_grouping_same_from_selection_and_ontology(shared_metadata_dir: Path) -> None:
+    """A selection's classes and ontology_classes() of the same MIDs split identically
+    under group="top-level" (both key the category by name)."""
+    from audioset_fewshot.metadata import load_ontology, load_quality
+    from audioset_fewshot.selection import select_classes
+    from audioset_fewshot.splits import make_splits, ontology_classes
+
+    sel = select_classes(load_ontology(), load_quality())
+    a = make_splits(list(sel.chosen), seed=3, group="top-level")
+    b = make_splits(ontology_classes(sel.mids), seed=3, group="top-level")
+    assert all(a.mids(s) == b.mids(s) for s in ("train", "val", "test"))
