@@ -357,6 +357,24 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+REDACTED = "<redacted>"
+
+
+def redacted(cfg: Config) -> Config:
+    """The config as saved in a dataset root: the cookies path becomes a marker
+    (the file is passed to yt-dlp and nowhere else, not even by name)."""
+    if cfg.download.cookies:
+        return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, cookies=REDACTED))
+    return cfg
+
+
+def without_redacted(cfg: Config) -> Config:
+    """A config read back from a root: the cookies marker means "none given"."""
+    if cfg.download.cookies == REDACTED:
+        return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, cookies=None))
+    return cfg
+
+
 def replace(cfg: Config, **overrides: Any) -> Config:
     """Return a copy with dotted-key overrides applied and validated."""
     return config_from_dict(merge(cfg.to_dict(), overrides))
@@ -440,6 +458,6 @@ def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
 
 
 def write_config(path: Path | str, cfg: Config | None = None, *, comments: bool = True) -> Path:
-    """Write a config atomically; returns the path."""
-    atomic_write_text(path, render_config(cfg, comments=comments))
+    """Write a config atomically (a cookies path redacted); returns the path."""
+    atomic_write_text(path, render_config(redacted(cfg or Config()), comments=comments))
     return Path(path)

@@ -65,3 +65,23 @@ def test_init_writes_commented_default_and_refuses_overwrite(tmp_path: Path) -> 
     second = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2
     assert "--force" in second.stderr
+
+
+def test_root_without_config_flag_resumes_its_saved_config(tmp_path: Path) -> None:
+    from audioset_fewshot.cli._common import resolve_config
+    from audioset_fewshot.config import REDACTED, write_config
+    from audioset_fewshot.config import replace as cfg_replace
+
+    root = tmp_path / "root"
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    saved = cfg_replace(Config(), **{"root": str(root), "plan.seed": 7, "plan.max_per_class": 9, "download.cookies": str(cookies)})
+    write_config(root / "config.yaml", saved)
+    text = (root / "config.yaml").read_text()
+    assert str(cookies) not in text and REDACTED in text  # the path of the secret is not saved either
+
+    cfg = resolve_config(None, {"root": root, "plan.seed": None})
+    assert (cfg.plan.seed, cfg.plan.max_per_class) == (7, 9)  # the root's plan, not the defaults
+    assert cfg.download.cookies is None  # the marker reads as "no cookies": pass --cookies again
+    assert resolve_config(None, {"root": root, "plan.seed": 3}).plan.seed == 3  # flags still win
+    assert resolve_config(None, {"root": tmp_path / "new"}).plan.seed == Config().plan.seed

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from audioset_fewshot.config import Config, load_config
+from audioset_fewshot.config import Config, load_config, without_redacted
+from audioset_fewshot.layout import DatasetLayout
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +31,15 @@ def metadata_dir_option(func: F) -> F:
 
 
 def resolve_config(config_path: Path | None, overrides: Mapping[str, Any]) -> Config:
-    """Load the config with flags applied; a given ``root`` or ``metadata.metadata_dir`` is made a string."""
+    """Load the config with flags applied; a given ``root`` or ``metadata.metadata_dir`` is made a string.
+
+    Without ``-c``, a ``--root`` that holds a saved ``config.yaml`` (every run saves
+    its resolved config there) is resumed with that config: ``download --root R``
+    continues R's plan instead of starting one from the defaults.  A redacted
+    cookies path reads as none (pass ``--cookies`` again)."""
     clean = {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()}
-    return load_config(config_path, clean)
+    if config_path is None and clean.get("root"):
+        saved = DatasetLayout(Path(clean["root"])).config_file
+        if saved.is_file():
+            config_path = saved
+    return without_redacted(load_config(config_path, clean))

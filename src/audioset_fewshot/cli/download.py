@@ -9,17 +9,9 @@ from pathlib import Path
 import click
 
 from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
-from audioset_fewshot.config import Config, replace, write_config
+from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.layout import DatasetLayout
 
-REDACTED = "<redacted>"
-
-
-def saved_config(cfg: Config) -> Config:
-    """The config as saved in the root: a cookies file path is replaced by a marker."""
-    if cfg.download.cookies:
-        return replace(cfg, **{"download.cookies": REDACTED})
-    return cfg
 
 
 def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_flag: float | None) -> Config:
@@ -89,7 +81,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)
-    write_config(layout.config_file, saved_config(cfg))
+    write_config(layout.config_file, cfg)
     accepted = inspect.signature(run_download).parameters
     kw = {k: v for k, v in dataclasses.asdict(cfg.download).items() if k in accepted}  # canary_ids is doctor's
     est = estimate_download(plan, root=layout.root, max_per_hour=kw["max_per_hour"], min_interval_s=kw["min_interval_s"], audio_format=kw["audio_format"], sample_rate_hz=kw["sample_rate_hz"])
