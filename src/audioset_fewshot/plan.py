@@ -348,16 +348,24 @@ def write_plan(plan: SamplingPlan, layout: DatasetLayout) -> bool:
     return True
 
 
-def read_plan(layout: DatasetLayout) -> SamplingPlan:
-    """Read and check the plan of a dataset root (hash verified)."""
+def read_plan_meta(layout: DatasetLayout) -> dict[str, Any]:
+    """``plan/plan.json`` of a root, checked for presence and schema (the cheap part of
+    :func:`read_plan`, for readers that need the parameters and hashes only)."""
     if not layout.plan_file.exists() or not layout.plan_meta_file.exists():
         raise StageNotReadyError(f"no plan in {layout.plan_dir}; run 'audioset-fewshot plan --root {layout.root}' first")
     try:
         meta = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
     except ValueError as err:
         raise ValidationError(f"{layout.plan_meta_file}: malformed JSON: {err}; rerun 'audioset-fewshot plan'") from err
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise ValidationError(f"{layout.plan_meta_file}: schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}; rerun 'audioset-fewshot plan'")
+    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+        found = meta.get("schema_version") if isinstance(meta, dict) else None
+        raise ValidationError(f"{layout.plan_meta_file}: schema_version {found!r}, expected {SCHEMA_VERSION}; rerun 'audioset-fewshot plan'")
+    return meta
+
+
+def read_plan(layout: DatasetLayout) -> SamplingPlan:
+    """Read and check the plan of a dataset root (hash verified)."""
+    meta = read_plan_meta(layout)
     text = layout.plan_file.read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != CSV_COLUMNS:

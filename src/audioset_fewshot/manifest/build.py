@@ -222,17 +222,12 @@ class _PlanSummary:
 
 def _read_plan_summary(layout: DatasetLayout) -> _PlanSummary:
     """plan.json, checked against plan.csv's sha256 (a full parse costs seconds on big plans)."""
-    from audioset_fewshot.errors import StageNotReadyError
-    from audioset_fewshot.plan import SCHEMA_VERSION as PLAN_SCHEMA
+    from audioset_fewshot.plan import read_plan_meta
 
-    if not layout.plan_file.exists() or not layout.plan_meta_file.exists():
-        raise StageNotReadyError(f"no plan in {layout.plan_dir}; run 'audioset-fewshot plan --root {layout.root}' first")
     try:
-        meta = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ManifestError(f"{layout.plan_meta_file}: malformed JSON ({err}); rerun 'audioset-fewshot plan'") from err
-    if not isinstance(meta, dict) or meta.get("schema_version") != PLAN_SCHEMA:
-        raise ManifestError(f"{layout.plan_meta_file}: not a plan of schema_version {PLAN_SCHEMA}; rerun 'audioset-fewshot plan'")
+        meta = read_plan_meta(layout)
+    except ValidationError as err:
+        raise ManifestError(str(err)) from err
     if meta.get("csv_sha256") != sha256_file(layout.plan_file):
         raise ManifestError(f"{layout.plan_dir}: plan.csv does not match plan.json (edited by hand?); rerun 'audioset-fewshot plan'")
     targets = meta.get("targets")
