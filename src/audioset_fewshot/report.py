@@ -413,7 +413,13 @@ def _missing(what: str, how: str) -> str:
 def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> list[_Section]:
     names = data["names"]
     sections: list[_Section] = []
-    jobs: list[tuple[Callable[[], Any], _Section]] = []
+    jobs: list[Callable[[], Any]] = []
+
+    def figure(sec: _Section, name: str, alt: str, draw: Callable[[Path], Any]) -> None:
+        """Reference ``name`` from ``sec`` and queue ``draw(out_dir / name)``: one name for
+        both, so every image the page shows is the one a job writes."""
+        sec.figures.append((name, alt))
+        jobs.append(lambda: draw(out_dir / name))
 
     # -- download -------------------------------------------------------------------
     dl = _Section("download", "Download")
@@ -428,13 +434,10 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
             ["obtained", "target", "failed", "pending (not needed or not tried)"],
             [[total_ok, target, total_fail, d["pending"]]],
         )
-        jobs.append((lambda: _fig_obtained(data, out_dir / "obtained_vs_target.png"), dl))
-        dl.figures.append(("obtained_vs_target.png", "obtained vs target per class"))
+        figure(dl, "obtained_vs_target.png", "obtained vs target per class", lambda path: _fig_obtained(data, path))
         if d["failures"]:
-            jobs.append((lambda: _fig_failures(data, out_dir / "failures_by_reason.png"), dl))
-            dl.figures.append(("failures_by_reason.png", "failures by reason"))
-        jobs.append((lambda: _fig_availability(data, out_dir / "availability_by_source.png"), dl))
-        dl.figures.append(("availability_by_source.png", "availability per source list"))
+            figure(dl, "failures_by_reason.png", "failures by reason", lambda path: _fig_failures(data, path))
+        figure(dl, "availability_by_source.png", "availability per source list", lambda path: _fig_availability(data, path))
     sections.append(dl)
 
     # -- clips ----------------------------------------------------------------------
@@ -447,11 +450,9 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         if data.get("manifest"):
             cl.body = f"<p>{_e(data['manifest']['clips'])} clips of {_e(data['manifest']['classes'])} classes in manifest/clips.csv.</p>" + cl.body
         if c["duration_s"]:
-            jobs.append((lambda: _fig_hist(c["duration_s"], out_dir / "clip_lengths.png", title="Clip length", xlabel="seconds"), cl))
-            cl.figures.append(("clip_lengths.png", "clip length distribution"))
+            figure(cl, "clip_lengths.png", "clip length distribution", lambda path: _fig_hist(c["duration_s"], path, title="Clip length", xlabel="seconds"))
         if c["rms_dbfs"]:
-            jobs.append((lambda: _fig_hist(c["rms_dbfs"], out_dir / "loudness.png", title="Loudness (RMS)", xlabel="dBFS"), cl))
-            cl.figures.append(("loudness.png", "loudness distribution"))
+            figure(cl, "loudness.png", "loudness distribution", lambda path: _fig_hist(c["rms_dbfs"], path, title="Loudness (RMS)", xlabel="dBFS"))
     sections.append(cl)
 
     # -- gallery --------------------------------------------------------------------
@@ -460,17 +461,16 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         ga.missing = _missing("processed/features", "audioset-fewshot process --stage features")
     else:
         ga.body = f"<p>Features <code>{_e(data['features']['key'])}</code>; one clip per class (first row of each class).</p>"
-        ga.figures.append(("logmel_gallery.png", "log-mel gallery"))
 
-        def gallery(sec: _Section = ga) -> None:
-            shown, total = _fig_gallery(layout, data, out_dir / "logmel_gallery.png")
+        def gallery(path: Path, sec: _Section = ga) -> None:
+            shown, total = _fig_gallery(layout, data, path)
             if not shown:
                 sec.figures.clear()
                 sec.missing = "the features hold no rows"
             elif shown < total:
                 sec.body += f"<p>Showing {shown} of {total} classes (alphabetical).</p>"
 
-        jobs.append((gallery, ga))
+        figure(ga, "logmel_gallery.png", "log-mel gallery", gallery)
     sections.append(ga)
 
     # -- splits ---------------------------------------------------------------------
@@ -494,8 +494,7 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         if s.get("hash"):
             sp.body += f"; splits hash <code>{_e(str(s['hash'])[:16])}</code>"
         sp.body += "</p>"
-        jobs.append((lambda: _fig_splits(data, out_dir / "splits.png"), sp))
-        sp.figures.append(("splits.png", "split sizes and leakage"))
+        figure(sp, "splits.png", "split sizes and leakage", lambda path: _fig_splits(data, path))
     sections.append(sp)
 
     # -- baseline ---------------------------------------------------------------------
@@ -511,8 +510,7 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         ev_sec.body = f"<p class='big'>{_e(line)}</p><p>{_e(details)}</p>"
         if data.get("episodes"):
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
-        jobs.append((lambda: _fig_accuracy(ev, out_dir / "accuracy.png"), ev_sec))
-        ev_sec.figures.append(("accuracy.png", "baseline accuracy"))
+        figure(ev_sec, "accuracy.png", "baseline accuracy", lambda path: _fig_accuracy(ev, path))
     sections.append(ev_sec)
 
     # -- attribution --------------------------------------------------------------------
@@ -526,7 +524,7 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         at.body = _table(["YouTube ID", "start (s)", "class", "title", "uploader", "licence"], [[r["ytid"], r["start_s"], names.get(r["owner_mid"], r["owner_mid"]), r["title"], r["uploader"], r["license"]] for r in cc])
     sections.append(at)
 
-    for job, _sec in progress(jobs, desc="report figures", unit="fig"):
+    for job in progress(jobs, desc="report figures", unit="fig"):
         job()
     return sections
 
