@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO.parent / "shared" / "audioset-metadata"))
+SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO / "tests" / "data" / "audioset-metadata"))
 GOAL_EPISODES_PER_S = 10_000
 N, K, Q = 5, 5, 15
 

@@ -5,7 +5,7 @@
 
 1. Generates, deterministically, an unbalanced segment list of the official size
    in the official layout (three comment lines, ``YTID, start, end, "labels"``)
-   by cycling through the real rows of ../shared/audioset-metadata (balanced,
+   by cycling through the real rows of tests/data/audioset-metadata (balanced,
    eval, unbalanced part) with new YouTube IDs drawn from
    ``default_rng([seed, 0])`` (so some begin with ``-`` and contain ``_``).
    Written to ``bench/_work/`` (git-ignored) and reused when already there.
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO.parent / "shared" / "audioset-metadata"))
+SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO / "tests" / "data" / "audioset-metadata"))
 WORK = REPO / "bench" / "_work"
 OFFICIAL_ROWS = 2_041_789
 QUICK_ROWS = 50_000

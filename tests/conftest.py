@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_METADATA = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO.parent / "shared" / "audioset-metadata"))
+# Real AudioSet release metadata, shipped in the repository (see its README for the licence);
+# AUDIOSET_FEWSHOT_SHARED_METADATA may point elsewhere, nothing beside the checkout is needed.
+SHARED_METADATA = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO / "tests" / "data" / "audioset-metadata"))
 
 os.environ.setdefault("AUDIOSET_FEWSHOT_PROGRESS", "0")
 
 
 @pytest.fixture(scope="session")
 def shared_metadata_dir() -> Path:
-    """The real AudioSet release metadata in ../shared/audioset-metadata (official layout)."""
+    """The real AudioSet release metadata in tests/data/audioset-metadata (official layout)."""
     if not (SHARED_METADATA / "balanced_train_segments.csv").exists():
         pytest.fail(f"shared AudioSet metadata not found at {SHARED_METADATA}; set AUDIOSET_FEWSHOT_SHARED_METADATA")
     return SHARED_METADATA
