@@ -119,3 +119,19 @@ def test_a_damaged_stats_file_is_reported(tone_root: DatasetLayout) -> None:
     _flip(stats, stats.stat().st_size - 3)
     with pytest.raises(IntegrityError, match=r"stats_sum\.npy: sha256 differs"):
         load_features(tone_root.root, verify=True)
+
+
+def test_verify_deep_cli_reports_a_flipped_feature_byte(tone_root: DatasetLayout) -> None:
+    import subprocess
+    import sys
+
+    _, fr = _processed(tone_root)
+    cmd = [sys.executable, "-m", "audioset_fewshot", "verify", "--root", str(tone_root.root)]
+    ok = subprocess.run([*cmd, "--deep"], capture_output=True, text=True, timeout=120, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    _flip(fr.path / "mels.f32", 4 * 777)  # type: ignore[attr-defined]
+    shallow = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert shallow.returncode == 0  # the size is right; only --deep reads the array
+    deep = subprocess.run([*cmd, "--deep"], capture_output=True, text=True, timeout=120, check=False)
+    assert deep.returncode == 1
+    assert "corrupt-array" in deep.stdout and "mels.f32" in deep.stdout and "sha256" in deep.stdout
