@@ -18,8 +18,8 @@ def command(ctx: click.Context, a: Path, b: Path, fmt: str, show: bool) -> None:
     """Clips in both, only in A, only in B, and same clip with different content,
     per class and in total.  A and B are clips.csv files or dataset roots.
 
-    Exit status, as diff(1) and 'git diff --exit-code': 0 when the manifests are
-    identical, 1 when they differ, 2 on a usage error."""
+    Exit status, as diff(1) gives it: 0 when the manifests are identical, 1 when
+    they differ, 2 on a usage error."""
     from audioset_fewshot.manifest.diff import GROUPS, diff_manifests
 
     d = diff_manifests(a, b)

@@ -17,6 +17,7 @@ from audioset_fewshot.cli._common import config_option, resolve_config
 @click.option("--jobs", type=int, default=None, help="Parallel download workers (default 4).")
 @click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (default 300).")
 @click.option("--min-interval-s", type=float, default=None, help="Minimum seconds between two extractions.")
+@click.option("--max-pauses", type=int, default=None, help="Stop after this many pool pauses for rate limits (default 4).")
 @click.option("--retries", type=int, default=None, help="Retries per clip for transient failures.")
 @click.option("--retry-failed", is_flag=True, default=None, help="Also retry clips that failed permanently.")
 @click.option("--backoff-s", type=float, default=None, help="First retry delay in seconds.")
@@ -28,7 +29,7 @@ from audioset_fewshot.cli._common import config_option, resolve_config
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.pass_context
 def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | None, jobs: int | None, max_per_hour: float | None, min_interval_s: float | None,
-            retries: int | None, retry_failed: bool | None, backoff_s: float | None, cookies: Path | None, cookies_from_browser: str | None,
+            max_pauses: int | None, retries: int | None, retry_failed: bool | None, backoff_s: float | None, cookies: Path | None, cookies_from_browser: str | None,
             base_url: str | None, timeout_s: float | None, min_free: str | None, fmt: str) -> None:  # fmt: skip
     """Download the clips of MANIFEST (a clips.csv or a root) into ROOT with the
     same trim offsets, no new draw; report what is gone and what hashes the same.
@@ -40,7 +41,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
     cfg = resolve_config(
         config_path,
         {
-            "download.jobs": jobs, "download.max_per_hour": max_per_hour, "download.min_interval_s": min_interval_s,
+            "download.jobs": jobs, "download.max_per_hour": max_per_hour, "download.min_interval_s": min_interval_s, "download.max_pauses": max_pauses,
             "download.retries": retries, "download.retry_failed": retry_failed or None, "download.backoff_s": backoff_s,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "download.base_url": base_url, "download.timeout_s": timeout_s, "download.min_free": min_free,
