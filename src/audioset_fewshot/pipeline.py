@@ -516,6 +516,18 @@ def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int 
         yield server, meta
 
 
+def demo_catalog_of(root: Path | str) -> dict[str, Any]:
+    """The media catalogue (``{ytid: SourceSpec}``) of the demo root ``root``: the same
+    sources, lengths and faults its own run served, so its manifest rebuilds with the
+    same hashes against a server that serves this catalogue."""
+    from audioset_fewshot.demo.catalog import build_demo_metadata
+
+    layout = DatasetLayout(Path(root))
+    if not (layout.root / "demo-metadata").is_dir():
+        raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
+    return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
+
+
 def prepare_demo_media(server: Any, meta: Any, *, workers: int = 2) -> int:
     """Generate (or find cached) the media of every playable demo source, in parallel,
     before the download starts; returns how many files were looked at."""

@@ -169,7 +169,7 @@ def select_classes(
         reasons: list[str] = []
         if not all_levels and not cls.is_leaf:
             n = len(cls.child_ids)
-            reasons.append(f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; pass --all-levels to allow it)")
+            reasons.append(f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; set selection.all_levels, or 'classes --all-levels', to allow it)")
         if cls.is_blacklisted:
             reasons.append("blacklisted in the ontology (restrictions: blacklist)")
         if cls.is_abstract:
