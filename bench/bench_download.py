@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audioset_fewshot.config import DownloadOptions
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
 LATENCY_S = 0.3
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 root = tmp / f"ours-j{jobs}"
 
                 def run_ours(plan: Any = plan, root: Path = root, jobs: int = jobs) -> int:
-                    rep = run_download(plan, root=root, jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0)
+                    rep = run_download(plan, root, DownloadOptions(jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0))
                     return rep.obtained
 
                 results.append(measure(f"ours --jobs {jobs}", server, run_ours))

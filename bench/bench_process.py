@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from audioset_fewshot.config import CleanOptions, PackOptions
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work" / "process"
 SR = 16000
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- decode + pack ----------------------------------------------------------------------
     t0 = time.perf_counter()
-    clean(root, workers=cores, force=True)
+    clean(root, CleanOptions(workers=cores), force=True)
     clean_s = time.perf_counter() - t0
     sample = paths[: min(n, 200)]
     c0 = time.process_time()
@@ -150,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     decode_cpu = (time.process_time() - c0) / len(sample)
     ideal = cores / decode_cpu
     cpu0 = _cpu()
-    pk = pack(root, workers=1, force=True)  # in this process, so that its CPU time is counted; warms up too
+    pk = pack(root, PackOptions(workers=1), force=True)  # in this process, so that its CPU time is counted; warms up too
     pack_cpu = (_cpu() - cpu0) / pk.rows
     t0 = time.perf_counter()
-    pk = pack(root, workers=cores, force=True)
+    pk = pack(root, PackOptions(workers=cores), force=True)
     pack_s = time.perf_counter() - t0
     achieved = pk.rows / pack_s
     eff = achieved / ideal
