@@ -76,6 +76,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
         },
+        writes=True,
     )  # fmt: skip
     cfg = demo_rate_defaults(cfg, config_path, max_per_hour_flag=max_per_hour)
     layout = DatasetLayout(Path(cfg.root))

@@ -26,7 +26,7 @@ def command(config_path: Path | None, root: Path | None, split: str | None, n_wa
     cfg = resolve_config(config_path, {
         "root": root, "episodes.split": split, "episodes.n_way": n_way, "episodes.k_shot": k_shot,
         "episodes.q_query": q_query, "episodes.count": count, "episodes.seed": seed,
-    })  # fmt: skip
+    }, writes=True)  # fmt: skip
     ec = cfg.episodes
     rec = write_episodes(Path(cfg.root), split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query,
                          count=ec.count, seed=ec.seed, force=force)

@@ -31,7 +31,7 @@ def command(config_path: Path | None, root: Path | None, method: str | None, ste
     cfg = resolve_config(config_path, {
         "root": root, "evaluate.method": method, "evaluate.steps": steps, "evaluate.n_way": n_way, "evaluate.k_shot": k_shot,
         "evaluate.q_query": q_query, "evaluate.learning_rate": learning_rate, "evaluate.seed": seed, "evaluate.threads": threads,
-    })  # fmt: skip
+    }, writes=True)  # fmt: skip
     ec, ev = cfg.episodes, cfg.evaluate
     root_path = Path(cfg.root)
     episodes = write_episodes(root_path, split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed)

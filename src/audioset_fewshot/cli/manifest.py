@@ -21,7 +21,7 @@ def command(config_path: Path | None, root: Path | None, fmt: str) -> None:
     unchanged ledger rewrites nothing."""
     from audioset_fewshot.manifest.build import build_manifest
 
-    cfg = resolve_config(config_path, {"root": root})
+    cfg = resolve_config(config_path, {"root": root}, writes=True)
     rec = build_manifest(Path(cfg.root))
     if fmt == "json":
         click.echo(json.dumps(rec.to_dict(), indent=2, sort_keys=True))

@@ -37,6 +37,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "selection.min_quality": min_quality, "selection.all_levels": all_levels or None,
             "selection.include": list(include) or None, "selection.exclude": list(exclude) or None,
         },
+        writes=True,
     )  # fmt: skip
     layout = DatasetLayout(Path(cfg.root))
     plan = plan_from_config(cfg)

@@ -56,7 +56,7 @@ def command(config_path: Path | None, root: Path | None, stage: str, layout: str
         "features.n_fft": n_fft, "features.hop_length": hop_length, "features.n_mels": n_mels, "features.f_min": f_min,
         "features.f_max": f_max, "features.power": power, "features.amin": amin, "features.top_db": top_db,
         "features.layout": layout,
-    })  # fmt: skip
+    }, writes=True)  # fmt: skip
     root_dir = Path(cfg.root)
     run = {"clean", "pack", "features"} if stage == "all" else {stage}
     if "clean" in run:

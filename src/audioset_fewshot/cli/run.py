@@ -37,7 +37,7 @@ def command(config_path: Path | None, root: Path | None, demo: bool, until: str 
         raise click.UsageError("--media-cache applies to --demo only")
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
-    cfg = resolve_config(config_path, {"root": root})
+    cfg = resolve_config(config_path, {"root": root}, writes=True)
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
         click.echo(line)

@@ -73,7 +73,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
         "splits.leakage": leakage, "plan.sources": list(sources) or None, "selection.min_quality": min_quality,
         "selection.all_levels": all_levels or None, "selection.include": list(include) or None,
         "selection.exclude": list(exclude) or None,
-    })  # fmt: skip
+    }, writes=metadata_dir is None)  # fmt: skip
     sc = cfg.splits
     grp = sc.group if group is None else (None if group == "none" else group)
     if metadata_dir is not None:
