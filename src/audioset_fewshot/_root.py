@@ -61,14 +61,14 @@ def check_root(root: Path | str | None, *, force: bool = False) -> Path:
     """``root`` as a Path, or :class:`UsageError` when it must not be used (see the module docstring)."""
     text = "" if root is None else str(root)
     if not text.strip():
-        raise UsageError("the dataset root is empty (''); give a folder, e.g. --root ./audioset-data")
+        raise UsageError("the dataset root is empty (''); give a folder such as ./audioset-data")
     path = Path(text).expanduser()
     resolved = path.resolve()
     if resolved == Path(resolved.anchor):
-        raise UsageError(f"refusing to use {resolved} (the filesystem root) as a dataset root; give a folder of its own, e.g. --root ./audioset-data")
+        raise UsageError(f"refusing to use {resolved} (the filesystem root) as a dataset root; give it a folder of its own such as ./audioset-data")
     with contextlib.suppress(RuntimeError, KeyError):
         if resolved == Path.home().resolve():
-            raise UsageError(f"refusing to use your home folder {resolved} as a dataset root; give a folder of its own, e.g. --root ~/audioset-data")
+            raise UsageError(f"refusing to use your home folder {resolved} as a dataset root; give it a folder of its own such as ~/audioset-data")
     try:
         st = os.stat(path)
     except FileNotFoundError:

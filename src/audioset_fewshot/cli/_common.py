@@ -65,7 +65,7 @@ def metadata_dir_option(func: F) -> F:
     return click.option("--metadata-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None, help="Use local copies of the AudioSet segment lists from this folder.")(func)
 
 
-def resolve_config(config_path: Path | None, overrides: Mapping[str, Any], *, writes: bool = False) -> Config:
+def resolve_config(config_path: Path | None, overrides: Mapping[str, Any]) -> Config:
     """Load the config with flags applied; a given ``root`` or ``metadata.metadata_dir`` is made a string.
 
     Without ``-c``, a ``--root`` that holds a saved ``config.yaml`` (every run saves
@@ -73,14 +73,11 @@ def resolve_config(config_path: Path | None, overrides: Mapping[str, Any], *, wr
     continues R's plan instead of starting one from the defaults.  A redacted
     cookies path reads as none (pass ``--cookies`` again).
 
-    ``writes=True`` (a command that writes under the root): the root is checked,
-    locked and marked before anything is written (:func:`hold_root_for_command`)."""
+    A command that writes under the root calls :func:`hold_root_for_command`
+    right after, before it writes anything."""
     clean = {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()}
     if config_path is None and clean.get("root"):
         saved = DatasetLayout(Path(clean["root"])).config_file
         if saved.is_file() and not saved.is_symlink():
             config_path = saved
-    cfg = without_redacted(load_config(config_path, clean))
-    if writes:
-        hold_root_for_command(cfg.root)
-    return cfg
+    return without_redacted(load_config(config_path, clean))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 
 STAGES = ("clean", "pack", "features", "all")
 
@@ -56,7 +56,8 @@ def command(config_path: Path | None, root: Path | None, stage: str, layout: str
         "features.n_fft": n_fft, "features.hop_length": hop_length, "features.n_mels": n_mels, "features.f_min": f_min,
         "features.f_max": f_max, "features.power": power, "features.amin": amin, "features.top_db": top_db,
         "features.layout": layout,
-    }, writes=True)  # fmt: skip
+    })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     root_dir = Path(cfg.root)
     run = {"clean", "pack", "features"} if stage == "all" else {stage}
     if "clean" in run:
