@@ -300,13 +300,9 @@ def _cross_checks(cfg: Config) -> None:
     parse_size(cfg.download.min_free, key="download.min_free")
     if not cfg.download.origins:
         raise ConfigError("config key 'download.origins': give at least one origin (for example [youtube])")
-    from audioset_fewshot.download.origins.base import parse_origins
-    from audioset_fewshot.errors import UsageError
-
-    try:
-        parse_origins(cfg.download.origins)
-    except UsageError as err:
-        raise ConfigError(f"config key 'download.origins': {err}") from err
+    for i, entry in enumerate(cfg.download.origins):  # each entry's keys and layout: download.origins.parse_origin
+        if isinstance(entry, dict) and not entry.get("path"):
+            raise ConfigError(f"config key 'download.origins[{i}]': a mapping needs 'path' (and may give layout, name, revision)")
     if cfg.download.cookies and cfg.download.cookies_from_browser:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from origin_builders import Seg, real_segments
-
-DOG, SPEECH = "/m/0bt9lr", "/m/09x0r"
+from origin_builders import DOG, SPEECH, Seg, real_segments
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from audioset_fewshot.metadata.segments import parse_line
 from audioset_fewshot.plan import PlanEntry, SamplingPlan
 from audioset_fewshot.validate import valid_youtube_id
 
+DOG, SPEECH = "/m/0bt9lr", "/m/09x0r"
 LIST_FILES = {"balanced": "balanced_train_segments.csv", "eval": "eval_segments.csv"}
 HF_SPLIT = {"balanced": "bal_train", "eval": "eval", "unbalanced": "unbal_train"}
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import DOG, SPEECH
-from origin_builders import Seg, make_plan, write_directory, write_hf_parquet
+
+from origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
 from audioset_fewshot.demo.server import SourceSpec
 from audioset_fewshot.download.ledger import Ledger
@@ -188,13 +188,21 @@ def test_cli_origin_flag_replaces_the_list(tmp_path: Path, dog_segments: list[Se
     assert "clips by origin: hf-parquet" in r.stdout
 
 
-@pytest.mark.parametrize("bad", [{"path": "x", "layout": "zip"}, 3])
+@pytest.mark.parametrize("bad", [{"layout": "directory"}, 3, []])
 def test_bad_origin_entries_are_config_errors(bad: Any) -> None:
     from audioset_fewshot.config import load_config
     from audioset_fewshot.errors import ConfigError
 
     with pytest.raises(ConfigError, match="download.origins"):
-        load_config(None, {"download.origins": ["youtube", bad]})
+        load_config(None, {"download.origins": [bad] if bad != [] else bad})
+
+
+def test_bad_origin_layout_stops_the_run_before_anything(tmp_path: Path, dog_segments: list[Seg]) -> None:
+    from audioset_fewshot.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown layout 'zip'"):
+        run_download(make_plan({DOG: dog_segments[:1]}, 1), root=tmp_path / "root", origins=[{"path": str(tmp_path), "layout": "zip"}], **FAST)
+    assert not (tmp_path / "root").exists()
 
 
 def test_unparseable_csv_is_untouched(tmp_path: Path) -> None:
