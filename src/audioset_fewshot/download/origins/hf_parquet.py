@@ -52,8 +52,9 @@ class HfParquetOrigin:
         self.report = IndexReport()
         self._clips: list[OriginClip] | None = None
         self._local = threading.local()
-        self.bytes_read = 0  # bytes of audio data read (pages or row groups), for the bench
+        self.bytes_read = 0  # bytes read for audio (pages, or row groups where pages cannot serve)
         self._lock = threading.Lock()
+        self._chunks: dict[str, Any] = {}
 
     def files(self) -> list[str]:
         return [rel for rel in self.fs.files() if rel.lower().endswith(".parquet")]
@@ -86,20 +87,31 @@ class HfParquetOrigin:
         return self._clips
 
     def _file(self, rel: str) -> Any:
+        """This thread's ``ParquetFile`` of ``rel`` (pyarrow reads need a file object of their own)."""
         import pyarrow.parquet as pq
 
-        cache: dict[str, Any] = self._local.__dict__.setdefault("files", {})
-        pf = cache.get(rel)
-        if pf is None:
-            pf = pq.ParquetFile(self.fs.open(rel))
-            cache[rel] = pf
-        return pf
+        cache: dict[str, tuple[Any, Any]] = self._local.__dict__.setdefault("files", {})
+        if rel not in cache:
+            fh = self.fs.open(rel)
+            cache[rel] = (fh, pq.ParquetFile(fh))
+        return cache[rel]
+
+    def _chunk(self, rel: str) -> Any:
+        """The shared page reader of ``audio.bytes`` in ``rel`` (its page walks are cached)."""
+        from audioset_fewshot.download.origins.parquet_pages import ChunkReader
+
+        with self._lock:
+            reader = self._chunks.get(rel)
+            if reader is None:
+                reader = ChunkReader(self.fs.open(rel), self._file(rel)[1].metadata, "audio.bytes")
+                self._chunks[rel] = reader
+            return reader
 
     def labels(self, clip: OriginClip) -> tuple[str, ...] | None:
         import pyarrow as pa
 
         rel, rg, row = clip.locator
-        pf = self._file(str(rel))
+        pf = self._file(str(rel))[1]
         if "labels" not in pf.schema_arrow.names:
             return None
         try:
@@ -117,8 +129,9 @@ class HfParquetOrigin:
 
         rel, rg, row = clip.locator
         try:
-            with self.fs.open(str(rel)) as fh:
-                values, nbytes = read_binary_values(fh, self._file(str(rel)).metadata, row_group=int(rg), rows=[int(row)], column_path="audio.bytes")
+            fh, pf = self._file(str(rel))
+            values, nbytes = read_binary_values(fh, pf.metadata, row_group=int(rg),
+                                                rows=[int(row)], column_path="audio.bytes", chunk=self._chunk(str(rel)))  # fmt: skip
         except (OSError, pa.ArrowException, ValueError) as err:
             raise OriginError(f"origin {self.info.name}: cannot read row {row} of row group {rg} of {rel}: {err}") from err
         with self._lock:
@@ -129,5 +142,10 @@ class HfParquetOrigin:
         return OriginAudio(codec="flac", data=data)
 
     def close(self) -> None:
-        cache = self._local.__dict__.get("files", {})
-        cache.clear()
+        for fh, _ in self._local.__dict__.get("files", {}).values():
+            fh.close()
+        self._local.__dict__.get("files", {}).clear()
+        with self._lock:
+            for reader in self._chunks.values():
+                reader.fh.close()
+            self._chunks.clear()
