@@ -457,14 +457,21 @@ def run(
     until: str | None = None,
     root: Path | str | None = None,
     media_cache: Path | str | None = None,
+    force_root: bool = False,
 ) -> RunReport:
-    """Run the pipeline (see the module docstring); returns what each stage did."""
+    """Run the pipeline (see the module docstring); returns what each stage did.
+
+    The root is checked, locked and marked before anything is written under it
+    (``force_root``: accept a non-empty folder that is not ours)."""
+    from audioset_fewshot._root import hold_root
+
     check_stage(until)
     if root is not None:
         config = config_mod.replace(config, root=str(root))
-    if demo:
-        return _run_demo(config, until=until, media_cache=media_cache)
-    return _run_config(config, until=until, demo=False)
+    with hold_root(config.root, force=force_root):
+        if demo:
+            return _run_demo(config, until=until, media_cache=media_cache)
+        return _run_config(config, until=until, demo=False)
 
 
 def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None) -> RunReport:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -56,6 +56,7 @@ def command(config_path: Path | None, root: Path | None, demo: bool, until: str 
         "download.max_per_hour": max_per_hour, "download.max_pauses": max_pauses, "download.min_free": min_free,
         "features.kind": features_kind, "features.release": str(release.resolve()) if release is not None else None,
     })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
         click.echo(line)

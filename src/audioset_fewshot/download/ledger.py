@@ -191,6 +191,9 @@ class Ledger:
     def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        if self.path.is_symlink():  # SQLite would write through it, outside the root
+            raise DownloadError(f"{self.path} is a symbolic link; a ledger is never opened through a link: put the real file there "
+                                "(or rebuild it from the files with 'audioset-fewshot recover')")
         if readonly:
             if not self.path.exists():
                 raise DownloadError(f"no ledger at {self.path}; run 'audioset-fewshot download' first")
