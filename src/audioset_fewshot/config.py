@@ -107,6 +107,8 @@ class PackConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
+    kind: Literal["logmel", "vggish-release"] = _f("logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded")
+    release: str | None = _f(None, "the VGGish embedding release (unpacked audioset_v1_embeddings folder or features.tar.gz); needed by kind vggish-release")
     n_fft: int = _f(1024, "FFT size", min=16, max=65536)
     hop_length: int = _f(512, "hop between frames (samples)", min=1, max=65536)
     n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1, max=1024)
@@ -298,6 +300,9 @@ def _cross_checks(cfg: Config) -> None:
     if cfg.plan.shard is not None:
         parse_shard(cfg.plan.shard, key="plan.shard")
     parse_size(cfg.download.min_free, key="download.min_free")
+    if cfg.features.kind == "vggish-release" and not cfg.features.release:
+        raise ConfigError("config key 'features.release': features.kind 'vggish-release' needs the release "
+                          "(the unpacked audioset_v1_embeddings folder or features.tar.gz)")
     if not cfg.download.origins:
         raise ConfigError("config key 'download.origins': give at least one origin (for example [youtube])")
     for i, entry in enumerate(cfg.download.origins):  # each entry's keys and layout: download.origins.parse_origin
