@@ -24,6 +24,8 @@ SPECIAL: dict[str, Any] = {
     "download.min_free": "3GB",
     "download.cookies_from_browser": None,  # exclusive with cookies, which the walk sets
     "download.cookies": "/tmp/cookies.txt",
+    "download.origins": ["youtube", "/tmp/audioset-copy"],
+    "features.kind": "logmel",  # the default; vggish-release takes another branch (no audio stages)
     "metadata.urls": {"balanced": "http://127.0.0.1:1/b.csv", "eval": "http://127.0.0.1:1/e.csv", "unbalanced": "http://127.0.0.1:1/u.csv"},
 }
 # a stage function that takes keywords instead of the section: config field -> its keyword
@@ -31,6 +33,7 @@ KEYWORD = {"normalize.mode": "norm"}
 # fields that are not any stage's business in run (and why)
 NOT_RUN: dict[str, str] = {
     "download.cookies_from_browser": "exclusive with download.cookies; the download section is passed whole",
+    "features.kind": "chooses the branch (log-mel or the VGGish release); the features section is passed whole",
 }
 
 

@@ -7,7 +7,18 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import DOWNLOAD_KEYS, config_option, given_knobs, keys_in_file, knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    DOWNLOAD_KEYS,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    keys_in_file,
+    knobs,
+    metadata_dir_option,
+    origin_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.config import write_config
 from audioset_fewshot.layout import DatasetLayout
 
@@ -17,6 +28,7 @@ from audioset_fewshot.layout import DatasetLayout
 @root_option
 @metadata_dir_option
 @knobs(*DOWNLOAD_KEYS, "plan.shard")
+@origin_option
 def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> None:
     """Download the plan of ROOT (built from the config first when missing or changed).
 
@@ -29,6 +41,7 @@ def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> 
     flags = given_knobs(knob_values)
     cfg = resolve_config(config_path, {"root": root, **flags})
     cfg = demo_rate_defaults(cfg, keys_in_file(config_path) | set(flags))
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)

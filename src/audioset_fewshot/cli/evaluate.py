@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import EVALUATE_KEYS, config_option, given_knobs, knobs, resolve_config, root_option
+from audioset_fewshot.cli._common import EVALUATE_KEYS, config_option, given_knobs, hold_root_for_command, knobs, resolve_config, root_option
 from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.evaluate import evaluate
 
@@ -21,6 +21,7 @@ def command(config_path: Path | None, root: Path | None, force: bool, **knob_val
     """Train METHOD on the train split and report accuracy +- 95 % CI on the fixed
     test episodes (section 'episodes' of the config; written first if missing)."""
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     ec, ev = cfg.episodes, cfg.evaluate
     root_path = Path(cfg.root)
     episodes = write_episodes(root_path, split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed)

@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import PLAN_KEYS, SELECTION_KEYS, config_option, given_knobs, knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    PLAN_KEYS,
+    SELECTION_KEYS,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knobs,
+    metadata_dir_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.plan import plan_from_config, write_plan
 
@@ -20,6 +30,7 @@ from audioset_fewshot.plan import plan_from_config, write_plan
 def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> None:
     """Write ROOT/plan/plan.csv + plan.json: every owned candidate of each class in a seeded order."""
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout = DatasetLayout(Path(cfg.root))
     plan = plan_from_config(cfg)
     written = write_plan(plan, layout)

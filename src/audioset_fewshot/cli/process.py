@@ -13,7 +13,18 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import CLEAN_KEYS, FEATURES_KEYS, PACK_KEYS, config_option, given_knobs, knob, knobs, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    CLEAN_KEYS,
+    FEATURES_KEYS,
+    PACK_KEYS,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knob,
+    knobs,
+    resolve_config,
+    root_option,
+)
 
 STAGES = ("clean", "pack", "features", "all")
 
@@ -30,6 +41,7 @@ def command(config_path: Path | None, root: Path | None, stage: str, force: bool
     from audioset_fewshot.process import clean, features, pack
 
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     root_dir = Path(cfg.root)
     run = {"clean", "pack", "features"} if stage == "all" else {stage}
     if "clean" in run:

@@ -8,14 +8,25 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import DOWNLOAD_KEYS, config_option, given_knobs, knobs, resolve_config
+from audioset_fewshot.cli._common import (
+    DOWNLOAD_KEYS,
+    config_option,
+    force_root_option,
+    given_knobs,
+    hold_root_for_command,
+    knobs,
+    origin_option,
+    resolve_config,
+)
 
 
 @click.command(name="rebuild")
 @click.argument("manifest", type=click.Path(exists=True, path_type=Path))
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True, help="Empty folder to rebuild into.")
+@force_root_option
 @config_option
 @knobs(*DOWNLOAD_KEYS)
+@origin_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.pass_context
 def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | None, fmt: str, **knob_values: Any) -> None:
@@ -27,6 +38,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
     from audioset_fewshot.manifest.rebuild import rebuild
 
     cfg = resolve_config(config_path, given_knobs(knob_values))
+    hold_root_for_command(root)  # the destination: checked, locked and marked before anything is written
     rep = rebuild(manifest, root, cfg.download)
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))

@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, given_knobs, knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knobs,
+    metadata_dir_option,
+    origin_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -30,7 +39,8 @@ DEMO_ROOT = "audioset-fewshot-demo"
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
 @metadata_dir_option
-@knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free")
+@knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
+@origin_option
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or
@@ -43,6 +53,7 @@ def command(config_path: Path | None, root: Path | None, demo: bool, until: str 
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
     cfg = resolve_config(config_path, {"root": root, **flags})
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
         click.echo(line)
@@ -67,6 +78,9 @@ def summary_lines(report: RunReport) -> list[str]:
     if dl:
         lines.append(f"clips: obtained {dl.get('obtained')}/{dl.get('target')} ({dl.get('obtained_now')} this run, {dl.get('pauses')} rate-limit pauses)")
         lines.append(f"failures by reason: {_fmt_counts(dl.get('failures_by_reason') or {})}")
+        if dl.get("origin") == "vggish-release":
+            lines.append(f"from the VGGish embedding release {str(dl.get('release_sha256', ''))[:12]}: "
+                         f"{dl.get('label_disagreements', 0)} clips whose release labels differ from the segment lists (the lists win)")
     cl = s.get("clean")
     if cl:
         lines.append(f"clean: kept {cl.get('kept')}/{cl.get('clips')} ({_fmt_counts(cl.get('by_reason') or {})})")

@@ -13,7 +13,18 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import SELECTION_KEYS, SPLITS_KEYS, config_option, given_knobs, knob, knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    SELECTION_KEYS,
+    SPLITS_KEYS,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knob,
+    knobs,
+    metadata_dir_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import SPLITS, MetaSplits, build_splits, splits_from_metadata
@@ -57,9 +68,11 @@ def command(config_path: Path | None, root: Path | None, report: bool, fmt: str,
     if "splits.ratios" in flags and len(flags["splits.ratios"]) != 3:
         raise UsageError(f"--ratios: expected three comma-separated fractions such as 0.7,0.1,0.2, got {flags['splits.ratios']!r}")
     cfg = resolve_config(config_path, {"root": root, **flags})
+    metadata_dir = flags.get("metadata.metadata_dir")
+    if metadata_dir is None:
+        hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     sc = cfg.splits
     grp = sc.group
-    metadata_dir = flags.get("metadata.metadata_dir")
     if metadata_dir is not None:
         mc, sel = cfg.metadata, cfg.selection
         splits = splits_from_metadata(
