@@ -265,7 +265,7 @@ def evaluate(
     if features is None:
         from audioset_fewshot.process import load_features
 
-        features = load_features(layout.root)
+        features = load_features(layout.root, verify=True)  # a NaN or a flipped byte must never reach a result
     params: dict[str, Any] = {"method": method, "norm": norm if isinstance(norm, str) else type(norm).__name__}
     if method == "protonet":
         params.update({"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate,

@@ -8,6 +8,7 @@ tree, in data-flow order::
       .lock                  one run per root (advisory lock)
       plan/plan.csv          the seeded sampling plan (plan/plan.json: parameters + hash)
       ledger.sqlite          download state (WAL)
+      .cache/clip-stat.json  size, mtime and sha256 of each clip when last hashed
       audio/<mid_slug>/<ytid>_<start_ms>.flac
       manifest/              clips.csv, by_class/<mid_slug>.csv, unavailable.csv,
                              lock.json, provenance.csv
@@ -69,6 +70,10 @@ class DatasetLayout:
     @property
     def ledger_file(self) -> Path:
         return self.root / "ledger.sqlite"
+
+    @property
+    def clip_stat_cache(self) -> Path:
+        return self.root / ".cache" / "clip-stat.json"
 
     @property
     def audio_dir(self) -> Path:

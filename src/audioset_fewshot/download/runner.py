@@ -19,7 +19,8 @@ whatever the timing, the number of workers or the interruptions.
   non-permanent reason, the run stops with an actionable message.
 * Resume: a rerun skips ok and permanent rows, retries transient ones, removes
   stray temp files and files of clips the ledger does not hold as ok; an ok row
-  whose file vanished is fetched again.
+  whose file vanished, or whose file is not the one downloaded (its sha256,
+  checked when its size or mtime changed: :mod:`.clipcheck`), is fetched again.
 * One run per root (``fcntl.flock`` on ``ROOT/.lock``: :class:`LockError`); the
   run stops cleanly (:class:`DiskFullError`) before free disk falls below
   ``min_free``.
@@ -50,6 +51,7 @@ from audioset_fewshot._io import remove_stray_temps
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import parse_size
 from audioset_fewshot.download import reasons
+from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
 from audioset_fewshot.download.ledger import Ledger, utc_now
 from audioset_fewshot.errors import DiskFullError, DownloadError, LockError, UsageError
@@ -364,6 +366,15 @@ def _reconcile_files(ledger: Ledger, layout: DatasetLayout) -> None:
                 p.unlink()
     if reset:
         logger.warning("%d clips marked ok have no file any more; they will be fetched again", len(reset))
+    ok_rows = [r for r in ledger.rows("ok") if r.clip_id not in reset]
+    for clip_id, rel, why in damaged_clips(layout, ok_rows):
+        # the file is not what was downloaded (edited, truncated, replaced): fetch it again
+        logger.warning("clip %s: %s is damaged (%s); it will be fetched again", clip_id, rel, why)
+        p = layout.root / rel
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        reset[clip_id] = "pending"
+    if reset:
         ledger.update_many(reset)
 
 
