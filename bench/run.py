@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import SCHEMA_VERSION, loadavg, machine, machine_line
+
+HERE = Path(__file__).resolve().parent
 
 # the benchmarks, in the order they run: bench/bench_<name>.py
 BENCHES: list[str] = [

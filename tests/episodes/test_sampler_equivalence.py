@@ -13,10 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from test_episodes import multi_label_index  # type: ignore[import-not-found]
 
 from audioset_fewshot.episodes import EpisodeIndex, EpisodeSampler
-
-from test_episodes import multi_label_index  # type: ignore[import-not-found]
 
 
 def reference_items(index: EpisodeIndex, classes: Sequence[int], rng: np.random.Generator, need: int) -> list[np.ndarray] | None:
