@@ -40,6 +40,7 @@ BENCHES: list[str] = [
     "download",
     "process",
     "episodes",
+    "release",
 ]
 TIMEOUT_S = 3600  # per benchmark
 
