@@ -24,9 +24,9 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
         return cfg
     given: dict = {}
     if config_path is not None:
-        import yaml
+        from audioset_fewshot._yaml import load_yaml_file
 
-        loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        loaded = load_yaml_file(config_path) or {}
         given = (loaded.get("download") or {}) if isinstance(loaded, dict) else {}
     changes = {}
     if max_per_hour_flag is None and "max_per_hour" not in given:
