@@ -249,8 +249,14 @@ def _file_results(rel: Release, sources: Sequence[str], workers: int, *, embeddi
                 yield _index_path(f.source, f.name, str(f.path), embeddings)
             return
         with worker_pool(workers) as ex:
-            yield from ex.map(_index_path, [f.source for f in files], [f.name for f in files], [str(f.path) for f in files], emb,
-                              chunksize=8)
+            # a bounded number of files in flight: finished results wait in the parent's memory
+            pending_f: deque[Future[FileIndex]] = deque()
+            for f, e in zip(files, emb, strict=True):
+                pending_f.append(ex.submit(_index_path, f.source, f.name, str(f.path), e))
+                while len(pending_f) >= workers * _IN_FLIGHT_PER_WORKER:
+                    yield pending_f.popleft().result()
+            while pending_f:
+                yield pending_f.popleft().result()
         return
     if workers <= 1:
         for f, data in rel.stream(sources):
