@@ -26,11 +26,12 @@ from audioset_fewshot.cli._common import config_option, resolve_config
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline runs).")
 @click.option("--timeout-s", type=float, default=None, help="Bound on one clip's extraction + ffmpeg read.")
 @click.option("--min-free", default=None, help="Stop cleanly before free disk falls below this (e.g. 2GB).")
+@click.option("--origin", "origins", multiple=True, help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a path or an fsspec URL.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.pass_context
 def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | None, jobs: int | None, max_per_hour: float | None, min_interval_s: float | None,
             max_pauses: int | None, retries: int | None, retry_failed: bool | None, backoff_s: float | None, cookies: Path | None, cookies_from_browser: str | None,
-            base_url: str | None, timeout_s: float | None, min_free: str | None, fmt: str) -> None:  # fmt: skip
+            base_url: str | None, timeout_s: float | None, min_free: str | None, origins: tuple[str, ...], fmt: str) -> None:  # fmt: skip
     """Download the clips of MANIFEST (a clips.csv or a root) into ROOT with the
     same trim offsets, no new draw; report what is gone and what hashes the same.
 
@@ -45,6 +46,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
             "download.retries": retries, "download.retry_failed": retry_failed or None, "download.backoff_s": backoff_s,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "download.base_url": base_url, "download.timeout_s": timeout_s, "download.min_free": min_free,
+            "download.origins": list(origins) or None,
         },
     )  # fmt: skip
     d = cfg.download
@@ -52,7 +54,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
         manifest, root=root, jobs=d.jobs, max_per_hour=d.max_per_hour or None, min_interval_s=d.min_interval_s, retries=d.retries,
         retry_failed=d.retry_failed, backoff_s=d.backoff_s, pause_s=d.pause_s, max_pause_s=d.max_pause_s, max_pauses=d.max_pauses,
         early_abort=d.early_abort, min_free=d.min_free, cookies=d.cookies, cookies_from_browser=d.cookies_from_browser,
-        base_url=d.base_url, format=d.format, timeout_s=d.timeout_s,
+        base_url=d.base_url, format=d.format, timeout_s=d.timeout_s, origins=d.origins,
     )  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))

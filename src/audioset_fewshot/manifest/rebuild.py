@@ -15,7 +15,7 @@ rebuilt file hashes the same.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,33 @@ def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> Any:
     return SamplingPlan.exact(entries, params={"rebuild_of": manifest_sha256, "classes": classes})
 
 
+def check_origin_revisions(lock_json: Path, origins: Sequence[str | Mapping[str, Any]]) -> None:
+    """Refuse (``UsageError``) an origin that names a recorded mirror (by name or repository)
+    with another revision than the one ``lock_json`` recorded for it."""
+    import json
+
+    from audioset_fewshot.download.origins import parse_origins
+
+    if not lock_json.is_file():
+        return
+    try:
+        recorded = json.loads(lock_json.read_text(encoding="utf-8")).get("origins") or []
+    except (OSError, ValueError, AttributeError) as err:
+        raise ManifestError(f"{lock_json}: not a readable lock ({err})") from err
+    specs, _ = parse_origins(origins)
+    for rec in recorded:
+        if not isinstance(rec, dict) or not rec.get("revision"):
+            continue
+        for spec in specs:
+            if rec.get("name") not in (spec.name, spec.repo) and (rec.get("repo") is None or rec.get("repo") != spec.repo):
+                continue
+            if spec.revision != rec["revision"]:
+                raise UsageError(
+                    f"origin {rec.get('name')}: the manifest was built from revision {rec['revision']} (lock.json), but download.origins"
+                    f" gives {spec.revision or 'no revision'}; pin revision: {rec['revision']} for {spec.path!r}, or drop that origin"
+                )
+
+
 def _uniform(values: set[Any], what: str, path: Path) -> Any:
     if len(values) > 1:
         raise ManifestError(f"{path}: clips with different {what} ({', '.join(map(str, sorted(values)))}); rebuild needs one {what}")
@@ -120,12 +147,15 @@ def rebuild(
     base_url: str = "https://www.youtube.com",
     format: str = "bestaudio[ext=m4a]/bestaudio",
     timeout_s: float = 120.0,
+    origins: Sequence[str | Mapping[str, Any]] | None = None,
     fetch: Callable[..., Any] | None = None,
 ) -> RebuildReport:
     """Download the clips of ``manifest`` (a clips.csv or a root) into ``root`` and compare.
 
     Keywords as :func:`download.runner.run_download` (the sample rate and
     container come from the manifest).  Per-clip failures are in the report.
+    ``origins`` (``download.origins``): a mirror whose revision differs from the one
+    the manifest's ``lock.json`` recorded is refused before anything is read.
     """
     from audioset_fewshot.download.runner import run_download
     from audioset_fewshot.plan import read_plan, write_plan
@@ -136,6 +166,8 @@ def rebuild(
         raise ManifestError(f"{src}: the manifest lists no clips; nothing to rebuild")
     sample_rate_hz = _uniform({r.sample_rate_hz for r in rows}, "sample rates", src)
     audio_format = _uniform({r.path.rsplit(".", 1)[-1] for r in rows}, "containers", src)
+    if origins:
+        check_origin_revisions(src.parent / "lock.json", origins)
     dest = check_destination(root, sources=[Path(manifest)] if Path(manifest).is_dir() else [], what="rebuild")
     layout = DatasetLayout(dest)
     plan = exact_plan(rows, manifest_sha256=sha256_file(src))
@@ -150,7 +182,7 @@ def rebuild(
         plan, root=dest, jobs=jobs, max_per_hour=max_per_hour, min_interval_s=min_interval_s, retries=retries, retry_failed=retry_failed,
         backoff_s=backoff_s, pause_s=pause_s, max_pause_s=max_pause_s, max_pauses=max_pauses, early_abort=early_abort, min_free=min_free,
         cookies=cookies, cookies_from_browser=cookies_from_browser, base_url=base_url, format=format, audio_format=audio_format,
-        sample_rate_hz=sample_rate_hz, timeout_s=timeout_s, fetch=fetch,
+        sample_rate_hz=sample_rate_hz, timeout_s=timeout_s, origins=origins, fetch=fetch,
     )  # fmt: skip
     record = build_manifest(dest)
     ledger = {c.clip_id: c for c in read_ledger(layout.ledger_file)}
