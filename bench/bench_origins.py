@@ -252,10 +252,13 @@ def _child(phase: str, work: Path, extra: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _report import Report, add_arguments
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="100 clips: a smoke run")
-    parser.add_argument("--clips", type=int, default=None)
-    parser.add_argument("--work", type=Path, default=WORK)
+    add_arguments(parser)
+    parser.add_argument("--clips", type=int, default=None, help="corpus size (default 2000, quick 100)")
+    parser.add_argument("--work", type=Path, default=WORK, help="corpus and roots (default bench/_work/origins)")
     parser.add_argument("--phase", choices=["ours", "today", "limit", "bytes"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=None, help="download workers of our ingest (default: 2 per core)")
     args = parser.parse_args(argv)
@@ -269,31 +272,32 @@ def main(argv: list[str] | None = None) -> int:
     n = args.clips or (100 if args.quick else 2000)
     work.mkdir(parents=True, exist_ok=True)
     build_corpus(n, work)
-    print(f"load average {os.getloadavg()[0]:.2f} on {_cores()} cores; {n} clips, jobs {jobs}", flush=True)
+    rep = Report("origins", quick=args.quick, params={"clips": n, "jobs": jobs})
     limit = _child("limit", work, [])
     ours = _child("ours", work, ["--jobs", str(jobs)])
     today = _child("today", work, [])
     size = _child("bytes", work, [])
-    r_ours, r_today = ours["clips"] / ours["seconds"], today["clips"] / today["seconds"]
-    print(f"limit (decode + soxr in memory, {limit['cores']} processes, this run's load): {limit['clips_per_s']:.1f} clips/s "
-          f"(CPU {limit['cpu_s_per_clip'] * 1000:.1f} ms per clip: {limit['ideal_clips_per_s']:.1f} clips/s on idle cores)")  # fmt: skip
-    print(f"ours: {ours['clips']} clips in {ours['seconds']:.1f} s ({ours['download_s']:.1f} s to FLAC files) = {r_ours:.1f} clips/s, peak RSS {ours['peak_rss_mb']:.0f} MB")
-    print(f"today (row iteration, soundfile + librosa.resample, one file per clip): {today['clips']} clips in {today['seconds']:.1f} s = {r_today:.1f} clips/s, "
-          f"peak RSS {today['peak_rss_mb']:.0f} MB")  # fmt: skip
-    print(f"ratio ours / today {r_ours / r_today:.2f}x (goal >= 3x); ours / limit {100 * r_ours / limit['clips_per_s']:.0f} % (goal >= 75 %); "
-          f"peak RSS {ours['peak_rss_mb']:.0f} MB (goal <= 1024 MB)")  # fmt: skip
+    r_ours, r_today, r_limit = ours["clips"] / ours["seconds"], today["clips"] / today["seconds"], limit["clips_per_s"]
+    what = f"ingest {n} x 10 s 48 kHz FLAC from parquet"
+    rep.add("ingest_vs_today", what, kind="today", ours=f"{r_ours:.1f} clips/s", against=f"rows+librosa {r_today:.1f} clips/s",
+            ratio=r_ours / r_today, goal=3.0, values={"ours": r_ours, "against": r_today})  # fmt: skip
+    rep.add("ingest_vs_decode", "  same vs decode + soxr in memory (pool)", kind="bound", ours=f"{r_ours:.1f} clips/s",
+            against=f"{r_limit:.1f} clips/s", ratio=r_ours / r_limit, goal=0.75, values={"ours": r_ours, "against": r_limit})  # fmt: skip
+    rep.add("ingest_rss", "  peak RSS of our ingest", kind="limit", ours=f"{ours['peak_rss_mb']:.0f} MB", against="1024 MB",
+            ratio=ours["peak_rss_mb"] / 1024, goal=1.0, values={"ours": ours["peak_rss_mb"], "against": 1024.0})  # fmt: skip
+    rep.add("ingest_cpu", "  CPU per clip of decode + soxr (1 process)", kind="info", ours=f"{limit['cpu_s_per_clip'] * 1e3:.1f} ms",
+            against=f"idle {limit['ideal_clips_per_s']:.0f} clips/s", ratio=None)  # fmt: skip
     sel = size["selected_flac_bytes"]
-    print(f"bytes read for {size['selected_clips']} of {size['rows']} rows (1 %): selected FLAC {sel / 1e6:.1f} MB; "
-          f"ours {size['ours_bytes'] / 1e6:.1f} MB = {size['ours_bytes'] / sel:.2f}x (goal <= 1.5x); "
-          f"selected row groups {size['row_group_bytes'] / 1e6:.1f} MB = {size['row_group_bytes'] / sel:.1f}x")  # fmt: skip
+    rep.add("bytes_read", f"bytes read, {size['selected_clips']} of {size['rows']} rows (1 %)", kind="limit", ours=f"{size['ours_bytes'] / 1e6:.1f} MB",
+            against=f"selected FLAC {sel / 1e6:.1f} MB", ratio=size["ours_bytes"] / sel, goal=1.5, values={"ours": size["ours_bytes"], "against": sel})  # fmt: skip
+    rep.add("bytes_row_groups", "  reading the selected row groups instead", kind="info", ours=f"{size['row_group_bytes'] / 1e6:.1f} MB",
+            against=f"selected FLAC {sel / 1e6:.1f} MB", ratio=None, values={"ours": size["row_group_bytes"], "against": sel})  # fmt: skip
+    rep.figures.update(limit=limit, ours=ours, today=today, bytes=size)
+    rep.note(f"ours: run_download from the parquet origin ({ours['download_s']:.1f} s to FLAC files), then manifest, clean and pack")
+    rep.note("today: rows as datasets iterates them, soundfile + librosa.resample (its default, soxr_hq), one FLAC per clip")
     if args.quick:
-        print("(quick: a smoke run; the goals are for the full 2,000 clips)")
-    figures = {"bench": "origins", "clips": n, "jobs": jobs, "limit": limit, "ours": ours, "today": today, "bytes": size,
-               "ratio_today": r_ours / r_today, "ratio_limit": r_ours / limit["clips_per_s"], "quick": bool(args.quick)}  # fmt: skip
-    with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(figures, default=str) + "\n")
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}, default=str))
-    return 0
+        rep.note("quick: a smoke run; the goals are for 2,000 clips")
+    return rep.finish(args.json)
 
 
 if __name__ == "__main__":

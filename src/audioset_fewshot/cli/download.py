@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.layout import DatasetLayout
 
@@ -24,9 +24,9 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
         return cfg
     given: dict = {}
     if config_path is not None:
-        import yaml
+        from audioset_fewshot._yaml import load_yaml_file
 
-        loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        loaded = load_yaml_file(config_path) or {}
         given = (loaded.get("download") or {}) if isinstance(loaded, dict) else {}
     changes = {}
     if max_per_hour_flag is None and "max_per_hour" not in given:
@@ -79,6 +79,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "download.origins": list(origins) or None,
         },
     )  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     cfg = demo_rate_defaults(cfg, config_path, max_per_hour_flag=max_per_hour)
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)

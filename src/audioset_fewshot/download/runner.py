@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import heapq
 import logging
-import os
 import shutil
 import time
 from collections import Counter, deque
@@ -49,13 +48,14 @@ import numpy as np
 
 from audioset_fewshot._io import remove_stray_temps
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import RootLock
 from audioset_fewshot.config import parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
 from audioset_fewshot.download.ledger import Ledger, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
-from audioset_fewshot.errors import DiskFullError, DownloadError, LockError, UsageError
+from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -159,45 +159,6 @@ class DownloadReport:
         if self.failures_by_reason:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
         return lines
-
-
-# ---------------------------------------------------------------------------------------
-# the root lock
-
-
-class RootLock:
-    """Advisory lock on ``ROOT/.lock``: one run per dataset root."""
-
-    def __init__(self, layout: DatasetLayout) -> None:
-        self.layout = layout
-        self._fd: int | None = None
-
-    def __enter__(self) -> RootLock:
-        import fcntl
-
-        self.layout.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
-            os.close(fd)
-            raise LockError(
-                f"another run is using {self.layout.root}{holder}: wait for it to finish or stop it; one run per dataset root (lock file {self.layout.lock_file})"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
 
 
 # ---------------------------------------------------------------------------------------
