@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-
 from origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
 from audioset_fewshot.demo.server import SourceSpec
@@ -61,7 +60,9 @@ def test_parquet_alone_selects_what_youtube_selects(tmp_path: Path, media_server
     yt_root, hf_root = tmp_path / "yt", tmp_path / "fromhf"
     write_plan(plan, DatasetLayout(yt_root))
     write_plan(plan, DatasetLayout(hf_root))
-    rep_yt = run_download(plan, root=yt_root, base_url=media_server.base_url, **FAST)
+    # YouTube's side with retries: a transient failure on a loaded machine must not change its selection
+    rep_yt = run_download(plan, root=yt_root, base_url=media_server.base_url, **{**FAST, "retries": 4, "timeout_s": 120.0})
+    assert set(rep_yt.failures_by_reason) == {"unavailable"}, rep_yt.summary_lines()
     media_server.reset_log()
     rep_hf = run_download(plan, root=hf_root, base_url=media_server.base_url, origins=[str(tmp_path / "hf")], **FAST)
     assert rep_yt.complete and rep_hf.complete
