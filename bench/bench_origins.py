@@ -140,6 +140,7 @@ def build_corpus(n: int, work: Path) -> Path:
 
 def phase_ours(work: Path, jobs: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "src"))
+    from audioset_fewshot.config import CleanOptions, DownloadOptions, PackOptions
     from audioset_fewshot.download.runner import run_download
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.manifest import build_manifest
@@ -156,11 +157,11 @@ def phase_ours(work: Path, jobs: int) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     write_plan(plan, DatasetLayout(root))
     t0 = time.perf_counter()
-    rep = run_download(plan, root=root, origins=[str(work / "hf")], jobs=jobs, min_free="0B", early_abort=0)
+    rep = run_download(plan, root, DownloadOptions(origins=[str(work / "hf")], jobs=jobs, min_free="0B", early_abort=0))
     t_dl = time.perf_counter() - t0
     build_manifest(root)
-    clean(root, workers=jobs)
-    rec = pack(root, workers=jobs)
+    clean(root, CleanOptions(workers=_cores()))
+    rec = pack(root, PackOptions(workers=_cores()))
     t_all = time.perf_counter() - t0
     return {"clips": rep.obtained, "seconds": t_all, "download_s": t_dl, "pack_rows": int(rec.rows) if hasattr(rec, "rows") else None,
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip

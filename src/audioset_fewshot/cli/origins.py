@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
 
 
 @click.command(name="origins")
@@ -17,7 +18,7 @@ from audioset_fewshot.cli._common import config_option, metadata_dir_option, res
 @metadata_dir_option
 @click.option("--layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
 @click.option("--sample", type=click.IntRange(min=0), default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
-def command(action: str, paths: tuple[str, ...], config_path: Path | None, root: Path | None, metadata_dir: Path | None, layout: str | None, sample: int) -> None:
+def command(action: str, paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
     """``origins check PATH...``: report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
     each segment list and of ROOT's plan it holds, the names it could not parse, and a
     decode check.  Exits 1 when an origin holds nothing usable."""
@@ -28,7 +29,7 @@ def command(action: str, paths: tuple[str, ...], config_path: Path | None, root:
     from audioset_fewshot.metadata import read_segments, resolve_segment_files
     from audioset_fewshot.plan import read_plan
 
-    cfg = resolve_config(config_path, {"root": root, "metadata.metadata_dir": metadata_dir})
+    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -125,14 +126,16 @@ def check_ffmpeg() -> Check:
 
 def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check | None:
     """A Netscape cookies file: readable, the right format, a youtube.com domain, not
-    all expired.  Only domains, counts and expiry times are looked at."""
+    all expired.  Only domains, counts and expiry times are looked at; neither the
+    values nor the file's path are shown (a path names the account's owner, and
+    doctor's output is pasted into bug reports)."""
     if path is None:
         return None
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
-        return Check("cookies", FAIL, f"cannot read {p}: {err.strerror}")
+        return Check("cookies", FAIL, f"cannot read the cookies file: {err.strerror}")
     now = time.time() if now is None else now
     rows = 0
     yt_rows = 0
@@ -163,13 +166,13 @@ def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check
             yt_latest = max(yt_latest, expiry)
     header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
     if rows == 0 or (bad_lines and not header_ok):
-        return Check("cookies", FAIL, f"{p} is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+        return Check("cookies", FAIL, f"the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
     if yt_rows == 0:
-        return Check("cookies", FAIL, f"{p} has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
+        return Check("cookies", FAIL, f"the cookies file has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
     if yt_live == 0:
         when = time.strftime("%Y-%m-%d", time.gmtime(yt_latest)) if yt_latest else "?"
-        return Check("cookies", FAIL, f"every youtube.com cookie in {p} has expired (latest {when}): export fresh cookies")
-    return Check("cookies", OK, f"{p}: Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
+        return Check("cookies", FAIL, f"every youtube.com cookie in the cookies file has expired (latest {when}): export fresh cookies")
+    return Check("cookies", OK, f"Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
 
 
 def _existing_parent(path: Path) -> Path:
@@ -258,27 +261,28 @@ def check_canary(
 
 
 def run_doctor(
-    *,
     root: Path | str,
-    base_url: str = "https://www.youtube.com",
-    cookies: str | None = None,
-    cookies_from_browser: str | None = None,
+    options: DownloadOptions | None = None,
+    *,
     need_bytes: int | None = None,
-    min_free_bytes: int = 0,
     canaries: Sequence[tuple[str, float, float]] | None = None,
-    fetch_options: dict[str, Any] | None = None,
 ) -> DoctorReport:
-    """Run every check (``canaries``: also download those segments; ``need_bytes``:
-    the plan's download estimate, None when there is no plan yet)."""
+    """Run every check with the ``download`` section's options (base URL, cookies, the
+    free disk to keep, the fetch settings of the canaries).  ``canaries``: also
+    download those segments; ``need_bytes``: the plan's download estimate, None when
+    there is no plan yet."""
+    from audioset_fewshot.download.runner import fetch_kwargs
+
+    o = options if options is not None else DownloadOptions()
     root = Path(root)
-    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=base_url), check_ffmpeg()]
-    c = check_cookies(cookies)
+    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=o.base_url), check_ffmpeg()]
+    c = check_cookies(o.cookies)
     if c is not None:
         checks.append(c)
-    if cookies_from_browser:
-        checks.append(Check("cookies", OK, f"read from browser {cookies_from_browser!r} by yt-dlp at run time"))
+    if o.cookies_from_browser:
+        checks.append(Check("cookies", OK, f"read from browser {o.cookies_from_browser!r} by yt-dlp at run time"))
     checks.append(check_writable(root))
-    checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=min_free_bytes))
+    checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
     if canaries is not None:
-        checks += check_canary(canaries, base_url=base_url, cookies=cookies, cookies_from_browser=cookies_from_browser, **(fetch_options or {}))
+        checks += check_canary(canaries, base_url=o.base_url, **fetch_kwargs(o))
     return DoctorReport(tuple(checks))
