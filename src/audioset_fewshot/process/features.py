@@ -54,6 +54,7 @@ import numpy as np
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
@@ -494,6 +495,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
     rows, n_mels = pk.rows, params["n_mels"]
     tmp = lay.features_dir / f".tmp-{key}"
     remove_tree(tmp)
+    refuse_links_under_root(tmp)  # processed/ or features/ planted as a link would take the array outside the root
     tmp.mkdir(parents=True)
     audio = pk.open()
     scale = np.float32(1.0 / 32768.0) if pk.dtype == "int16" else None
