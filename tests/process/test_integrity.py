@@ -86,7 +86,7 @@ def test_truncated_features_index_is_a_clear_error(tone_root: DatasetLayout) -> 
     index.write_text(index.read_text()[:-25])
     with pytest.raises(IntegrityError, match=r"features .* are damaged: .*index\.csv: sha256 differs"):
         load_features(tone_root.root)
-    again = features(tone_root.root, n_mels=32)  # the stage rebuilds it
+    again = features(tone_root.root, FeaturesOptions(n_mels=32))  # the stage rebuilds it
     assert load_features(tone_root.root).shape == (len(load_pack(tone_root.root).open()), 32, again.frames)
 
 
