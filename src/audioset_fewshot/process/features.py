@@ -284,13 +284,18 @@ class FeatureStore:
     stats_count: np.ndarray
     stats_sum: np.ndarray
     stats_sumsq: np.ndarray
+    # lookups built once in __post_init__
+    _by_owner: dict[str, np.ndarray] = field(init=False, repr=False)
+    _by_clip: dict[tuple[str, float], int] = field(init=False, repr=False)
+    _owner_array: np.ndarray = field(init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.mels.shape)  # type: ignore[return-value]
+        n, m, f = self.mels.shape
+        return int(n), int(m), int(f)
 
     @property
     def owner_mids(self) -> tuple[str, ...]:
@@ -532,7 +537,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                                               f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'")
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
-                    buf = memoryview(np.ascontiguousarray(y)).cast("B")
+                    buf = np.ascontiguousarray(y).data.cast("B")
                     hasher.update(buf)
                     fh.write(buf)
                     bar.update(r1 - r0)
