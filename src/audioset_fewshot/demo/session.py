@@ -138,8 +138,7 @@ def demo_catalog_of(root: Path | str) -> dict[str, SourceSpec]:
     layout = DatasetLayout(Path(root))
     if not (layout.root / "demo-metadata").is_dir():
         raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
-    catalog: dict[str, SourceSpec] = dict(build_demo_metadata(layout.root / "demo-metadata").catalog)  # type: ignore[arg-type]
-    return catalog
+    return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 
 def prepare_demo_media(server: MediaServer, meta: DemoMetadata, *, workers: int = 2) -> int:
