@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from audioset_fewshot._held import refuse_links_under_root
 from audioset_fewshot.errors import StorageError
 
 TMP_PREFIX = ".tmp-"
@@ -71,6 +72,7 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
     ``suffix`` keeps an extension on the temp name for tools that sniff it (ffmpeg).
     """
     target = Path(target)
+    refuse_links_under_root(target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", suffix=suffix, dir=target.parent)

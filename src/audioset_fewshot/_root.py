@@ -19,11 +19,11 @@ import contextlib
 import errno
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+from audioset_fewshot._held import held_depth, held_mutex, held_paths, refuse_links_under_root
 from audioset_fewshot._io import atomic_write_text
 from audioset_fewshot.errors import LockError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -35,8 +35,6 @@ _LEGACY = ("ledger.sqlite", "plan/plan.json", "manifest/clips.csv", "processed/c
            "processed/features/current.json", "splits.json")
 _OURS = {".lock", MARKER}
 
-_held: dict[str, int] = {}  # realpath of a root -> depth of hold_root in this process
-_held_mutex = threading.Lock()
 
 
 def _key(root: Path) -> str:
@@ -99,8 +97,8 @@ class RootLock:
     def __enter__(self) -> Self:
         import fcntl
 
-        with _held_mutex:
-            if _held.get(_key(self.layout.root), 0) > 0:
+        with held_mutex:
+            if held_depth.get(_key(self.layout.root), 0) > 0:
                 self.nested = True
                 return self
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -155,15 +153,17 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
         key = _key(path)
         if not os.path.lexists(path / MARKER):
             atomic_write_text(path / MARKER, MARKER_TEXT)
-        with _held_mutex:
-            _held[key] = _held.get(key, 0) + 1
+        with held_mutex:
+            held_depth[key] = held_depth.get(key, 0) + 1
+            held_paths[key] = os.path.abspath(path)
         try:
             yield path
         finally:
-            with _held_mutex:
-                _held[key] -= 1
-                if not _held[key]:
-                    del _held[key]
+            with held_mutex:
+                held_depth[key] -= 1
+                if not held_depth[key]:
+                    del held_depth[key]
+                    held_paths.pop(key, None)
 
 
-__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours"]
+__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours", "refuse_links_under_root"]
