@@ -67,8 +67,8 @@ class PlanConfig:
 @dataclass(frozen=True)
 class DownloadConfig:
     jobs: int = _f(4, "parallel download workers", min=1, max=64)
-    max_per_hour: float | None = _f(300.0, "extractions per hour across all workers (null = unlimited)", min=0.0)
-    min_interval_s: float = _f(1.0, "minimum seconds between two extractions", min=0.0)
+    max_per_hour: float | Literal["auto"] | None = _f("auto", "extractions per hour across all workers: auto = YouTube's budget (300) for a remote host, none for the 127.0.0.1 demo server; null or 0 = unlimited", min=0.0)
+    min_interval_s: float | Literal["auto"] = _f("auto", "minimum seconds between two extractions: auto = 1 for a remote host, 0 for the 127.0.0.1 demo server", min=0.0)
     retries: int = _f(3, "attempts per clip for transient failures", min=0)
     retry_failed: bool = _f(False, "also retry clips that failed permanently")
     backoff_s: float = _f(5.0, "first retry delay (doubles, with jitter)", min=0.0)

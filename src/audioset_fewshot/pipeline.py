@@ -481,7 +481,6 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "metadata.metadata_dir": str(metadata_dir),
         "plan.max_per_class": max_per_class,
         "download.base_url": base_url,
-        "download.min_interval_s": 0.0,
         "download.jobs": 8,
         "download.retries": 3,
         "download.backoff_s": 0.2,
@@ -510,8 +509,9 @@ _DEMO_FORCED = frozenset({"root", "metadata.metadata_dir", "download.base_url"})
 def demo_config(config: Config, overrides: Mapping[str, Any]) -> Config:
     """``config`` sized for the demo: the demo's values replace only the knobs still at
     their defaults (so ``-c config.yaml`` can still change, say, ``evaluate.steps``);
-    the root, metadata folder and server URL are always the demo's.  The demo has no
-    hourly cap unless the config sets one."""
+    the root, metadata folder and server URL are always the demo's.  The demo server
+    is a loopback host, so the default ("auto") rate puts no hourly cap on it
+    (:func:`audioset_fewshot.download.governor.host_rate`)."""
     defaults = Config().to_dict()
     data = config.to_dict()
 
@@ -522,10 +522,7 @@ def demo_config(config: Config, overrides: Mapping[str, Any]) -> Config:
         return node
 
     chosen = {k: v for k, v in overrides.items() if k in _DEMO_FORCED or get(data, k) == get(defaults, k)}
-    merged = config_mod.merge(data, chosen)
-    if data["download"]["max_per_hour"] == defaults["download"]["max_per_hour"]:
-        merged["download"]["max_per_hour"] = None  # merge() reads None as "not given"
-    return config_mod.config_from_dict(merged)
+    return config_mod.config_from_dict(config_mod.merge(data, chosen))
 
 
 @contextlib.contextmanager

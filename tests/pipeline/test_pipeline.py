@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from audioset_fewshot.config import Config, load_config
+from audioset_fewshot.download.governor import host_rate
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_config, demo_overrides, run
@@ -69,7 +70,9 @@ def test_run_command_usage_errors(tmp_path: Path) -> None:
 def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_path: Path) -> None:
     over = demo_overrides(tmp_path, metadata_dir=tmp_path / "m", base_url="http://127.0.0.1:1234")
     cfg = demo_config(Config(), over)
-    assert cfg.download.max_per_hour is None and cfg.download.base_url == "http://127.0.0.1:1234"
+    assert cfg.download.base_url == "http://127.0.0.1:1234"
+    # the default rate is the host's: no cap against the loopback demo server
+    assert host_rate(cfg.download.max_per_hour, cfg.download.min_interval_s, base_url=cfg.download.base_url) == (None, 0.0)
     # a knob the user set survives; the root, metadata and URL are always the demo's
     mine = demo_config(load_config(None, {"evaluate.steps": 7, "download.max_per_hour": 50.0, "root": "elsewhere"}), over)
     assert mine.evaluate.steps == 7 and mine.download.max_per_hour == 50.0 and mine.root == str(tmp_path)
@@ -79,7 +82,7 @@ def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_pa
     assert cfg.episodes.n_way == 5 and cfg.episodes.k_shot == 5 and cfg.episodes.split == "test"
     assert cfg.evaluate.steps <= 300
     assert cfg.download.pause_s <= 3.0
-    assert cfg.download.max_per_hour == Config().download.max_per_hour  # merge() ignores None: the demo lifts the cap itself
+    assert cfg.download.max_per_hour == Config().download.max_per_hour == "auto"
     # only the download section knows the URL (a new port each run keeps the plan and ledger keys)
     assert [k for k, v in over.items() if v == "http://127.0.0.1:1234"] == ["download.base_url"]
 

@@ -9,39 +9,9 @@ from pathlib import Path
 import click
 
 from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
-from audioset_fewshot.config import Config, write_config
+from audioset_fewshot.config import write_config
 from audioset_fewshot.layout import DatasetLayout
 
-
-
-def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_flag: float | None) -> Config:
-    """The demo server (127.0.0.1) has no session budget: unless the rate knobs were set
-    (flag or file), its downloads run with the governor's rate off (pauses still apply)."""
-    from audioset_fewshot.download.runner import watch_url
-    from audioset_fewshot.download.ytdlp_demo import is_demo_url
-
-    if not is_demo_url(watch_url(cfg.download.base_url, "aaaaaaaaaaa")):
-        return cfg
-    given: dict = {}
-    if config_path is not None:
-        import yaml
-
-        loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-        given = (loaded.get("download") or {}) if isinstance(loaded, dict) else {}
-    changes = {}
-    if max_per_hour_flag is None and "max_per_hour" not in given:
-        changes["download.max_per_hour"] = None
-    if "min_interval_s" not in given:
-        changes["download.min_interval_s"] = 0.0
-    if not changes:
-        return cfg
-    from audioset_fewshot.config import config_from_dict, merge
-
-    data = cfg.to_dict()
-    for key, value in changes.items():  # merge() drops None values: set them by hand
-        section, name = key.split(".")
-        data[section][name] = value
-    return config_from_dict(merge(data, {}))
 
 
 @click.command(name="download")
@@ -49,7 +19,7 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
 @root_option
 @metadata_dir_option
 @click.option("--jobs", type=int, default=None, help="Parallel download workers (default 4).")
-@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (0 = unlimited; default 300).")
+@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (0 = unlimited; default: 300 for a remote host, none for the 127.0.0.1 demo server).")
 @click.option("--retries", type=int, default=None, help="Retries per clip for transient failures.")
 @click.option("--max-pauses", type=int, default=None, help="Stop after this many pool pauses for rate limits (default 4).")
 @click.option("--retry-failed", is_flag=True, default=None, help="Also retry clips that failed permanently.")
@@ -77,14 +47,14 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
         },
     )  # fmt: skip
-    cfg = demo_rate_defaults(cfg, config_path, max_per_hour_flag=max_per_hour)
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)
     write_config(layout.config_file, cfg)
     accepted = inspect.signature(run_download).parameters
     kw = {k: v for k, v in dataclasses.asdict(cfg.download).items() if k in accepted}  # canary_ids is doctor's
-    est = estimate_download(plan, root=layout.root, max_per_hour=kw["max_per_hour"], min_interval_s=kw["min_interval_s"], audio_format=kw["audio_format"], sample_rate_hz=kw["sample_rate_hz"])
+    est = estimate_download(plan, root=layout.root, max_per_hour=kw["max_per_hour"], min_interval_s=kw["min_interval_s"], audio_format=kw["audio_format"],
+                            sample_rate_hz=kw["sample_rate_hz"], base_url=kw["base_url"])  # fmt: skip
     click.echo(f"plan {plan.content_hash[:12]}{' (new)' if written else ''}: {len(plan.entries)} candidates, {len(plan.classes)} classes; {est.text()}")
     report = run_download(plan, root=layout.root, **kw)
     for line in report.summary_lines():

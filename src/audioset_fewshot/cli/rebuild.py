@@ -15,8 +15,8 @@ from audioset_fewshot.cli._common import config_option, resolve_config
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True, help="Empty folder to rebuild into.")
 @config_option
 @click.option("--jobs", type=int, default=None, help="Parallel download workers (default 4).")
-@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (default 300).")
-@click.option("--min-interval-s", type=float, default=None, help="Minimum seconds between two extractions.")
+@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (0 = unlimited; default: 300 for a remote host, none for the 127.0.0.1 demo server).")
+@click.option("--min-interval-s", type=float, default=None, help="Minimum seconds between two extractions (default: 1 for a remote host, 0 for the demo server).")
 @click.option("--max-pauses", type=int, default=None, help="Stop after this many pool pauses for rate limits (default 4).")
 @click.option("--retries", type=int, default=None, help="Retries per clip for transient failures.")
 @click.option("--retry-failed", is_flag=True, default=None, help="Also retry clips that failed permanently.")

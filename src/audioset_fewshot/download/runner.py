@@ -43,7 +43,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
-from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
+from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
 from audioset_fewshot.download.ledger import Ledger, utc_now
 from audioset_fewshot.errors import DiskFullError, DownloadError, LockError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -265,9 +265,11 @@ def _default_fetch() -> Callable[..., Any]:
     return fetch_clip
 
 
-def estimate_download(plan: Any, *, root: Path | str, max_per_hour: float | None = 300.0, min_interval_s: float = 1.0, audio_format: str = "flac", sample_rate_hz: int = 16000) -> DownloadEstimate:
+def estimate_download(plan: Any, *, root: Path | str, max_per_hour: Rate = AUTO, min_interval_s: float | Literal["auto"] = AUTO, audio_format: str = "flac",
+                      sample_rate_hz: int = 16000, base_url: str = "https://www.youtube.com") -> DownloadEstimate:  # fmt: skip
     """Clips still to fetch (from the ledger when there is one), hours at the governor's
-    rate, and disk for them."""
+    rate for the host of ``base_url`` (:func:`~.governor.host_rate`), and disk for them."""
+    max_per_hour, min_interval_s = host_rate(max_per_hour, min_interval_s, base_url=base_url)
     layout = DatasetLayout(Path(root))
     done: Counter[str] = Counter()
     if layout.ledger_file.exists():
@@ -292,8 +294,8 @@ def run_download(
     *,
     root: Path | str,
     jobs: int = 4,
-    max_per_hour: float | None = 300.0,
-    min_interval_s: float = 1.0,
+    max_per_hour: Rate = AUTO,
+    min_interval_s: float | Literal["auto"] = AUTO,
     retries: int = 3,
     retry_failed: bool = False,
     backoff_s: float = 5.0,
@@ -316,7 +318,10 @@ def run_download(
     ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
     ``fetch(url, start_s=, end_s=, dest=, sample_rate_hz=, audio_format=, format=,
     timeout_s=, cookies=, cookies_from_browser=)`` and returning a ``ClipResult``.
+    ``max_per_hour``/``min_interval_s``: ``"auto"`` is the budget of the host
+    (:func:`~.governor.host_rate`: YouTube's, none for the loopback demo server).
     """
+    max_per_hour, min_interval_s = host_rate(max_per_hour, min_interval_s, base_url=base_url)
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, got {jobs}")
     if cookies and cookies_from_browser:
@@ -335,7 +340,8 @@ def run_download(
         with Ledger(layout.ledger_file) as ledger:
             ledger.sync_plan(plan)
             _reconcile_files(ledger, layout)
-            estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=audio_format, sample_rate_hz=sample_rate_hz)
+            estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=audio_format,
+                                         sample_rate_hz=sample_rate_hz, base_url=base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
             gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=pause_s, max_pause_s=max_pause_s)
             run = _Run(

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from audioset_fewshot._io import sha256_file
 from audioset_fewshot.errors import ManifestError, UsageError
@@ -105,8 +105,8 @@ def rebuild(
     *,
     root: Path | str,
     jobs: int = 4,
-    max_per_hour: float | None = 300.0,
-    min_interval_s: float = 1.0,
+    max_per_hour: float | Literal["auto"] | None = "auto",
+    min_interval_s: float | Literal["auto"] = "auto",
     retries: int = 3,
     retry_failed: bool = False,
     backoff_s: float = 5.0,
