@@ -30,13 +30,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot import config as config_mod
 from audioset_fewshot._io import atomic_write_json
 from audioset_fewshot.config import Config
 from audioset_fewshot.errors import UsageError, closest
 from audioset_fewshot.layout import DatasetLayout
+
+if TYPE_CHECKING:
+    from audioset_fewshot.selection import MetadataSelection
 
 log = logging.getLogger(__name__)
 
@@ -152,57 +155,27 @@ class _Context:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _metadata(ctx: _Context) -> tuple[Any, Any, Any]:
-    """(ontology, segment table, selection), computed once per run."""
+def _metadata(ctx: _Context) -> MetadataSelection:
+    """The metadata and the class selection, read once per run (the same entry as ``plan``)."""
     if "selection" not in ctx.values:
-        from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
-        from audioset_fewshot.selection import select_classes
+        from audioset_fewshot.selection import select_from_config
 
         cfg = ctx.config
-        onto = load_ontology()
-        quality = load_quality()
-        files = resolve_segment_files(
-            tuple(cfg.plan.sources),
-            metadata_dir=cfg.metadata.metadata_dir,
-            cache_dir=cfg.metadata.cache_dir,
-            urls=cfg.metadata.urls,
-        )
-        table = read_segments(files)
-        # candidates of every leaf/non-leaf class so that classes without any segment are left out with a reason
-        index = build_candidate_index(table, onto.mids)
-        selection = select_classes(
-            onto,
-            quality,
-            min_quality=cfg.selection.min_quality,
-            all_levels=cfg.selection.all_levels,
-            include=tuple(cfg.selection.include),
-            exclude=tuple(cfg.selection.exclude),
-            candidates=index,
-        )
-        ctx.values.update(ontology=onto, table=table, selection=selection, index=index)
-    return ctx.values["ontology"], ctx.values["table"], ctx.values["selection"]
+        ctx.values["selection"] = select_from_config(cfg.metadata, cfg.selection, sources=cfg.plan.sources)
+    chosen: MetadataSelection = ctx.values["selection"]
+    return chosen
 
 
 def _stage_selection(ctx: _Context) -> dict[str, Any]:
-    _, table, selection = _metadata(ctx)
-    return {"classes": len(selection.chosen), "excluded": len(selection.excluded), "segments": int(len(table.ytid))}
+    chosen = _metadata(ctx)
+    table_rows = 0 if chosen.table is None else len(chosen.table.ytid)
+    return {"classes": len(chosen.selection.chosen), "excluded": len(chosen.selection.excluded), "segments": int(table_rows)}
 
 
 def _stage_plan(ctx: _Context) -> dict[str, Any]:
-    from audioset_fewshot.config import parse_shard
-    from audioset_fewshot.plan import make_plan, write_plan
+    from audioset_fewshot.plan import plan_from_selection, write_plan
 
-    cfg = ctx.config.plan
-    _, table, selection = _metadata(ctx)
-    plan = make_plan(
-        selection,
-        table,
-        seed=cfg.seed,
-        max_per_class=cfg.max_per_class,
-        sources=tuple(cfg.sources),
-        owner_policy=cfg.owner_policy,
-        shard=None if cfg.shard is None else parse_shard(cfg.shard, key="plan.shard"),
-    )
+    plan = plan_from_selection(_metadata(ctx), ctx.config.plan)
     write_plan(plan, ctx.layout)
     ctx.values["plan"] = plan
     return {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
@@ -210,10 +183,9 @@ def _stage_plan(ctx: _Context) -> dict[str, Any]:
 
 def _stage_download(ctx: _Context) -> dict[str, Any]:
     import dataclasses
+    import inspect
 
     from audioset_fewshot.download.runner import run_download
-
-    import inspect
 
     accepted = set(inspect.signature(run_download).parameters)
     # the download section also holds knobs of other commands (doctor's canary ids, say)

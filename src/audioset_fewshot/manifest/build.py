@@ -16,8 +16,9 @@ Files under ``ROOT/manifest/`` (all sorted, ``\\n`` line ends):
   skip dead IDs.  Clips never tried (a class reached its target first) are
   not listed.
 * ``lock.json`` -- schema version, plan hash and parameters (seed, classes,
-  sources, ...), the selection parameters of ``ROOT/config.yaml`` when the
-  download command saved one, sha256 of every metadata file the plan used, tool versions
+  sources, ...), the selection rule the plan recorded (``selection.config``:
+  min_quality, all_levels, include, exclude; names resolved to MIDs), sha256
+  of every metadata file the plan used (segment lists, ontology, QA counts), tool versions
   (yt-dlp, ffmpeg, the package), the sha256 of clips.csv, unavailable.csv and
   the per-class files, and ``content_hash`` over all of that.  No timestamps.
 * ``provenance.csv`` -- when and how each clip was obtained (timestamps,
@@ -44,7 +45,7 @@ from typing import Any
 
 from audioset_fewshot import __version__
 from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_file, sha256_text
-from audioset_fewshot.errors import AudiosetFewshotError, ManifestError, ValidationError
+from audioset_fewshot.errors import ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
     STATUS_FAILED_PERMANENT,
@@ -191,20 +192,6 @@ def _tool_versions(kept: Sequence[LedgerClip], ledger_meta: Mapping[str, str]) -
     return out
 
 
-def _selection_config(layout: DatasetLayout) -> dict[str, Any] | None:
-    """The ``selection`` section of ``ROOT/config.yaml`` (saved by the download command), if any."""
-    from audioset_fewshot.config import load_config
-
-    if not layout.config_file.is_file():
-        return None
-    try:
-        cfg = load_config(layout.config_file)
-    except (AudiosetFewshotError, OSError) as err:
-        log.warning("%s not read (%s); lock.json records the selected classes only", layout.config_file, err)
-        return None
-    return dataclasses.asdict(cfg.selection)
-
-
 @dataclass(frozen=True)
 class _PlanSummary:
     """What the manifest needs of the plan, read from plan.json (no parse of plan.csv)."""
@@ -333,7 +320,8 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
             "targets": None if plan.targets is None else dict(plan.targets),
         },
         "seed": params.get("seed"),
-        "selection": {"classes": list(params.get("classes", classes))} | ({"config": sel} if (sel := _selection_config(layout)) else {}),
+        # the rule that produced the plan (and so the clips), as the plan recorded it
+        "selection": {"classes": list(params.get("classes", classes))} | ({"config": dict(params["selection"])} if params.get("selection") else {}),
         "metadata_sha256": dict(plan.inputs),
         "tool_versions": _tool_versions(kept, meta),
         "clips": {"count": len(rows), "sha256": clips_sha},
