@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from audioset_fewshot import config as config_mod
 from audioset_fewshot._io import atomic_write_json
 from audioset_fewshot.config import Config
-from audioset_fewshot.errors import UsageError, closest
+from audioset_fewshot.errors import AudiosetFewshotError, UsageError, closest
 from audioset_fewshot.layout import DatasetLayout
 
 if TYPE_CHECKING:
@@ -420,15 +420,15 @@ def run(
     check_stage(until)
     if root is not None:
         config = config_mod.replace(config, root=str(root))
-    if demo:
+    if demo or config.demo:  # a demo root resumes as a demo
         return _run_demo(config, until=until, media_cache=media_cache)
     return _run_config(config, until=until, demo=False)
 
 
-def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None) -> RunReport:
+def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None, saved: Config | None = None) -> RunReport:
     layout = DatasetLayout(Path(config.root))
     layout.root.mkdir(parents=True, exist_ok=True)
-    _save_config(layout, config)
+    _save_config(layout, saved or config)
     ctx = _Context(config=config, layout=layout)
     t0 = time.perf_counter()
     results = _run_stages(ctx, until)
@@ -438,8 +438,18 @@ def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping
 
 
 def _save_config(layout: DatasetLayout, config: Config) -> None:
-    """Save the resolved config; the demo's ephemeral server URL is not part of any content key."""
-    config_mod.write_config(layout.config_file, config)
+    """Save the resolved config, its paths relative to the root (or absolute), so that
+    ``--root ROOT`` resumes it from any folder."""
+    config_mod.write_config(layout.config_file, config, root=layout.root)
+
+
+def demo_saved_config(run_config: Config, given: Config) -> Config:
+    """What a demo root saves: the demo's config marked ``demo: true``, with the URL the
+    user gave (the default) instead of the demo server's ephemeral one, so that a later
+    ``run --root DEMO`` starts a demo server again and nothing stores a dead port."""
+    import dataclasses
+
+    return dataclasses.replace(run_config, demo=True, download=dataclasses.replace(run_config.download, base_url=given.download.base_url))
 
 
 # ---------------------------------------------------------------------------------------
@@ -513,6 +523,17 @@ def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int 
         yield server, meta
 
 
+def is_demo_root(root: Path | str) -> bool:
+    """True when ``root`` was made by the offline demo (its saved config says ``demo: true``)."""
+    layout = DatasetLayout(Path(root))
+    if not layout.config_file.is_file():
+        return False
+    try:
+        return config_mod.load_config(layout.config_file).demo
+    except (AudiosetFewshotError, OSError):
+        return False
+
+
 def demo_catalog_of(root: Path | str) -> dict[str, Any]:
     """The media catalogue (``{ytid: SourceSpec}``) of the demo root ``root``: the same
     sources, lengths and faults its own run served, so its manifest rebuilds with the
@@ -520,8 +541,8 @@ def demo_catalog_of(root: Path | str) -> dict[str, Any]:
     from audioset_fewshot.demo.catalog import build_demo_metadata
 
     layout = DatasetLayout(Path(root))
-    if not (layout.root / "demo-metadata").is_dir():
-        raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
+    if not is_demo_root(layout.root):
+        raise UsageError(f"{layout.root} is not a demo root (its config.yaml does not say demo: true); make one with 'audioset-fewshot run --demo --root {layout.root}'")
     return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 
@@ -557,4 +578,4 @@ def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | No
         # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
         server.rate_limit_burst(count=DEMO_RATE_LIMIT_BURST)
         setup = {"media_files": n, "media_seconds": round(media_s, 3), "media_cache": str(server.cache_dir), "server": server.base_url}
-        return _run_config(cfg, until=until, demo=True, setup=setup)
+        return _run_config(cfg, until=until, demo=True, setup=setup, saved=demo_saved_config(cfg, config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,9 +97,57 @@ def test_demo_until_plan_is_fast_and_stable_across_server_ports(tmp_path: Path) 
     assert not (root / ".demo-media").exists() or not any((root / ".demo-media").iterdir())  # no media before download
     plan = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
     assert len(plan["targets"]) == 30
-    port1 = load_config(layout.config_file).download.base_url
     second = _cli("run", "--demo", "--root", str(root), "--until", "plan")
     assert second.returncode == 0, second.stderr
     assert any(line.startswith("plan") and "up to date" in line for line in second.stdout.splitlines())
-    port2 = load_config(layout.config_file).download.base_url
-    assert port1.startswith("http://127.0.0.1:") and port2.startswith("http://127.0.0.1:")
+    # the saved config says "demo root"; the server's ephemeral port is stored nowhere in it
+    saved = load_config(layout.config_file)
+    assert saved.demo and saved.download.base_url == Config().download.base_url
+    assert "http://127.0.0.1" not in layout.config_file.read_text(encoding="utf-8")
+    assert "metadata_dir: demo-metadata" in layout.config_file.read_text(encoding="utf-8")  # relative to the root
+    # a demo root resumes as a demo without --demo, from another folder; download refuses to send it to YouTube
+    resumed = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", str(root), "--until", "plan"],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path / "demo" / "demo-metadata")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert any(line.startswith("plan") and "up to date" in line for line in resumed.stdout.splitlines())
+    assert json.loads((layout.report_dir / "run.json").read_text(encoding="utf-8"))["demo"] is True
+    refused = _cli("download", "--root", str(root))
+    assert refused.returncode == 2 and "is a demo root" in refused.stderr and f"serve-demo --root {root}" in refused.stderr
+
+
+def test_a_root_resumes_with_root_from_any_folder(tmp_path: Path, shared_metadata_dir: Path) -> None:
+    """Made in folder A with relative paths; resumed from folder B, which has a metadata
+    folder of the same (relative) name with other lists in it: the root's own are used."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+    shutil.copytree(shared_metadata_dir, a / "meta")
+    (b / "meta").mkdir()  # decoy: a metadata folder with no lists at all
+    made = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", "data", "--metadata-dir", "meta", "--until", "plan"],
+                          capture_output=True, text=True, timeout=300, cwd=a)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    text = (a / "data" / "config.yaml").read_text(encoding="utf-8")
+    assert "\nroot: .\n" in text and f"metadata_dir: {a / 'meta'}" in text  # the root itself; outside it, absolute
+    again = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", str(a / "data"), "--until", "plan"],
+                           capture_output=True, text=True, timeout=300, cwd=b)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert any(line.startswith("plan") and "up to date" in line for line in again.stdout.splitlines())
+    relative = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", "../a/data", "--until", "plan"],
+                              capture_output=True, text=True, timeout=300, cwd=b)  # fmt: skip
+    assert relative.returncode == 0 and "up to date" in relative.stdout, relative.stderr
+    assert not (b / "data").exists()
+
+
+def test_a_saved_config_is_read_relative_to_its_folder(tmp_path: Path) -> None:
+    from audioset_fewshot.config import rooted, write_config
+
+    root = tmp_path / "root"
+    cfg = load_config(None, {"root": str(root), "metadata.metadata_dir": str(root / "lists"), "metadata.cache_dir": str(tmp_path / "cache")})
+    assert rooted(cfg, root).root == "." and rooted(cfg, root).metadata.metadata_dir == "lists"
+    write_config(root / "config.yaml", cfg, root=root)
+    moved = tmp_path / "moved"
+    shutil.move(str(root), moved)  # a root moves as a whole: inside paths follow it
+    back = load_config(moved / "config.yaml")
+    assert back.root == str(moved) and back.metadata.metadata_dir == str(moved / "lists")
+    assert back.metadata.cache_dir == str(tmp_path / "cache")
+

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
-from audioset_fewshot.config import write_config
+from audioset_fewshot.config import Config, write_config
+from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 
 
@@ -48,9 +50,18 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
         },
     )  # fmt: skip
     layout = DatasetLayout(Path(cfg.root))
+    saved = cfg
+    if cfg.demo:
+        if base_url is None:
+            raise UsageError(
+                f"{layout.root} is a demo root: its media come from the offline demo server, not from {cfg.download.base_url}. "
+                f"Resume it with 'audioset-fewshot run --root {layout.root}', or start 'audioset-fewshot serve-demo --root {layout.root}' "
+                "and pass the URL it prints as --base-url"
+            )
+        saved = replace(cfg, download=replace(cfg.download, base_url=Config().download.base_url))  # never store the ephemeral port
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)
-    write_config(layout.config_file, cfg)
+    write_config(layout.config_file, saved, root=layout.root)
     accepted = inspect.signature(run_download).parameters
     kw = {k: v for k, v in dataclasses.asdict(cfg.download).items() if k in accepted}  # canary_ids is doctor's
     est = estimate_download(plan, root=layout.root, max_per_hour=kw["max_per_hour"], min_interval_s=kw["min_interval_s"], audio_format=kw["audio_format"],

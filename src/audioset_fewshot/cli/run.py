@@ -40,16 +40,17 @@ def command(config_path: Path | None, root: Path | None, demo: bool, until: str 
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or
     parameters changed."""
-    if media_cache is not None and not demo:
-        raise click.UsageError("--media-cache applies to --demo only")
-    if demo and (metadata_dir is not None or base_url is not None):
-        raise click.UsageError("--demo brings its own metadata and media server: drop --metadata-dir and --base-url")
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
     cfg = resolve_config(config_path, {
         "root": root, "metadata.metadata_dir": metadata_dir, "download.base_url": base_url, "download.cookies": cookies,
         "download.max_per_hour": max_per_hour, "download.max_pauses": max_pauses, "download.min_free": min_free,
     })  # fmt: skip
+    demo = demo or cfg.demo  # a demo root (its saved config says demo: true) resumes as a demo
+    if demo and (metadata_dir is not None or base_url is not None):
+        raise click.UsageError("a demo brings its own metadata and media server: drop --metadata-dir and --base-url")
+    if media_cache is not None and not demo:
+        raise click.UsageError("--media-cache applies to --demo (or a demo root) only")
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
         click.echo(line)
