@@ -90,6 +90,7 @@ class DownloadConfig:
     audio_format: Literal["flac", "wav"] = _f("flac", "container of the stored clips (16-bit)")
     sample_rate_hz: int = _f(16000, "sample rate of the stored clips", min=8000, max=48000)
     timeout_s: float = _f(120.0, "bound on one clip's extraction + ffmpeg read", min=1.0)
+    origins: list[str | dict[str, str]] = _f(["youtube"], "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins")
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
 
 
@@ -112,6 +113,8 @@ class PackConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
+    kind: Literal["logmel", "vggish-release"] = _f("logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded")
+    release: str | None = _f(None, "the VGGish embedding release (unpacked audioset_v1_embeddings folder or features.tar.gz); needed by kind vggish-release")
     n_fft: int = _f(1024, "FFT size", min=16)
     hop_length: int = _f(512, "hop between frames (samples)", min=1)
     n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1)
@@ -304,6 +307,14 @@ def _cross_checks(cfg: Config) -> None:
     if cfg.plan.shard is not None:
         parse_shard(cfg.plan.shard, key="plan.shard")
     parse_size(cfg.download.min_free, key="download.min_free")
+    if cfg.features.kind == "vggish-release" and not cfg.features.release:
+        raise ConfigError("config key 'features.release': features.kind 'vggish-release' needs the release "
+                          "(the unpacked audioset_v1_embeddings folder or features.tar.gz)")
+    if not cfg.download.origins:
+        raise ConfigError("config key 'download.origins': give at least one origin (for example [youtube])")
+    for i, entry in enumerate(cfg.download.origins):  # each entry's keys and layout: download.origins.parse_origin
+        if isinstance(entry, dict) and not entry.get("path"):
+            raise ConfigError(f"config key 'download.origins[{i}]': a mapping needs 'path' (and may give layout, name, revision)")
     if cfg.download.cookies and cfg.download.cookies_from_browser:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
 

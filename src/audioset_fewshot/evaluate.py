@@ -14,6 +14,11 @@ nearest-centroid classifier, evaluated on fixed test episodes.
     standard deviation per mel bin over time; each query goes to the nearest
     class centroid of the supports.
 
+On the VGGish release's embeddings (``features.kind: vggish-release``, items
+(10, 128): seconds x dimensions) ProtoNet's encoder is two 1-D convolutions
+over time followed by the mean over time, and nearest-centroid embeds a clip
+as its mean over time.
+
 Every test clip is embedded once; an episode then costs a few array lookups,
 so 10,000 episodes take seconds.  The result (mean accuracy, 95 % confidence
 interval ``1.96 * std / sqrt(T)`` with the population std, N, K, Q, T, and the
@@ -138,6 +143,37 @@ def build_encoder(n_mels: int, frames: int, *, seed: int, channels: int = _CHANN
     return model
 
 
+def build_sequence_encoder(seconds: int, dim: int, *, seed: int, channels: int = 128) -> Any:
+    """The ProtoNet encoder for (B, seconds, dim) embedding sequences (the VGGish release's
+    (10, 128) items): two 1-D convolutions over time (kernel 3, batch norm, ReLU), then the
+    mean over time: a ``channels``-d embedding.  Seeded weights, as :func:`build_encoder`."""
+    import torch
+    from torch import nn
+
+    class _OverTime(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv1d(dim, channels, 3, padding=1), nn.BatchNorm1d(channels), nn.ReLU(),
+                                     nn.Conv1d(channels, channels, 3, padding=1), nn.BatchNorm1d(channels), nn.ReLU())
+
+        def forward(self, x: Any) -> Any:
+            return self.net(x.transpose(1, 2)).mean(dim=2)
+
+    model = _OverTime()
+    rng = np.random.default_rng([seed, _INIT_STREAM])
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv1d):
+                bound = float(np.sqrt(6.0 / (m.in_channels * m.kernel_size[0])))
+                m.weight.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(m.weight.shape)).astype(np.float32)))
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model
+
+
+_SEQUENCE_ARCHITECTURE = "2x(conv1d over time k3-128, bn, relu), mean over time"
+
+
 def _proto_logits(torch: Any, support: Any, query: Any, n_way: int, k_shot: int) -> Any:
     protos = support.reshape(n_way, k_shot, -1).mean(dim=1)
     return -torch.cdist(query, protos) ** 2
@@ -160,7 +196,7 @@ def train_protonet(dataset: SplitDataset, *, n_way: int, k_shot: int, q_query: i
     record: dict[str, Any] = {"steps": steps, "n_way": n_used, "k_shot": k_shot, "q_query": q_used, "learning_rate": learning_rate,
                               "seed": seed, "threads": threads, "losses": []}
     with _threads(threads) as torch:
-        model = build_encoder(shape[1], shape[2], seed=seed)
+        model = build_encoder(shape[1], shape[2], seed=seed) if len(shape) == 3 else build_sequence_encoder(shape[0], shape[1], seed=seed)
         if steps == 0:
             return model.eval(), record
         opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -196,9 +232,13 @@ def embed_protonet(model: Any, dataset: SplitDataset, *, threads: int = 1) -> np
 
 
 def embed_centroid(dataset: SplitDataset) -> np.ndarray:
-    """Per-mel-bin mean and std over time of each item's normalised log-mel: (items, 2 * n_mels)."""
+    """Per-mel-bin mean and std over time of each item's normalised log-mel: (items, 2 * n_mels);
+    for embedding sequences (items shaped (seconds, dim)) the mean over time: (items, dim)."""
     out = []
     for lo in range(0, len(dataset), _EMBED_BATCH):
+        if len(dataset.shape) == 2:
+            out.append(dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH))).astype(np.float64).mean(axis=1))
+            continue
         x = dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH)))[:, 0].astype(np.float64)
         out.append(np.concatenate([x.mean(axis=2), x.std(axis=2)], axis=1))
     return np.concatenate(out)
@@ -270,6 +310,8 @@ def evaluate(
     if method == "protonet":
         params.update({"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate,
                        "seed": seed, "architecture": f"avgpool->{_POOLED[0]}x{_POOLED[1]}, 4x(conv3x3-{_CHANNELS}, bn, relu, maxpool2), avgpool 2x2"})
+        if getattr(features, "item_shape", None) is not None:
+            params["architecture"] = _SEQUENCE_ARCHITECTURE
     fkey = str(getattr(features, "key", ""))
     if not force:
         old = _load_result(layout.eval_results)
@@ -301,4 +343,4 @@ def evaluate(
     return result
 
 
-__all__ = ["METHODS", "EvalResult", "build_encoder", "embed_centroid", "embed_protonet", "episode_accuracies", "evaluate", "train_protonet"]
+__all__ = ["METHODS", "EvalResult", "build_encoder", "build_sequence_encoder", "embed_centroid", "embed_protonet", "episode_accuracies", "evaluate", "train_protonet"]

@@ -61,6 +61,8 @@ STAGES: tuple[str, ...] = (
 
 RAN = "ran"
 UP_TO_DATE = "up to date"
+SKIPPED = "skipped"
+RELEASE_KIND = "vggish-release"  # features.kind whose clips come from Google's embedding release
 
 # Watch requests answered "try again later" at the start of a demo download: the governor pauses the pool.
 DEMO_RATE_LIMIT_BURST = 3
@@ -181,8 +183,28 @@ def _stage_plan(ctx: _Context) -> dict[str, Any]:
     return {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
 
 
+def _from_release(ctx: _Context) -> bool:
+    return ctx.config.features.kind == RELEASE_KIND
+
+
+def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
+    """The download stage with features.kind vggish-release: look the plan up in the release."""
+    from audioset_fewshot.release.obtain import obtain_from_release
+
+    f = ctx.config.features
+    assert f.release is not None  # the config's cross-checks guarantee it
+    rep = obtain_from_release(ctx.values["plan"], root=ctx.layout.root, release=f.release, workers=ctx.config.pack.workers,
+                              metadata_dir=ctx.config.metadata.metadata_dir)
+    return {"changed": rep.written, "origin": RELEASE_KIND, "obtained": rep.obtained, "target": rep.target, "obtained_now": rep.obtained if rep.written else 0,
+            "attempts": 0, "pauses": 0, "failures_by_reason": dict(rep.failures_by_reason),
+            "label_disagreements": rep.label_disagreements, "release_sha256": rep.content_sha256}
+
+
 def _stage_download(ctx: _Context) -> dict[str, Any]:
     import dataclasses
+
+    if _from_release(ctx):
+        return _stage_obtain_release(ctx)
     import inspect
 
     from audioset_fewshot.download.runner import run_download
@@ -218,12 +240,21 @@ def _ledger_state(layout: DatasetLayout) -> dict[str, dict[str, int]] | None:
 def _stage_manifest(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.manifest.build import build_manifest
 
+    if _from_release(ctx):
+        from audioset_fewshot.manifest.release import build_release_manifest
+
+        r = build_release_manifest(ctx.layout.root)
+        return {"clips": r.clips, "classes": r.classes, "unavailable": r.unavailable, "release_sha256": r.release_sha256, "written": len(r.written)}
+
     rec = build_manifest(ctx.layout.root)
     return {"clips": rec.clips, "classes": rec.classes, "unavailable": rec.unavailable, "clips_sha256": rec.clips_sha256, "written": len(rec.written)}
 
 
 def _stage_clean(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.clean import clean
+
+    if _from_release(ctx):
+        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
 
     c = ctx.config.clean
     rep = clean(ctx.layout.root, min_duration_s=c.min_duration_s, silence_dbfs=c.silence_dbfs, max_clipped_fraction=c.max_clipped_fraction, policy=c.policy, workers=ctx.config.pack.workers)
@@ -232,6 +263,9 @@ def _stage_clean(ctx: _Context) -> dict[str, Any]:
 
 def _stage_pack(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.pack import pack
+
+    if _from_release(ctx):
+        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
 
     p = ctx.config.pack
     rec = pack(ctx.layout.root, sample_rate_hz=p.sample_rate_hz, dtype=p.dtype, length_s=p.length_s, length_policy=p.length_policy, workers=p.workers)
@@ -243,6 +277,12 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.features import features
 
     f = ctx.config.features
+    if _from_release(ctx):
+        from audioset_fewshot.release.obtain import release_features
+
+        assert f.release is not None
+        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
+        return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
     rec = features(
         ctx.layout.root,
         n_fft=f.n_fft,
@@ -346,8 +386,8 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
     table: dict[str, tuple[Path, ...]] = {
         "selection": (),
         "plan": (layout.plan_file, layout.plan_meta_file),
-        "download": (layout.ledger_file,),
-        "manifest": (layout.clips_csv, layout.lock_json),
+        "download": (layout.ledger_file, layout.release_obtained_csv),
+        "manifest": (layout.clips_csv, layout.lock_json, layout.release_clips_csv),
         "clean": (layout.clean_csv,),
         "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))) if layout.pack_dir.is_dir() else (),
         "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
@@ -385,7 +425,9 @@ def _run_one(ctx: _Context, name: str) -> StageResult:
     seconds = time.perf_counter() - t0
     paths = stage_artifacts(ctx.layout, name)
     after = _fingerprint(paths)
-    if name == "selection":
+    if summary.get(SKIPPED):
+        status = SKIPPED
+    elif name == "selection":
         status = RAN
     elif name == "download":
         # retrying clips that failed transiently, with the same outcome, changes nothing
@@ -415,14 +457,21 @@ def run(
     until: str | None = None,
     root: Path | str | None = None,
     media_cache: Path | str | None = None,
+    force_root: bool = False,
 ) -> RunReport:
-    """Run the pipeline (see the module docstring); returns what each stage did."""
+    """Run the pipeline (see the module docstring); returns what each stage did.
+
+    The root is checked, locked and marked before anything is written under it
+    (``force_root``: accept a non-empty folder that is not ours)."""
+    from audioset_fewshot._root import hold_root
+
     check_stage(until)
     if root is not None:
         config = config_mod.replace(config, root=str(root))
-    if demo or config.demo:  # a demo root resumes as a demo
-        return _run_demo(config, until=until, media_cache=media_cache)
-    return _run_config(config, until=until, demo=False)
+    with hold_root(config.root, force=force_root):
+        if demo or config.demo:  # a demo root resumes as a demo
+            return _run_demo(config, until=until, media_cache=media_cache)
+        return _run_config(config, until=until, demo=False)
 
 
 def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None, saved: Config | None = None) -> RunReport:

@@ -162,7 +162,7 @@ def test_lock_disk_and_resume_cleanup(tmp_path: Path) -> None:
         run_download(plan_of(2, 1), root=tmp_path, fetch=fetch, **{**FAST, "min_free": "1000TB"})
     assert fetch.calls == []
     # leftovers of a killed run: a temp file and a clip file the ledger does not hold as ok
-    stray = layout.audio_dir / "m_0dog" / ".tmp-x.flac.abc"
+    stray = layout.audio_dir / "m_0dog" / ".tmp-x.flac.k3j9x_q2.flac"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"partial")
     orphan = layout.clip_path(DOG, yt(DOG, 1), 0.0)

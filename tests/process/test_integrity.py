@@ -135,3 +135,28 @@ def test_verify_deep_cli_reports_a_flipped_feature_byte(tone_root: DatasetLayout
     deep = subprocess.run([*cmd, "--deep"], capture_output=True, text=True, timeout=120, check=False)
     assert deep.returncode == 1
     assert "corrupt-array" in deep.stdout and "mels.f32" in deep.stdout and "sha256" in deep.stdout
+
+
+def test_a_symlinked_temp_folder_or_array_is_never_followed(tone_root: DatasetLayout, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "mels.f32"
+    victim.write_bytes(b"not the tool's")
+    os.utime(victim, ns=(10**18, 10**18))
+    before = (victim.read_bytes(), victim.stat().st_mtime_ns, sorted(p.name for p in outside.iterdir()))
+    _, fr = _processed(tone_root)
+    key = fr.key  # type: ignore[attr-defined]
+    good = (fr.path / "mels.f32").read_bytes()  # type: ignore[attr-defined]
+    # the temp folder the features are built in is a planted link to a folder outside the root
+    (tone_root.features_dir / f".tmp-{key}").symlink_to(outside, target_is_directory=True)
+    again = features(tone_root.root, n_mels=32, force=True)
+    assert (again.path / "mels.f32").read_bytes() == good
+    assert (victim.read_bytes(), victim.stat().st_mtime_ns, sorted(p.name for p in outside.iterdir())) == before
+    # a finished array replaced by a link: reported, rebuilt as a plain file, the target untouched
+    (again.path / "mels.f32").unlink()
+    (again.path / "mels.f32").symlink_to(victim)
+    with pytest.raises(IntegrityError, match="not a plain file"):
+        load_features(tone_root.root)
+    features(tone_root.root, n_mels=32)
+    assert (again.path / "mels.f32").read_bytes() == good and not (again.path / "mels.f32").is_symlink()
+    assert (victim.read_bytes(), victim.stat().st_mtime_ns, sorted(p.name for p in outside.iterdir())) == before

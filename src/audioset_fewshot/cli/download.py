@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -30,9 +30,10 @@ from audioset_fewshot.layout import DatasetLayout
 @click.option("--shard", default=None, help="I/N: download only shard I of N of the plan.")
 @click.option("--min-free", default=None, help="Stop cleanly before free disk falls below this (e.g. 2GB).")
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline runs).")
+@click.option("--origin", "origins", multiple=True, help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.")
 def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, jobs: int | None, max_per_hour: float | None,
             retries: int | None, max_pauses: int | None, retry_failed: bool | None, cookies: Path | None, cookies_from_browser: str | None, shard: str | None,
-            min_free: str | None, base_url: str | None) -> None:  # fmt: skip
+            min_free: str | None, base_url: str | None, origins: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Download the plan of ROOT (built from the config first when missing or changed).
 
     A rerun skips obtained and permanently failed clips and retries transient ones;
@@ -47,6 +48,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "download.retries": retries, "download.max_pauses": max_pauses, "download.retry_failed": retry_failed or None,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
+            "download.origins": list(origins) or None,
         },
     )  # fmt: skip
     layout = DatasetLayout(Path(cfg.root))
@@ -59,6 +61,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
                 "and pass the URL it prints as --base-url"
             )
         saved = replace(cfg, download=replace(cfg.download, base_url=Config().download.base_url))  # never store the ephemeral port
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)
     write_config(layout.config_file, saved, root=layout.root)

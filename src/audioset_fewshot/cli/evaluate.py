@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.evaluate import METHODS, evaluate
 
@@ -32,6 +32,7 @@ def command(config_path: Path | None, root: Path | None, method: str | None, ste
         "root": root, "evaluate.method": method, "evaluate.steps": steps, "evaluate.n_way": n_way, "evaluate.k_shot": k_shot,
         "evaluate.q_query": q_query, "evaluate.learning_rate": learning_rate, "evaluate.seed": seed, "evaluate.threads": threads,
     })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     ec, ev = cfg.episodes, cfg.evaluate
     root_path = Path(cfg.root)
     episodes = write_episodes(root_path, split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config
+from audioset_fewshot.cli._common import config_option, force_root_option, hold_root_for_command, resolve_config
 
 
 @click.command(name="rebuild")
 @click.argument("manifest", type=click.Path(exists=True, path_type=Path))
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True, help="Empty folder to rebuild into.")
+@force_root_option
 @config_option
 @click.option("--jobs", type=int, default=None, help="Parallel download workers (default 4).")
 @click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all workers (0 = unlimited; default: 300 for a remote host, none for the 127.0.0.1 demo server).")
@@ -47,6 +48,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
             "download.base_url": base_url, "download.timeout_s": timeout_s, "download.min_free": min_free,
         },
     )  # fmt: skip
+    hold_root_for_command(root)  # the destination: checked, locked and marked before anything is written
     d = cfg.download
     rep = rebuild(
         manifest, root=root, jobs=d.jobs, max_per_hour=d.max_per_hour or None, min_interval_s=d.min_interval_s, retries=d.retries,

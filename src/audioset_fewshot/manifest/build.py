@@ -156,6 +156,9 @@ def manifest_row(clip: LedgerClip, *, where: str = "ledger") -> ManifestRow:
         codec=clean_text(clip.codec),
         license=clean_text(clip.license),
         channel_id=clean_text(clip.channel_id),
+        origin=clean_text(clip.origin) or "youtube",
+        origin_revision=clean_text(clip.origin_revision),
+        source_sample_rate_hz="" if clip.source_sample_rate_hz is None else str(int(clip.source_sample_rate_hz)),
     )
 
 
@@ -189,6 +192,36 @@ def _tool_versions(kept: Sequence[LedgerClip], ledger_meta: Mapping[str, str]) -
             pass
     out: dict[str, Any] = {t: (sorted(v)[0] if len(v) == 1 else sorted(v)) for t, v in sorted(seen.items())}
     out["audioset-fewshot"] = __version__
+    return out
+
+
+def _origins_lock(ledger_meta: Mapping[str, str], rows: Sequence[ManifestRow]) -> list[dict[str, Any]] | None:
+    """lock.json's ``origins``: each origin of ``download.origins`` (name, kind, revision,
+    repository; never a local path), how many planned clips it held when the run opened it
+    (``held``) and how many manifest clips came from it (``clips``).  None for a root that
+    only ever used YouTube (its lock stays as it was)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.origin] = counts.get(r.origin, 0) + 1
+    listed: list[dict[str, Any]] = []
+    try:
+        data = json.loads(ledger_meta.get("origins") or "[]")
+    except ValueError:
+        data = []
+    if isinstance(data, list):
+        listed = [dict(d) for d in data if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    if set(counts) <= {"youtube"} and all(d.get("kind") == "youtube" for d in listed):
+        return None
+    names = {d["name"] for d in listed}
+    for name in sorted(set(counts) - names):  # clips from an origin no longer listed
+        listed.append({"name": name, "kind": "youtube" if name == "youtube" else "unknown", "revision": None, "repo": None})
+    out = []
+    for d in listed:
+        entry = {k: d.get(k) for k in ("name", "kind", "revision", "repo")}
+        if "held" in d:
+            entry["held"] = int(d["held"])
+        entry["clips"] = counts.get(d["name"], 0)
+        out.append(entry)
     return out
 
 
@@ -328,6 +361,9 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
         "unavailable": {"count": len(failed), "sha256": sha256_text(unavailable_text)},
         "by_class_sha256": by_class_hashes,
     }
+    origins = _origins_lock(meta, rows)
+    if origins is not None:
+        body["origins"] = origins
     content_hash = sha256_text(canonical_json(body))
     texts[layout.lock_json] = canonical_json({**body, "content_hash": content_hash})
 

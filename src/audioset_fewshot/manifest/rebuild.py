@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from audioset_fewshot._io import sha256_file
+from audioset_fewshot._root import holds_only_ours
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._files import check_destination
@@ -143,7 +144,7 @@ def rebuild(
         old = read_plan(layout)
         if old.content_hash != plan.content_hash:
             raise UsageError(f"{dest} already holds another plan; rebuild into an empty folder (or the folder this manifest was rebuilt into)")
-    elif dest.exists() and any(dest.iterdir()):
+    elif not holds_only_ours(dest):
         raise UsageError(f"{dest} is not empty; rebuild into an empty folder")
     write_plan(plan, layout)
     run_download(

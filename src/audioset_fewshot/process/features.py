@@ -72,6 +72,8 @@ from audioset_fewshot.validate import mid_slug
 if TYPE_CHECKING:
     import torch
 
+    from audioset_fewshot.release.store import EmbeddingStore
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -350,7 +352,7 @@ def features_damage(folder: Path, meta: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_features(root: Path | str, *, key: str | None = None, verify: bool = False) -> FeatureStore:
+def load_features(root: Path | str, *, key: str | None = None, verify: bool = False) -> FeatureStore | EmbeddingStore:
     """Open the last finished features of ``root`` (or those with ``key``), memory-mapped.
 
     Sizes (and the index's sha256, when recorded) are always checked; ``verify=True``
@@ -361,6 +363,11 @@ def load_features(root: Path | str, *, key: str | None = None, verify: bool = Fa
         key = read_current(layout.features_dir, stage="features", hint="run 'audioset-fewshot process --stage features' first")
     folder = layout.features_dir / key
     meta = read_json(folder / "meta.json")
+    if meta is not None and meta.get("kind") == "vggish-release":
+        # the released VGGish embeddings (features.kind vggish-release): the same readers serve them
+        from audioset_fewshot.release.store import load_embeddings
+
+        return load_embeddings(layout.root, folder, verify=verify)
     if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
         raise StageNotReadyError(f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'")
     shape = tuple(int(s) for s in meta["shape"])

@@ -66,8 +66,9 @@ class FileIndex:
     status: np.ndarray     # int8, OK or CORRUPT
     label_ptr: np.ndarray  # int64 (n + 1)
     label_idx: np.ndarray  # int32, class indices as stored
-    problems: tuple[str, ...] = ()  # corrupt records that could not be decoded
+    problems: tuple[str, ...] = ()  # every corrupt record, named
     damaged: str | None = None      # the file broke off here
+    unreadable: int = 0             # corrupt records that did not even decode (their clip is unknown)
 
 
 def index_bytes(source: str, name: str, data: bytes | memoryview) -> FileIndex:
@@ -83,6 +84,7 @@ def index_bytes(source: str, name: str, data: bytes | memoryview) -> FileIndex:
     labels: list[int] = []
     problems: list[str] = []
     damaged: str | None = None
+    unreadable = 0
     try:
         for rec in read_records(data, name=name):
             payload = rec.payload
@@ -97,6 +99,7 @@ def index_bytes(source: str, name: str, data: bytes | memoryview) -> FileIndex:
                 r = decode(payload)
             except RecordError as err:
                 problems.append(rec.corrupt or f"{name}: record {rec.number} (byte {rec.offset}): {err}")
+                unreadable += 1
                 continue
             if state == CORRUPT:
                 problems.append(f"{rec.corrupt} (it names {r.ytid} at {r.start_s:.3f} s: recorded as corrupt)")
@@ -116,7 +119,7 @@ def index_bytes(source: str, name: str, data: bytes | memoryview) -> FileIndex:
         ytid=np.array(ytids, dtype="S11"), start_ms=np.array(starts, dtype=np.int64), end_ms=np.array(ends, dtype=np.int64),
         seconds=np.array(secs, dtype=np.int16), number=np.array(numbers, dtype=np.int32), offset=np.array(offsets, dtype=np.int64),
         status=np.array(status, dtype=np.int8), label_ptr=np.array(ptr, dtype=np.int64), label_idx=np.array(labels, dtype=np.int32),
-        problems=tuple(problems), damaged=damaged,
+        problems=tuple(problems), damaged=damaged, unreadable=unreadable,
     )
 
 
@@ -153,6 +156,7 @@ class ReleaseIndex:
     damaged: dict[str, str]
     content_sha256: str
     duplicates: int = 0
+    unreadable: dict[str, int] = field(default_factory=dict)  # file -> records whose clip is unknown
     _keys: np.ndarray | None = field(default=None, repr=False)
     _order: np.ndarray | None = field(default=None, repr=False)
 
@@ -289,6 +293,7 @@ def _combine(rel: Release, sources: tuple[str, ...], parts: Sequence[FileIndex])
         number=cat("number", np.int32), offset=cat("offset", np.int64), status=cat("status", np.int8),
         label_ptr=np.concatenate(ptrs), label_idx=cat("label_idx", np.int32), problems=problems, damaged=damaged,
         content_sha256=sha256_text(canonical_json([[name, sha] for _, name, sha, _, _ in files])),
+        unreadable={p.name: p.unreadable for p in parts if p.unreadable},
     )
     keys, _ = idx._lookup_tables()
     dup = int((keys[1:] == keys[:-1]).sum()) if keys.size > 1 else 0

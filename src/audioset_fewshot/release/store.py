@@ -27,7 +27,7 @@ import csv
 import io
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,12 @@ from audioset_fewshot.release.records import (
     decode,
     dequantize,
 )
-from audioset_fewshot.release.source import Release, open_release
+from audioset_fewshot.release.source import (
+    SPLIT_DIRS,
+    Release,
+    ReleaseError,
+    open_release,
+)
 from audioset_fewshot.release.tfrecord import TFRecordError, masked_crc
 
 KIND = "vggish-release"
@@ -123,61 +128,73 @@ def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Pat
               release: Release | None = None) -> dict[str, int]:
     """Write ``embeddings.u8`` and ``mask.u8`` in ``folder`` for the index ``rows`` (output
     row i = ``rows[i]``).  Returns ``{"rows": n, "longer_than_10s": m}``."""
-    rel = release or open_release(index.release)
     want = np.asarray(rows, dtype=np.int64)
-    n = int(want.shape[0])
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    emb_path, mask_path = out / EMBEDDINGS_FILE, out / MASK_FILE
-    for p, size in ((emb_path, n * ROW_BYTES), (mask_path, n * SECONDS)):
-        with open(p, "wb") as fh:
-            fh.truncate(size)
-    by_file: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if n:
+    jobs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if want.size:
         files = index.file[want]
         order = np.argsort(files, kind="stable")
         bounds = np.flatnonzero(np.diff(files[order])) + 1
         for grp in np.split(order, bounds):
-            by_file[int(files[grp[0]])] = (index.offset[want[grp]], grp.astype(np.int64))
+            jobs[index.files[int(files[grp[0]])][1]] = (index.offset[want[grp]], grp.astype(np.int64))
+    return pack_records(release or open_release(index.release), jobs, int(want.size), folder, workers=workers)
+
+
+def pack_records(release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int, folder: Path | str, *,
+                 workers: int = 2) -> dict[str, int]:
+    """Write ``rows`` rows of ``embeddings.u8`` and ``mask.u8`` in ``folder``: ``jobs`` maps a
+    release file name (``bal_train/5v.tfrecord``) to (record byte offsets, output rows).
+    A folder release reads only those files; a ``.tar.gz`` is streamed once."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    emb_path, mask_path = out / EMBEDDINGS_FILE, out / MASK_FILE
+    for p, size in ((emb_path, rows * ROW_BYTES), (mask_path, rows * SECONDS)):
+        with open(p, "wb") as fh:
+            fh.truncate(size)
     longer = 0
-    for part in _pack_jobs(rel, index, by_file, str(emb_path), str(mask_path), workers):
+    for part in _pack_jobs(release, jobs, str(emb_path), str(mask_path), workers):
         longer += part
-    return {"rows": n, "longer_than_10s": longer}
+    return {"rows": rows, "longer_than_10s": longer}
 
 
-def _pack_jobs(rel: Release, index: ReleaseIndex, by_file: dict[int, tuple[np.ndarray, np.ndarray]], emb: str, mask: str,
-               workers: int) -> Iterator[int]:
-    if not by_file:
+def _pack_jobs(rel: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], emb: str, mask: str, workers: int) -> Iterator[int]:
+    if not jobs:
         return
-    names = {index.files[f][1]: f for f in by_file}
     if rel.kind == "folder":
         assert rel.top is not None
-        jobs = [(str(rel.top / index.files[f][1]), index.files[f][1], *by_file[f]) for f in sorted(by_file)]
+        args = [(str(rel.top / name), name, *jobs[name], emb, mask) for name in sorted(jobs)]
+        for path, _, _, _, _, _ in args:
+            if not Path(path).is_file():
+                raise ReleaseError(f"{path} is gone since the release was indexed; index it again")
         if workers <= 1:
-            for path, name, offs, outs in jobs:
-                yield _pack_path(path, name, offs, outs, emb, mask)
+            for a in args:
+                yield _pack_path(*a)
             return
         with worker_pool(workers) as ex:
-            yield from ex.map(_pack_path, *zip(*[(p, nm, o, r, emb, mask) for p, nm, o, r in jobs], strict=True), chunksize=4)
+            yield from ex.map(_pack_path, *zip(*args, strict=True), chunksize=4)
         return
-    wanted_sources = tuple(sorted({index.files[f][0] for f in by_file}, key=lambda s: s))
+    wanted_sources = tuple(s for s in SPLIT_DIRS if any(name.startswith(SPLIT_DIRS[s] + "/") for name in jobs))
+    done: set[str] = set()
     if workers <= 1:
         for f, data in rel.stream(wanted_sources):
-            if f.name in names:
-                offs, outs = by_file[names[f.name]]
-                yield pack_bytes(data, f.name, offs, outs, emb, mask)
-        return
-    with worker_pool(workers) as ex:
-        pending: deque[Future[int]] = deque()
-        for f, data in rel.stream(wanted_sources):
-            if f.name not in names:
-                continue
-            offs, outs = by_file[names[f.name]]
-            pending.append(ex.submit(pack_bytes, data, f.name, offs, outs, emb, mask))
-            while len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
+            if f.name in jobs:
+                done.add(f.name)
+                yield pack_bytes(data, f.name, *jobs[f.name], emb, mask)
+    else:
+        with worker_pool(workers) as ex:
+            pending: deque[Future[int]] = deque()
+            for f, data in rel.stream(wanted_sources):
+                if f.name not in jobs:
+                    continue
+                done.add(f.name)
+                pending.append(ex.submit(pack_bytes, data, f.name, *jobs[f.name], emb, mask))
+                while len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    missing = sorted(set(jobs) - done)
+    if missing:
+        raise ReleaseError(f"{rel.path}: {len(missing)} file(s) indexed before are not in the tar.gz now ({', '.join(missing[:3])}); "
+                           "index the release again")
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,11 +235,11 @@ def read_index(path: Path) -> tuple[EmbeddingRow, ...]:
         raise StageNotReadyError(f"{path} does not exist; run 'audioset-fewshot run' with features.kind vggish-release") from err
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
-        raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; rebuild the features with --force")
+        raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
     out = []
     for i, rec in enumerate(reader):
         if int(rec["row"]) != i:
-            raise ProcessingError(f"{path}:{i + 2}: row {rec['row']} out of order; rebuild the features with --force")
+            raise ProcessingError(f"{path}:{i + 2}: row {rec['row']} out of order; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
         out.append(EmbeddingRow(i, rec["ytid"], float(rec["start_s"]), float(rec["end_s"]), rec["owner_mid"],
                                 tuple(m for m in rec["labels"].split(";") if m), rec["source"], int(rec["seconds"])))
     return tuple(out)
@@ -333,9 +350,15 @@ class EmbeddingStore:
         return self._compute_stats()["sumsq"]
 
 
-def load_embeddings(root: Path | str, folder: Path | str) -> EmbeddingStore:
-    """Open a finished store folder (its ``meta.json`` says ``kind: vggish-release``)."""
+def load_embeddings(root: Path | str, folder: Path | str, *, verify: bool = False) -> EmbeddingStore:
+    """Open a finished store folder (its ``meta.json`` says ``kind: vggish-release``).
+
+    Sizes and the index's sha256 are always checked; ``verify=True`` also re-hashes
+    the two arrays against ``meta.json`` (:class:`IntegrityError` names the file)."""
     import json
+
+    from audioset_fewshot._io import sha256_file
+    from audioset_fewshot.errors import IntegrityError
 
     path = Path(folder)
     try:
@@ -343,15 +366,21 @@ def load_embeddings(root: Path | str, folder: Path | str) -> EmbeddingStore:
     except (FileNotFoundError, ValueError) as err:
         raise StageNotReadyError(f"embeddings {path} are missing or unfinished; run the pipeline with features.kind vggish-release") from err
     if meta.get("kind") != KIND or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StageNotReadyError(f"{path} is not a {KIND} store of schema {SCHEMA_VERSION}; rebuild it with --force")
+        raise StageNotReadyError(f"{path} is not a {KIND} store of schema {SCHEMA_VERSION}; delete it and run 'audioset-fewshot run' again to rebuild it")
     n = int(meta["shape"][0])
     index = read_index(path / "index.csv")
     if len(index) != n:
-        raise ProcessingError(f"{path}: index.csv has {len(index)} rows but the arrays {n}; rebuild the features with --force")
+        raise ProcessingError(f"{path}: index.csv has {len(index)} rows but the arrays {n}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
     for name, size in ((EMBEDDINGS_FILE, n * ROW_BYTES), (MASK_FILE, n * SECONDS)):
         actual = (path / name).stat().st_size
         if actual != size:
-            raise ProcessingError(f"{path / name}: {actual} bytes, expected {size}; rebuild the features with --force")
+            raise IntegrityError(f"{path / name}: {actual} bytes, expected {size}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
+    recorded = meta.get("sha256") or {}
+    for name in ("index.csv", EMBEDDINGS_FILE, MASK_FILE) if verify else ("index.csv",):
+        want = recorded.get(name)
+        if want is not None and sha256_file(path / name) != want:
+            raise IntegrityError(f"{path / name}: sha256 differs from the one recorded in meta.json (the file changed after it was "
+                                 "written); delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
     emb: np.ndarray
     mask: np.ndarray
     if n:
@@ -363,4 +392,4 @@ def load_embeddings(root: Path | str, folder: Path | str) -> EmbeddingStore:
 
 
 __all__ = ["EMBEDDINGS_FILE", "INDEX_COLUMNS", "KIND", "MASK_FILE", "ROW_BYTES", "EmbeddingRow", "EmbeddingStore",
-           "load_embeddings", "pack_bytes", "pack_rows", "read_index", "render_index"]
+           "load_embeddings", "pack_bytes", "pack_records", "pack_rows", "read_index", "render_index"]
