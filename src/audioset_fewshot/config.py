@@ -51,6 +51,7 @@ class MetadataConfig:
     metadata_dir: str | None = _f(None, "folder with local copies of the segment lists (official names); null = fetch and cache", path=True)
     cache_dir: str | None = _f(None, "cache for fetched metadata; null = $XDG_CACHE_HOME/audioset-fewshot", path=True)
     urls: dict[str, str] = _f(dict(OFFICIAL_URLS), "source URL of each segment list (balanced, eval, unbalanced)")
+    timeout_s: float = _f(30.0, "seconds a fetch of a list waits for the response and for each read (the connection: at most 10), per attempt", min=0.1)
 
 
 @dataclass(frozen=True)

@@ -594,6 +594,10 @@ class _Run:
                 self._demote_surplus(st)
         else:
             self.attempt_reasons[reason or reasons.UNKNOWN] += 1
+            if reason == reasons.NETWORK and self.attempt_reasons[reason] == 1:
+                # say it now: on a network that swallows requests every attempt waits out its timeouts
+                logger.warning("%s: %s (retried; the run stops after %d attempts that all fail like this)", entry.clip_id,
+                               getattr(res, "message", "") or reason, self.early_abort or self.retries + 1)  # fmt: skip
             if not res.permanent and self.run_attempts[entry.clip_id] <= self.retries:
                 k = self.run_attempts[entry.clip_id]
                 self._requeue(entry, backoff_delay(self.backoff_s, k, seed=self.seed, clip_id=entry.clip_id))
