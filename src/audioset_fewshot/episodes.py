@@ -230,6 +230,36 @@ class EpisodeSampler:
     def indices(self, i: int) -> list[int]:
         return self.episode(i).indices()
 
+    # -- episode labels for a DataLoader ----------------------------------------------------------
+    def episode_labels(self) -> np.ndarray:
+        """int64 labels 0..n_way-1 in the order of an episode's items (supports class by
+        class, then queries class by class)."""
+        ways = np.arange(self.n_way, dtype=np.int64)
+        return np.concatenate([np.repeat(ways, self.k_shot), np.repeat(ways, self.q_query)])
+
+    def collate(self, batch: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+        """A DataLoader ``collate_fn`` for this sampler's episodes: ``(x, y)`` with ``x`` the
+        stacked items (``[N*(K+Q), ...]``, supports then queries) and ``y`` the episode labels
+        0..N-1 (a LongTensor), not the split's class numbers the dataset yields::
+
+            DataLoader(dataset, batch_sampler=sampler, collate_fn=sampler.collate)
+        """
+        import torch
+
+        need = self.n_way * (self.k_shot + self.q_query)
+        if len(batch) != need:
+            raise UsageError(f"collate got {len(batch)} items, but an episode of this sampler has {need} "
+                             f"({self.n_way}-way {self.k_shot}-shot {self.q_query}-query); use the sampler as the DataLoader's batch_sampler")  # fmt: skip
+        labels = self.episode_labels()
+        split_labels = [int(item[1]) for item in batch]
+        owner: dict[int, int] = {}
+        for episode_label, split_label in zip(labels.tolist(), split_labels, strict=True):
+            if owner.setdefault(episode_label, split_label) != split_label:
+                raise UsageError("collate: the items of one episode class carry different split labels; "
+                                 "the batch does not come from this sampler")  # fmt: skip
+        x = torch.stack([torch.as_tensor(item[0]) for item in batch])
+        return x, torch.from_numpy(labels)
+
     # -- iteration / torch batch_sampler ---------------------------------------------------------
     def __len__(self) -> int:
         return self.episodes

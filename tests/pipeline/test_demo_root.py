@@ -63,3 +63,16 @@ def test_rebuild_that_misses_a_clip_exits_non_zero(demo_run: Any, tmp_path: Path
 def test_serve_demo_root_refuses_a_folder_that_is_not_a_demo_root(tmp_path: Path) -> None:
     proc = _cli("serve-demo", "--root", str(tmp_path), timeout=60)
     assert proc.returncode == 2 and "is not a demo root" in proc.stderr and "run --demo" in proc.stderr
+
+
+def test_the_readme_python_snippet_runs_on_the_demo_root(demo_run: Any, tmp_path: Path) -> None:
+    """The README's Python block, as written, in a folder where the demo root is
+    ``audioset-fewshot-demo``: episode labels 0..4 from the sampler's collate."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "collate_fn=sampler.collate" in block
+    (tmp_path / "audioset-fewshot-demo").symlink_to(demo_run.root)
+    check = "\nassert sorted(set(y.tolist())) == [0, 1, 2, 3, 4] and x.shape[0] == 50, (y, x.shape)\n"
+    proc = subprocess.run([sys.executable, "-c", block + check], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "torch.Size([50, 1, 128, 313])" in proc.stdout
