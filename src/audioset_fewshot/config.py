@@ -65,7 +65,7 @@ class SelectionConfig:
 @dataclass(frozen=True)
 class PlanConfig:
     seed: int = _f(0, "seed of the candidate order (same seed + metadata = same plan)")
-    max_per_class: int = _f(50, "clips to obtain per class (top-up from later candidates on failure)", min=1)
+    max_per_class: int = _f(50, "clips to obtain per class (top-up from later candidates on failure)", min=1, max=1_000_000)
     sources: list[str] = _f(["balanced", "eval", "unbalanced"], "segment lists to draw from", choices=SOURCES)
     owner_policy: Literal["fewest-candidates", "first-label"] = _f("fewest-candidates", "which selected label owns a multi-label clip")
     shard: str | None = _f(None, "I/N: take only shard I of N (split by YouTube ID) for several machines")
@@ -107,7 +107,7 @@ class CleanConfig:
 class PackConfig:
     sample_rate_hz: int = _f(16000, "sample rate of the packed array", min=8000, max=48000)
     dtype: Literal["int16", "float32"] = _f("int16", "sample type of the packed array")
-    length_s: float = _f(10.0, "fixed length of every row", min=0.1)
+    length_s: float = _f(10.0, "fixed length of every row", min=0.1, max=600.0)
     length_policy: Literal["pad_zero", "pad_repeat", "drop"] = _f("pad_zero", "what to do with clips shorter than length_s")
     workers: int = _f(2, "decode processes", min=1, max=64)
 
@@ -116,9 +116,9 @@ class PackConfig:
 class FeaturesConfig:
     kind: Literal["logmel", "vggish-release"] = _f("logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded")
     release: str | None = _f(None, "the VGGish embedding release (unpacked audioset_v1_embeddings folder or features.tar.gz); needed by kind vggish-release")
-    n_fft: int = _f(1024, "FFT size", min=16)
-    hop_length: int = _f(512, "hop between frames (samples)", min=1)
-    n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1)
+    n_fft: int = _f(1024, "FFT size", min=16, max=65536)
+    hop_length: int = _f(512, "hop between frames (samples)", min=1, max=65536)
+    n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1, max=1024)
     f_min: float = _f(0.0, "lowest mel frequency (Hz)", min=0.0)
     f_max: float | None = _f(None, "highest mel frequency (Hz); null = sample_rate/2")
     power: float = _f(2.0, "exponent of the magnitude spectrogram", min=0.0)
@@ -143,20 +143,20 @@ class SplitsConfig:
 @dataclass(frozen=True)
 class EpisodesConfig:
     split: Literal["train", "val", "test"] = _f("test", "split of the fixed evaluation episodes")
-    n_way: int = _f(5, "classes per episode", min=2)
-    k_shot: int = _f(1, "support examples per class", min=1)
-    q_query: int = _f(15, "query examples per class", min=1)
-    count: int = _f(10000, "number of fixed episodes", min=1)
+    n_way: int = _f(5, "classes per episode", min=2, max=1000)
+    k_shot: int = _f(1, "support examples per class", min=1, max=10_000)
+    q_query: int = _f(15, "query examples per class", min=1, max=10_000)
+    count: int = _f(10000, "number of fixed episodes", min=1, max=10_000_000)
     seed: int = _f(0, "seed of the episodes")
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     method: Literal["protonet", "nearest-centroid"] = _f("protonet", "baseline meta-learner")
-    n_way: int = _f(5, "classes per training episode", min=2)
-    k_shot: int = _f(5, "support examples per class in training episodes", min=1)
-    q_query: int = _f(15, "query examples per class in training episodes", min=1)
-    steps: int = _f(300, "meta-training steps (CPU, bounded)", min=0)
+    n_way: int = _f(5, "classes per training episode", min=2, max=1000)
+    k_shot: int = _f(5, "support examples per class in training episodes", min=1, max=10_000)
+    q_query: int = _f(15, "query examples per class in training episodes", min=1, max=10_000)
+    steps: int = _f(300, "meta-training steps (CPU, bounded)", min=0, max=10_000_000)
     learning_rate: float = _f(1e-3, "Adam learning rate", min=0.0)
     seed: int = _f(0, "seed of training episodes and weights")
     threads: int = _f(1, "torch CPU threads of the baseline (1 is fastest when other processes share the cores)", min=1, max=64)
@@ -325,20 +325,11 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
     (``{"plan.seed": 3}``); ``None`` values in overrides mean "not given" and are ignored."""
     data: dict[str, Any] = {}
     if path is not None:
+        from audioset_fewshot._yaml import load_yaml_file
+
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError as err:
-            raise ConfigError(f"config file {p} does not exist; create one with 'audioset-fewshot init'") from err
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {p}: {err.strerror}") from err
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err)
-            raise ConfigError(f"{p}{where}: malformed YAML: {problem}") from err
+        # bounded: size, UTF-8, aliases, depth and duplicate keys are refused with file and line
+        loaded = load_yaml_file(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -417,6 +417,8 @@ def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int,
                   power: float, amin: float, top_db: float | None, layout: str) -> None:
     if n_fft < 16 or hop_length < 1 or n_mels < 1:
         raise UsageError(f"features: need n_fft >= 16, hop_length >= 1, n_mels >= 1 (got {n_fft}, {hop_length}, {n_mels})")
+    if n_fft > 65536 or hop_length > 65536 or n_mels > 1024:  # a huge value would allocate gigabytes per batch
+        raise UsageError(f"features: need n_fft <= 65536, hop_length <= 65536, n_mels <= 1024 (got {n_fft}, {hop_length}, {n_mels})")
     top = sample_rate_hz / 2.0 if f_max is None else f_max
     if not (0.0 <= f_min < top <= sample_rate_hz / 2.0):
         raise UsageError(f"features: need 0 <= f_min < f_max <= {sample_rate_hz / 2:g} Hz (Nyquist), got f_min={f_min}, f_max={f_max}")
