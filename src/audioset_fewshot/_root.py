@@ -62,13 +62,14 @@ def check_root(root: Path | str | None, *, force: bool = False) -> Path:
     text = "" if root is None else str(root)
     if not text.strip():
         raise UsageError("the dataset root is empty (''); give a folder such as ./audioset-data")
-    path = Path(text).expanduser()
-    resolved = path.resolve()
+    # resolved first: "new/../" must not create "new" and then lock its parent
+    resolved = Path(text).expanduser().resolve()
     if resolved == Path(resolved.anchor):
         raise UsageError(f"refusing to use {resolved} (the filesystem root) as a dataset root; give it a folder of its own such as ./audioset-data")
     with contextlib.suppress(RuntimeError, KeyError):
         if resolved == Path.home().resolve():
             raise UsageError(f"refusing to use your home folder {resolved} as a dataset root; give it a folder of its own such as ~/audioset-data")
+    path = resolved
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -123,8 +124,9 @@ class RootLock:
             raise LockError(
                 f"another run is using {self.layout.root}{holder}: wait for it to finish or stop it; one run per dataset root (lock file {lock})"
             ) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is a courtesy for the next holder; a full disk must not stop here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 

@@ -247,7 +247,9 @@ def _pool(workers: int) -> Iterator[Any]:
     that has torch's thread pools loaded is not a problem for them.
     """
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = multiprocessing.get_context(method).Pool(workers)
+    from audioset_fewshot._signals import default_sigterm
+
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=default_sigterm)
     try:
         yield pool
         pool.close()
