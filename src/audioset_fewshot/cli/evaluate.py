@@ -37,7 +37,7 @@ def command(config_path: Path | None, root: Path | None, method: str | None, ste
             force: bool, episodes_file: Path | None, test_split: str | None, test_n_way: int | None, test_k_shot: int | None,
             test_q_query: int | None, test_count: int | None, test_seed: int | None) -> None:  # fmt: skip
     """Train METHOD on the train split and report accuracy +- 95 % CI on fixed test
-    episodes: the file given with --episodes; else the shape the --test-* options give
+    episodes: the file given with --episodes; else the shape the test options give
     (written first if missing); else the file 'episodes' wrote last; else the config's
     section 'episodes' (written first if missing).  The file is named in the output."""
     cfg = resolve_config(config_path, {
