@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     import librosa
     import torch
 
+    from audioset_fewshot.config import CleanOptions, PackOptions
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.process import clean, export_per_file, features, load_features, pack
     from audioset_fewshot.process.pack import decode_clip
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- decode + pack ----------------------------------------------------------------------
     t0 = time.perf_counter()
-    clean(root, workers=ncores, force=True)
+    clean(root, CleanOptions(workers=ncores), force=True)
     fig["clean_clips_s"] = n / (time.perf_counter() - t0)
     sample = paths[: min(n, 200)]
     c0 = time.process_time()
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         decode_clip(p, sample_rate_hz=SR, dtype="int16")
     decode_cpu = (time.process_time() - c0) / len(sample)
     cpu0 = _cpu()
-    pk = pack(root, workers=1, force=True)  # in this process, so that its CPU time is counted; warms up too
+    pk = pack(root, PackOptions(workers=1), force=True)  # in this process, so that its CPU time is counted; warms up too
     pack_cpu = (_cpu() - cpu0) / pk.rows
     # the bound: the same pool (same start method, size and tasks of TASK_ROWS files) decoding only;
     # interleaved with ours so that both see the same load, best of the rounds
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         t_decode.append(_time(lambda: _decode_pool(paths, ncores)))
         shutil.rmtree(layout.pack_dir, ignore_errors=True)
         t0 = time.perf_counter()
-        pk = pack(root, workers=ncores)
+        pk = pack(root, PackOptions(workers=ncores))
         t_pack.append(time.perf_counter() - t0)
     pack_rate, decode_rate = pk.rows / min(t_pack), len(paths) / min(t_decode)
     rep.add("pack_vs_decode", f"decode + pack, {n} x 10 s FLAC", kind="bound", ours=f"{pack_rate:,.0f} clips/s",
@@ -273,10 +274,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _decode_pool(paths: list[Path], workers: int) -> None:
     """The bound of pack: the same pool decoding the same files in the same tasks, writing nothing."""
-    from audioset_fewshot.process.pack import TASK_ROWS, _pool
+    from audioset_fewshot.process._common import decoder_pool
+    from audioset_fewshot.process.pack import TASK_ROWS
 
     tasks = [[str(p) for p in paths[i:i + TASK_ROWS]] for i in range(0, len(paths), TASK_ROWS)]
-    with _pool(workers) as pool:
+    with decoder_pool(workers) as pool:
         for _ in pool.imap_unordered(_decode_task, tasks):
             pass
 

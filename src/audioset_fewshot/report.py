@@ -181,6 +181,7 @@ def collect(root: Path | str) -> dict[str, Any]:
     data["splits"] = _splits_summary(layout)
     data["episodes"] = _episodes_summary(layout)
     data["evaluate"] = _read_json(layout.eval_results)
+    data["side_by_side"] = _read_json(layout.eval_dir / "side_by_side.json")  # compare.side_by_side, when run
 
     mids = set(targets) | set((data["download"] or {}).get("obtained", {}))
     for split in ((data["splits"] or {}).get("classes") or {}).values():
@@ -513,6 +514,19 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
         figure(ev_sec, "accuracy.png", "baseline accuracy", lambda path: _fig_accuracy(ev, path))
     sections.append(ev_sec)
+
+    # -- side by side: log-mels vs the release's VGGish embeddings (only when compared) ----
+    sbs = data.get("side_by_side")
+    if isinstance(sbs, Mapping) and isinstance(sbs.get("logmel"), Mapping) and isinstance(sbs.get("embeddings"), Mapping):
+        sb = _Section("side-by-side", "Side by side: log-mel vs the VGGish release")
+        sb.body = _table(["features", "features key", "accuracy", "95% CI"], [
+            [label, side.get("features_key"), f"{100 * float(side.get('mean', 0.0)):.1f}%", f"\u00b1 {100 * float(side.get('ci95', 0.0)):.1f}%"]
+            for label, side in (("log-mel (downloaded audio)", sbs["logmel"]), ("VGGish release embeddings", sbs["embeddings"]))
+        ])  # fmt: skip
+        sb.body += (f"<p>{_e(sbs.get('method'))}, the same {_e(sbs.get('episodes_used'))} of {_e(sbs.get('episodes_total'))} "
+                    f"{_e(sbs.get('n_way'))}-way {_e(sbs.get('k_shot'))}-shot {_e(sbs.get('split'))} episodes over "
+                    f"{_e(sbs.get('classes'))} classes, on the {_e(sbs.get('clips_common'))} clips both feature sets hold</p>")
+        sections.append(sb)
 
     # -- attribution --------------------------------------------------------------------
     at = _Section("attribution", "Creative Commons clips (sample)")

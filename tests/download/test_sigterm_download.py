@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
@@ -57,7 +58,7 @@ def _snapshot(root: Path) -> tuple[list[str], dict[str, str]]:
 def test_sigterm_during_download_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp_path: Path) -> None:
     with MediaServer(cache_dir=media_cache, catalog=_catalog(), idle_timeout_s=120, latency_s=0.15) as srv:
         srv.set_fault(_ids()[1], "unavailable")
-        run_download(_plan(), root=tmp_path / "ref", jobs=2, base_url=srv.base_url, **FAST)
+        run_download(_plan(), tmp_path / "ref", DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         reference = _snapshot(tmp_path / "ref")
 
         root = tmp_path / "root"

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.evaluate import build_encoder, evaluate
-
-from fewshot_synth import make_root, write_features_dir
 
 
 @pytest.fixture(scope="module")

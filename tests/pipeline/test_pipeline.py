@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from audioset_fewshot.config import Config, load_config
+from audioset_fewshot.demo.session import demo_config, demo_overrides
 from audioset_fewshot.download.governor import host_rate
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_config, demo_overrides, run
+from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, run
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audioset_fewshot.config import FeaturesOptions, PackOptions
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.process import clean, features, load_features, log_mel, mel_filterbank, pack
 from audioset_fewshot.process.features import hz_to_mel, mel_to_hz
@@ -66,7 +67,7 @@ def test_silence_floors_at_amin() -> None:
 def test_features_of_pack_match_direct_transform(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pk = pack(root, workers=1)
+    pk = pack(root, PackOptions(workers=1))
     rec = features(root)
     store = load_features(root)
     assert rec.shape == store.shape == (12, 128, 313)
@@ -91,12 +92,12 @@ def test_features_of_pack_match_direct_transform(tone_root) -> None:  # type: ig
 def test_features_rerun_is_noop_and_params_change_key(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     a = features(root)
     mtime = (a.path / "mels.f32").stat().st_mtime_ns
     assert features(root) == a
     assert (a.path / "mels.f32").stat().st_mtime_ns == mtime
-    b = features(root, hop_length=256, n_mels=64)
+    b = features(root, FeaturesOptions(hop_length=256, n_mels=64))
     assert b.key != a.key and b.shape == (12, 64, 626)
     assert load_features(root).key == b.key  # current follows the last run
     assert load_features(root, key=a.key).shape == a.shape
@@ -105,8 +106,8 @@ def test_features_rerun_is_noop_and_params_change_key(tone_root) -> None:  # typ
 def test_per_file_export_matches_packed(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
-    rec = features(root, layout="per-file")
+    pack(root, PackOptions(workers=1))
+    rec = features(root, FeaturesOptions(layout="per-file"))
     store = load_features(root)
     assert rec.per_file_dir == tone_root.per_file_dir
     files = sorted(rec.per_file_dir.rglob("*.npy"))
@@ -129,11 +130,11 @@ def test_features_need_a_pack(tone_root) -> None:  # type: ignore[no-untyped-def
 def test_bad_feature_parameters_are_usage_errors(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     with pytest.raises(UsageError, match="Nyquist"):
-        features(root, f_max=9000.0)
+        features(root, FeaturesOptions(f_max=9000.0))
     with pytest.raises(UsageError, match="amin must be > 0"):
-        features(root, amin=0.0)
+        features(root, FeaturesOptions(amin=0.0))
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 512), (1024, 256), (400, 160)])
@@ -166,7 +167,7 @@ def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkey
 
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
 
     def full(path, arr, *a, **kw):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -184,7 +185,7 @@ def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkey
 def test_take_gathers_rows_in_order(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     features(root)
     store = load_features(root)
     rows = [7, 2, 11, 2]

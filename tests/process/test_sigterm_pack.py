@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from process_clips import DOG, MUSIC, SPEECH, Clip, make_root  # type: ignore[import-not-found]
 
+from audioset_fewshot.config import CleanOptions, PackOptions
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.process import clean, pack
 
@@ -30,12 +31,12 @@ def _pack_files(layout: DatasetLayout) -> dict[str, bytes]:
 
 def test_sigterm_during_pack_then_rerun_is_byte_identical(tmp_path: Path) -> None:
     ref = make_root(tmp_path / "ref", _clips())
-    clean(ref.root, workers=1)
-    pack(ref.root, workers=2)
+    clean(ref.root, CleanOptions(workers=1))
+    pack(ref.root, PackOptions(workers=2))
     reference = _pack_files(ref)
 
     root = make_root(tmp_path / "root", _clips())
-    clean(root.root, workers=1)
+    clean(root.root, CleanOptions(workers=1))
     cmd = [sys.executable, "-m", "audioset_fewshot", "process", "--root", str(root.root), "--stage", "pack", "--workers", "2"]
     terminated = 0
     for delay in np.random.default_rng(143).uniform(0.0, 0.8, size=4):

@@ -47,13 +47,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot.config import FeaturesOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
@@ -432,25 +433,16 @@ def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int,
         raise UsageError(f"features: layout must be 'packed' or 'per-file', got {layout!r}")
 
 
-def features(
-    root: Path | str,
-    *,
-    n_fft: int = 1024,
-    hop_length: int = 512,
-    n_mels: int = 128,
-    f_min: float = 0.0,
-    f_max: float | None = None,
-    power: float = 2.0,
-    amin: float = 1e-10,
-    top_db: float | None = None,
-    layout: Literal["packed", "per-file"] = "packed",
-    force: bool = False,
-) -> FeatureRecord:
-    """Log-mel features of the current pack into ``processed/features/<key>/``.
+def features(root: Path | str, options: FeaturesOptions | None = None, *, force: bool = False) -> FeatureRecord:
+    """Log-mel features of the current pack into ``processed/features/<key>/``, with the
+    ``features`` section's options (``FeaturesOptions(n_mels=64)``; default: the defaults).
 
     A rerun with the same pack and parameters is a no-op returning the same
     record; ``layout="per-file"`` additionally exports one ``.npy`` per clip.
     """
+    o = options if options is not None else FeaturesOptions()
+    n_fft, hop_length, n_mels, f_min, f_max = o.n_fft, o.hop_length, o.n_mels, o.f_min, o.f_max
+    power, amin, top_db, layout = o.power, o.amin, o.top_db, o.layout
     lay = DatasetLayout(Path(root))
     pk = load_pack(lay.root)
     _check_params(pk.sample_rate_hz, n_fft, hop_length, n_mels, f_min, f_max, power, amin, top_db, layout)
