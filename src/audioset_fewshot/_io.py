@@ -70,7 +70,10 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
     On any exception the temp file is removed and ``target`` is untouched.
     ``suffix`` keeps an extension on the temp name for tools that sniff it (ffmpeg).
     """
+    from audioset_fewshot._root import refuse_links_under_root
+
     target = Path(target)
+    refuse_links_under_root(target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", suffix=suffix, dir=target.parent)

@@ -36,6 +36,7 @@ _LEGACY = ("ledger.sqlite", "plan/plan.json", "manifest/clips.csv", "processed/c
 _OURS = {".lock", MARKER}
 
 _held: dict[str, int] = {}  # realpath of a root -> depth of hold_root in this process
+_held_as: dict[str, str] = {}  # realpath of a held root -> the absolute path it was given as
 _held_mutex = threading.Lock()
 
 
@@ -157,6 +158,7 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
             atomic_write_text(path / MARKER, MARKER_TEXT)
         with _held_mutex:
             _held[key] = _held.get(key, 0) + 1
+            _held_as[key] = os.path.abspath(path)
         try:
             yield path
         finally:
@@ -164,6 +166,26 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
                 _held[key] -= 1
                 if not _held[key]:
                     del _held[key]
+                    _held_as.pop(key, None)
 
 
-__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours"]
+def refuse_links_under_root(folder: Path | str) -> None:
+    """Refuse to write into ``folder`` when, below a root this process holds, one of
+    its folders is a symbolic link (planted: the tool never makes one), so that no
+    write lands outside the root through it.  Outside any held root: no check."""
+    target = os.path.abspath(folder)
+    with _held_mutex:
+        roots = [*_held_as.values(), *_held]
+    for root in roots:
+        if target != root and not target.startswith(root.rstrip(os.sep) + os.sep):
+            continue
+        current = root
+        for part in Path(os.path.relpath(target, root)).parts:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                raise UsageError(f"{current} is a symbolic link inside the dataset root; the tool never writes through a link "
+                                 f"it did not make: remove it (rm {current}) and run again")
+        return
+
+
+__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours", "refuse_links_under_root"]

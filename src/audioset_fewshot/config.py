@@ -21,7 +21,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -40,9 +40,13 @@ OFFICIAL_URLS = {
 SOURCES = ("balanced", "eval", "unbalanced")
 
 
+def _copy(value: list[Any] | dict[Any, Any]) -> Callable[[], Any]:
+    return lambda: type(value)(value)
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        return field(default_factory=_copy(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -303,7 +307,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             hint = f" Did you mean '{prefix}{sugg[0]}'?" if sugg else f" Known keys: {', '.join(fields)}."
             raise ConfigError(f"unknown config key '{path}'.{hint}")
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value if value is not None else {}, f"{path}.")
         else:
             coerced = _coerce(value, tp, path)

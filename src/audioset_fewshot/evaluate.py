@@ -136,7 +136,8 @@ def build_encoder(n_mels: int, frames: int, *, seed: int, channels: int = _CHANN
                 fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
                 bound = float(np.sqrt(6.0 / fan_in))  # He uniform, for ReLU
                 m.weight.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(m.weight.shape)).astype(np.float32)))
-                m.bias.zero_()
+                if m.bias is not None:
+                    m.bias.zero_()
             elif isinstance(m, nn.BatchNorm2d):
                 m.weight.fill_(1.0)
                 m.bias.zero_()

@@ -387,7 +387,7 @@ def _fig_accuracy(ev: Mapping[str, Any], path: Path) -> None:
 
 def _accuracy(ev: Mapping[str, Any]) -> tuple[float, float, int | None]:
     """(mean accuracy, 95 % CI half-width, N) from eval/results.json."""
-    res = ev.get("result") if isinstance(ev.get("result"), Mapping) else ev
+    res: Mapping[str, Any] = ev["result"] if isinstance(ev.get("result"), Mapping) else ev
     acc = float(res.get("mean", res.get("accuracy", 0.0)))
     ci = float(res.get("ci95", 0.0))
     n_way = res.get("n_way")

@@ -79,6 +79,17 @@ def test_truncated_pack_or_index_is_a_clear_error(tone_root: DatasetLayout) -> N
         features(tone_root.root, FeaturesOptions(n_mels=16))  # never computed from a damaged pack
 
 
+
+def test_truncated_features_index_is_a_clear_error(tone_root: DatasetLayout) -> None:
+    _, fr = _processed(tone_root)
+    index = fr.path / "index.csv"  # type: ignore[attr-defined]
+    index.write_text(index.read_text()[:-25])
+    with pytest.raises(IntegrityError, match=r"features .* are damaged: .*index\.csv: sha256 differs"):
+        load_features(tone_root.root)
+    again = features(tone_root.root, FeaturesOptions(n_mels=32))  # the stage rebuilds it
+    assert load_features(tone_root.root).shape == (len(load_pack(tone_root.root).open()), 32, again.frames)
+
+
 def test_nan_in_features_is_refused_and_features_rebuild_it(tone_root: DatasetLayout) -> None:
     _, fr = _processed(tone_root)
     mels = fr.path / "mels.f32"  # type: ignore[attr-defined]

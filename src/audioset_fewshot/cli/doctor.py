@@ -22,7 +22,7 @@ def command(ctx: click.Context, config_path: Path | None, root: Path | None, can
     """Check yt-dlp (version, age), the JS runtime, ffmpeg, cookies, disk and the root."""
     from audioset_fewshot.download.doctor import parse_canary, run_doctor
     from audioset_fewshot.download.runner import estimate_download
-    from audioset_fewshot.plan import read_plan
+    from audioset_fewshot.plan import PlanEntry, read_plan
 
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     dc = cfg.download
@@ -37,7 +37,7 @@ def command(ctx: click.Context, config_path: Path | None, root: Path | None, can
         if dc.canary_ids:
             canaries = [parse_canary(s) for s in dc.canary_ids]
         elif plan is not None:
-            firsts = {}
+            firsts: dict[str, PlanEntry] = {}
             for e in plan.entries:
                 firsts.setdefault(e.owner_mid, e)
             canaries = [(e.ytid, e.start_s, e.end_s) for e in list(firsts.values())[:3]]

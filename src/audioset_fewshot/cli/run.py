@@ -106,8 +106,8 @@ def summary_lines(report: RunReport) -> list[str]:
     root = report.root
     lines.append(f"root: {root}")
     for name in ("manifest", "splits", "episodes", "evaluate", "report"):
-        st = report.stage(name)
-        if st and st.artifacts:
-            lines.append(f"  {name}: " + ", ".join(str(root / a) for a in st.artifacts[:3]))
+        stage = report.stage(name)
+        if stage and stage.artifacts:
+            lines.append(f"  {name}: " + ", ".join(str(root / a) for a in stage.artifacts[:3]))
     lines.append(f"done in {report.seconds:.1f} s")
     return lines

@@ -38,7 +38,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ class MediaServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise MediaServerError("the media server is not started; call start() or use it as a context manager")
-        host, port = self._httpd.server_address[:2]
+        host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         return f"http://{host}:{port}"
 
     def watch_url(self, ytid: str) -> str:
@@ -556,7 +556,7 @@ class MediaServer:
             jobs.append((ytid, _source_fault(fault)))
         n = workers or max(1, min(8, os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=n) as pool:
-            futures = []
+            futures: list[Future[Any]] = []
             for ytid, fault in jobs:
                 if fault == "corrupt":  # derived from the clean file
                     futures.extend(pool.submit(self.media_path, ytid, f.itag, fault=fault) for f in fmts)
@@ -657,7 +657,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "audioset-fewshot-demo/1"
 
     def setup(self) -> None:
-        self.timeout = self.server.owner.socket_timeout_s
+        self.timeout = self.server.owner.socket_timeout_s  # type: ignore[misc]  # per connection, read by StreamRequestHandler.setup
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -701,7 +701,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._watch(ytid, started, head=head)
             else:
                 self._media(ytid, (query.get("itag") or ["140"])[0], started, head=head)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError, socket.timeout):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
     def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:

@@ -140,8 +140,7 @@ def demo_catalog_of(root: Path | str) -> dict[str, SourceSpec]:
     if not is_demo_root(layout.root):
         raise UsageError(f"{layout.root} is not a demo root (its config.yaml does not say demo: true); "
                          f"make one with 'audioset-fewshot run --demo --root {layout.root}'")
-    catalog: dict[str, SourceSpec] = dict(build_demo_metadata(layout.root / "demo-metadata").catalog)  # type: ignore[arg-type]
-    return catalog
+    return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 
 def prepare_demo_media(server: MediaServer, meta: DemoMetadata, *, workers: int = 2) -> int:

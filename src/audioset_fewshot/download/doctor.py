@@ -166,7 +166,7 @@ def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check
             yt_latest = max(yt_latest, expiry)
     header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
     if rows == 0 or (bad_lines and not header_ok):
-        return Check("cookies", FAIL, f"the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+        return Check("cookies", FAIL, "the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
     if yt_rows == 0:
         return Check("cookies", FAIL, f"the cookies file has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
     if yt_live == 0:
@@ -239,7 +239,9 @@ def check_canary(
     from audioset_fewshot.download.runner import watch_url
 
     if fetch is None:
-        from audioset_fewshot.download.fetch import fetch_clip as fetch
+        from audioset_fewshot.download.fetch import fetch_clip
+
+        fetch = fetch_clip
     if not canaries:
         return [Check("canary", FAIL, "no canary IDs: set download.canary_ids in the config or write a plan first")]
     checks = []

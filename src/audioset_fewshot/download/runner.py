@@ -553,7 +553,7 @@ class _Run:
         if not res.ok and reasons.should_pause(reason):
             # the session is throttled: pause everyone, re-queue this clip, do not count it
             self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath)
-            self.attempt_reasons[reason] += 1
+            self.attempt_reasons[reason or reasons.UNKNOWN] += 1
             self._requeue(entry, 0.0)
             if out.permit is not None and out.permit.epoch == self.gov.epoch:
                 if self.gov.pauses >= self.max_pauses:

@@ -54,6 +54,7 @@ import numpy as np
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import FeaturesOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
@@ -283,13 +284,18 @@ class FeatureStore:
     stats_count: np.ndarray
     stats_sum: np.ndarray
     stats_sumsq: np.ndarray
+    # lookups built once in __post_init__
+    _by_owner: dict[str, np.ndarray] = field(init=False, repr=False)
+    _by_clip: dict[tuple[str, float], int] = field(init=False, repr=False)
+    _owner_array: np.ndarray = field(init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.mels.shape)  # type: ignore[return-value]
+        n, m, f = self.mels.shape
+        return int(n), int(m), int(f)
 
     @property
     def owner_mids(self) -> tuple[str, ...]:
@@ -486,6 +492,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
     rows, n_mels = pk.rows, params["n_mels"]
     tmp = lay.features_dir / f".tmp-{key}"
     remove_tree(tmp)
+    refuse_links_under_root(tmp)  # processed/ or features/ planted as a link would take the array outside the root
     tmp.mkdir(parents=True)
     audio = pk.open()
     scale = np.float32(1.0 / 32768.0) if pk.dtype == "int16" else None
@@ -530,7 +537,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                                               f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'")
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
-                    buf = memoryview(np.ascontiguousarray(y)).cast("B")
+                    buf = np.ascontiguousarray(y).data.cast("B")
                     hasher.update(buf)
                     fh.write(buf)
                     bar.update(r1 - r0)

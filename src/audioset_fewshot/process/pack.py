@@ -57,6 +57,7 @@ import numpy as np
 from audioset_fewshot._integrity import ALGO, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import PackOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -463,6 +464,7 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
         log.info("pack: resuming %s, %d of %d tasks already done", folder, len(done), -(-n_rows // TASK_ROWS))
     else:
         remove_tree(folder)
+        refuse_links_under_root(folder)  # processed/ or pack/ planted as a link would take the array outside the root
         folder.mkdir(parents=True)
         with disk_full_is_processing_error("pack", folder):
             check_free_space(folder, nbytes, stage="pack")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -112,9 +112,9 @@ SECOND_BYTES = len(SECOND_HEADER) + EMBEDDING_DIM
 _HEADER_ROW = np.frombuffer(SECOND_HEADER, dtype=np.uint8)
 
 
-@dataclass(frozen=True)
-class RecordParts:
-    """A record's context and the serialised ``audio_embedding`` FeatureList (``blob``)."""
+class RecordParts(NamedTuple):
+    """A record's context and the serialised ``audio_embedding`` FeatureList (``blob``);
+    a named tuple because millions are made."""
 
     ytid: str
     start_ms: int
@@ -166,6 +166,15 @@ def _split(b: bytes) -> tuple[bytes, bytes] | None:
     return ctx, b[p5:]
 
 
+_FEATURES: list[Any] = []
+
+
+def _features_class() -> Any:
+    if not _FEATURES:
+        _FEATURES.append(messages()["Features"])
+    return _FEATURES[0]
+
+
 def decode_parts(payload: bytes | memoryview) -> RecordParts:
     """Parse one payload: the context, and the embedding FeatureList still serialised
     (:func:`embeddings_of` turns many of them into arrays at once).
@@ -175,7 +184,7 @@ def decode_parts(payload: bytes | memoryview) -> RecordParts:
     b = bytes(payload)
     split = _split(b)
     if split is not None:
-        features = messages()["Features"]()
+        features = _features_class()()
         try:
             features.ParseFromString(split[0])
         except Exception as err:  # protobuf raises its own DecodeError (a plain Exception subclass)
