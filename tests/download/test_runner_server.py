@@ -201,7 +201,7 @@ def test_a_host_that_accepts_and_never_answers_is_named_at_once_and_stops_the_ru
     write_plan(plan, DatasetLayout(tmp_path / "root"))
     t0 = time.monotonic()
     with caplog.at_level("WARNING", logger="audioset_fewshot.download.runner"), pytest.raises(DownloadError, match=r"first 3 attempts all failed with 'network'.*check the connection"):
-        run_download(plan, root=tmp_path / "root", base_url=silent_host, jobs=1, retries=0, early_abort=3, timeout_s=6.0, min_free="0B")
+        run_download(plan, tmp_path / "root", DownloadOptions(base_url=silent_host, jobs=1, retries=0, early_abort=3, timeout_s=6.0, min_free="0B"))
     assert time.monotonic() - t0 < 60
     first = [r.getMessage() for r in caplog.records if "no answer from" in r.getMessage()]
     assert len(first) == 1, first
