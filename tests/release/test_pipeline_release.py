@@ -263,3 +263,16 @@ def test_side_by_side_scores_both_feature_sets_on_the_same_episodes(built: Built
     assert not (fdir / "current.json").exists() and (fdir / key / "meta.json").is_file()
     added = load_features(audio_root, key=key)
     assert {r.clip_id for r in added.index} == {r.clip_id for r in em.index}
+
+
+def test_the_run_command_obtains_from_the_release(built: Built, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "cli-root"
+    proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", str(root), "--metadata-dir", str(built.metadata),
+                           "--kind", "vggish-release", "--release", str(built.tar_gz), "--until", "manifest"],
+                          capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "from the VGGish embedding release" in proc.stdout and "not-in-release" in proc.stdout
+    assert DatasetLayout(root).release_clips_csv.is_file() and not DatasetLayout(root).ledger_file.exists()
