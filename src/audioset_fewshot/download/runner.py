@@ -295,6 +295,7 @@ def run_download(
     layout = DatasetLayout(Path(root))
     seed = int((plan.params or {}).get("seed", 0) or 0)
     origin_set = OriginSet(o.origins)
+    origin_set.check_paths()  # a missing or unreadable origin stops the run before it touches the root
     t_start = time.monotonic()
     with RootLock(layout):
         removed = remove_stray_temps(layout.audio_dir)
