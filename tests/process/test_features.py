@@ -195,3 +195,41 @@ def test_take_gathers_rows_in_order(tone_root) -> None:  # type: ignore[no-untyp
         np.testing.assert_array_equal(got[i], store.mels[r])
     buf = np.empty_like(got)
     assert store.take(rows, out=buf) is buf
+
+
+def test_take_into_a_buffer_equals_take_and_checks_bounds(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, PackOptions(workers=1))
+    features(root, FeaturesOptions(n_mels=16))
+    store = load_features(root)
+    rows = [3, -1, 0, 11, 3]  # repeats and a negative index, as numpy takes them
+    want = np.stack([np.asarray(store.mels[r]) for r in rows])
+    got = store.take(rows)
+    assert type(got) is np.ndarray and got.tobytes() == want.tobytes()  # a plain array, not a memmap
+    buf = np.full_like(want, np.nan)
+    assert store.take(np.asarray(rows), out=buf) is buf and buf.tobytes() == want.tobytes()
+    for bad in ([12], [-13]):
+        with pytest.raises(IndexError):
+            store.take(bad)
+        with pytest.raises(IndexError):
+            store.take(bad, out=buf[:1])
+
+
+def test_features_of_a_damaged_pack_are_never_committed(tone_root) -> None:  # type: ignore[no-untyped-def]
+    """The pack's hashes are checked beside the computation; a flipped byte stops the commit."""
+    from audioset_fewshot.errors import IntegrityError
+
+    root = tone_root.root
+    clean(root)
+    pk = pack(root, PackOptions(workers=1))
+    features(root, FeaturesOptions(n_mels=16))
+    with open(pk.audio_path, "r+b") as fh:  # flip one byte: the size stays right
+        fh.seek(pk.audio_path.stat().st_size // 2)
+        b = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([b[0] ^ 0x10]))
+    with pytest.raises(IntegrityError, match=r"audio\.int16.*differs from its recorded sha256"):
+        features(root, FeaturesOptions(n_mels=24))
+    assert not list(tone_root.features_dir.glob(".tmp-*"))
+    assert load_features(root).meta["params"]["n_mels"] == 16  # the last good features stay current
