@@ -145,6 +145,13 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
 
 OURS = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 from audioset_fewshot.release.index import pack_release
 release, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -154,11 +161,18 @@ t1 = time.perf_counter()
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": t1 - t0, "records": len(idx), "files": len(idx.files),
                   "cpu_s": time.process_time() - c0 + kids.ru_utime + kids.ru_stime, "corrupt": int(idx.counts()["corrupt"]),
-                  "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "worker_peak_rss_kib": kids.ru_maxrss}))
+                  "peak_rss_kib": hwm_kib(), "worker_peak_rss_kib": kids.ru_maxrss}))
 """
 
 TODAY = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from pathlib import Path
 import numpy as np
 from tfrecord.reader import sequence_loader
@@ -182,11 +196,18 @@ with open(out, "wb") as fh:
             fh.write(row.tobytes())
             n += 1
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "records": n,
-                  "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_rss_kib": hwm_kib()}))
 """
 
 SELECT = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 import numpy as np
 from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
@@ -209,7 +230,7 @@ res = pack_rows(idx, found[found >= 0], out, workers=2)
 t3 = time.perf_counter()
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": int((found >= 0).sum()), "read_lists_s": t1 - t0,
-                  "select_s": t2 - t1, "pack_s": t3 - t2, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "select_s": t2 - t1, "pack_s": t3 - t2, "peak_rss_kib": hwm_kib()}))
 """
 
 
