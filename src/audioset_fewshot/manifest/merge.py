@@ -278,7 +278,7 @@ def _write_config(first: DatasetLayout, out: DatasetLayout) -> None:
         log.warning("%s not read (%s); the merged root gets no config.yaml", first.config_file, err)
         return
     cfg = dataclasses.replace(cfg, root=str(out.root), plan=dataclasses.replace(cfg.plan, shard=None))
-    write_config(out.config_file, cfg)
+    write_config(out.config_file, cfg, root=out.root)
 
 
 def _fill_ledger(db_path: Path, chosen: dict[str, tuple[int, dict[str, Any]]], keep: set[str], roots: Sequence[Path], layouts: Sequence[DatasetLayout]) -> None:
