@@ -298,7 +298,7 @@ class Ledger:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise DownloadError(f"{self.path}: ledger schema_version {version}, this version reads {SCHEMA_VERSION}; use a matching audioset-fewshot or a new root")
-        if version == 0 and (self.readonly or self._existed):
+        if version == 0 and (self.readonly or (self._existed and not self._safe_to_start())):
             raise DownloadError(f"{self.path} holds no ledger (empty or garbled); {recover_hint(self.path)}")
         if self.readonly:
             return
@@ -317,6 +317,14 @@ class Ledger:
             with self._tx():
                 for col in missing:
                     self._db.execute(f"ALTER TABLE clips ADD COLUMN {col} {types[col]}")
+
+    def _safe_to_start(self) -> bool:
+        """An existing file without a ledger in it may become a new ledger only when it holds
+        no table and no clip file lies beside it (a first run killed before its first commit)."""
+        if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+            return False
+        audio = self.path.parent / "audio"
+        return not (audio.is_dir() and any(p.is_file() for p in audio.rglob("*")))
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
