@@ -33,7 +33,8 @@ def command(action: str, paths: tuple[str, ...], config_path: Path | None, root:
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:
         try:
-            files = resolve_segment_files([source], metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls)
+            files = resolve_segment_files([source], metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls,
+                                              timeout_s=cfg.metadata.timeout_s)
             table = read_segments(files)
         except AudiosetFewshotError as err:
             click.echo(f"segment list {source}: not counted ({err})", err=True)
