@@ -311,18 +311,7 @@ def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.evaluate import evaluate
 
     v = ctx.config.evaluate
-    res = evaluate(
-        ctx.layout.root,
-        episodes=ctx.values["episodes"],
-        method=v.method,
-        n_way=v.n_way,
-        k_shot=v.k_shot,
-        q_query=v.q_query,
-        steps=v.steps,
-        learning_rate=v.learning_rate,
-        seed=v.seed,
-        norm=ctx.config.normalize.mode,
-    )
+    res = evaluate(ctx.layout.root, episodes=ctx.values["episodes"], options=v, norm=ctx.config.normalize.mode)
     return {
         "method": res.method,
         "accuracy": res.mean,
@@ -381,7 +370,7 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
         "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
         "splits": (layout.splits_json,),
         "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))) if layout.episodes_dir.is_dir() else (),
-        "evaluate": (layout.eval_results,),
+        "evaluate": (layout.eval_results, layout.eval_dir / "results.csv"),
         "report": (layout.report_html,),
     }
     return table[name]
@@ -496,10 +485,17 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "episodes.k_shot": 5,
         "episodes.q_query": 5,
         "episodes.count": 300,
+        # the CRNN on 3 s pieces, briefly trained: a trained ProtoNet, an untrained one and the
+        # nearest centroid side by side (the demo's classes differ in structure, not spectrum)
+        "evaluate.method": "protonet,untrained,nearest-centroid",
         "evaluate.n_way": 5,
-        "evaluate.k_shot": 5,
-        "evaluate.q_query": 5,
-        "evaluate.steps": 60,
+        "evaluate.k_shot": 2,
+        "evaluate.q_query": 3,
+        "evaluate.steps": 40,
+        "evaluate.learning_rate": 2e-3,
+        "evaluate.piece_seconds": 3.0,
+        "evaluate.val_episodes": 50,
+        "evaluate.val_every": 20,
     }
 
 
