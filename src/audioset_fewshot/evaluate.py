@@ -240,7 +240,8 @@ def _method_params(method: str, o: EvalOptions, norm: Any, piece_frames: int, te
         p.update({"steps": o.steps, "max_seconds": o.max_seconds, "learning_rate": o.learning_rate, "val_episodes": o.val_episodes,
                   "val_every": o.val_every})
     if method in ("protonet", "maml"):
-        p.update({"n_way": test_n_way if method == "maml" else o.n_way, "k_shot": test_k, "q_query": o.q_query,
+        p.update({"n_way": test_n_way if method == "maml" else o.n_way, "k_shot": test_k if method == "maml" else o.k_shot,
+                  "q_query": o.q_query,
                   "tasks_per_step": o.tasks_per_step})
     if method in ("simpleshot", "finetune"):
         p["batch_size"] = o.batch_size
@@ -398,7 +399,7 @@ class _Runner:
             t1 = time.perf_counter()
             acc = M.score_centroid(M.embed_items(trained.model, self.test, s.piece_frames), arrays, seed=s.seed)
         elif method == "protonet":
-            trained = M.train_protonet(self.train(), self.val(), s, k_shot=h.k_shot)
+            trained = M.train_protonet(self.train(), self.val(), s, val_k_shot=h.k_shot)
             record = trained.record
             t1 = time.perf_counter()
             acc = M.score_centroid(M.embed_items(trained.model, self.test, s.piece_frames), arrays, seed=s.seed)

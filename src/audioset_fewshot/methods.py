@@ -68,6 +68,7 @@ _PIECE_STREAM = 2001
 _BATCH_STREAM = 2002
 _EMBED_BATCH = 64
 _CHUNK = 512  # episodes scored at once
+_L2 = 0.05  # ridge penalty of the per-episode linear head (per episode: summed over its weights)
 _VAL_BASE_ITEMS = 160  # meta-train items whose mean centres features during validation
 
 
@@ -248,7 +249,7 @@ def score_linear(emb: np.ndarray, arrays: EpisodeArrays, *, seed: int, steps: in
         opt = torch.optim.Adam([w, b], lr=lr)
         for _ in range(steps):
             logits = torch.bmm(xs, w) + b
-            loss = nn.functional.cross_entropy(logits.reshape(-1, n), ys.reshape(-1), reduction="sum") / (n * k)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, n), ys.reshape(-1), reduction="sum") / (n * k) + _L2 * (w * w).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -361,14 +362,17 @@ def untrained(dataset: SplitDataset, s: TrainSettings, out_dim: int = 64) -> Tra
     return Trained(model, {"steps": 0, "seconds": 0.0, "backbone": s.backbone})
 
 
-def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, k_shot: int) -> Trained:
-    """Episodic ProtoNet training; the checkpoint with the best validation accuracy is kept."""
+def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, val_k_shot: int) -> Trained:
+    """Episodic ProtoNet training (``s.n_way``-way ``s.k_shot``-shot ``s.q_query``-query
+    episodes); the checkpoint with the best accuracy on ``val_k_shot``-shot validation
+    episodes (the test episodes' K) is kept."""
     torch.manual_seed(s.seed)
     model = untrained(train, s).model
+    k_shot = s.k_shot
     n, q = _episode_shape(train, s.n_way, k_shot, s.q_query, "ProtoNet training")
     record: dict[str, Any] = {"backbone": s.backbone, "n_way": n, "k_shot": k_shot, "q_query": q, "learning_rate": s.learning_rate,
                               "steps_asked": s.steps, "tasks_per_step": s.tasks_per_step, "losses": []}
-    validator = _Validator(val, s, k_shot, _centroid_val(s, val))
+    validator = _Validator(val, s, val_k_shot, _centroid_val(s, val))
     budget = _Budget(s.steps, s.max_seconds)
     rng = np.random.default_rng([s.seed, _BATCH_STREAM])
     sampler = EpisodeSampler(train, n_way=n, k_shot=k_shot, q_query=q, episodes=s.steps * s.tasks_per_step, seed=s.seed, epoch=_TRAIN_EPOCH)

@@ -194,12 +194,17 @@ def _event(rng: np.random.Generator, st: Structure, n: int, sr: float) -> np.nda
     tonal = np.zeros(n - lead, dtype=np.float32)
     nyquist = sr / 2.0
     top = float(pitches.max()) * (2.0 ** (max(0.0, st.sweep_st_per_s) * 0.5 / 12.0))
+    # the phase modulo 4 pi, once, in float32: sin(r * x) is continuous for every r with 2r an integer
+    wrapped = np.mod(phase, 4.0 * np.pi).astype(np.float32)
     for ratio in LAYOUTS[st.layout]:
         if top * ratio >= nyquist * 0.9:
             break
-        gain = 10.0 ** (slope * np.log2(ratio) / 20.0)
-        tonal += np.float32(gain) * np.sin(np.mod(ratio * phase, 2.0 * np.pi).astype(np.float32))
-    del phase
+        gain = np.float32(10.0 ** (slope * np.log2(ratio) / 20.0))
+        if float(2 * ratio).is_integer():
+            tonal += gain * np.sin(np.float32(ratio) * wrapped)
+        else:
+            tonal += gain * np.sin(np.mod(ratio * phase, 2.0 * np.pi).astype(np.float32))
+    del phase, wrapped
     tonal *= env
     if st.am_rate_hz:
         t = np.arange(n - lead, dtype=np.float32) / np.float32(sr)
