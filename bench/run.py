@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["metadata", "download", "process", "episodes", "fewshot"]
+ORDER = ["metadata", "download", "process", "episodes", "release", "fewshot"]
 
 
 def main(argv: list[str] | None = None) -> int:

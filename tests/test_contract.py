@@ -41,7 +41,7 @@ RANKS: dict[str, int] = {
     "cli": 13,
 }
 FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__"}
-ALIASES = {"adapters": "torchdata", "__main__": "cli"}
+ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "models": "evaluate", "methods": "evaluate", "encoders": "evaluate"}
 HEAVY = ("torch", "yt_dlp")
 BASICCONFIG_ALLOWED = {"cli/__init__.py": 1}
 

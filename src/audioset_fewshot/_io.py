@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,15 +118,30 @@ def sha256_file(path: Path | str) -> str:
     return h.hexdigest()
 
 
+# a name atomic_path / mkstemp made: our prefix, the target's name, a random part of 8, an optional suffix
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r".+\.[a-z0-9_]{8}(\.[A-Za-z0-9]{1,8})?")
+
+
 def remove_stray_temps(folder: Path | str) -> list[Path]:
-    """Delete temp files left by a killed writer anywhere below ``folder``; return them."""
+    """Delete temp files left by a killed writer anywhere below ``folder``; return them.
+
+    Only plain files whose name is one :func:`atomic_path` makes are removed; links
+    are never followed (neither to a folder nor to a file) and nothing outside
+    ``folder`` is touched."""
     folder = Path(folder)
     removed: list[Path] = []
-    if not folder.exists():
+    if not folder.is_dir() or folder.is_symlink():
         return removed
-    for p in folder.rglob(TMP_PREFIX + "*"):
-        if p.is_file():
-            with contextlib.suppress(FileNotFoundError):
+    for dirpath, _dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in filenames:
+            if not _TMP_NAME.fullmatch(name):
+                continue
+            p = Path(dirpath) / name
+            try:
+                if not stat.S_ISREG(os.lstat(p).st_mode):
+                    continue
                 p.unlink()
-                removed.append(p)
+            except FileNotFoundError:
+                continue
+            removed.append(p)
     return removed

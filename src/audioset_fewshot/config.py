@@ -58,7 +58,7 @@ class SelectionConfig:
 @dataclass(frozen=True)
 class PlanConfig:
     seed: int = _f(0, "seed of the candidate order (same seed + metadata = same plan)")
-    max_per_class: int = _f(50, "clips to obtain per class (top-up from later candidates on failure)", min=1)
+    max_per_class: int = _f(50, "clips to obtain per class (top-up from later candidates on failure)", min=1, max=1_000_000)
     sources: list[str] = _f(["balanced", "eval", "unbalanced"], "segment lists to draw from", choices=SOURCES)
     owner_policy: Literal["fewest-candidates", "first-label"] = _f("fewest-candidates", "which selected label owns a multi-label clip")
     shard: str | None = _f(None, "I/N: take only shard I of N (split by YouTube ID) for several machines")
@@ -84,6 +84,7 @@ class DownloadConfig:
     audio_format: Literal["flac", "wav"] = _f("flac", "container of the stored clips (16-bit)")
     sample_rate_hz: int = _f(16000, "sample rate of the stored clips", min=8000, max=48000)
     timeout_s: float = _f(120.0, "bound on one clip's extraction + ffmpeg read", min=1.0)
+    origins: list[str | dict[str, str]] = _f(["youtube"], "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins")
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
 
 
@@ -99,16 +100,18 @@ class CleanConfig:
 class PackConfig:
     sample_rate_hz: int = _f(16000, "sample rate of the packed array", min=8000, max=48000)
     dtype: Literal["int16", "float32"] = _f("int16", "sample type of the packed array")
-    length_s: float = _f(10.0, "fixed length of every row", min=0.1)
+    length_s: float = _f(10.0, "fixed length of every row", min=0.1, max=600.0)
     length_policy: Literal["pad_zero", "pad_repeat", "drop"] = _f("pad_zero", "what to do with clips shorter than length_s")
     workers: int = _f(2, "decode processes", min=1, max=64)
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    n_fft: int = _f(1024, "FFT size", min=16)
-    hop_length: int = _f(512, "hop between frames (samples)", min=1)
-    n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1)
+    kind: Literal["logmel", "vggish-release"] = _f("logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded")
+    release: str | None = _f(None, "the VGGish embedding release (unpacked audioset_v1_embeddings folder or features.tar.gz); needed by kind vggish-release")
+    n_fft: int = _f(1024, "FFT size", min=16, max=65536)
+    hop_length: int = _f(512, "hop between frames (samples)", min=1, max=65536)
+    n_mels: int = _f(128, "mel bins (Slaney scale and norm)", min=1, max=1024)
     f_min: float = _f(0.0, "lowest mel frequency (Hz)", min=0.0)
     f_max: float | None = _f(None, "highest mel frequency (Hz); null = sample_rate/2")
     power: float = _f(2.0, "exponent of the magnitude spectrogram", min=0.0)
@@ -133,10 +136,10 @@ class SplitsConfig:
 @dataclass(frozen=True)
 class EpisodesConfig:
     split: Literal["train", "val", "test"] = _f("test", "split of the fixed evaluation episodes")
-    n_way: int = _f(5, "classes per episode", min=2)
-    k_shot: int = _f(1, "support examples per class", min=1)
-    q_query: int = _f(15, "query examples per class", min=1)
-    count: int = _f(10000, "number of fixed episodes", min=1)
+    n_way: int = _f(5, "classes per episode", min=2, max=1000)
+    k_shot: int = _f(1, "support examples per class", min=1, max=10_000)
+    q_query: int = _f(15, "query examples per class", min=1, max=10_000)
+    count: int = _f(10000, "number of fixed episodes", min=1, max=10_000_000)
     seed: int = _f(0, "seed of the episodes")
 
 
@@ -144,23 +147,23 @@ class EpisodesConfig:
 class EvaluateConfig:
     method: str = _f("protonet", "protonet | simpleshot | finetune | maml | untrained | nearest-centroid | hear | all, or a comma-separated list")
     backbone: Literal["crnn", "conv4"] = _f("crnn", "network of the trained methods: MetaAudio's CRNN or a plain Conv-4")
-    n_way: int = _f(5, "classes per training episode", min=2)
-    k_shot: int = _f(5, "support examples per class in training episodes", min=1)
-    q_query: int = _f(15, "query examples per class in training episodes", min=1)
-    steps: int = _f(300, "training steps (CPU, bounded)", min=0)
+    n_way: int = _f(5, "classes per training episode", min=2, max=1000)
+    k_shot: int = _f(5, "support examples per class in training episodes", min=1, max=10_000)
+    q_query: int = _f(15, "query examples per class in training episodes", min=1, max=10_000)
+    steps: int = _f(300, "training steps (CPU, bounded)", min=0, max=10_000_000)
     max_seconds: float = _f(3600.0, "wall-clock limit of one method's training (s)", min=1.0)
     learning_rate: float = _f(5e-4, "Adam learning rate (MetaAudio's ProtoNets: 5e-4)", min=0.0)
     seed: int = _f(0, "seed of training episodes and weights")
     threads: int = _f(1, "torch CPU threads of the baseline (1 is fastest when other processes share the cores)", min=1, max=64)
     piece_seconds: float = _f(0.0, "cut clips into pieces this long (MetaAudio: 5); supports use one piece, queries vote; 0 = whole clips", min=0.0)
-    val_episodes: int = _f(200, "validation episodes for checkpoint selection (0 = keep the last weights)", min=0)
+    val_episodes: int = _f(200, "validation episodes for checkpoint selection (0 = keep the last weights)", min=0, max=100_000)
     val_every: int = _f(50, "steps between validation checks", min=1)
-    tasks_per_step: int = _f(1, "episodes per optimiser step (protonet, maml)", min=1)
+    tasks_per_step: int = _f(1, "episodes per optimiser step (protonet, maml)", min=1, max=10_000)
     inner_lr: float = _f(0.4, "MAML inner-loop learning rate", min=0.0)
-    inner_steps: int = _f(8, "MAML inner-loop steps", min=1)
-    maml_episodes: int = _f(1000, "test episodes MAML is scored on (it adapts per episode; the first ones of the file)", min=1)
-    batch_size: int = _f(32, "clips per step of SimpleShot's pre-training", min=2)
-    finetune_steps: int = _f(100, "optimisation steps of the per-episode linear head (finetune, hear with a linear head)", min=1)
+    inner_steps: int = _f(8, "MAML inner-loop steps", min=1, max=1000)
+    maml_episodes: int = _f(1000, "test episodes MAML is scored on (it adapts per episode; the first ones of the file)", min=1, max=1_000_000)
+    batch_size: int = _f(32, "clips per step of SimpleShot's pre-training", min=2, max=100_000)
+    finetune_steps: int = _f(100, "optimisation steps of the per-episode linear head (finetune, hear with a linear head)", min=1, max=100_000)
     encoder: str | None = _f(None, "outside encoder for method hear: a module name or a .py file with load_model and get_scene_embeddings")
     encoder_weights: str | None = _f(None, "path passed to the encoder's load_model")
     encoder_head: Literal["nearest-centroid", "linear"] = _f("nearest-centroid", "classifier on the encoder's frozen embeddings")
@@ -312,6 +315,14 @@ def _cross_checks(cfg: Config) -> None:
     if cfg.plan.shard is not None:
         parse_shard(cfg.plan.shard, key="plan.shard")
     parse_size(cfg.download.min_free, key="download.min_free")
+    if cfg.features.kind == "vggish-release" and not cfg.features.release:
+        raise ConfigError("config key 'features.release': features.kind 'vggish-release' needs the release "
+                          "(the unpacked audioset_v1_embeddings folder or features.tar.gz)")
+    if not cfg.download.origins:
+        raise ConfigError("config key 'download.origins': give at least one origin (for example [youtube])")
+    for i, entry in enumerate(cfg.download.origins):  # each entry's keys and layout: download.origins.parse_origin
+        if isinstance(entry, dict) and not entry.get("path"):
+            raise ConfigError(f"config key 'download.origins[{i}]': a mapping needs 'path' (and may give layout, name, revision)")
     if cfg.download.cookies and cfg.download.cookies_from_browser:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
 
@@ -321,20 +332,11 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
     (``{"plan.seed": 3}``); ``None`` values in overrides mean "not given" and are ignored."""
     data: dict[str, Any] = {}
     if path is not None:
+        from audioset_fewshot._yaml import load_yaml_file
+
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError as err:
-            raise ConfigError(f"config file {p} does not exist; create one with 'audioset-fewshot init'") from err
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {p}: {err.strerror}") from err
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err)
-            raise ConfigError(f"{p}{where}: malformed YAML: {problem}") from err
+        # bounded: size, UTF-8, aliases, depth and duplicate keys are refused with file and line
+        loaded = load_yaml_file(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

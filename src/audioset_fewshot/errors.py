@@ -83,6 +83,11 @@ class ProcessingError(AudiosetFewshotError):
     """A post-processing stage cannot go on."""
 
 
+class IntegrityError(AudiosetFewshotError):
+    """An artifact's bytes differ from what was recorded when it was written (size,
+    content hash) or hold values that must not be there (NaN, inf); names the file."""
+
+
 class StageNotReadyError(UsageError):
     """A stage was asked to run before the stage it depends on produced its artifact."""
 

@@ -226,6 +226,9 @@ def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[s
 def _piece_frames(features: Any, piece_seconds: float) -> int:
     if piece_seconds <= 0:
         return 0
+    if getattr(features, "item_shape", None) is not None:
+        log.warning("piece_seconds applies to log-mel features; embedding sequences are used whole")
+        return 0
     params = (getattr(features, "meta", None) or {}).get("params", {})
     sr, hop = int(params.get("sample_rate_hz", 16000)), int(params.get("hop_length", 512))
     return int(round(piece_seconds * sr / hop))
@@ -291,9 +294,10 @@ def evaluate_methods(
     if features is None:
         from audioset_fewshot.process import load_features
 
-        features = load_features(layout.root)
+        features = load_features(layout.root, verify=True)  # a NaN or a flipped byte must never reach a result
     fkey = str(getattr(features, "key", ""))
     piece_frames = _piece_frames(features, o.piece_seconds)
+    sequences = getattr(features, "item_shape", None) is not None
     table = read_table(layout.eval_dir / "results.csv")
     stored = {r["key"]: r for r in table}
     inputs = {"splits_sha256": splits.content_sha256, "episodes_sha256": header.episodes_sha256, "features_key": fkey}
@@ -301,6 +305,8 @@ def evaluate_methods(
     todo: list[tuple[str, dict[str, Any], str]] = []
     for m in names:
         params = _method_params(m, o, norm, piece_frames, header.n_way, header.k_shot)
+        if sequences and params.get("backbone"):
+            params["backbone"] = "sequence"  # embedding sequences (the VGGish release) get the 1-D encoder
         key = sha256_text(canonical_json({"params": params, "inputs": inputs}))
         if not force and key in stored:
             log.info("%s: stored result is up to date", m)
@@ -387,7 +393,7 @@ class _Runner:
         t0 = time.perf_counter()
         record: dict[str, Any] = {}
         arrays = self.arrays
-        backbone = self.o.backbone
+        backbone = M.backbone_label(self.test, self.o.backbone)
         saw = False
         if method == "nearest-centroid":
             backbone = ""

@@ -8,6 +8,8 @@ tree, in data-flow order::
       .lock                  one run per root (advisory lock)
       plan/plan.csv          the seeded sampling plan (plan/plan.json: parameters + hash)
       ledger.sqlite          download state (WAL)
+      release/obtained.csv   clips looked up in the VGGish embedding release (features.kind vggish-release)
+      .cache/clip-stat.json  size, mtime and sha256 of each clip when last hashed
       audio/<mid_slug>/<ytid>_<start_ms>.flac
       manifest/              clips.csv, by_class/<mid_slug>.csv, unavailable.csv,
                              lock.json, provenance.csv
@@ -71,6 +73,10 @@ class DatasetLayout:
         return self.root / "ledger.sqlite"
 
     @property
+    def clip_stat_cache(self) -> Path:
+        return self.root / ".cache" / "clip-stat.json"
+
+    @property
     def audio_dir(self) -> Path:
         return self.root / "audio"
 
@@ -80,6 +86,25 @@ class DatasetLayout:
 
     def clip_path(self, owner_mid: str, ytid: str, start_s: float, *, ext: str = "flac") -> Path:
         return self.root / self.clip_relpath(owner_mid, ytid, start_s, ext=ext)
+
+    # -- the VGGish embedding release (features.kind: vggish-release) -------------------
+    @property
+    def release_dir(self) -> Path:
+        return self.root / "release"
+
+    @property
+    def release_obtained_csv(self) -> Path:
+        """Every planned clip looked up in the release: found (and where) or why not."""
+        return self.release_dir / "obtained.csv"
+
+    @property
+    def release_obtained_json(self) -> Path:
+        return self.release_dir / "obtained.json"
+
+    @property
+    def release_clips_csv(self) -> Path:
+        """The manifest of a root whose clips come from the release (no audio files)."""
+        return self.manifest_dir / "release_clips.csv"
 
     # -- manifest ----------------------------------------------------------------------
     @property

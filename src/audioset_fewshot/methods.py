@@ -47,16 +47,17 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from audioset_fewshot.episodes import EpisodeError, EpisodeSampler
 from audioset_fewshot.errors import UsageError
-from audioset_fewshot.models import build_backbone
 from audioset_fewshot.torchdata import SplitDataset
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,10 @@ def input_frames(dataset: SplitDataset, piece_frames: int) -> int:
     return frames if piece_frames <= 0 or piece_frames >= frames else piece_frames
 
 
-@torch.no_grad()
 def embed_items(model: nn.Module, dataset: SplitDataset, piece_frames: int, items: np.ndarray | None = None) -> np.ndarray:
     """``(items, pieces, dim)`` embeddings of every piece of every item (or of ``items``), eval mode."""
+    import torch
+
     model.eval()
     order = np.arange(len(dataset)) if items is None else np.asarray(items, dtype=np.int64)
     out: list[np.ndarray] = []
@@ -145,15 +147,21 @@ def embed_items(model: nn.Module, dataset: SplitDataset, piece_frames: int, item
         pieces = cut_pieces(dataset.arrays(order[lo : lo + _EMBED_BATCH]), piece_frames)
         b, p = pieces.shape[:2]
         flat = torch.from_numpy(pieces.reshape((b * p,) + pieces.shape[2:]))
-        out.append(model(flat).numpy().reshape(b, p, -1))
+        with torch.no_grad():
+            out.append(model(flat).numpy().reshape(b, p, -1))
     return np.concatenate(out).astype(np.float32)
 
 
 def embed_mel_stats(dataset: SplitDataset) -> np.ndarray:
-    """Per-mel-bin mean and std over time of each item's normalised log-mel: ``(items, 1, 2 * n_mels)``."""
+    """Per-mel-bin mean and std over time of each item's normalised log-mel: ``(items, 1, 2 * n_mels)``;
+    for embedding-sequence items ``(seconds, dim)`` the mean over time: ``(items, 1, dim)``."""
     out = []
     for lo in range(0, len(dataset), _EMBED_BATCH):
-        x = dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH)))[:, 0].astype(np.float64)
+        x = dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH))).astype(np.float64)
+        if x.ndim == 3:
+            out.append(x.mean(axis=1))
+            continue
+        x = x[:, 0]
         out.append(np.concatenate([x.mean(axis=2), x.std(axis=2)], axis=1))
     return np.concatenate(out).astype(np.float32)[:, None]
 
@@ -235,6 +243,9 @@ def score_centroid(emb: np.ndarray, arrays: EpisodeArrays, *, seed: int) -> np.n
 def score_linear(emb: np.ndarray, arrays: EpisodeArrays, *, seed: int, steps: int, lr: float) -> np.ndarray:
     """Per-episode accuracy of a softmax-regression head fitted on each episode's supports
     (all episodes of a chunk in one batched Adam optimisation; weights start at zero)."""
+    import torch
+    from torch import nn
+
     pieces = emb.shape[1]
     pick = support_pieces(arrays, pieces, seed)
     acc = np.empty(len(arrays), dtype=np.float64)
@@ -326,6 +337,8 @@ class _Validator:
 
 
 def _batch(dataset: SplitDataset, idx: Sequence[int] | np.ndarray, piece_frames: int, rng: np.random.Generator) -> torch.Tensor:
+    import torch
+
     x = dataset.arrays(idx)
     if piece_frames > 0 and piece_frames < x.shape[-1]:
         x = random_pieces(x, piece_frames, rng)
@@ -341,6 +354,8 @@ def _steps(budget: _Budget, total: int) -> Iterator[int]:
 
 
 def _proto_logits(support: torch.Tensor, query: torch.Tensor, n_way: int, k_shot: int) -> torch.Tensor:
+    import torch
+
     protos = support.reshape(n_way, k_shot, -1).mean(dim=1)
     return -torch.cdist(query, protos) ** 2
 
@@ -358,14 +373,28 @@ def _centroid_val(s: TrainSettings, val: SplitDataset | None, base: Callable[[nn
 
 
 def untrained(dataset: SplitDataset, s: TrainSettings, out_dim: int = 64) -> Trained:
-    model = build_backbone(s.backbone, dataset.shape[1], input_frames(dataset, s.piece_frames), seed=s.seed, out_dim=out_dim)
-    return Trained(model, {"steps": 0, "seconds": 0.0, "backbone": s.backbone})
+    """The backbone with its seeded initial weights (the sequence encoder for embedding-sequence items)."""
+    from audioset_fewshot.models import build_for_items
+
+    shape = tuple(dataset.shape)
+    if len(shape) == 3:
+        shape = (shape[0], shape[1], input_frames(dataset, s.piece_frames))
+    model = build_for_items(s.backbone, shape, seed=s.seed, out_dim=out_dim)
+    return Trained(model, {"steps": 0, "seconds": 0.0, "backbone": backbone_label(dataset, s.backbone)})
+
+
+def backbone_label(dataset: SplitDataset, backbone: str) -> str:
+    """What the results call the network: the backbone, or ``sequence`` for embedding-sequence items."""
+    return "sequence" if len(dataset.shape) == 2 else backbone
 
 
 def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, val_k_shot: int) -> Trained:
     """Episodic ProtoNet training (``s.n_way``-way ``s.k_shot``-shot ``s.q_query``-query
     episodes); the checkpoint with the best accuracy on ``val_k_shot``-shot validation
     episodes (the test episodes' K) is kept."""
+    import torch
+    from torch import nn
+
     torch.manual_seed(s.seed)
     model = untrained(train, s).model
     k_shot = s.k_shot
@@ -406,6 +435,9 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
 
 def train_simpleshot(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, k_shot: int) -> Trained:
     """Supervised pre-training over the meta-train classes; CL2N nearest-centroid validation."""
+    import torch
+    from torch import nn
+
     torch.manual_seed(s.seed)
     model = untrained(train, s).model
     classifier = nn.Linear(64, train.num_classes)
@@ -463,6 +495,8 @@ def base_mean(model: nn.Module, train: SplitDataset, piece_frames: int, items: n
 def _adapt(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
            lr: float, steps: int) -> dict[str, torch.Tensor]:  # fmt: skip
     """``steps`` SGD steps on (x, y) from ``params``; first order: no graph through the updates."""
+    import torch
+    from torch import nn
     from torch.func import functional_call
 
     fast = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
@@ -476,6 +510,7 @@ def _adapt(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str,
 def maml_episode_predictions(model: nn.Module, support: torch.Tensor, query: torch.Tensor, n_way: int, k_shot: int,
                              lr: float, steps: int) -> torch.Tensor:  # fmt: skip
     """Adapt on ``support`` (N*K, 1, M, F) and return query logits ((N*Q*P), N)."""
+    import torch
     from torch.func import functional_call
 
     params = dict(model.named_parameters())
@@ -490,6 +525,8 @@ def maml_episode_predictions(model: nn.Module, support: torch.Tensor, query: tor
 
 def score_maml(model: nn.Module, dataset: SplitDataset, arrays: EpisodeArrays, s: TrainSettings) -> np.ndarray:
     """Per-episode accuracy of FO-MAML: each episode adapted from the meta-learned weights."""
+    import torch
+
     pick = support_pieces(arrays, piece_count(dataset.shape[2], s.piece_frames), s.seed)
     acc = np.empty(len(arrays), dtype=np.float64)
     n, k = arrays.support.shape[1:]
@@ -507,6 +544,9 @@ def score_maml(model: nn.Module, dataset: SplitDataset, arrays: EpisodeArrays, s
 
 def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, n_way: int, k_shot: int, val_cap: int = 20) -> Trained:
     """First-order MAML; ``n_way`` is the test episodes' (the head has that many outputs)."""
+    import torch
+    from torch import nn
+
     torch.manual_seed(s.seed)
     model = untrained(train, s, out_dim=n_way).model
     n, q = _episode_shape(train, n_way, k_shot, s.q_query, "MAML training")

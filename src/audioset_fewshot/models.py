@@ -11,19 +11,27 @@
     (RNN) + 4,288 (head) = 124,544.
 ``conv4`` (MetaAudio's "StandardCNN" column)
     The same four convolution blocks, flattened, then the same head.
+``sequence`` (for the VGGish release's items: seconds x 128 embeddings)
+    Two 1-D convolutions over time (kernel 3, batch norm, ReLU; 128 channels),
+    then the mean over time; chosen whatever ``backbone`` says when the items
+    are embedding sequences.
 
-Inputs are ``(B, 1, n_mels, frames)``; the output is ``(B, out_dim)``.  Weights are
+Inputs are ``(B, 1, n_mels, frames)`` (``(B, seconds, dim)`` for ``sequence``); the
+output is ``(B, out_dim)``.  torch is imported when a network is built.  Weights are
 drawn from ``numpy.random.default_rng([seed, INIT_STREAM])``, never from torch's
 global generator, so a seed gives the same network wherever it is built.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from audioset_fewshot.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 BACKBONES = ("crnn", "conv4")
 INIT_STREAM = 1001
@@ -45,6 +53,8 @@ def encoder_output_shape(n_mels: int, frames: int) -> tuple[int, int, int]:
 
 def build_backbone(name: str, n_mels: int, frames: int, *, seed: int, out_dim: int = 64) -> nn.Module:
     """A seeded ``crnn`` or ``conv4`` for ``(B, 1, n_mels, frames)`` inputs (in eval mode)."""
+    from torch import nn
+
     if name not in BACKBONES:
         raise UsageError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
     c, f, t = encoder_output_shape(n_mels, frames)
@@ -57,40 +67,82 @@ def build_backbone(name: str, n_mels: int, frames: int, *, seed: int, out_dim: i
     encoder = nn.Sequential(*block(1), *block(CHANNELS), *block(CHANNELS), *block(CHANNELS))
     model: nn.Module
     if name == "crnn":
-        model = CRNN(encoder, c * f, out_dim)
+        model = crnn_class()(encoder, c * f, out_dim)
     else:
         model = nn.Sequential(encoder, nn.Flatten(), nn.Dropout(DROPOUT), nn.BatchNorm1d(c * f * t), nn.Linear(c * f * t, out_dim))
     _init(model, seed)
-    model.backbone_name = name  # type: ignore[assignment]
-    model.out_dim = out_dim  # type: ignore[assignment]
     model.eval()
     return model
 
 
-class CRNN(nn.Module):
-    """Conv encoder -> RNN over time with a skip connection, last step -> head."""
+def build_sequence_encoder(seconds: int, dim: int, *, seed: int, out_dim: int = 128) -> nn.Module:
+    """For ``(B, seconds, dim)`` embedding sequences: two 1-D convolutions over time, mean over time."""
+    import torch
+    from torch import nn
 
-    def __init__(self, encoder: nn.Module, features: int, out_dim: int) -> None:
-        super().__init__()
-        if features != CHANNELS:
-            raise UsageError(f"the CRNN's skip connection needs {CHANNELS} features per time step after pooling, got {features} "
-                             "(MetaAudio's layout assumes 81-242 mel bins, e.g. 128)")
-        self.encoder = encoder
-        self.rnn = nn.RNN(features, CHANNELS, num_layers=1, batch_first=True, bidirectional=False)
-        self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.BatchNorm1d(CHANNELS), nn.Linear(CHANNELS, out_dim))
+    class OverTime(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv1d(dim, out_dim, 3, padding=1), nn.BatchNorm1d(out_dim), nn.ReLU(),
+                                     nn.Conv1d(out_dim, out_dim, 3, padding=1), nn.BatchNorm1d(out_dim), nn.ReLU())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)  # (B, C, F, T)
-        b, c, f, t = z.shape
-        seq = z.permute(0, 3, 1, 2).reshape(b, t, c * f)
-        out, _ = self.rnn(seq)
-        out = out + seq
-        head: torch.Tensor = self.head(out[:, -1])
-        return head
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.net(x.transpose(1, 2)).mean(dim=2)
+            return out
+
+    model = OverTime()
+    _init(model, seed)
+    model.eval()
+    return model
+
+
+def build_for_items(name: str, item_shape: tuple[int, ...], *, seed: int, out_dim: int = 64) -> nn.Module:
+    """``build_backbone`` for ``(1, n_mels, frames)`` items, the sequence encoder for ``(seconds, dim)`` items."""
+    if len(item_shape) == 2:
+        return build_sequence_encoder(item_shape[0], item_shape[1], seed=seed, out_dim=out_dim)
+    return build_backbone(name, item_shape[1], item_shape[2], seed=seed, out_dim=out_dim)
+
+
+_CRNN: list[type] = []
+
+
+def crnn_class() -> type[nn.Module]:
+    """The CRNN module class (made on first use, so that importing this module needs no torch)."""
+    if _CRNN:
+        return _CRNN[0]
+    import torch
+    from torch import nn
+
+    class CRNN(nn.Module):
+        """Conv encoder -> RNN over time with a skip connection, last step -> head."""
+
+        def __init__(self, encoder: nn.Module, features: int, out_dim: int) -> None:
+            super().__init__()
+            if features != CHANNELS:
+                raise UsageError(f"the CRNN's skip connection needs {CHANNELS} features per time step after pooling, got {features} "
+                                 "(MetaAudio's layout assumes 81-242 mel bins, e.g. 128)")
+            self.encoder = encoder
+            self.rnn = nn.RNN(features, CHANNELS, num_layers=1, batch_first=True, bidirectional=False)
+            self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.BatchNorm1d(CHANNELS), nn.Linear(CHANNELS, out_dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = self.encoder(x)  # (B, C, F, T)
+            b, c, f, t = z.shape
+            seq = z.permute(0, 3, 1, 2).reshape(b, t, c * f)
+            out, _ = self.rnn(seq)
+            out = out + seq
+            head: torch.Tensor = self.head(out[:, -1])
+            return head
+
+    _CRNN.append(CRNN)
+    return CRNN
 
 
 def _init(model: nn.Module, seed: int) -> None:
     """He-uniform convolutions, PyTorch's default ranges elsewhere, from numpy's seeded generator."""
+    import torch
+    from torch import nn
+
     rng = np.random.default_rng([seed, INIT_STREAM])
 
     def uniform(t: torch.Tensor, bound: float) -> None:
@@ -98,8 +150,8 @@ def _init(model: nn.Module, seed: int) -> None:
 
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            if isinstance(m, (nn.Conv2d, nn.Conv1d)):
+                fan_in = m.in_channels * int(np.prod(m.kernel_size))
                 uniform(m.weight, float(np.sqrt(6.0 / fan_in)))
                 assert m.bias is not None
                 m.bias.zero_()
@@ -121,4 +173,5 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-__all__ = ["BACKBONES", "CHANNELS", "CRNN", "build_backbone", "count_parameters", "encoder_output_shape"]
+__all__ = ["BACKBONES", "CHANNELS", "build_backbone", "build_for_items", "build_sequence_encoder", "count_parameters", "crnn_class",
+           "encoder_output_shape"]

@@ -30,13 +30,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot import config as config_mod
 from audioset_fewshot._io import atomic_write_json
 from audioset_fewshot.config import Config
 from audioset_fewshot.errors import UsageError, closest
 from audioset_fewshot.layout import DatasetLayout
+
+if TYPE_CHECKING:
+    from audioset_fewshot.selection import MetadataSelection
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ STAGES: tuple[str, ...] = (
 
 RAN = "ran"
 UP_TO_DATE = "up to date"
+SKIPPED = "skipped"
+RELEASE_KIND = "vggish-release"  # features.kind whose clips come from Google's embedding release
 
 # Watch requests answered "try again later" at the start of a demo download: the governor pauses the pool.
 DEMO_RATE_LIMIT_BURST = 3
@@ -152,68 +157,57 @@ class _Context:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _metadata(ctx: _Context) -> tuple[Any, Any, Any]:
-    """(ontology, segment table, selection), computed once per run."""
+def _metadata(ctx: _Context) -> MetadataSelection:
+    """The metadata and the class selection, read once per run (the same entry as ``plan``)."""
     if "selection" not in ctx.values:
-        from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
-        from audioset_fewshot.selection import select_classes
+        from audioset_fewshot.selection import select_from_config
 
         cfg = ctx.config
-        onto = load_ontology()
-        quality = load_quality()
-        files = resolve_segment_files(
-            tuple(cfg.plan.sources),
-            metadata_dir=cfg.metadata.metadata_dir,
-            cache_dir=cfg.metadata.cache_dir,
-            urls=cfg.metadata.urls,
-        )
-        table = read_segments(files)
-        # candidates of every leaf/non-leaf class so that classes without any segment are left out with a reason
-        index = build_candidate_index(table, onto.mids)
-        selection = select_classes(
-            onto,
-            quality,
-            min_quality=cfg.selection.min_quality,
-            all_levels=cfg.selection.all_levels,
-            include=tuple(cfg.selection.include),
-            exclude=tuple(cfg.selection.exclude),
-            candidates=index,
-        )
-        ctx.values.update(ontology=onto, table=table, selection=selection, index=index)
-    return ctx.values["ontology"], ctx.values["table"], ctx.values["selection"]
+        ctx.values["selection"] = select_from_config(cfg.metadata, cfg.selection, sources=cfg.plan.sources)
+    chosen: MetadataSelection = ctx.values["selection"]
+    return chosen
 
 
 def _stage_selection(ctx: _Context) -> dict[str, Any]:
-    _, table, selection = _metadata(ctx)
-    return {"classes": len(selection.chosen), "excluded": len(selection.excluded), "segments": int(len(table.ytid))}
+    chosen = _metadata(ctx)
+    table_rows = 0 if chosen.table is None else len(chosen.table.ytid)
+    return {"classes": len(chosen.selection.chosen), "excluded": len(chosen.selection.excluded), "segments": int(table_rows)}
 
 
 def _stage_plan(ctx: _Context) -> dict[str, Any]:
-    from audioset_fewshot.config import parse_shard
-    from audioset_fewshot.plan import make_plan, write_plan
+    from audioset_fewshot.plan import plan_from_selection, write_plan
 
-    cfg = ctx.config.plan
-    _, table, selection = _metadata(ctx)
-    plan = make_plan(
-        selection,
-        table,
-        seed=cfg.seed,
-        max_per_class=cfg.max_per_class,
-        sources=tuple(cfg.sources),
-        owner_policy=cfg.owner_policy,
-        shard=None if cfg.shard is None else parse_shard(cfg.shard, key="plan.shard"),
-    )
+    plan = plan_from_selection(_metadata(ctx), ctx.config.plan)
     write_plan(plan, ctx.layout)
     ctx.values["plan"] = plan
     return {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
 
 
+def _from_release(ctx: _Context) -> bool:
+    return ctx.config.features.kind == RELEASE_KIND
+
+
+def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
+    """The download stage with features.kind vggish-release: look the plan up in the release."""
+    from audioset_fewshot.release.obtain import obtain_from_release
+
+    f = ctx.config.features
+    assert f.release is not None  # the config's cross-checks guarantee it
+    rep = obtain_from_release(ctx.values["plan"], root=ctx.layout.root, release=f.release, workers=ctx.config.pack.workers,
+                              metadata_dir=ctx.config.metadata.metadata_dir)
+    return {"changed": rep.written, "origin": RELEASE_KIND, "obtained": rep.obtained, "target": rep.target, "obtained_now": rep.obtained if rep.written else 0,
+            "attempts": 0, "pauses": 0, "failures_by_reason": dict(rep.failures_by_reason),
+            "label_disagreements": rep.label_disagreements, "release_sha256": rep.content_sha256}
+
+
 def _stage_download(ctx: _Context) -> dict[str, Any]:
     import dataclasses
 
-    from audioset_fewshot.download.runner import run_download
-
+    if _from_release(ctx):
+        return _stage_obtain_release(ctx)
     import inspect
+
+    from audioset_fewshot.download.runner import run_download
 
     accepted = set(inspect.signature(run_download).parameters)
     # the download section also holds knobs of other commands (doctor's canary ids, say)
@@ -246,12 +240,21 @@ def _ledger_state(layout: DatasetLayout) -> dict[str, dict[str, int]] | None:
 def _stage_manifest(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.manifest.build import build_manifest
 
+    if _from_release(ctx):
+        from audioset_fewshot.manifest.release import build_release_manifest
+
+        r = build_release_manifest(ctx.layout.root)
+        return {"clips": r.clips, "classes": r.classes, "unavailable": r.unavailable, "release_sha256": r.release_sha256, "written": len(r.written)}
+
     rec = build_manifest(ctx.layout.root)
     return {"clips": rec.clips, "classes": rec.classes, "unavailable": rec.unavailable, "clips_sha256": rec.clips_sha256, "written": len(rec.written)}
 
 
 def _stage_clean(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.clean import clean
+
+    if _from_release(ctx):
+        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
 
     c = ctx.config.clean
     rep = clean(ctx.layout.root, min_duration_s=c.min_duration_s, silence_dbfs=c.silence_dbfs, max_clipped_fraction=c.max_clipped_fraction, policy=c.policy, workers=ctx.config.pack.workers)
@@ -260,6 +263,9 @@ def _stage_clean(ctx: _Context) -> dict[str, Any]:
 
 def _stage_pack(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.pack import pack
+
+    if _from_release(ctx):
+        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
 
     p = ctx.config.pack
     rec = pack(ctx.layout.root, sample_rate_hz=p.sample_rate_hz, dtype=p.dtype, length_s=p.length_s, length_policy=p.length_policy, workers=p.workers)
@@ -271,6 +277,12 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.process.features import features
 
     f = ctx.config.features
+    if _from_release(ctx):
+        from audioset_fewshot.release.obtain import release_features
+
+        assert f.release is not None
+        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
+        return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
     rec = features(
         ctx.layout.root,
         n_fft=f.n_fft,
@@ -363,8 +375,8 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
     table: dict[str, tuple[Path, ...]] = {
         "selection": (),
         "plan": (layout.plan_file, layout.plan_meta_file),
-        "download": (layout.ledger_file,),
-        "manifest": (layout.clips_csv, layout.lock_json),
+        "download": (layout.ledger_file, layout.release_obtained_csv),
+        "manifest": (layout.clips_csv, layout.lock_json, layout.release_clips_csv),
         "clean": (layout.clean_csv,),
         "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))) if layout.pack_dir.is_dir() else (),
         "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
@@ -402,7 +414,9 @@ def _run_one(ctx: _Context, name: str) -> StageResult:
     seconds = time.perf_counter() - t0
     paths = stage_artifacts(ctx.layout, name)
     after = _fingerprint(paths)
-    if name == "selection":
+    if summary.get(SKIPPED):
+        status = SKIPPED
+    elif name == "selection":
         status = RAN
     elif name == "download":
         # retrying clips that failed transiently, with the same outcome, changes nothing
@@ -432,14 +446,21 @@ def run(
     until: str | None = None,
     root: Path | str | None = None,
     media_cache: Path | str | None = None,
+    force_root: bool = False,
 ) -> RunReport:
-    """Run the pipeline (see the module docstring); returns what each stage did."""
+    """Run the pipeline (see the module docstring); returns what each stage did.
+
+    The root is checked, locked and marked before anything is written under it
+    (``force_root``: accept a non-empty folder that is not ours)."""
+    from audioset_fewshot._root import hold_root
+
     check_stage(until)
     if root is not None:
         config = config_mod.replace(config, root=str(root))
-    if demo:
-        return _run_demo(config, until=until, media_cache=media_cache)
-    return _run_config(config, until=until, demo=False)
+    with hold_root(config.root, force=force_root):
+        if demo:
+            return _run_demo(config, until=until, media_cache=media_cache)
+        return _run_config(config, until=until, demo=False)
 
 
 def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None) -> RunReport:
@@ -538,6 +559,18 @@ def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int 
     cache.mkdir(parents=True, exist_ok=True)
     with MediaServer(cache_dir=cache, catalog=dict(meta.catalog)) as server:
         yield server, meta
+
+
+def demo_catalog_of(root: Path | str) -> dict[str, Any]:
+    """The media catalogue (``{ytid: SourceSpec}``) of the demo root ``root``: the same
+    sources, lengths and faults its own run served, so its manifest rebuilds with the
+    same hashes against a server that serves this catalogue."""
+    from audioset_fewshot.demo.catalog import build_demo_metadata
+
+    layout = DatasetLayout(Path(root))
+    if not (layout.root / "demo-metadata").is_dir():
+        raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
+    return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 
 def prepare_demo_media(server: Any, meta: Any, *, workers: int = 2) -> int:

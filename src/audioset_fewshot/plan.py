@@ -29,6 +29,12 @@ needs to re-download exactly what a manifest lists, is made with
 Files: ``plan/plan.csv`` (one row per entry, sorted by owner MID then rank) and
 ``plan/plan.json`` (schema version, parameters, sha256 of the metadata files,
 targets, shortfalls, content hash); byte-identical for the same inputs.
+
+From a config there is one way in: :func:`plan_from_config` (metadata ->
+:func:`~audioset_fewshot.selection.select_from_config` -> :func:`make_plan`).  A
+plan made from a ``ClassSelection`` records the selection rule and the sha256 of
+the ontology and QA files, so :func:`ensure_plan` notices a changed selection
+or metadata (:func:`plan_changes`) and plans again.
 """
 
 from __future__ import annotations
@@ -37,18 +43,25 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
-from audioset_fewshot.config import SOURCES
+from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_file, sha256_text
+from audioset_fewshot.config import SOURCES, Config, PlanConfig
 from audioset_fewshot.errors import StageNotReadyError, UsageError, ValidationError
 from audioset_fewshot.layout import DatasetLayout, clip_stem, start_ms
+from audioset_fewshot.selection import ClassSelection
 from audioset_fewshot.validate import valid_mid, valid_segment_times, valid_youtube_id
+
+if TYPE_CHECKING:
+    from audioset_fewshot.selection import MetadataSelection
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 OWNER_POLICIES = ("fewest-candidates", "first-label")
@@ -221,7 +234,8 @@ def _selected_mids(selection: Any) -> list[str]:
         mids = [mids]
     out = sorted({valid_mid(m) for m in mids})
     if not out:
-        raise UsageError("the class selection is empty: nothing to plan (loosen --min-quality or --include classes)")
+        raise UsageError("the class selection is empty: nothing to plan (lower selection.min_quality or name classes in selection.include; "
+                         "preview the choice with 'audioset-fewshot classes --min-quality 0.5')")
     return out
 
 
@@ -318,7 +332,7 @@ def make_plan(
 
     files = getattr(table, "files", {}) or {}
     inputs = {s: str(files[s][1]) for s in sorted(files) if s in sources}
-    params = {
+    params: dict[str, Any] = {
         "seed": int(seed),
         "max_per_class": int(max_per_class),
         "sources": sources,
@@ -326,6 +340,10 @@ def make_plan(
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "classes": mids,
     }
+    if isinstance(selection, ClassSelection):
+        # the rule and its input files are part of the plan's key: a changed selection re-plans
+        params["selection"] = selection.key
+        inputs.update(selection.inputs)
     return SamplingPlan.build(entries, {m: target_each for m in mids}, params=params, inputs=inputs, shortfalls=shortfalls)
 
 
@@ -378,45 +396,86 @@ def read_plan(layout: DatasetLayout) -> SamplingPlan:
 
 
 # ---------------------------------------------------------------------------------------
-# from a configuration
+# from a configuration: metadata -> selection -> plan
 
 _PLAN_PARAM_KEYS = ("seed", "max_per_class", "sources", "owner_policy", "shard")
 
 
-def plan_from_config(cfg: Any) -> SamplingPlan:
+def plan_from_selection(chosen: MetadataSelection, options: PlanConfig) -> SamplingPlan:
+    """The plan of a selection made by :func:`~audioset_fewshot.selection.select_from_config`
+    (which must have read the segment lists), with the ``plan`` section's options."""
+    from audioset_fewshot.config import parse_shard
+
+    if chosen.table is None:
+        raise UsageError("planning needs the segment lists: select with counts=True")
+    shard = parse_shard(options.shard, key="plan.shard") if options.shard else None
+    return make_plan(
+        chosen.selection, chosen.table, seed=options.seed, max_per_class=options.max_per_class, sources=options.sources,
+        owner_policy=options.owner_policy, shard=shard,
+    )  # fmt: skip
+
+
+def plan_from_config(cfg: Config) -> SamplingPlan:
     """Read the metadata, select the classes and make the plan, all as ``cfg`` says
     (sections ``metadata``, ``selection``, ``plan``)."""
-    from audioset_fewshot.config import parse_shard
-    from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
-    from audioset_fewshot.selection import select_classes
+    from audioset_fewshot.selection import select_from_config
 
-    pc, mc, sc = cfg.plan, cfg.metadata, cfg.selection
-    files = resolve_segment_files(pc.sources, metadata_dir=mc.metadata_dir, cache_dir=mc.cache_dir, urls=mc.urls)
-    table = read_segments(files)
-    selection = select_classes(
-        load_ontology(), load_quality(), min_quality=sc.min_quality, all_levels=sc.all_levels, include=sc.include, exclude=sc.exclude,
-        candidates=build_candidate_index(table),
-    )  # fmt: skip
-    shard = parse_shard(pc.shard, key="plan.shard") if pc.shard else None
-    return make_plan(selection, table, seed=pc.seed, max_per_class=pc.max_per_class, sources=pc.sources, owner_policy=pc.owner_policy, shard=shard)
+    return plan_from_selection(select_from_config(cfg.metadata, cfg.selection, sources=cfg.plan.sources), cfg.plan)
 
 
-def plan_matches_config(plan: SamplingPlan, cfg: Any) -> bool:
-    """True when ``plan`` was made with ``cfg``'s plan parameters (an exact plan always matches)."""
+def plan_changes(plan: SamplingPlan, cfg: Config) -> list[str]:
+    """What differs between ``plan`` and the plan ``cfg`` would make, without parsing the
+    segment lists: the plan parameters, the selection rule, and the sha256 of the
+    ontology, the QA counts and the segment lists the plan recorded.  Empty = current.
+
+    An exact plan (``rebuild``) and a plan made from a bare list of MIDs (no selection
+    recorded) are keyed by their plan parameters only."""
     if plan.params.get("exact"):
-        return True
+        return []
     pc = cfg.plan
-    want = {"seed": pc.seed, "max_per_class": pc.max_per_class, "sources": [s for s in SOURCES if s in pc.sources], "owner_policy": pc.owner_policy, "shard": pc.shard}
-    return all(plan.params.get(k) == want[k] for k in _PLAN_PARAM_KEYS)
+    want: dict[str, Any] = {
+        "seed": pc.seed, "max_per_class": pc.max_per_class, "sources": [s for s in SOURCES if s in pc.sources],
+        "owner_policy": pc.owner_policy, "shard": pc.shard,
+    }  # fmt: skip
+    changed = [f"plan.{k}" for k in _PLAN_PARAM_KEYS if plan.params.get(k) != want[k]]
+    recorded = plan.params.get("selection")
+    if recorded is None:
+        return changed
+    from audioset_fewshot.metadata import load_ontology, quality_sha256, resolve_segment_files
+
+    onto = load_ontology()
+    sc = cfg.selection
+    rule = {
+        "min_quality": float(sc.min_quality), "all_levels": bool(sc.all_levels),
+        "include": sorted(dict.fromkeys(onto.resolve(n) for n in sc.include)),
+        "exclude": sorted(dict.fromkeys(onto.resolve(n) for n in sc.exclude)),
+    }  # fmt: skip
+    changed += [f"selection.{k}" for k in rule if recorded.get(k) != rule[k]]
+    if plan.inputs.get("ontology", onto.sha256) != onto.sha256:
+        changed.append("the ontology")
+    if plan.inputs.get("quality", "") not in ("", quality_sha256()):
+        changed.append("the QA counts")
+    if not changed:
+        mc = cfg.metadata
+        files = resolve_segment_files(want["sources"], metadata_dir=mc.metadata_dir, cache_dir=mc.cache_dir, urls=mc.urls)
+        changed += [f"the segment list {s!r}" for s, path in files.items() if plan.inputs.get(s) != sha256_file(path)]
+    return changed
 
 
-def ensure_plan(cfg: Any, layout: DatasetLayout, *, rebuild: bool = False) -> tuple[SamplingPlan, bool]:
-    """The plan of ``layout``: the one on disk when it matches ``cfg``'s plan parameters
-    (no metadata read), else a new one from the metadata, written.  Returns (plan, written).
-    After changing the class selection, pass ``rebuild=True`` (``audioset-fewshot plan``)."""
+def plan_matches_config(plan: SamplingPlan, cfg: Config) -> bool:
+    """True when ``plan`` is the plan ``cfg`` makes (see :func:`plan_changes`)."""
+    return not plan_changes(plan, cfg)
+
+
+def ensure_plan(cfg: Config, layout: DatasetLayout, *, rebuild: bool = False) -> tuple[SamplingPlan, bool]:
+    """The plan of ``layout``: the one on disk when it is the plan ``cfg`` makes (same plan
+    parameters, selection rule and metadata hashes; no segment list parsed), else a new
+    one from the metadata, written.  Returns (plan, written)."""
     if not rebuild and layout.plan_file.exists() and layout.plan_meta_file.exists():
         plan = read_plan(layout)
-        if plan_matches_config(plan, cfg):
+        changes = plan_changes(plan, cfg)
+        if not changes:
             return plan, False
+        log.info("the plan of %s is stale (%s changed): planning again", layout.root, ", ".join(changes))
     plan = plan_from_config(cfg)
     return plan, write_plan(plan, layout)

@@ -325,7 +325,7 @@ def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> tup
     """One log-mel per class from the features: (classes shown, classes in the features)."""
     from audioset_fewshot.process import load_features
 
-    store = load_features(layout.root)
+    store: Any = load_features(layout.root)  # log-mels, or the release's embeddings (128 x 10 s)
     first: dict[str, int] = {}
     for i, row in enumerate(store.index):
         mid = row["owner_mid"] if isinstance(row, Mapping) else row.owner_mid
@@ -343,7 +343,8 @@ def _fig_gallery(layout: DatasetLayout, data: dict[str, Any], path: Path) -> tup
         mel = np.asarray(store.mels[i], dtype=np.float32)
         ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
         ax.set_title(_short(data["names"].get(mid, mid), 24), fontsize=7)
-    fig.suptitle("Log-mel gallery (one clip per class)")
+    kind = "VGGish embedding" if getattr(store, "kind", "logmel") == "vggish-release" else "Log-mel"
+    fig.suptitle(f"{kind} gallery (one clip per class)")
     fig.tight_layout()
     _save(fig, path, dpi=72)
     return len(chosen), len(first)

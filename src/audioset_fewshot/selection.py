@@ -14,22 +14,30 @@ been left out is kept in ``SelectedClass.note``); ``exclude`` removes classes.
 On the official metadata this gives 142 classes at ``min_quality=0.8`` (263,
 219, 190, 87, 43 at 0.5, 0.6, 0.7, 0.9, 1.0).
 
+:func:`select_from_config` is the one way from a config's ``metadata`` and
+``selection`` sections to a selection (``plan``, ``download``, ``run``,
+``classes``, the splits preview and the demo all use it).
+
 "Silence" (``/m/028v0c``) is flagged ``"silence"``: its clips fail a silence
 check by nature, so later stages must not drop them for being quiet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audioset_fewshot.config import SOURCES, MetadataConfig, SelectionConfig
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.metadata.ontology import Ontology
 from audioset_fewshot.metadata.quality import QualityCount
-from audioset_fewshot.metadata.segments import CandidateIndex
+from audioset_fewshot.metadata.segments import CandidateIndex, SegmentTable
 
 SCHEMA_VERSION = 1
+# the parameters of the rule, as recorded in a plan (``plan.json`` params ``selection``)
+SELECTION_KEYS = ("min_quality", "all_levels", "include", "exclude")
 SILENCE_MID = "/m/028v0c"
 FLAG_SILENCE = "silence"
 FLAG_FORCED = "included"
@@ -73,10 +81,17 @@ class ClassSelection:
     excluded: dict[str, str]
     params: dict[str, Any]
     ontology: Ontology = field(repr=False)
+    # sha256 of the ontology and QA files the rule read ({"ontology": ..., "quality": ...})
+    inputs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def mids(self) -> tuple[str, ...]:
         return tuple(c.mid for c in self.chosen)
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The rule's parameters (names resolved to MIDs): part of a plan's key and of lock.json."""
+        return {k: self.params[k] for k in SELECTION_KEYS}
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -154,7 +169,7 @@ def select_classes(
         reasons: list[str] = []
         if not all_levels and not cls.is_leaf:
             n = len(cls.child_ids)
-            reasons.append(f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; pass --all-levels to allow it)")
+            reasons.append(f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; set selection.all_levels, or 'classes --all-levels', to allow it)")
         if cls.is_blacklisted:
             reasons.append("blacklisted in the ontology (restrictions: blacklist)")
         if cls.is_abstract:
@@ -208,4 +223,54 @@ def select_classes(
         "exclude": sorted(exc),
         "candidate_sources": list(candidates.sources) if candidates is not None else None,
     }
-    return ClassSelection(chosen=tuple(chosen), excluded=excluded, params=params, ontology=ontology)
+    return ClassSelection(chosen=tuple(chosen), excluded=excluded, params=params, ontology=ontology, inputs={"ontology": ontology.sha256})
+
+
+# ---------------------------------------------------------------------------------------
+# the one way from a configuration to a selection
+
+
+@dataclass(frozen=True, eq=False)
+class MetadataSelection:
+    """The metadata, read once, and the classes chosen from it: what ``plan``, ``download``,
+    ``run``, ``classes``, the splits preview and the demo share.  ``table`` is None when
+    the segment lists were not read (``counts=False``)."""
+
+    ontology: Ontology
+    quality: Mapping[str, QualityCount]
+    table: SegmentTable | None
+    selection: ClassSelection
+
+
+def select_from_config(
+    metadata: MetadataConfig,
+    options: SelectionConfig,
+    *,
+    sources: Sequence[str] = SOURCES,
+    counts: bool = True,
+) -> MetadataSelection:
+    """Read the ontology, the QA counts and (with ``counts``) the segment lists of
+    ``sources`` as ``metadata`` says, then apply the selection rule with ``options``.
+
+    Every class no segment of the lists carries is left out with a reason.  The
+    selection records the sha256 of the ontology and QA files it read."""
+    from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, quality_sha256, read_segments, resolve_segment_files
+
+    onto = load_ontology()
+    quality = load_quality()
+
+    def rule(candidates: CandidateIndex | None) -> ClassSelection:
+        return select_classes(
+            onto, quality, min_quality=options.min_quality, all_levels=options.all_levels, include=tuple(options.include),
+            exclude=tuple(options.exclude), candidates=candidates,
+        )  # fmt: skip
+
+    # names are checked before any segment list is read or fetched
+    selection = rule(None)
+    table: SegmentTable | None = None
+    if counts:
+        files = resolve_segment_files(tuple(sources), metadata_dir=metadata.metadata_dir, cache_dir=metadata.cache_dir, urls=metadata.urls)
+        table = read_segments(files)
+        selection = rule(build_candidate_index(table, onto.mids))
+    selection = dataclasses.replace(selection, inputs={"ontology": onto.sha256, "quality": quality_sha256()})
+    return MetadataSelection(ontology=onto, quality=quality, table=table, selection=selection)

@@ -35,6 +35,7 @@ the same inputs and seed, no pickle.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -636,13 +637,14 @@ def splits_from_metadata(
 ) -> MetaSplits:
     """Split the classes the selection would choose, with pools over every candidate
     segment of the metadata: a preview before anything is downloaded (nothing written)."""
-    from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
-    from audioset_fewshot.selection import select_classes
+    from audioset_fewshot.config import MetadataConfig, SelectionConfig
+    from audioset_fewshot.selection import select_from_config
 
-    files = resolve_segment_files(sources, metadata_dir=metadata_dir, cache_dir=cache_dir, urls=urls)
-    table = read_segments(files)
-    onto = load_ontology()
-    selection = select_classes(onto, load_quality(), min_quality=min_quality, all_levels=all_levels, include=include,
-                               exclude=exclude, candidates=build_candidate_index(table))
-    classes = ontology_classes(selection.mids, onto)
+    metadata = MetadataConfig(metadata_dir=None if metadata_dir is None else str(metadata_dir), cache_dir=None if cache_dir is None else str(cache_dir))
+    if urls is not None:
+        metadata = dataclasses.replace(metadata, urls={**metadata.urls, **dict(urls)})
+    rule = SelectionConfig(min_quality=min_quality, all_levels=all_levels, include=list(include), exclude=list(exclude))
+    chosen = select_from_config(metadata, rule, sources=sources)
+    selection, table = chosen.selection, chosen.table
+    classes = ontology_classes(selection.mids, chosen.ontology)
     return make_splits(classes, seed=seed, ratios=ratios, leakage=leakage, group=group, clips=candidate_clips(table, selection.mids))

@@ -1,7 +1,8 @@
 """PyTorch datasets over a processed dataset root and its splits.
 
 :class:`SplitDataset` is map-style: item ``i`` is ``(Tensor[1, n_mels, frames],
-label)`` with ``label`` the dense class number within the split.  Everything a
+label)`` with ``label`` the dense class number within the split (``Tensor[10, 128]``,
+seconds x dimensions, when the features are the VGGish release's embeddings).  Everything a
 sampler needs is available without reading a single spectrogram:
 
 - ``class_ids`` / ``class_names``: MID and name of each dense label;
@@ -132,13 +133,16 @@ class SplitDataset:
         return len(self.class_ids)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """Shape of one item's tensor: (1, n_mels, frames)."""
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one item's tensor: (1, n_mels, frames); (10, 128) for the VGGish release's embeddings."""
+        item = getattr(self.features, "item_shape", None)
+        if item is not None:
+            return tuple(int(s) for s in item)
         return (1, int(self.features.mels.shape[1]), int(self.features.mels.shape[2]))
 
     # -- data ------------------------------------------------------------------------------------
     def arrays(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Normalised float32 (len(indices), 1, n_mels, frames) for item indices (numpy, no torch)."""
+        """Normalised float32 (len(indices), *shape) for item indices (numpy, no torch)."""
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"item index out of range 0..{len(self) - 1}")
@@ -147,7 +151,12 @@ class SplitDataset:
         order = np.argsort(rows, kind="stable")
         block = np.empty((idx.size,) + tuple(self.features.mels.shape[1:]), dtype=np.float32)
         block[order] = self.features.mels[rows[order]]
-        return np.ascontiguousarray(self.normalizer.apply(block)[:, None], dtype=np.float32)
+        x = self.normalizer.apply(block)
+        if getattr(self.features, "item_shape", None) is not None:
+            # embeddings are stored as (dimension, second) "channels x frames" so that per-channel
+            # normalisation applies unchanged; an item is (seconds, dimensions)
+            return np.ascontiguousarray(np.swapaxes(x, 1, 2), dtype=np.float32)
+        return np.ascontiguousarray(x[:, None], dtype=np.float32)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         torch = _torch()

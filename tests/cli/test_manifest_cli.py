@@ -73,8 +73,23 @@ def test_diff_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, "manifest", "--root", str(a))
     run(capsys, "manifest", "--root", str(b))
     code, out, _ = run(capsys, "diff", str(a), str(b), "--show")
-    assert code == 0 and f"only_a: {ytid(6)}_30000" in out and out.strip().endswith("different")
+    assert code == 1 and f"only_a: {ytid(6)}_30000" in out and out.strip().endswith("different")
     assert "total               4        0       1       0" in out
+
+
+def test_diff_exit_status_is_1_on_differences_0_when_equal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = make_root(tmp_path / "a", standard_clips()).root
+    b = make_root(tmp_path / "b", [c for c in standard_clips() if c.ytid != ytid(6)]).root
+    same = make_root(tmp_path / "same", standard_clips()).root
+    for r in (a, b, same):
+        run(capsys, "manifest", "--root", str(r))
+    for fmt in ("text", "json"):
+        code, out, _ = run(capsys, "diff", str(a), str(b), "--format", fmt)
+        assert code == 1, out
+        code, out, _ = run(capsys, "diff", str(a), str(same), "--format", fmt)
+        assert code == 0, out
+    code, out, _ = run(capsys, "diff", str(a / "manifest/clips.csv"), str(same / "manifest/clips.csv"))
+    assert code == 0 and out.strip().endswith("identical")
 
 
 def test_export_needs_cc_only(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,7 +120,8 @@ def test_ffmpeg_stderr(stderr: str, reason: str) -> None:
 def test_reason_families() -> None:
     assert R.PERMANENT == {"unavailable", "private", "terminated", "copyright", "members-only", "age-gated", "geo-blocked", "drm", "not-found"}
     assert {"rate-limited", "bot-check", "http-429", "http-5xx", "network", "extractor-broken", "format-403", "unknown"} <= R.TRANSIENT
-    assert R.LOCAL == {"ffmpeg-error", "qc-reject"}
+    assert R.ORIGIN_REASONS == {"corrupt", "short", "silent", "in-no-origin"}
+    assert R.LOCAL == {"ffmpeg-error", "qc-reject"} | R.ORIGIN_REASONS
     assert not (R.PERMANENT & R.TRANSIENT) and not (R.PERMANENT & R.LOCAL) and not (R.TRANSIENT & R.LOCAL)
     assert R.PAUSE_REASONS == {"rate-limited", "bot-check", "http-429"}
     assert R.is_permanent("private") and not R.is_permanent("rate-limited") and not R.is_permanent(None)

@@ -51,6 +51,8 @@ def test_ytdlp_age_disk_and_root(tmp_path: Path) -> None:
     assert check_disk(tmp_path, need_bytes=0, min_free_bytes=0).status == OK
     assert check_disk(tmp_path, need_bytes=10**18, min_free_bytes=0).status == WARN
     assert check_disk(tmp_path, need_bytes=0, min_free_bytes=10**18).status == FAIL
+    no_plan = check_disk(tmp_path, need_bytes=None, min_free_bytes=0)
+    assert no_plan.status == OK and "no plan yet" in no_plan.detail and "needs" not in no_plan.detail
     assert check_writable(tmp_path / "new" / "root").status == OK
     (tmp_path / "file").write_text("x")
     assert check_writable(tmp_path / "file").status == FAIL
@@ -71,6 +73,7 @@ def test_doctor_command_checklist_exit_codes_and_canary(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stdout + good.stderr
     for name in ("yt-dlp", "JS runtime", "yt-dlp-ejs", "ffmpeg", "cookies", "root", "disk"):
         assert f"] {name}" in good.stdout
+    assert "no plan yet" in good.stdout and "needs 0.00 GB" not in good.stdout  # no plan in a new root
     assert SECRET not in good.stdout + good.stderr
     bad_cookies = tmp_path / "bad.txt"
     bad_cookies.write_text(f"SID={SECRET}\n")

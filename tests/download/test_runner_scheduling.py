@@ -5,6 +5,7 @@ The real fetcher against the media server is exercised in test_runner_server.py.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ class FakeFetch:
             time.sleep(self.delay_s)
             if kind == "ok":
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(b"fLaC" + ytid.encode())
-                return Res(True, path=dest, sha256="0" * 64, samples=160000)
+                data = b"fLaC" + ytid.encode()
+                dest.write_bytes(data)
+                # the real sha256: a rerun checks every ok file against it
+                return Res(True, path=dest, sha256=hashlib.sha256(data).hexdigest(), samples=160000)
             permanent = kind in ("unavailable", "private")
             return Res(False, kind, permanent, f"fake {kind}")
         finally:
@@ -159,7 +162,7 @@ def test_lock_disk_and_resume_cleanup(tmp_path: Path) -> None:
         run_download(plan_of(2, 1), root=tmp_path, fetch=fetch, **{**FAST, "min_free": "1000TB"})
     assert fetch.calls == []
     # leftovers of a killed run: a temp file and a clip file the ledger does not hold as ok
-    stray = layout.audio_dir / "m_0dog" / ".tmp-x.flac.abc"
+    stray = layout.audio_dir / "m_0dog" / ".tmp-x.flac.k3j9x_q2.flac"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"partial")
     orphan = layout.clip_path(DOG, yt(DOG, 1), 0.0)

@@ -35,13 +35,31 @@ def test_atomic_write_gets_the_umask_mode(tmp_path: Path) -> None:
 
 def test_remove_stray_temps(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    stray = tmp_path / "sub" / ".tmp-x.flac.abc"
+    stray = tmp_path / "sub" / ".tmp-x.flac.k3j9x_q2.flac"
     stray.write_bytes(b"x")
     keep = tmp_path / "sub" / "x.flac"
     keep.write_bytes(b"y")
     assert remove_stray_temps(tmp_path) == [stray]
     assert keep.exists() and not stray.exists()
     assert len(sha256_file(keep)) == 64
+
+
+def test_remove_stray_temps_never_follows_links_nor_takes_other_names(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / ".tmp-victim.flac.abcd1234.flac"
+    victim.write_bytes(b"not ours")
+    before = (victim.read_bytes(), victim.stat().st_mtime_ns)
+    folder = tmp_path / "audio"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "linked-dir").symlink_to(outside, target_is_directory=True)
+    link = folder / "sub" / ".tmp-y.flac.abcd1234.flac"
+    link.symlink_to(victim)
+    user = folder / "sub" / ".tmp-notes.txt"  # a user's file with our prefix but no random part
+    user.write_text("keep me")
+    assert remove_stray_temps(folder) == []
+    assert (victim.read_bytes(), victim.stat().st_mtime_ns) == before
+    assert link.is_symlink() and user.exists()
 
 
 @pytest.mark.parametrize("bad", ["../x", "-o", "abcdefghijkl", "abcdefghij", "abcdéfghijk", "abc/efghijk", "", None, "abc efghijk"])

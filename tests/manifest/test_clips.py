@@ -15,6 +15,7 @@ GOOD = {
     "ytid": "--PJHxphWEs", "start_s": "30.000", "end_s": "40.000", "owner_mid": "/m/09x0r", "labels": "/m/09x0r;/t/dd00088",
     "source": "balanced", "path": "audio/m_09x0r/--PJHxphWEs_30000.flac", "sample_rate_hz": "16000", "samples": "160000",
     "sha256": "0" * 64, "itag": "140", "codec": "aac", "license": "", "channel_id": "UCx",
+    "origin": "youtube", "origin_revision": "", "source_sample_rate_hz": "",
 }  # fmt: skip
 
 
@@ -82,7 +83,7 @@ def test_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="not UTF-8"):
         read_clips(p)
     p.write_text(",".join(CLIPS_COLUMNS) + "\nx,y\n")
-    with pytest.raises(ManifestError, match=r"clips\.csv:2: expected 14 fields"):
+    with pytest.raises(ManifestError, match=rf"clips\.csv:2: expected {len(CLIPS_COLUMNS)} fields"):
         read_clips(p)
     dup = _write(tmp_path, GOOD, GOOD)
     with pytest.raises(ManifestError, match=r"clips\.csv:3: duplicate clip"):

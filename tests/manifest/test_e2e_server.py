@@ -152,7 +152,7 @@ def test_rebuild_then_diff_shows_only_the_gone_clip(original: DatasetLayout, med
              "--jobs", "2", "--max-per-hour", "0", "--min-interval-s", "0", "--backoff-s", "0.02", "--retries", "1", "--min-free", "0B", "--format", "json"],
             capture_output=True, text=True, timeout=180,
         )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a listed clip is gone: not rebuilt as listed
     assert json.loads(proc.stdout)["unavailable"] == {gone.clip_id: "unavailable"}
     assert requested == {r.ytid for r in rows}  # exactly the listed clips: no new draw, no top-up
     assert rep.unavailable == {gone.clip_id: "unavailable"}
@@ -163,7 +163,7 @@ def test_rebuild_then_diff_shows_only_the_gone_clip(original: DatasetLayout, med
         [sys.executable, "-m", "audioset_fewshot", "diff", str(original.root), str(tmp_path / "rebuilt"), "--format", "json"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the manifests differ (one clip gone)
     assert json.loads(proc.stdout)["totals"] == {"same": len(rows) - 1, "changed": 0, "only_a": 1, "only_b": 0}
 
 
@@ -179,3 +179,24 @@ def test_two_shards_merged_equal_one_run(original: DatasetLayout, media_cache: P
     assert rep.clips == 2 * MAX_PER_CLASS and rep.same_as_one_run and not rep.conflicts
     proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "verify", "--root", str(merged.root)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rebuild_against_other_media_names_the_cause_and_fails(original: DatasetLayout, media_cache: Path, tmp_path: Path) -> None:
+    """A host that serves other media under the listed IDs (for a demo manifest: a server
+    without the demo's catalogue) is named as the cause, and the CLI exits 1."""
+    rows = read_clips(original.clips_csv)
+    short, other = rows[0], rows[1]
+    specs = catalog()
+    specs[short.ytid] = SourceSpec(class_key="demo-class-0", duration_s=5.0)  # ends before the 1-11 s segment
+    specs[other.ytid] = SourceSpec(class_key="demo-class-9", duration_s=12.0)  # same length, other sound
+    with MediaServer(cache_dir=media_cache, catalog=specs, idle_timeout_s=120) as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "audioset_fewshot", "rebuild", str(original.root), "--root", str(tmp_path / "other"), "--base-url", srv.base_url,
+             "--jobs", "2", "--max-per-hour", "0", "--min-interval-s", "0", "--backoff-s", "0.02", "--retries", "1", "--min-free", "0B"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"different content: {other.clip_id}" in proc.stdout
+    why = [ln for ln in proc.stderr.splitlines() if ln.startswith("why: ")]
+    assert any("1 source(s) too short for their segment" in ln and short.clip_id in ln and "serve-demo --root DEMO" in ln for ln in why), proc.stderr
+    assert any(f"other bytes (e.g. {other.clip_id})" in ln for ln in why), proc.stderr

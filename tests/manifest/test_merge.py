@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from manifest_helpers import DOG, SPEECH, Clip, make_root, ytid
 
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -13,7 +14,6 @@ from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.merge import merge_roots
 from audioset_fewshot.manifest.verify import verify
 from audioset_fewshot.plan import read_plan
-from manifest_helpers import DOG, SPEECH, Clip, make_root, ytid
 
 PARAMS = {"max_per_class": 2, "classes": [DOG, SPEECH]}
 
@@ -93,7 +93,11 @@ def test_gap_reported_when_a_shard_stopped_early(tmp_path: Path) -> None:
 def test_merge_carries_the_unsharded_config(tmp_path: Path) -> None:
     from audioset_fewshot.config import Config, load_config, write_config
 
-    a, b, _ = _shards(tmp_path)
+    rule = {"min_quality": 0.9, "all_levels": False, "include": [], "exclude": [DOG]}
+    s0 = [Clip(ytid(1), SPEECH, 0)]
+    s1 = [Clip(ytid(2), SPEECH, 1)]
+    a = make_root(tmp_path / "s0", s0, targets={SPEECH: 1}, params={**PARAMS, "classes": [SPEECH], "shard": "0/2", "selection": rule}).root
+    b = make_root(tmp_path / "s1", s1, targets={SPEECH: 1}, params={**PARAMS, "classes": [SPEECH], "shard": "1/2", "selection": rule}).root
     for r, shard in ((a, "0/2"), (b, "1/2")):
         cfg = Config()
         write_config(DatasetLayout(r).config_file, dataclasses.replace(cfg, plan=dataclasses.replace(cfg.plan, shard=shard)))
@@ -101,4 +105,5 @@ def test_merge_carries_the_unsharded_config(tmp_path: Path) -> None:
     merged = load_config(tmp_path / "merged/config.yaml")
     assert merged.plan.shard is None and merged.root == str((tmp_path / "merged").resolve())
     lock = json.loads((tmp_path / "merged/manifest/lock.json").read_text())
-    assert lock["selection"]["config"]["min_quality"] == Config().selection.min_quality
+    # the selection comes from the plans that produced the clips, not from config.yaml (min_quality 0.8)
+    assert lock["selection"]["config"] == rule and lock["selection"]["classes"] == [SPEECH]

@@ -59,6 +59,8 @@ def write_features_dir(root: Path, store: FeatureStore) -> None:
     """Lay ``store`` out on disk as the process stage does, so ``load_features(root)`` opens it."""
     import json
 
+    from audioset_fewshot._integrity import hash_file
+    from audioset_fewshot._io import sha256_file
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.process._common import write_current
     from audioset_fewshot.process.features import SCHEMA_VERSION
@@ -69,7 +71,13 @@ def write_features_dir(root: Path, store: FeatureStore) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     np.ascontiguousarray(store.mels, dtype=np.float32).tofile(folder / "mels.f32")
     (folder / "index.csv").write_text(render_index(store.index), encoding="utf-8")
-    (folder / "meta.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "shape": list(store.mels.shape)}), encoding="utf-8")
     for name in ("stats_count", "stats_sum", "stats_sumsq"):
         np.save(folder / f"{name}.npy", getattr(store, name))
+    meta = {
+        "schema_version": SCHEMA_VERSION, "shape": list(store.mels.shape),
+        # the hashes the features stage records, so that a verified open (evaluation) accepts it
+        "content": hash_file(folder / "mels.f32"), "index_csv_sha256": sha256_file(folder / "index.csv"),
+        "stats_sha256": {name: sha256_file(folder / f"stats_{name}.npy") for name in ("count", "sum", "sumsq")},
+    }
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     write_current(features_dir, store.key)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("audioset_fewshot.cli.plan", "Write the seeded sampling plan."),
     "doctor": ("audioset_fewshot.cli.doctor", "Check yt-dlp, JS runtime, ffmpeg, cookies and disk before a download."),
     "download": ("audioset_fewshot.cli.download", "Download the planned segments (resumable)."),
+    "origins": ("audioset_fewshot.cli.origins", "Check local copies of AudioSet (download.origins)."),
     "manifest": ("audioset_fewshot.cli.manifest", "Write the manifest (clips.csv, lock.json, ...) from the ledger."),
     "status": ("audioset_fewshot.cli.status", "Per-class obtained / target / failures."),
     "verify": ("audioset_fewshot.cli.verify", "Re-hash every clip against the manifest."),

@@ -21,8 +21,7 @@ import click
 from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.errors import MetadataError
-from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
-from audioset_fewshot.selection import ClassSelection, select_classes
+from audioset_fewshot.selection import ClassSelection, select_from_config
 
 
 def _split_sources(values: tuple[str, ...]) -> list[str] | None:
@@ -77,27 +76,16 @@ def command(
             "plan.sources": _split_sources(sources),
         },
     )
-    onto = load_ontology()
-    quality = load_quality()
-    options = {
-        "min_quality": cfg.selection.min_quality,
-        "all_levels": cfg.selection.all_levels,
-        "include": cfg.selection.include,
-        "exclude": cfg.selection.exclude,
-    }
     # names are checked before any segment list is read or fetched
-    selection = select_classes(onto, quality, **options)
+    selection = select_from_config(cfg.metadata, cfg.selection, counts=False).selection
     if explain is not None:
-        onto.resolve(explain)
+        selection.ontology.resolve(explain)
     # --explain needs no segment list; it adds candidate counts only from local copies
     if not no_counts and (explain is None or cfg.metadata.metadata_dir is not None):
         try:
-            files = resolve_segment_files(cfg.plan.sources, metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls)
+            selection = select_from_config(cfg.metadata, cfg.selection, sources=cfg.plan.sources).selection
         except MetadataError as err:
             raise MetadataError(f"{err} (or pass --no-counts to list the classes without candidate counts)") from err
-        table = read_segments(files)
-        index = build_candidate_index(table)
-        selection = select_classes(onto, quality, candidates=index, **options)
     if explain is not None:
         click.echo(selection.explain(explain))
         return

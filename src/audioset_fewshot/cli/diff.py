@@ -13,15 +13,19 @@ import click
 @click.argument("b", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--show", is_flag=True, help="List the clip ids that differ.")
-def command(a: Path, b: Path, fmt: str, show: bool) -> None:
+@click.pass_context
+def command(ctx: click.Context, a: Path, b: Path, fmt: str, show: bool) -> None:
     """Clips in both, only in A, only in B, and same clip with different content,
-    per class and in total.  A and B are clips.csv files or dataset roots."""
+    per class and in total.  A and B are clips.csv files or dataset roots.
+
+    Exit status, as diff(1) gives it: 0 when the manifests are identical, 1 when
+    they differ, 2 on a usage error."""
     from audioset_fewshot.manifest.diff import GROUPS, diff_manifests
 
     d = diff_manifests(a, b)
     if fmt == "json":
         click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
-        return
+        ctx.exit(0 if d.identical else 1)
     click.echo(f"{'class':<14} {'same':>6} {'changed':>8} {'only A':>7} {'only B':>7}")
     for mid, c in sorted(d.per_class.items()):
         click.echo(f"{mid:<14} {c['same']:>6} {c['changed']:>8} {c['only_a']:>7} {c['only_b']:>7}")
@@ -32,3 +36,4 @@ def command(a: Path, b: Path, fmt: str, show: bool) -> None:
             for cid in getattr(d, g):
                 click.echo(f"{g}: {cid}")
     click.echo("identical" if d.identical else "different")
+    ctx.exit(0 if d.identical else 1)

@@ -16,19 +16,22 @@ from audioset_fewshot.layout import DatasetLayout
 @root_option
 @click.option("--cookies", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Netscape cookies file to check (its values are never shown).")
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline checks).")
+@click.option("--min-free", default=None, help="Free disk to keep (e.g. 2GB); the check fails below it.")
 @click.option("--canary", is_flag=True, help="Also download a few known segments (download.canary_ids, else the plan's first clips) and check their exact length.")
 @click.pass_context
-def command(ctx: click.Context, config_path: Path | None, root: Path | None, cookies: Path | None, base_url: str | None, canary: bool) -> None:
+def command(ctx: click.Context, config_path: Path | None, root: Path | None, cookies: Path | None, base_url: str | None, min_free: str | None,
+            canary: bool) -> None:
     """Check yt-dlp (version, age), the JS runtime, ffmpeg, cookies, disk and the root."""
     from audioset_fewshot.download.doctor import parse_canary, run_doctor
     from audioset_fewshot.download.runner import estimate_download
     from audioset_fewshot.plan import read_plan
 
-    cfg = resolve_config(config_path, {"root": root, "download.cookies": str(cookies) if cookies else None, "download.base_url": base_url})
+    cfg = resolve_config(config_path, {"root": root, "download.cookies": str(cookies) if cookies else None, "download.base_url": base_url,
+                                       "download.min_free": min_free})
     dc = cfg.download
     layout = DatasetLayout(Path(cfg.root))
     plan = read_plan(layout) if layout.plan_file.exists() and layout.plan_meta_file.exists() else None
-    need = 0
+    need: int | None = None  # no plan yet: no size estimate
     if plan is not None:
         need = estimate_download(plan, root=layout.root, max_per_hour=dc.max_per_hour, min_interval_s=dc.min_interval_s, audio_format=dc.audio_format, sample_rate_hz=dc.sample_rate_hz).bytes
     canaries = None

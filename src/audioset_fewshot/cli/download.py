@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.layout import DatasetLayout
 
@@ -24,9 +24,9 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
         return cfg
     given: dict = {}
     if config_path is not None:
-        import yaml
+        from audioset_fewshot._yaml import load_yaml_file
 
-        loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        loaded = load_yaml_file(config_path) or {}
         given = (loaded.get("download") or {}) if isinstance(loaded, dict) else {}
     changes = {}
     if max_per_hour_flag is None and "max_per_hour" not in given:
@@ -58,9 +58,10 @@ def demo_rate_defaults(cfg: Config, config_path: Path | None, *, max_per_hour_fl
 @click.option("--shard", default=None, help="I/N: download only shard I of N of the plan.")
 @click.option("--min-free", default=None, help="Stop cleanly before free disk falls below this (e.g. 2GB).")
 @click.option("--base-url", default=None, help="Where watch pages live (the demo server's URL for offline runs).")
+@click.option("--origin", "origins", multiple=True, help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.")
 def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, jobs: int | None, max_per_hour: float | None,
             retries: int | None, max_pauses: int | None, retry_failed: bool | None, cookies: Path | None, cookies_from_browser: str | None, shard: str | None,
-            min_free: str | None, base_url: str | None) -> None:  # fmt: skip
+            min_free: str | None, base_url: str | None, origins: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Download the plan of ROOT (built from the config first when missing or changed).
 
     A rerun skips obtained and permanently failed clips and retries transient ones;
@@ -75,8 +76,10 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "download.retries": retries, "download.max_pauses": max_pauses, "download.retry_failed": retry_failed or None,
             "download.cookies": str(cookies) if cookies else None, "download.cookies_from_browser": cookies_from_browser,
             "plan.shard": shard, "download.min_free": min_free, "download.base_url": base_url,
+            "download.origins": list(origins) or None,
         },
     )  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     cfg = demo_rate_defaults(cfg, config_path, max_per_hour_flag=max_per_hour)
     layout = DatasetLayout(Path(cfg.root))
     layout.root.mkdir(parents=True, exist_ok=True)

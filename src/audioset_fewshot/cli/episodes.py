@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 from audioset_fewshot.episodes import write_episodes
 
 
@@ -27,6 +27,7 @@ def command(config_path: Path | None, root: Path | None, split: str | None, n_wa
         "root": root, "episodes.split": split, "episodes.n_way": n_way, "episodes.k_shot": k_shot,
         "episodes.q_query": q_query, "episodes.count": count, "episodes.seed": seed,
     })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     ec = cfg.episodes
     rec = write_episodes(Path(cfg.root), split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query,
                          count=ec.count, seed=ec.seed, force=force)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.evaluate import BACKBONES, CHOICES, evaluate_methods
 
@@ -46,6 +46,7 @@ def command(config_path: Path | None, root: Path | None, method: str | None, bac
         "evaluate.encoder": encoder, "evaluate.encoder_weights": encoder_weights, "evaluate.encoder_head": encoder_head,
         "evaluate.encoder_saw_audioset_labels": encoder_saw_audioset_labels or None, "evaluate.seed": seed, "evaluate.threads": threads,
     })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     ec = cfg.episodes
     root_path = Path(cfg.root)
     episodes = write_episodes(root_path, split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 
 
 @click.command(name="manifest")
@@ -22,6 +22,7 @@ def command(config_path: Path | None, root: Path | None, fmt: str) -> None:
     from audioset_fewshot.manifest.build import build_manifest
 
     cfg = resolve_config(config_path, {"root": root})
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     rec = build_manifest(Path(cfg.root))
     if fmt == "json":
         click.echo(json.dumps(rec.to_dict(), indent=2, sort_keys=True))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.plan import plan_from_config, write_plan
@@ -38,6 +38,7 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
             "selection.include": list(include) or None, "selection.exclude": list(exclude) or None,
         },
     )  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout = DatasetLayout(Path(cfg.root))
     plan = plan_from_config(cfg)
     written = write_plan(plan, layout)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
 
 STAGES = ("clean", "pack", "features", "all")
 
@@ -57,6 +57,7 @@ def command(config_path: Path | None, root: Path | None, stage: str, layout: str
         "features.f_max": f_max, "features.power": power, "features.amin": amin, "features.top_db": top_db,
         "features.layout": layout,
     })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     root_dir = Path(cfg.root)
     run = {"clean", "pack", "features"} if stage == "all" else {stage}
     if "clean" in run:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    config_option,
+    hold_root_for_command,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.errors import UsageError
 
 
@@ -22,5 +27,6 @@ def command(config_path: Path | None, root: Path | None, force: bool) -> None:
     root_dir = Path(cfg.root)
     if not root_dir.is_dir():
         raise UsageError(f"dataset root {root_dir} does not exist; pass --root DIR or run 'audioset-fewshot run' first")
+    hold_root_for_command(root_dir)
     path = write_report(root_dir, force=force)
     click.echo(f"report: {path}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -29,15 +29,34 @@ DEMO_ROOT = "audioset-fewshot-demo"
     default=None,
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
-def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None) -> None:
+@metadata_dir_option
+@click.option("--base-url", default=None, help="Where watch pages live (a media server's URL for offline runs).")
+@click.option("--cookies", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Netscape cookies file, passed to yt-dlp only.")
+@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all download workers (0 = unlimited).")
+@click.option("--max-pauses", type=int, default=None, help="Stop the download after this many pool pauses for rate limits.")
+@click.option("--min-free", default=None, help="Stop the download cleanly before free disk falls below this (e.g. 2GB).")
+@click.option("--kind", "features_kind", type=click.Choice(["logmel", "vggish-release"]), default=None,
+              help="Features: log-mels of downloaded audio, or Google's released VGGish embeddings (nothing downloaded).")
+@click.option("--release", type=click.Path(exists=True, path_type=Path), default=None,
+              help="The VGGish embedding release: the unpacked audioset_v1_embeddings folder or features.tar.gz (with --kind vggish-release).")
+def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, metadata_dir: Path | None,
+            base_url: str | None, cookies: Path | None, max_per_hour: float | None, max_pauses: int | None, min_free: str | None,
+            features_kind: str | None = None, release: Path | None = None) -> None:  # fmt: skip
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or
     parameters changed."""
     if media_cache is not None and not demo:
         raise click.UsageError("--media-cache applies to --demo only")
+    if demo and (metadata_dir is not None or base_url is not None):
+        raise click.UsageError("--demo brings its own metadata and media server: drop --metadata-dir and --base-url")
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
-    cfg = resolve_config(config_path, {"root": root})
+    cfg = resolve_config(config_path, {
+        "root": root, "metadata.metadata_dir": metadata_dir, "download.base_url": base_url, "download.cookies": cookies,
+        "download.max_per_hour": max_per_hour, "download.max_pauses": max_pauses, "download.min_free": min_free,
+        "features.kind": features_kind, "features.release": str(release.resolve()) if release is not None else None,
+    })  # fmt: skip
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
         click.echo(line)
@@ -62,6 +81,9 @@ def summary_lines(report: RunReport) -> list[str]:
     if dl:
         lines.append(f"clips: obtained {dl.get('obtained')}/{dl.get('target')} ({dl.get('obtained_now')} this run, {dl.get('pauses')} rate-limit pauses)")
         lines.append(f"failures by reason: {_fmt_counts(dl.get('failures_by_reason') or {})}")
+        if dl.get("origin") == "vggish-release":
+            lines.append(f"from the VGGish embedding release {str(dl.get('release_sha256', ''))[:12]}: "
+                         f"{dl.get('label_disagreements', 0)} clips whose release labels differ from the segment lists (the lists win)")
     cl = s.get("clean")
     if cl:
         lines.append(f"clean: kept {cl.get('kept')}/{cl.get('clips')} ({_fmt_counts(cl.get('by_reason') or {})})")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -74,6 +74,8 @@ def command(config_path: Path | None, root: Path | None, metadata_dir: Path | No
         "selection.all_levels": all_levels or None, "selection.include": list(include) or None,
         "selection.exclude": list(exclude) or None,
     })  # fmt: skip
+    if metadata_dir is None:
+        hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     sc = cfg.splits
     grp = sc.group if group is None else (None if group == "none" else group)
     if metadata_dir is not None:

@@ -1,4 +1,5 @@
-"""``audioset-fewshot verify``: re-hash every clip against the manifest; exit 1 on any problem."""
+"""``audioset-fewshot verify``: re-hash every clip against the manifest and check the
+processed arrays (``--deep``: their content hashes and values); exit 1 on any problem."""
 
 from __future__ import annotations
 
@@ -15,14 +16,22 @@ from audioset_fewshot.errors import EXIT_ERROR
 @config_option
 @root_option
 @click.option("--manifest", "manifest", type=click.Path(dir_okay=False, path_type=Path), default=None, help="clips.csv to check against (default ROOT/manifest/clips.csv).")
+@click.option("--deep", is_flag=True, help="Also read every processed array (pack, features): chunk hashes and non-finite values.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.pass_context
-def command(ctx: click.Context, config_path: Path | None, root: Path | None, manifest: Path | None, fmt: str) -> None:
-    """Report every missing, corrupt (hash or length) and unexpected file under ROOT/audio."""
+def command(ctx: click.Context, config_path: Path | None, root: Path | None, manifest: Path | None, deep: bool, fmt: str) -> None:
+    """Report every missing, corrupt (hash or length) and unexpected file under ROOT/audio,
+    and every damaged processed array (sizes; with --deep, content hashes and NaN/inf)."""
+    import dataclasses
+
     from audioset_fewshot.manifest.verify import verify
+    from audioset_fewshot.process.check import verify_processed
 
     cfg = resolve_config(config_path, {"root": root})
     rep = verify(Path(cfg.root), manifest=manifest)
+    extra = verify_processed(Path(cfg.root), deep=deep)
+    if extra:
+        rep = dataclasses.replace(rep, problems=tuple(sorted((*rep.problems, *extra))))
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
     else:

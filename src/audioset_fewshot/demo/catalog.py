@@ -122,10 +122,10 @@ def pick_demo_classes(*, seed: int = 0, n_classes: int = 30) -> tuple[DemoClass,
     Classes flagged ``silence`` are left out (their clips fail a silence check by
     nature).  Returned sorted by MID.
     """
-    from audioset_fewshot.metadata import load_ontology, load_quality
-    from audioset_fewshot.selection import FLAG_SILENCE, select_classes
+    from audioset_fewshot.config import MetadataConfig, SelectionConfig
+    from audioset_fewshot.selection import FLAG_SILENCE, select_from_config
 
-    selection = select_classes(load_ontology(), load_quality())
+    selection = select_from_config(MetadataConfig(), SelectionConfig(), counts=False).selection
     groups: dict[str, list[DemoClass]] = {}
     for c in selection.chosen:
         if FLAG_SILENCE in c.flags:
@@ -259,9 +259,9 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def demo_catalog(segments: tuple[DemoSegment, ...]) -> dict[str, object]:
     """``{ytid: SourceSpec}`` for the media server."""
-    from audioset_fewshot.demo.server import SourceSpec
-
     import hashlib
+
+    from audioset_fewshot.demo.server import SourceSpec
 
     out: dict[str, object] = {}
     for s in segments:

@@ -179,11 +179,16 @@ def _existing_parent(path: Path) -> Path:
     return p
 
 
-def check_disk(root: Path, *, need_bytes: int, min_free_bytes: int) -> Check:
+def check_disk(root: Path, *, need_bytes: int | None, min_free_bytes: int) -> Check:
+    """Free disk against the plan's estimate; ``need_bytes=None``: no plan yet (min_free only)."""
     base = _existing_parent(root)
     free = shutil.disk_usage(base).free
-    want = need_bytes + min_free_bytes
-    text = f"{free / 1e9:.2f} GB free at {base}; the plan needs about {need_bytes / 1e9:.2f} GB plus min_free {min_free_bytes / 1e9:.2f} GB"
+    want = (need_bytes or 0) + min_free_bytes
+    if need_bytes is None:
+        text = (f"{free / 1e9:.2f} GB free at {base}; no plan yet, so no size estimate (min_free {min_free_bytes / 1e9:.2f} GB;"
+                " 'audioset-fewshot plan' writes one, then run doctor again)")
+    else:
+        text = f"{free / 1e9:.2f} GB free at {base}; the plan needs about {need_bytes / 1e9:.2f} GB plus min_free {min_free_bytes / 1e9:.2f} GB"
     if free < min_free_bytes:
         return Check("disk", FAIL, text + ": free some space or lower --min-free")
     if free < want:
@@ -258,12 +263,13 @@ def run_doctor(
     base_url: str = "https://www.youtube.com",
     cookies: str | None = None,
     cookies_from_browser: str | None = None,
-    need_bytes: int = 0,
+    need_bytes: int | None = None,
     min_free_bytes: int = 0,
     canaries: Sequence[tuple[str, float, float]] | None = None,
     fetch_options: dict[str, Any] | None = None,
 ) -> DoctorReport:
-    """Run every check (``canaries``: also download those segments)."""
+    """Run every check (``canaries``: also download those segments; ``need_bytes``:
+    the plan's download estimate, None when there is no plan yet)."""
     root = Path(root)
     checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=base_url), check_ffmpeg()]
     c = check_cookies(cookies)

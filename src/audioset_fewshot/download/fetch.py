@@ -124,6 +124,11 @@ class ClipResult:
     extractions: int = 0
     elapsed_s: float = 0.0
     schema_version: int = SCHEMA_VERSION
+    # where the clip came from: "youtube", or the name of a local origin (download.origins),
+    # its revision (a mirror's), and the origin's own labels when they differ from the list's
+    origin: str = "youtube"
+    origin_revision: str | None = None
+    origin_labels: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

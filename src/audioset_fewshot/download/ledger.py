@@ -64,13 +64,20 @@ _CLIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("in_plan", "INTEGER NOT NULL DEFAULT 1"),
     ("tool_versions", "TEXT"),
     ("extractions", "INTEGER NOT NULL DEFAULT 0"),
+    # where an ok clip came from (download.origins): "youtube" or a local origin's name, the
+    # origin's revision, and its own labels when they differ from the segment list's
+    ("origin", "TEXT"),
+    ("origin_revision", "TEXT"),
+    ("origin_labels", "TEXT"),
 )
+# columns added after schema 1 was first written: an older ledger gains them on open
+_ADDED_COLUMNS = ("origin", "origin_revision", "origin_labels")
 
 # result fields copied from a ClipResult into the clip row when a clip is obtained
 _RESULT_FIELDS = (
     "sha256", "samples", "sample_rate_hz", "itag", "codec", "container", "source_sample_rate_hz",
     "source_channels", "trim_start_s", "trim_end_s", "padded_samples", "license", "uploader",
-    "channel_id", "title", "upload_date",
+    "channel_id", "title", "upload_date", "origin", "origin_revision", "origin_labels",
 )  # fmt: skip
 
 _SCHEMA = f"""
@@ -141,6 +148,9 @@ class LedgerRow:
     in_plan: int
     tool_versions: str | None
     extractions: int
+    origin: str | None = None
+    origin_revision: str | None = None
+    origin_labels: str | None = None
 
     @property
     def label_tuple(self) -> tuple[str, ...]:
@@ -181,6 +191,9 @@ class Ledger:
     def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        if self.path.is_symlink():  # SQLite would write through it, outside the root
+            raise DownloadError(f"{self.path} is a symbolic link; a ledger is never opened through a link: put the real file there "
+                                "(or rebuild it from the files with 'audioset-fewshot recover')")
         if readonly:
             if not self.path.exists():
                 raise DownloadError(f"no ledger at {self.path}; run 'audioset-fewshot download' first")
@@ -222,6 +235,13 @@ class Ledger:
                 self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created_at', ?)", (utc_now(),))
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
+        types = dict(_CLIP_COLUMNS)
+        missing = [c for c in _ADDED_COLUMNS if c not in have]
+        if missing:
+            with self._tx():
+                for col in missing:
+                    self._db.execute(f"ALTER TABLE clips ADD COLUMN {col} {types[col]}")
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:

@@ -40,6 +40,13 @@ FORMAT_403 = "format-403"
 # local
 FFMPEG_ERROR = "ffmpeg-error"
 QC_REJECT = "qc-reject"
+# local, for clips read from a local origin (download.origins): the bytes do not decode, the
+# clip is shorter than its segment, or it is digital silence; and a clip that no origin holds
+# while youtube is not among the origins (looked up again only when the origins change)
+CORRUPT = "corrupt"
+SHORT = "short"
+SILENT = "silent"
+IN_NO_ORIGIN = "in-no-origin"
 
 UNKNOWN = "unknown"
 
@@ -49,7 +56,8 @@ PERMANENT: frozenset[str] = frozenset(
 TRANSIENT: frozenset[str] = frozenset(
     {RATE_LIMITED, BOT_CHECK, HTTP_429, HTTP_403, HTTP_5XX, NETWORK, EXTRACTOR_BROKEN, FORMAT_403, UNKNOWN}
 )
-LOCAL: frozenset[str] = frozenset({FFMPEG_ERROR, QC_REJECT})
+ORIGIN_REASONS: frozenset[str] = frozenset({CORRUPT, SHORT, SILENT, IN_NO_ORIGIN})
+LOCAL: frozenset[str] = frozenset({FFMPEG_ERROR, QC_REJECT}) | ORIGIN_REASONS
 ALL: frozenset[str] = PERMANENT | TRANSIENT | LOCAL
 
 # Reasons that mean "YouTube is throttling this session": the governor pauses the pool.

@@ -19,7 +19,8 @@ whatever the timing, the number of workers or the interruptions.
   non-permanent reason, the run stops with an actionable message.
 * Resume: a rerun skips ok and permanent rows, retries transient ones, removes
   stray temp files and files of clips the ledger does not hold as ok; an ok row
-  whose file vanished is fetched again.
+  whose file vanished, or whose file is not the one downloaded (its sha256,
+  checked when its size or mtime changed: :mod:`.clipcheck`), is fetched again.
 * One run per root (``fcntl.flock`` on ``ROOT/.lock``: :class:`LockError`); the
   run stops cleanly (:class:`DiskFullError`) before free disk falls below
   ``min_free``.
@@ -35,11 +36,10 @@ import contextlib
 import hashlib
 import heapq
 import logging
-import os
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,14 @@ import numpy as np
 
 from audioset_fewshot._io import remove_stray_temps
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import RootLock
 from audioset_fewshot.config import parse_size
 from audioset_fewshot.download import reasons
+from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
 from audioset_fewshot.download.ledger import Ledger, utc_now
-from audioset_fewshot.errors import DiskFullError, DownloadError, LockError, UsageError
+from audioset_fewshot.download.origins.registry import OriginSet
+from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -125,6 +128,8 @@ class DownloadReport:
     elapsed_s: float
     estimate: DownloadEstimate | None = None
     attempt_reasons: Mapping[str, int] = field(default_factory=dict)
+    # ok clips of the plan per origin ("youtube" or a local origin's name; download.origins)
+    by_origin: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def obtained(self) -> int:
@@ -149,48 +154,11 @@ class DownloadReport:
             lines.append(f"  {c.mid}: {c.obtained}/{c.target} (candidates {c.candidates}, failed {c.failed_permanent} permanent + {c.failed_transient} transient)")
         if len(shown) < len(self.classes):
             lines.append(f"  ... and {len(self.classes) - len(shown)} complete classes")
+        if self.by_origin and set(self.by_origin) != {"youtube"}:
+            lines.append("clips by origin: " + ", ".join(f"{o} {n}" for o, n in self.by_origin.items()))
         if self.failures_by_reason:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
         return lines
-
-
-# ---------------------------------------------------------------------------------------
-# the root lock
-
-
-class RootLock:
-    """Advisory lock on ``ROOT/.lock``: one run per dataset root."""
-
-    def __init__(self, layout: DatasetLayout) -> None:
-        self.layout = layout
-        self._fd: int | None = None
-
-    def __enter__(self) -> RootLock:
-        import fcntl
-
-        self.layout.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
-            os.close(fd)
-            raise LockError(
-                f"another run is using {self.layout.root}{holder}: wait for it to finish or stop it; one run per dataset root (lock file {self.layout.lock_file})"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,6 +223,7 @@ class _Outcome:
     elapsed_s: float
     result: Any = None
     closed: bool = False
+    origin_failures: list[Any] = field(default_factory=list)  # failed proofs at local origins before this result
 
 
 def _default_fetch() -> Callable[..., Any]:
@@ -307,9 +276,14 @@ def run_download(
     audio_format: str = "flac",
     sample_rate_hz: int = 16000,
     timeout_s: float = 120.0,
+    origins: Sequence[str | Mapping[str, Any]] | None = None,
     fetch: Callable[..., Any] | None = None,
 ) -> DownloadReport:
     """Download ``plan`` into ``root`` (resumable; see the module docstring).
+
+    ``origins``: ``download.origins``, the ordered list of places a clip may come from
+    (default ``["youtube"]``; see :mod:`audioset_fewshot.download.origins`): a planned clip
+    is read from the first local origin that holds it, without asking YouTube.
 
     ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
     ``fetch(url, start_s=, end_s=, dest=, sample_rate_hz=, audio_format=, format=,
@@ -325,6 +299,7 @@ def run_download(
         warn_cookies_once()
     layout = DatasetLayout(Path(root))
     seed = int((plan.params or {}).get("seed", 0) or 0)
+    origin_set = OriginSet(origins)
     t_start = time.monotonic()
     with RootLock(layout):
         removed = remove_stray_temps(layout.audio_dir)
@@ -333,6 +308,7 @@ def run_download(
         with Ledger(layout.ledger_file) as ledger:
             ledger.sync_plan(plan)
             _reconcile_files(ledger, layout)
+            _reset_for_changed_origins(ledger, origin_set)
             estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=audio_format, sample_rate_hz=sample_rate_hz)
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
             gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=pause_s, max_pause_s=max_pause_s)
@@ -344,8 +320,17 @@ def run_download(
                     "cookies": cookies, "cookies_from_browser": cookies_from_browser,
                 },
                 base_url=base_url, audio_format=audio_format, est_clip_bytes=bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz),
+                origins=origin_set,
             )  # fmt: skip
-            run.execute()
+            try:
+                run.execute()
+            finally:
+                if origin_set.opened:
+                    ledger.set_meta("origins", origin_set.ledger_meta(plan.entries))
+                elif ledger.meta("origins") is None or origin_set.fingerprint() != ledger.meta("origins_fingerprint"):
+                    ledger.set_meta("origins", origin_set.ledger_meta(None))
+                ledger.set_meta("origins_fingerprint", origin_set.fingerprint())
+                origin_set.close()
             return _report(plan, ledger, run, time.monotonic() - t_start, estimate, layout)
 
 
@@ -364,13 +349,34 @@ def _reconcile_files(ledger: Ledger, layout: DatasetLayout) -> None:
                 p.unlink()
     if reset:
         logger.warning("%d clips marked ok have no file any more; they will be fetched again", len(reset))
+    ok_rows = [r for r in ledger.rows("ok") if r.clip_id not in reset]
+    for clip_id, rel, why in damaged_clips(layout, ok_rows):
+        # the file is not what was downloaded (edited, truncated, replaced): fetch it again
+        logger.warning("clip %s: %s is damaged (%s); it will be fetched again", clip_id, rel, why)
+        p = layout.root / rel
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        reset[clip_id] = "pending"
+    if reset:
         ledger.update_many(reset)
+
+
+def _reset_for_changed_origins(ledger: Ledger, origin_set: OriginSet) -> None:
+    """Clips that failed at the local origins (in no origin, corrupt, short, silent) are
+    looked up again only when ``download.origins`` changed since the last run."""
+    if ledger.meta("origins_fingerprint") in (None, origin_set.fingerprint()):
+        return
+    again = {r.clip_id: "pending" for r in ledger.rows(["failed-permanent", "failed-transient"]) if r.reason in reasons.ORIGIN_REASONS}
+    if again:
+        logger.info("download.origins changed: %d clips no origin could give are looked up again", len(again))
+        ledger.update_many(again)
 
 
 def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: DownloadEstimate, layout: DatasetLayout) -> DownloadReport:
     rows = {r.clip_id: r for r in ledger.rows(in_plan=True)}
     classes = []
     failures: Counter[str] = Counter()
+    by_origin: Counter[str] = Counter(r.origin or "youtube" for r in rows.values() if r.status == "ok")
     for mid, entries in plan.by_class().items():
         st = Counter(rows[e.clip_id].status for e in entries if e.clip_id in rows)
         for e in entries:
@@ -381,7 +387,7 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
         attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
-        estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())),
+        estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())), by_origin=dict(sorted(by_origin.items())),
     )  # fmt: skip
 
 
@@ -390,11 +396,12 @@ class _Run:
 
     def __init__(self, *, plan: Any, ledger: Ledger, layout: DatasetLayout, gov: RateGovernor, fetch: Callable[..., Any], jobs: int, retries: int,
                  retry_failed: bool, backoff_s: float, max_pauses: int, early_abort: int, min_free_bytes: int, seed: int,
-                 fetch_kwargs: dict[str, Any], base_url: str, audio_format: str, est_clip_bytes: int) -> None:  # fmt: skip
+                 fetch_kwargs: dict[str, Any], base_url: str, audio_format: str, est_clip_bytes: int, origins: OriginSet | None = None) -> None:  # fmt: skip
         self.plan, self.ledger, self.layout, self.gov, self.fetch = plan, ledger, layout, gov, fetch
         self.jobs, self.retries, self.retry_failed, self.backoff_s = jobs, retries, retry_failed, backoff_s
         self.max_pauses, self.early_abort, self.min_free_bytes, self.seed = max_pauses, early_abort, min_free_bytes, seed
         self.fetch_kwargs, self.base_url, self.audio_format, self.est_clip_bytes = fetch_kwargs, base_url, audio_format, est_clip_bytes
+        self.origins = origins or OriginSet(None)
         self.attempts = 0
         self.extractions = 0
         self.obtained_now = 0
@@ -429,15 +436,22 @@ class _Run:
 
     # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
     def _work(self, entry: Any) -> _Outcome:
+        dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
+        tried: list[Any] = []
+        if self.origins.has_local:  # the hook before YouTube: the first local origin holding the clip wins
+            started = utc_now()
+            t0 = time.monotonic()
+            found, tried = self.origins.take(entry, dest=dest, sample_rate_hz=self.fetch_kwargs["sample_rate_hz"], audio_format=self.audio_format)
+            if found is not None or not self.origins.youtube:
+                return _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried)
         try:
             permit = self.gov.acquire()
         except GovernorClosed:
-            return _Outcome(entry, None, utc_now(), 0.0, closed=True)
+            return _Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=tried)
         started = utc_now()
         t0 = time.monotonic()
-        dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
         result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **self.fetch_kwargs)
-        return _Outcome(entry, permit, started, time.monotonic() - t0, result)
+        return _Outcome(entry, permit, started, time.monotonic() - t0, result, origin_failures=tried)
 
     # -- scheduling ----------------------------------------------------------------------------
     def _next_entry(self) -> Any | None:
@@ -524,6 +538,8 @@ class _Run:
                 futures.pop(fut)
                 self._handle(fut.result(), futures_len=len(futures))  # a worker's bug re-raises here
             text = self.gov.paused_until_text() or ""
+            if self.origins.has_local:  # clips per origin while the run goes
+                text = " ".join([text] * bool(text) + [f"{o} {n}" for o, n in sorted(self.origins.obtained.items())])
             if text != self._postfix:  # "paused until HH:MM" while the pool waits
                 self._postfix = text
                 self._bar.set_postfix_str(text, refresh=True)
@@ -532,6 +548,8 @@ class _Run:
         entry = out.entry
         st = self.classes[entry.owner_mid]
         st.in_flight -= 1
+        for failed in out.origin_failures:  # each origin that held the clip but failed the proof
+            self.ledger.record_attempt(entry.clip_id, failed, counted=False, started_at=out.started_at, elapsed_s=failed.elapsed_s)
         if out.closed:
             st.queue.appendleft(entry)
             return
@@ -563,6 +581,8 @@ class _Run:
             st.obtained += 1
             self.obtained_now += 1
             self._bar.update(1)
+            self.origins.obtained[str(getattr(res, "origin", None) or "youtube")] += 1
+
             bisect.insort(st.ok_entries, entry, key=lambda e: e.rank)
             if entry.clip_id in self.gap_ids and st.obtained > st.target:
                 self._demote_surplus(st)

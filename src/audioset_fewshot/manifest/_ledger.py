@@ -58,6 +58,10 @@ class LedgerClip:
     fallback: bool | None = None
     tool_versions: Mapping[str, str] | None = None
     in_plan: bool = True
+    source_sample_rate_hz: int | None = None
+    origin: str | None = None
+    origin_revision: str | None = None
+    origin_labels: str | None = None
 
 
 def _versions(value: Any) -> dict[str, str] | None:
@@ -94,6 +98,7 @@ def _clip(r: LedgerRow, versions: dict[str | None, dict[str, str] | None]) -> Le
         trim_start_s=r.trim_start_s, trim_end_s=r.trim_end_s, padded_samples=r.padded_samples, license=r.license,
         uploader=r.uploader, channel_id=r.channel_id, title=r.title, upload_date=r.upload_date,
         fallback=None if r.fallback is None else bool(r.fallback), tool_versions=versions[r.tool_versions], in_plan=bool(r.in_plan),
+        source_sample_rate_hz=r.source_sample_rate_hz, origin=r.origin, origin_revision=r.origin_revision, origin_labels=r.origin_labels,
     )  # fmt: skip
 
 

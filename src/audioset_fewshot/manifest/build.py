@@ -16,8 +16,9 @@ Files under ``ROOT/manifest/`` (all sorted, ``\\n`` line ends):
   skip dead IDs.  Clips never tried (a class reached its target first) are
   not listed.
 * ``lock.json`` -- schema version, plan hash and parameters (seed, classes,
-  sources, ...), the selection parameters of ``ROOT/config.yaml`` when the
-  download command saved one, sha256 of every metadata file the plan used, tool versions
+  sources, ...), the selection rule the plan recorded (``selection.config``:
+  min_quality, all_levels, include, exclude; names resolved to MIDs), sha256
+  of every metadata file the plan used (segment lists, ontology, QA counts), tool versions
   (yt-dlp, ffmpeg, the package), the sha256 of clips.csv, unavailable.csv and
   the per-class files, and ``content_hash`` over all of that.  No timestamps.
 * ``provenance.csv`` -- when and how each clip was obtained (timestamps,
@@ -44,7 +45,7 @@ from typing import Any
 
 from audioset_fewshot import __version__
 from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_file, sha256_text
-from audioset_fewshot.errors import AudiosetFewshotError, ManifestError, ValidationError
+from audioset_fewshot.errors import ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
     STATUS_FAILED_PERMANENT,
@@ -155,6 +156,9 @@ def manifest_row(clip: LedgerClip, *, where: str = "ledger") -> ManifestRow:
         codec=clean_text(clip.codec),
         license=clean_text(clip.license),
         channel_id=clean_text(clip.channel_id),
+        origin=clean_text(clip.origin) or "youtube",
+        origin_revision=clean_text(clip.origin_revision),
+        source_sample_rate_hz="" if clip.source_sample_rate_hz is None else str(int(clip.source_sample_rate_hz)),
     )
 
 
@@ -191,18 +195,34 @@ def _tool_versions(kept: Sequence[LedgerClip], ledger_meta: Mapping[str, str]) -
     return out
 
 
-def _selection_config(layout: DatasetLayout) -> dict[str, Any] | None:
-    """The ``selection`` section of ``ROOT/config.yaml`` (saved by the download command), if any."""
-    from audioset_fewshot.config import load_config
-
-    if not layout.config_file.is_file():
-        return None
+def _origins_lock(ledger_meta: Mapping[str, str], rows: Sequence[ManifestRow]) -> list[dict[str, Any]] | None:
+    """lock.json's ``origins``: each origin of ``download.origins`` (name, kind, revision,
+    repository; never a local path), how many planned clips it held when the run opened it
+    (``held``) and how many manifest clips came from it (``clips``).  None for a root that
+    only ever used YouTube (its lock stays as it was)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.origin] = counts.get(r.origin, 0) + 1
+    listed: list[dict[str, Any]] = []
     try:
-        cfg = load_config(layout.config_file)
-    except (AudiosetFewshotError, OSError) as err:
-        log.warning("%s not read (%s); lock.json records the selected classes only", layout.config_file, err)
+        data = json.loads(ledger_meta.get("origins") or "[]")
+    except ValueError:
+        data = []
+    if isinstance(data, list):
+        listed = [dict(d) for d in data if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    if set(counts) <= {"youtube"} and all(d.get("kind") == "youtube" for d in listed):
         return None
-    return dataclasses.asdict(cfg.selection)
+    names = {d["name"] for d in listed}
+    for name in sorted(set(counts) - names):  # clips from an origin no longer listed
+        listed.append({"name": name, "kind": "youtube" if name == "youtube" else "unknown", "revision": None, "repo": None})
+    out = []
+    for d in listed:
+        entry = {k: d.get(k) for k in ("name", "kind", "revision", "repo")}
+        if "held" in d:
+            entry["held"] = int(d["held"])
+        entry["clips"] = counts.get(d["name"], 0)
+        out.append(entry)
+    return out
 
 
 @dataclass(frozen=True)
@@ -333,13 +353,17 @@ def render_manifest(root: Path | str) -> tuple[dict[Path, str], set[Path], Manif
             "targets": None if plan.targets is None else dict(plan.targets),
         },
         "seed": params.get("seed"),
-        "selection": {"classes": list(params.get("classes", classes))} | ({"config": sel} if (sel := _selection_config(layout)) else {}),
+        # the rule that produced the plan (and so the clips), as the plan recorded it
+        "selection": {"classes": list(params.get("classes", classes))} | ({"config": dict(params["selection"])} if params.get("selection") else {}),
         "metadata_sha256": dict(plan.inputs),
         "tool_versions": _tool_versions(kept, meta),
         "clips": {"count": len(rows), "sha256": clips_sha},
         "unavailable": {"count": len(failed), "sha256": sha256_text(unavailable_text)},
         "by_class_sha256": by_class_hashes,
     }
+    origins = _origins_lock(meta, rows)
+    if origins is not None:
+        body["origins"] = origins
     content_hash = sha256_text(canonical_json(body))
     texts[layout.lock_json] = canonical_json({**body, "content_hash": content_hash})
 

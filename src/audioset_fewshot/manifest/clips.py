@@ -44,6 +44,11 @@ class ManifestRow:
     codec: str
     license: str
     channel_id: str
+    # where the clip came from (download.origins): "youtube" or a local origin's name (never
+    # a path), the origin's revision, and the sample rate of its source audio ("" = unknown)
+    origin: str = "youtube"
+    origin_revision: str = ""
+    source_sample_rate_hz: str = ""
 
     @property
     def clip_id(self) -> str:
@@ -58,7 +63,10 @@ class ManifestRow:
 CLIPS_COLUMNS: tuple[str, ...] = (
     "ytid", "start_s", "end_s", "owner_mid", "labels", "source", "path",
     "sample_rate_hz", "samples", "sha256", "itag", "codec", "license", "channel_id",
+    "origin", "origin_revision", "source_sample_rate_hz",
 )
+# the header before origins existed: read as clips from YouTube
+LEGACY_CLIPS_COLUMNS: tuple[str, ...] = CLIPS_COLUMNS[:-3]
 
 
 def _fmt_time(t: float) -> str:
@@ -81,6 +89,9 @@ def _row_values(row: ManifestRow) -> list[str]:
         "codec": row.codec,
         "license": row.license,
         "channel_id": row.channel_id,
+        "origin": row.origin,
+        "origin_revision": row.origin_revision,
+        "source_sample_rate_hz": row.source_sample_rate_hz,
     }
     return [values[c] for c in CLIPS_COLUMNS]
 
@@ -221,6 +232,8 @@ def _parse_row(rec: dict[str, str], *, guard: PathGuard | None) -> ManifestRow:
         path=rel, sample_rate_hz=sample_rate_hz, samples=samples, sha256=valid_sha256(rec["sha256"]),
         itag=_plain_text(rec["itag"], "itag"), codec=_plain_text(rec["codec"], "codec"),
         license=_plain_text(rec["license"], "license"), channel_id=_plain_text(rec["channel_id"], "channel_id"),
+        origin=_plain_text(rec.get("origin", "youtube"), "origin") or "youtube", origin_revision=_plain_text(rec.get("origin_revision", ""), "origin_revision"),
+        source_sample_rate_hz=str(_count(rec["source_sample_rate_hz"], "source_sample_rate_hz")) if rec.get("source_sample_rate_hz") else "",
     )
 
 
@@ -243,8 +256,9 @@ def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRo
         raise ManifestError(f"{path}:1: empty file; expected the header {','.join(CLIPS_COLUMNS)}") from None
     except csv.Error as err:
         raise ManifestError(f"{path}:1: malformed CSV: {err}") from err
-    if tuple(header) != CLIPS_COLUMNS:
+    if tuple(header) not in (CLIPS_COLUMNS, LEGACY_CLIPS_COLUMNS):
         raise ManifestError(f"{path}:1: unexpected header {header!r}; expected {','.join(CLIPS_COLUMNS)}")
+    columns = tuple(header)
     rows: list[ManifestRow] = []
     seen: set[tuple[str, float]] = set()
     guard = PathGuard(root) if root is not None else None
@@ -256,10 +270,10 @@ def read_clips(path: Path | str, *, root: Path | None = None) -> list[ManifestRo
         except csv.Error as err:
             raise ManifestError(f"{path}:{reader.line_num}: malformed CSV: {err}") from err
         line = reader.line_num
-        if len(values) != len(CLIPS_COLUMNS):
-            raise ManifestError(f"{path}:{line}: expected {len(CLIPS_COLUMNS)} fields, got {len(values)}")
+        if len(values) != len(columns):
+            raise ManifestError(f"{path}:{line}: expected {len(columns)} fields, got {len(values)}")
         try:
-            row = _parse_row(dict(zip(CLIPS_COLUMNS, values, strict=True)), guard=guard)
+            row = _parse_row(dict(zip(columns, values, strict=True)), guard=guard)
         except ValidationError as err:
             raise ManifestError(f"{path}:{line}: {err}") from err
         key = (row.ytid, row.start_s)

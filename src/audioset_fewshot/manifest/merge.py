@@ -140,7 +140,7 @@ def _merged_plan(plans: Sequence[Any], roots: Sequence[Path]) -> Any:
 def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport:
     """Merge ``roots`` (in priority order) into ``into``; return what was merged and why."""
     from audioset_fewshot.download.ledger import Ledger
-    from audioset_fewshot.download.runner import RootLock
+    from audioset_fewshot._root import RootLock, holds_only_ours
     from audioset_fewshot.plan import read_plan, write_plan
 
     if not roots:
@@ -154,7 +154,7 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
         meta = {r["key"]: r["value"] for r in _raw_rows(out.ledger_file, "meta")}
         if _MERGED_KEY not in meta:
             raise UsageError(f"{dest} holds a downloaded root, not a merge; merge into an empty folder")
-    elif dest.exists() and any(p.name not in (".lock",) for p in dest.iterdir()):
+    elif not holds_only_ours(dest):
         raise UsageError(f"{dest} is not empty; merge into an empty folder")
 
     layouts = [DatasetLayout(r) for r in src_roots]

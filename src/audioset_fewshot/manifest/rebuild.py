@@ -21,10 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot._io import sha256_file
+from audioset_fewshot._root import holds_only_ours
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._files import check_destination
-from audioset_fewshot.manifest._ledger import STATUS_FAILED_PERMANENT, STATUS_FAILED_TRANSIENT, STATUS_OK, read_ledger
+from audioset_fewshot.manifest._ledger import (
+    STATUS_FAILED_PERMANENT,
+    STATUS_FAILED_TRANSIENT,
+    STATUS_OK,
+    LedgerClip,
+    read_ledger,
+)
 from audioset_fewshot.manifest.build import ManifestRecord, build_manifest
 from audioset_fewshot.manifest.clips import ManifestRow, read_clips
 from audioset_fewshot.manifest.diff import ManifestDiff, diff_rows, manifest_path
@@ -52,6 +59,7 @@ class RebuildReport:
     pending: tuple[str, ...] = ()
     record: ManifestRecord | None = None
     diff: ManifestDiff | None = None
+    causes: tuple[str, ...] = ()  # why clips differ or are gone, one sentence each
 
     @property
     def identical(self) -> bool:
@@ -69,6 +77,7 @@ class RebuildReport:
             "failed": dict(sorted(self.failed.items())),
             "pending": list(self.pending),
             "identical": self.identical,
+            "causes": list(self.causes),
         }
 
 
@@ -135,7 +144,7 @@ def rebuild(
         old = read_plan(layout)
         if old.content_hash != plan.content_hash:
             raise UsageError(f"{dest} already holds another plan; rebuild into an empty folder (or the folder this manifest was rebuilt into)")
-    elif dest.exists() and any(dest.iterdir()):
+    elif not holds_only_ours(dest):
         raise UsageError(f"{dest} is not empty; rebuild into an empty folder")
     write_plan(plan, layout)
     run_download(
@@ -147,7 +156,9 @@ def rebuild(
     record = build_manifest(dest)
     ledger = {c.clip_id: c for c in read_ledger(layout.ledger_file)}
     want = {r.clip_id: r for r in rows}
-    same, different, pending = [], [], []
+    same: list[str] = []
+    different: list[str] = []
+    pending: list[str] = []
     unavailable: dict[str, str] = {}
     failed: dict[str, str] = {}
     for cid in sorted(want):
@@ -162,10 +173,37 @@ def rebuild(
             failed[cid] = c.reason or "unknown"
         else:
             pending.append(cid)
-    if different:
-        log.warning("%d rebuilt clip(s) differ from the manifest (another ffmpeg / yt-dlp version, or the video changed)", len(different))
+    causes = _causes(want, ledger, different, base_url=base_url)
+    for cause in causes:
+        log.warning("%s", cause)
     diff = diff_rows(rows, read_clips(layout.clips_csv, root=dest), a=src, b=layout.clips_csv)
     return RebuildReport(
         manifest=src, root=dest, listed=len(rows), same=tuple(same), different=tuple(different), unavailable=unavailable, failed=failed,
-        pending=tuple(pending), record=record, diff=diff,
+        pending=tuple(pending), record=record, diff=diff, causes=causes,
     )  # fmt: skip
+
+
+def _causes(want: Mapping[str, ManifestRow], ledger: Mapping[str, LedgerClip], different: list[str], *, base_url: str) -> tuple[str, ...]:
+    """Name why rebuilt clips differ: another length (the host serves other media for
+    these IDs: for a demo manifest, a server without the demo's catalogue) or the same
+    length with other bytes (another ffmpeg / yt-dlp, or the video was re-encoded)."""
+    from audioset_fewshot.download.ytdlp_demo import is_demo_url
+
+    other_length = [cid for cid in different if ledger[cid].samples != want[cid].samples]
+    same_length = [cid for cid in different if cid not in set(other_length)]
+    # a source too short for the listed segment: the host has other media under this ID
+    too_short = sorted(cid for cid, c in ledger.items() if cid in want and c.status != STATUS_OK and (c.message or "").startswith("short"))
+    out: list[str] = []
+    demo = is_demo_url(f"{base_url.rstrip('/')}/watch?v=aaaaaaaaaaa")
+    if other_length or too_short:
+        text = (f"{len(other_length) + len(too_short)} clip(s) came back with another length than the manifest lists "
+                f"({len(too_short)} source(s) too short for their segment, e.g. {(too_short or other_length)[0]}): "
+                f"the host at {base_url} serves other media under these IDs than the one the manifest was made from")
+        if demo:
+            text += ("; a demo manifest rebuilds only against its own catalogue: start "
+                     "'audioset-fewshot serve-demo --root DEMO' and pass the URL it prints as --base-url")
+        out.append(text)
+    if same_length:
+        out.append(f"{len(same_length)} rebuilt clip(s) have the listed length but other bytes (e.g. {same_length[0]}): "
+                   "another ffmpeg or yt-dlp version than the manifest's lock.json records, or the video was re-encoded")
+    return tuple(out)

@@ -7,6 +7,9 @@ Like mirdata's ``validate``, nothing is raised for a bad file: the returned
 * ``corrupt-hash`` -- the file's sha256 differs from the manifest;
 * ``corrupt-length`` -- the file does not decode, or its sample count / rate
   differs from the manifest (read with soundfile);
+* ``corrupt-array`` -- a packed or feature array whose size, content hash or
+  values are wrong (:func:`audioset_fewshot.process.check.verify_processed`;
+  ``verify`` adds them to the same report);
 * ``unexpected`` -- a file (or link, or anything else) under ``audio/`` that
   the manifest does not list, temp files of a killed writer included.
 
@@ -32,7 +35,8 @@ MISSING = "missing"
 CORRUPT_HASH = "corrupt-hash"
 CORRUPT_LENGTH = "corrupt-length"
 UNEXPECTED = "unexpected"
-KINDS = (MISSING, CORRUPT_HASH, CORRUPT_LENGTH, UNEXPECTED)
+CORRUPT_ARRAY = "corrupt-array"
+KINDS = (MISSING, CORRUPT_HASH, CORRUPT_LENGTH, UNEXPECTED, CORRUPT_ARRAY)
 
 
 @dataclass(frozen=True, order=True)

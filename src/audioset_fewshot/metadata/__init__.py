@@ -23,7 +23,7 @@ from audioset_fewshot.metadata.fetch import (
     resolve_segment_files,
 )
 from audioset_fewshot.metadata.ontology import Ontology, OntologyClass, load_ontology, parse_ontology
-from audioset_fewshot.metadata.quality import QualityCount, load_quality, parse_quality
+from audioset_fewshot.metadata.quality import QualityCount, load_quality, parse_quality, quality_sha256
 from audioset_fewshot.metadata.segments import (
     CandidateIndex,
     SegmentHeader,
@@ -49,6 +49,7 @@ __all__ = [
     "parse_line",
     "parse_ontology",
     "parse_quality",
+    "quality_sha256",
     "read_provenance",
     "read_segments",
     "resolve_segment_files",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from audioset_fewshot._io import sha256_bytes
 from audioset_fewshot.errors import MetadataError, ParseError
 from audioset_fewshot.validate import is_mid
 
@@ -63,18 +64,24 @@ def parse_quality(text: str, *, source: str) -> dict[str, QualityCount]:
     return out
 
 
+def _quality_bytes(path: Path | str | None) -> tuple[bytes, str]:
+    if path is None:
+        return resources.files("audioset_fewshot.metadata").joinpath("data", PACKAGED_QUALITY).read_bytes(), "<packaged qa_true_counts.csv>"
+    p = Path(path)
+    try:
+        return p.read_bytes(), str(p)
+    except OSError as err:
+        raise MetadataError(f"cannot read quality file {p}: {err.strerror or err}") from err
+
+
+def quality_sha256(path: Path | str | None = None) -> str:
+    """sha256 of the packaged ``qa_true_counts.csv`` (or of ``path``): part of a plan's key."""
+    return sha256_bytes(_quality_bytes(path)[0])
+
+
 def load_quality(path: Path | str | None = None) -> dict[str, QualityCount]:
     """``{mid: QualityCount}`` from the packaged official file, or from ``path``."""
-    if path is None:
-        data = resources.files("audioset_fewshot.metadata").joinpath("data", PACKAGED_QUALITY).read_bytes()
-        source = "<packaged qa_true_counts.csv>"
-    else:
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as err:
-            raise MetadataError(f"cannot read quality file {p}: {err.strerror or err}") from err
-        source = str(p)
+    data, source = _quality_bytes(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -106,4 +106,8 @@ class BackgroundFlush:
 
 
 def remove_tree(path: Path) -> None:
+    """Remove a folder of ours; a link in its place is removed itself, never followed."""
+    if path.is_symlink():
+        path.unlink()
+        return
     shutil.rmtree(path, ignore_errors=True)

@@ -20,7 +20,11 @@ parameter and the pack's key: ``mels.f32`` raw float32 (rows, n_mels, frames),
 ``index.csv`` (the pack's rows), ``stats_count.npy`` / ``stats_sum.npy`` /
 ``stats_sumsq.npy`` (rows, n_mels) float64 = per clip and mel bin the number of
 frames, the sum and the sum of squares of the dB values, so statistics of any
-set of rows are sums.  ``meta.json`` is written last.  The folder is built as
+set of rows are sums.  ``meta.json`` is written last; it records the sha256 of
+every 4 MiB chunk of ``mels.f32`` (hashed as the array streams to disk) and of
+the index and statistics files.  A non-finite value is refused when it is
+written; :func:`load_features` checks sizes on every open and, with
+``verify=True`` (evaluation, ``verify --deep``), every hash and every value.  The folder is built as
 ``.tmp-<key>`` and renamed into place, so it appears whole or not at all.
 
 ``layout="per-file"`` also writes ``processed/per-file/<mid_slug>/<ytid>_<start_ms>.npy``
@@ -47,9 +51,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
 from audioset_fewshot._progress import progress_bar
-from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
+from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
     BackgroundFlush,
@@ -61,11 +66,13 @@ from audioset_fewshot.process._common import (
     remove_tree,
     write_current,
 )
-from audioset_fewshot.process.pack import PackRow, load_pack, read_index
+from audioset_fewshot.process.pack import PackRow, index_problems, load_pack, read_index
 from audioset_fewshot.validate import mid_slug
 
 if TYPE_CHECKING:
     import torch
+
+    from audioset_fewshot.release.store import EmbeddingStore
 
 log = logging.getLogger(__name__)
 
@@ -329,16 +336,48 @@ class FeatureStore:
         object.__setattr__(self, "_owner_array", np.array([r.owner_mid for r in self.index], dtype=object))
 
 
-def load_features(root: Path | str, *, key: str | None = None) -> FeatureStore:
-    """Open the last finished features of ``root`` (or those with ``key``), memory-mapped."""
+_STATS = ("count", "sum", "sumsq")
+
+
+def features_damage(folder: Path, meta: dict[str, Any]) -> list[str]:
+    """Every problem of finished features against their meta.json: chunk hashes and
+    finite values of ``mels.f32``, hashes of the index and statistics (reads them once)."""
+    mels = folder / "mels.f32"
+    problems = [f"{mels}: {p}" for p in verify_file(mels, meta.get("content"), float_dtype="float32")]
+    problems += index_problems(folder / "index.csv", meta.get("index_csv_sha256"))
+    recorded = meta.get("stats_sha256") or {}
+    for name in _STATS:
+        path = folder / f"stats_{name}.npy"
+        problems += index_problems(path, recorded.get(name))
+    return problems
+
+
+def load_features(root: Path | str, *, key: str | None = None, verify: bool = False) -> FeatureStore | EmbeddingStore:
+    """Open the last finished features of ``root`` (or those with ``key``), memory-mapped.
+
+    Sizes (and the index's sha256, when recorded) are always checked; ``verify=True``
+    also checks every hash and refuses non-finite values (evaluation asks for it).
+    A damaged store raises :class:`IntegrityError` naming the file."""
     layout = DatasetLayout(Path(root))
     if key is None:
         key = read_current(layout.features_dir, stage="features", hint="run 'audioset-fewshot process --stage features' first")
     folder = layout.features_dir / key
     meta = read_json(folder / "meta.json")
+    if meta is not None and meta.get("kind") == "vggish-release":
+        # the released VGGish embeddings (features.kind vggish-release): the same readers serve them
+        from audioset_fewshot.release.store import load_embeddings
+
+        return load_embeddings(layout.root, folder, verify=verify)
     if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
         raise StageNotReadyError(f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'")
     shape = tuple(int(s) for s in meta["shape"])
+    fix = "rebuild them with 'audioset-fewshot process --stage features' (or 'audioset-fewshot run')"
+    check_size(folder / "mels.f32", 4 * int(np.prod(shape)), fix=fix)
+    problems = features_damage(folder, meta) if verify else []
+    if not verify and "index_csv_sha256" in meta:
+        problems += index_problems(folder / "index.csv", meta["index_csv_sha256"])
+    if problems:
+        raise IntegrityError(f"features {key} are damaged: {'; '.join(problems)}; {fix}")
     mels = np.memmap(folder / "mels.f32", dtype=np.float32, mode="r", shape=shape) if shape[0] else np.zeros(shape, np.float32)
     index = read_index(folder / "index.csv")
     if len(index) != shape[0]:
@@ -378,6 +417,8 @@ def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int,
                   power: float, amin: float, top_db: float | None, layout: str) -> None:
     if n_fft < 16 or hop_length < 1 or n_mels < 1:
         raise UsageError(f"features: need n_fft >= 16, hop_length >= 1, n_mels >= 1 (got {n_fft}, {hop_length}, {n_mels})")
+    if n_fft > 65536 or hop_length > 65536 or n_mels > 1024:  # a huge value would allocate gigabytes per batch
+        raise UsageError(f"features: need n_fft <= 65536, hop_length <= 65536, n_mels <= 1024 (got {n_fft}, {hop_length}, {n_mels})")
     top = sample_rate_hz / 2.0 if f_max is None else f_max
     if not (0.0 <= f_min < top <= sample_rate_hz / 2.0):
         raise UsageError(f"features: need 0 <= f_min < f_max <= {sample_rate_hz / 2:g} Hz (Nyquist), got f_min={f_min}, f_max={f_max}")
@@ -428,7 +469,13 @@ def features(
     if force:
         remove_tree(folder)
     meta = read_json(folder / "meta.json")
-    if meta is None or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
+    damage: list[str] = []
+    if meta is not None and meta.get("schema_version") == SCHEMA_VERSION and meta.get("key") == key:
+        damage = features_damage(folder, meta)
+        if damage:
+            log.warning("features: %s are damaged (%s); computing them again", folder, "; ".join(damage))
+    if meta is None or damage or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
+        load_pack(lay.root, key=pk.key, verify=True)  # never compute from a damaged pack
         meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames)
     else:
         log.info("features: %s is up to date", folder)
@@ -475,6 +522,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
             with open(tmp / "mels.f32", "wb") as fh, _torch_threads(1), \
                     ThreadPoolExecutor(n_threads) as ex, progress_bar(total=rows, desc="features", unit="clip") as bar:
                 flush = BackgroundFlush(fh.fileno())
+                hasher = ChunkHasher()
                 unflushed = 0
                 pending: deque[Any] = deque()
                 starts = iter(range(0, rows, BATCH_ROWS))
@@ -485,9 +533,14 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                     nxt = next(starts, None)
                     if nxt is not None:
                         pending.append(ex.submit(job, nxt, min(rows, nxt + BATCH_ROWS)))
+                    if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
+                        raise ProcessingError(f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of pack {pk.key} "
+                                              f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'")
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
-                    fh.write(memoryview(np.ascontiguousarray(y)).cast("B"))
+                    buf = memoryview(np.ascontiguousarray(y)).cast("B")
+                    hasher.update(buf)
+                    fh.write(buf)
                     bar.update(r1 - r0)
                     unflushed += y.nbytes
                     if unflushed >= FLUSH_BYTES:
@@ -505,6 +558,9 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                 "shape": [rows, n_mels, frames], "dtype": "float32", "file": "mels.f32",
                 "stats": {"count": "stats_count.npy", "sum": "stats_sum.npy", "sumsq": "stats_sumsq.npy",
                           "dtype": "float64", "shape": [rows, n_mels], "of": "dB values per clip and mel bin over frames"},
+                "content": hasher.record(),
+                "index_csv_sha256": sha256_file(tmp / "index.csv"),
+                "stats_sha256": {name: sha256_file(tmp / f"stats_{name}.npy") for name in _STATS},
             }
             atomic_write_json(tmp / "meta.json", meta)
             fsync_dir(tmp)
@@ -558,6 +614,6 @@ def export_per_file(root: Path | str, *, key: str | None = None, force: bool = F
 
 
 __all__ = [
-    "FeatureRecord", "FeatureRow", "FeatureStore", "LogMel", "export_per_file", "features", "hz_to_mel",
+    "FeatureRecord", "FeatureRow", "FeatureStore", "LogMel", "export_per_file", "features", "features_damage", "hz_to_mel",
     "load_features", "log_mel", "mel_filterbank", "mel_to_hz", "n_frames",
 ]

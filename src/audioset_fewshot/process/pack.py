@@ -7,8 +7,14 @@ the sha256 of ``manifest/clips.csv`` and ``processed/clean.csv``:
   (int16 full scale = 32768, as soundfile scales it), 16 kHz by default;
 * ``index.csv``      row, ytid, start_s, owner_mid, labels, true_samples, length_action;
 * ``meta.json``      schema_version, params, input hashes, shape, dtype, the clips
-  left out by ``length_policy="drop"``.  **Written last: it is the commit
-  point.**  A folder without ``meta.json`` is unfinished work.
+  left out by ``length_policy="drop"``, and the sha256 of every 4 MiB chunk of
+  the array (``content``, see :mod:`audioset_fewshot._integrity`).  **Written
+  last: it is the commit point.**  A folder without ``meta.json`` is unfinished work.
+
+Integrity: :func:`load_pack` checks the array's size and the index's sha256 on
+every open, and the chunk hashes with ``verify=True`` (the features stage asks
+for that before it reads the array); a rerun of ``pack`` whose pack is up to
+date checks the hashes too and builds a damaged pack again.
 
 Rows are ordered by owner class, then YouTube ID, then start (clips.csv order).
 Every row has ``round(length_s * sample_rate_hz)`` samples; a shorter clip is
@@ -43,9 +49,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from audioset_fewshot._integrity import check_size, hash_file, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
-from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
+from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.process._common import (
@@ -186,7 +193,7 @@ def _pack_task(args: tuple[int, str, str, int, int, str, int, list[str]]) -> tup
 def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
     data = memoryview(np.ascontiguousarray(block)).cast("B")
     offset = row_start * block.shape[1] * block.dtype.itemsize
-    fd = os.open(audio_path, os.O_WRONLY)
+    fd = os.open(audio_path, os.O_WRONLY | os.O_NOFOLLOW)  # never write through a planted link
     try:
         while data:
             written = os.pwrite(fd, data, offset)
@@ -287,11 +294,15 @@ def read_index(path: Path | str) -> tuple[PackRow, ...]:
         raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; rebuild with 'audioset-fewshot process --force'")
     out = []
     for i, rec in enumerate(reader):
-        row = int(rec["row"])
+        try:
+            row = int(rec["row"])
+            item = PackRow(row, rec["ytid"], float(rec["start_s"]), rec["owner_mid"],
+                           tuple(m for m in rec["labels"].split(";") if m), int(rec["true_samples"]), rec["length_action"])
+        except (TypeError, ValueError, AttributeError) as err:  # a truncated or garbled line
+            raise ProcessingError(f"{path}:{i + 2}: malformed row ({err}); rebuild with 'audioset-fewshot process --force'") from None
         if row != i:
             raise ProcessingError(f"{path}:{i + 2}: row {row} out of order; rebuild with 'audioset-fewshot process --force'")
-        out.append(PackRow(row, rec["ytid"], float(rec["start_s"]), rec["owner_mid"],
-                           tuple(m for m in rec["labels"].split(";") if m), int(rec["true_samples"]), rec["length_action"]))
+        out.append(item)
     return tuple(out)
 
 
@@ -304,8 +315,30 @@ def _record(folder: Path, meta: dict[str, Any]) -> PackRecord:
     )
 
 
-def load_pack(root: Path | str, *, key: str | None = None) -> PackRecord:
-    """The last finished pack of ``root`` (or the one with ``key``)."""
+def pack_damage(folder: Path, meta: dict[str, Any]) -> list[str]:
+    """Every problem of a finished pack's array and index against its meta.json (reads the array once)."""
+    audio = folder / str(meta.get("audio_file", ""))
+    dtype = str(meta.get("dtype", ""))
+    problems = [f"{audio}: {p}" for p in verify_file(audio, meta.get("content"), float_dtype=dtype if dtype == "float32" else None)]
+    return problems + index_problems(folder / "index.csv", meta.get("index_csv_sha256"))
+
+
+def index_problems(index: Path, sha256: object) -> list[str]:
+    """``[]`` when ``index`` has the recorded sha256, else what is wrong with it."""
+    try:
+        if sha256_file(index) == sha256:
+            return []
+    except OSError as err:
+        return [f"{index}: cannot read ({err.strerror or err})"]
+    return [f"{index}: sha256 differs from meta.json (truncated or edited)"]
+
+
+def load_pack(root: Path | str, *, key: str | None = None, verify: bool = False) -> PackRecord:
+    """The last finished pack of ``root`` (or the one with ``key``).
+
+    The array's size and the index's sha256 are always checked; ``verify=True``
+    also checks the array's chunk hashes.  A damaged pack raises
+    :class:`IntegrityError` naming the file."""
     from audioset_fewshot.process._common import read_current
 
     layout = DatasetLayout(Path(root))
@@ -314,7 +347,13 @@ def load_pack(root: Path | str, *, key: str | None = None) -> PackRecord:
     meta = read_json(layout.pack_dir / key / "meta.json")
     if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
         raise StageNotReadyError(f"pack {key} under {layout.pack_dir} is missing or from another version; run 'audioset-fewshot process --stage pack'")
-    return _record(layout.pack_dir / key, meta)
+    rec = _record(layout.pack_dir / key, meta)
+    fix = "rebuild it with 'audioset-fewshot process --stage pack' (or 'audioset-fewshot run')"
+    check_size(rec.audio_path, rec.rows * rec.samples * np.dtype(rec.dtype).itemsize, fix=fix)
+    problems = pack_damage(rec.path, meta) if verify else index_problems(rec.index_path, meta.get("index_csv_sha256"))
+    if problems:
+        raise IntegrityError(f"pack {key} is damaged: {'; '.join(problems)}; {fix}")
+    return rec
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,9 +409,13 @@ def pack(
         remove_tree(folder)
     meta = read_json(meta_path)
     if meta is not None and meta.get("schema_version") == SCHEMA_VERSION and meta.get("key") == key:
-        log.info("pack: %s is up to date", folder)
-        write_current(layout.pack_dir, key)
-        return _record(folder, meta)
+        damage = pack_damage(folder, meta)
+        if not damage:
+            log.info("pack: %s is up to date", folder)
+            write_current(layout.pack_dir, key)
+            return _record(folder, meta)
+        log.warning("pack: %s is damaged (%s); building it again", folder, "; ".join(damage))
+        remove_tree(folder)
 
     # -- which clips, in which rows --------------------------------------------------
     manifest = {(r.ytid, r.start_s): r for r in read_clips(layout.clips_csv, root=layout.root)}
@@ -468,6 +511,7 @@ def pack(
             "samples": length,
             "shape": [n_rows, length],
             "index_csv_sha256": sha256_text(index_text),
+            "content": hash_file(audio_path),
             "dropped_by_length": dropped,
             "length_actions": dict(sorted(Counter(r.length_action for r in index_rows).items())),
         }
@@ -478,4 +522,4 @@ def pack(
     return _record(folder, meta)
 
 
-__all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "fit_length", "load_pack", "pack", "read_index"]
+__all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "fit_length", "load_pack", "pack", "pack_damage", "read_index"]
