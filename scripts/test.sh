@@ -21,6 +21,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+# easyfsl (a test dependency: tests/pipeline/test_eval_demo.py runs its TaskSampler and
+# PrototypicalNetworks on a SplitDataset) declares torchvision, and pip would then replace this
+# project's torch with the one that torchvision pins. Installed without dependencies; its runtime
+# needs here are torch, tqdm, pandas and Pillow (already installed), and the import-time names it
+# takes from torchvision come from tests/pipeline/torchvision_stub when torchvision is absent.
+"$VENV/bin/python" -m pip install -q --no-deps "easyfsl==1.5.0"
 
 export AUDIOSET_FEWSHOT_PROGRESS="${AUDIOSET_FEWSHOT_PROGRESS:-0}"
 set +e

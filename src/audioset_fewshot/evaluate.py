@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
 from audioset_fewshot.config import EvaluateConfig
 from audioset_fewshot.episodes import EpisodeFile, FixedEpisode, accuracy_ci, read_episodes
@@ -483,7 +481,7 @@ def evaluate(
     method's result, also written to ``eval/results.json``; see :func:`evaluate_methods`.
     Keyword knobs given here override ``options``."""
     o = options or EvalOptions()
-    given = {"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate, "seed": seed,
+    given: dict[str, Any] = {"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate, "seed": seed,
              "threads": threads}  # fmt: skip
     o = dataclasses.replace(o, **{k: v for k, v in given.items() if v is not None})
     results = evaluate_methods(root, episodes=episodes, methods=method, options=o, norm=norm, features=features, force=force)

@@ -45,7 +45,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -492,7 +492,7 @@ def base_mean(model: nn.Module, train: SplitDataset, piece_frames: int, items: n
 # -- first-order MAML with torch.func ------------------------------------------------------
 
 
-def _adapt(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+def _adapt(model: nn.Module, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
            lr: float, steps: int) -> dict[str, torch.Tensor]:  # fmt: skip
     """``steps`` SGD steps on (x, y) from ``params``; first order: no graph through the updates."""
     import torch
@@ -500,6 +500,7 @@ def _adapt(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str,
     from torch.func import functional_call
 
     fast = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    buffers = dict(buffers)
     for _ in range(steps):
         loss = nn.functional.cross_entropy(functional_call(model, (fast, buffers), (x,)), y)
         grads = torch.autograd.grad(loss, list(fast.values()))

@@ -543,24 +543,19 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         if data.get("episodes"):
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
         figure(ev_sec, "accuracy.png", "baseline accuracy", lambda path: _fig_accuracy(ev, path))
-    sections.append(ev_sec)
-
-    # -- results table --------------------------------------------------------------------
-    rt_sec = _Section("results", "Results of every method")
+    # -- results table (every method evaluated), in the same section -----------------------
     table = data.get("results_table")
-    if not table:
-        rt_sec.missing = _missing("eval/results.csv", "audioset-fewshot evaluate --method all")
-    else:
-        rt_sec.body = _table(
+    if table and not ev_sec.missing:
+        ev_sec.body += "<h3>Every method</h3>" + _table(
             ["method", "backbone", "N", "K", "Q", "T", "accuracy", "95% CI", "splits", "episode file", "train steps", "train s", "saw AudioSet labels"],
             [[r["method"], r["backbone"] or "-", r["n_way"], r["k_shot"], r["q_query"], r["episodes"], f"{100 * float(r['mean']):.2f}%",
               f"\u00b1 {100 * float(r['ci95']):.2f}", r["splits_sha256"][:12], f"{r['episodes_file']} ({r['episodes_sha256'][:12]})",
               r["train_steps"], r["train_seconds"], r["saw_audioset_labels"] + ("" if r["class_disjoint"] == "yes" else " (not class-disjoint)")]
              for r in table],
         )
-        rt_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
-        figure(rt_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
-    sections.append(rt_sec)
+        ev_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
+        figure(ev_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
+    sections.append(ev_sec)
 
     # -- attribution --------------------------------------------------------------------
     at = _Section("attribution", "Creative Commons clips (sample)")

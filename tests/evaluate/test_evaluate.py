@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot import methods as M
 from audioset_fewshot.episodes import read_episodes, write_episodes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.evaluate import TABLE_COLUMNS, EvalOptions, evaluate, evaluate_methods, read_table
 from audioset_fewshot.torchdata import SplitDataset
-
-from fewshot_synth import make_root, write_features_dir
 
 # the CRNN needs at least 81 x 81 inputs (four 3x3 max-pools) and 81-242 mel bins
 SHAPE = {"n_mels": 128, "frames": 90}

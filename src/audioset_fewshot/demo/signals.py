@@ -165,6 +165,7 @@ def _event(rng: np.random.Generator, st: Structure, n: int, sr: float) -> np.nda
     if onsets.size == 0:
         onsets = np.zeros(1)
     k = np.arange(onsets.size)
+    steps: np.ndarray
     if st.pitch_pattern == "flat":
         steps = np.zeros(onsets.size)
     elif st.pitch_pattern == "alternate":
