@@ -116,7 +116,7 @@ class EvalResult:
         """The results-table row (strings, as written to ``results.csv``)."""
         values: dict[str, Any] = {
             "method": self.method, "backbone": self.backbone, "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query,
-            "episodes": self.episodes, "mean": f"{self.mean:.6f}", "ci95": f"{self.ci95:.6f}", "split": self.split,
+            "episodes": self.episodes, "mean": repr(float(self.mean)), "ci95": repr(float(self.ci95)), "split": self.split,
             "splits_sha256": self.splits_sha256, "episodes_file": self.episodes_file, "episodes_sha256": self.episodes_sha256,
             "features_key": self.features_key, "train_steps": self.train.get("steps", 0),
             "train_seconds": f"{float(self.seconds.get('train', 0.0)):.1f}", "eval_seconds": f"{float(self.seconds.get('evaluate', 0.0)):.1f}",
