@@ -26,7 +26,6 @@ extractions per obtained clip (goal <= 1.0, no faults) and CPU seconds per clip
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import resource
@@ -36,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, add_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
@@ -175,11 +177,12 @@ def make_plan(ids: list[str], n: int, duration_s: float) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="30 s sources and a few clips (a smoke run)")
+    add_arguments(ap)
     ap.add_argument("--seed-clips", type=int, default=None, help="clips for the seed strategy")
     ap.add_argument("--clips", type=int, default=None, help="clips for our runner at --jobs 16")
     ap.add_argument("--work-dir", type=Path, default=None, help="cache of generated sources (default bench/_work)")
     args = ap.parse_args(argv)
+    rep = Report("download", quick=args.quick)
 
     from audioset_fewshot.download.runner import run_download
 
@@ -237,10 +240,23 @@ def main(argv: list[str] | None = None) -> int:
     ext = max(j1["extractions_per_clip"], j16["extractions_per_clip"])
     print(f"extractions per obtained clip: ours {ext:.2f} vs seed {seed['extractions_per_clip']:.2f}   (goal <= 1.0)  {'MET' if ext <= 1.0 else 'NOT MET'}")
     print(f"CPU s per clip: seed {seed['cpu_s_per_clip']:.2f}, ours --jobs 1 {j1['cpu_s_per_clip']:.2f}, --jobs 16 {j16['cpu_s_per_clip']:.2f}")
-    with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"bench": "download", "quick": args.quick, "time": time.time(), "cores": os.cpu_count(), "results": results,
-                             "ratios": {"jobs1": r1, "jobs16": r16, "wire": wire, "extractions": ext}}) + "\n")  # fmt: skip
-    return 0
+    rep.params.update(sources=n_ids, source_s=duration_s, seed_clips=n_seed, jobs1_clips=n_j1, jobs16_clips=n_j16,
+                      latency_ms=LATENCY_S * 1000, bandwidth_mb_s=BANDWIDTH_BPS / 1e6)
+    seed_text = f"{seed['clips_per_s']:.2f} clips/s"
+    rep.add("jobs1_vs_seed", f"download, --jobs 1 ({LATENCY_S * 1000:.0f} ms latency, {BANDWIDTH_BPS / 1e6:.0f} MB/s, "
+            f"{duration_s / 60:g}-min sources)", kind="today", ours=f"{j1['clips_per_s']:.2f} clips/s", against=seed_text, ratio=r1,
+            goal=2.0, values={"ours": j1["clips_per_s"], "against": seed["clips_per_s"]})
+    rep.add("jobs16_vs_seed", "download, --jobs 16, governor off", kind="today", ours=f"{j16['clips_per_s']:.2f} clips/s", against=seed_text,
+            ratio=r16, goal=20.0, values={"ours": j16["clips_per_s"], "against": seed["clips_per_s"]})
+    rep.add("wire_bytes", "bytes on the wire per clip", kind="limit", ours=f"{j1['wire_bytes_per_clip'] / 1e3:,.0f} KB",
+            against=f"seed {seed['wire_bytes_per_clip'] / 1e3:,.0f} KB", ratio=wire, goal=0.15,
+            values={"ours": j1["wire_bytes_per_clip"], "against": seed["wire_bytes_per_clip"]})
+    rep.add("extractions", "extractions per obtained clip", kind="limit", ours=f"{ext:.2f}", against="1 per clip",
+            ratio=ext, goal=1.0, values={"ours": ext, "against": seed["extractions_per_clip"]})
+    rep.figures.update(results=results)
+    if args.quick:
+        rep.note("quick: 30 s sources and few clips, a smoke run; the goals are for the full run with 5-minute sources")
+    return rep.finish(args.json)
 
 
 def _row(r: dict[str, Any]) -> str:

@@ -19,13 +19,14 @@ nearest centroid (:func:`~audioset_fewshot.methods.score_centroid`, also with tw
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, add_arguments  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GOAL_TEST_S = 30.0
@@ -99,30 +100,32 @@ def bench_scoring(count: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--work", type=Path, default=HERE / "_work", help="folder of results.jsonl (default bench/_work)")
+    add_arguments(parser)
+    parser.add_argument("--work", type=Path, default=HERE / "_work", help="scratch folder (default bench/_work)")
     args = parser.parse_args(argv)
     steps, count = (3, 1_000) if args.quick else (20, 10_000)
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    train = bench_training(work / "fewshot", steps)
-    print(f"CRNN ProtoNet training, {N}-way {K}-shot {Q}-query, 1 thread, {steps} steps:")
-    print(f"  10 s inputs (128 x 313): {train['episodes_per_s_10s']:.2f} episodes/s wall, {train['cpu_episodes_per_s_10s']:.2f} by CPU time")
-    print(f"  5 s pieces (128 x 157):  {train['episodes_per_s_5s_pieces']:.2f} episodes/s wall, "
-          f"{train['cpu_episodes_per_s_5s_pieces']:.2f} by CPU time")
+    rep = Report("fewshot", quick=args.quick, params={"train_steps": steps, "test_episodes": count, "n_way": N, "k_shot": K, "q_query": Q})
+    args.work.mkdir(parents=True, exist_ok=True)
+    train = bench_training(args.work / "fewshot", steps)
     score = bench_scoring(count)
     scale = 10_000 / count
     t10k = score["centroid_s"] * scale
-    met = t10k <= GOAL_TEST_S
-    print(f"{count:,} test episodes ({N}w{K}s{Q}q) after embedding:")
-    print(f"  nearest centroid: {score['centroid_s']:.2f} s; with 2 pieces and a vote: {score['centroid_pieces_s']:.2f} s; "
-          f"linear head (100 steps): {score['linear_s']:.2f} s")
-    print(f"goal 10,000 episodes <= {GOAL_TEST_S:.0f} s: {t10k:.2f} s ({'met' if met else 'NOT met'}"
-          f"{', scaled from ' + format(count, ',') if scale != 1 else ''}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"bench": "fewshot", "quick": args.quick, "training": train, "scoring": score, "goal_test_s": GOAL_TEST_S,
-                             "met": met, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
-    return 0
+    rep.add("train_crnn_protonet", f"CRNN ProtoNet training, {N}w{K}s{Q}q, 10 s", kind="info",
+            ours=f"{train['cpu_episodes_per_s_10s']:.2f} episodes/s", against=f"wall {train['episodes_per_s_10s']:.2f}/s",
+            values={"ours": train["cpu_episodes_per_s_10s"], "wall": train["episodes_per_s_10s"]})
+    rep.add("train_crnn_protonet_5s", "  same on 5 s pieces", kind="info",
+            ours=f"{train['cpu_episodes_per_s_5s_pieces']:.2f} episodes/s", against=f"wall {train['episodes_per_s_5s_pieces']:.2f}/s",
+            values={"ours": train["cpu_episodes_per_s_5s_pieces"], "wall": train["episodes_per_s_5s_pieces"]})
+    rep.add("test_10k_episodes", f"10,000 test episodes {N}w{K}s{Q}q, embedded", kind="limit", ours=f"{t10k:.2f} s",
+            against=f"ceiling {GOAL_TEST_S:.0f} s", ratio=t10k / GOAL_TEST_S, goal=1.0, values={"ours": t10k, "against": GOAL_TEST_S})
+    rep.add("test_10k_pieces", "  same, 2 pieces per clip and a vote", kind="info", ours=f"{score['centroid_pieces_s'] * scale:.2f} s",
+            against="-", values={"ours": score["centroid_pieces_s"] * scale})
+    rep.add("test_10k_linear", "  same, linear head per episode (100 steps)", kind="info", ours=f"{score['linear_s'] * scale:.2f} s",
+            against="-", values={"ours": score["linear_s"] * scale})
+    rep.figures.update(training=train, scoring=score)
+    rep.note(f"training: one thread, {steps} steps, rates by CPU time (wall in the reference column); scoring: "
+             f"{count:,} episodes{' (scaled to 10,000)' if scale != 1 else ''}, accuracy {score['centroid_accuracy']:.3f} (synthetic)")
+    return rep.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, add_arguments
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO / "tests" / "data" / "audioset-metadata"))
 WORK = REPO / "bench" / "_work"
@@ -190,11 +193,12 @@ def _max_labels(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows instead of {OFFICIAL_ROWS:,} (smoke test)")
+    add_arguments(ap)
     ap.add_argument("--rows", type=int, default=None, help="rows of the generated list (default: official size)")
     ap.add_argument("--seed-fraction", type=float, default=None, help="fraction of the rows the seed approach runs on (default 1/8 full, 1 quick)")
     ap.add_argument("--work-dir", type=Path, default=None, help="where the generated list goes (default bench/_work)")
     args = ap.parse_args(argv)
+    rep = Report("metadata", quick=args.quick)
     n_rows = args.rows or (QUICK_ROWS if args.quick else OFFICIAL_ROWS)
     fraction = args.seed_fraction if args.seed_fraction is not None else (1.0 if args.quick else 0.125)
     work = args.work_dir or WORK
@@ -234,6 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'peak RSS (MiB)':<28}{rss_mib:>12.0f}{seed['peak_rss_kib'] / 1024:>14.0f}{'':>10}{'<= 1024':>12}  {'yes' if rss_mib <= GOAL_RSS_MIB else 'NO'}")
     if scale > 1:
         print(f"(seed times scaled x{scale:.2f} from its run on the first {seed_rows:,} rows; its RSS is that run's, unscaled)")
+    rep.params.update(rows=n_rows, seed_rows=seed_rows, classes=ours["classes"])
+    scaled = f" (1/{scale:.0f} run, scaled)" if scale > 1 else ""
+    rep.add("index_vs_pandas", f"candidate index of {ours['classes']} classes over {n_rows:,} rows", kind="today", ours=f"{ours_s:.2f} s",
+            against=f"pandas {seed_s:,.0f} s{scaled}", ratio=ratio, goal=GOAL_RATIO, values={"ours": ours_s, "against": seed_s})
+    rep.add("index_cpu_vs_pandas", "  same, CPU time", kind="today", ours=f"{ours['cpu_s']:.2f} s", against=f"{seed['cpu_s'] * scale:,.0f} s",
+            ratio=cpu_ratio, values={"ours": ours["cpu_s"], "against": seed["cpu_s"] * scale})
+    rep.add("index_peak_rss", "  peak RSS of the index", kind="limit", ours=f"{rss_mib:,.0f} MiB", against=f"{GOAL_RSS_MIB:,.0f} MiB",
+            ratio=rss_mib / GOAL_RSS_MIB, goal=1.0, values={"ours": rss_mib, "against": GOAL_RSS_MIB})
+    rep.figures.update(ours=ours | {"counts": len(ours["counts"])}, seed={k: v for k, v in seed.items() if k != "counts"}, scale=scale)
+    rep.finish(args.json)
     return 0 if (ratio >= GOAL_RATIO and rss_mib <= GOAL_RSS_MIB) or args.quick else 1
 
 

@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, add_arguments
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED = Path(os.environ.get("AUDIOSET_FEWSHOT_SHARED_METADATA", REPO / "tests" / "data" / "audioset-metadata"))
@@ -212,11 +215,12 @@ def _child(code: str, *args: str, timeout_s: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1/64 of the records in 3 x 64 files (smoke run)")
+    add_arguments(ap)  # --quick: 1/64 of the records in 3 x 64 files (smoke run); --json PATH
     ap.add_argument("--today-fraction", type=float, default=None, help="share of the files the tfrecord loop reads (default 1/8 full, 1 quick)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work-dir", type=Path, default=None)
     args = ap.parse_args(argv)
+    rep = Report("release", quick=args.quick)
     work = args.work_dir or WORK
     t0 = time.perf_counter()
     folder, meta, total = generate(work, scale=64 if args.quick else 1, n_prefixes=64 if args.quick else None)
@@ -271,6 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
+    rep.params.update(records=total, files=len(files), today_files=len(share), workers=args.workers)
+    rep.add("index_pack_vs_tfrecord", f"VGGish release: index + pack {total:,} records", kind="today", ours=f"{ours_s:,.1f} s",
+            against=f"tfrecord loop {today_s:,.1f} s" + (f" (1/{step}, scaled)" if step > 1 else ""), ratio=ratio, goal=GOAL_RATIO,
+            values={"ours": ours_s, "against": today_s})
+    rep.add("index_pack_time", "  same, wall time", kind="limit", ours=f"{ours_s:,.1f} s", against=f"{GOAL_S:g} s", ratio=ours_s / GOAL_S,
+            goal=1.0, values={"ours": ours_s, "against": GOAL_S})
+    rep.add("peak_rss", "  peak RSS, any process", kind="limit", ours=f"{peak:,.0f} MiB", against=f"{GOAL_RSS_MIB:,.0f} MiB",
+            ratio=peak / GOAL_RSS_MIB, goal=1.0, values={"ours": peak, "against": GOAL_RSS_MIB})
+    rep.add("select_pack_time", f"{sel['classes']} classes x all clips packed", kind="limit", ours=f"{sel_s:,.1f} s",
+            against=f"{GOAL_SELECT_S:g} s", ratio=sel_s / GOAL_SELECT_S, goal=1.0, values={"ours": sel_s, "against": GOAL_SELECT_S})
+    rep.figures.update(record)
+    rep.finish(args.json)
     return 0 if ok or args.quick else 1
 
 

@@ -80,6 +80,9 @@ class EpisodeIndex:
                     carry.setdefault(it, set()).update(labels)
         # conflicts[c][d] = positions within class_items[c] of items that also carry d
         self.conflicts: tuple[dict[int, np.ndarray], ...] = tuple(self._conflicts(c, carry) for c in range(self.num_classes))
+        # conflict_bits[c]: bit d set when some item of class c carries class d, so the guard
+        # asks "does class c clash with this episode's classes?" with one AND of two ints
+        self.conflict_bits: tuple[int, ...] = tuple(sum(1 << d for d in conf) for conf in self.conflicts)
 
     def _conflicts(self, c: int, carry: Mapping[int, set[int]]) -> dict[int, np.ndarray]:
         if not carry:
@@ -192,35 +195,48 @@ class EpisodeSampler:
     def episode(self, i: int, *, epoch: int | None = None) -> Episode:
         """Episode ``i`` of ``epoch`` (default: the sampler's epoch); depends on nothing else."""
         ep = self.epoch if epoch is None else int(epoch)
-        rng = np.random.default_rng([self.seed, ep, int(i)])
+        classes, stacked = self._draw(int(i), ep)
+        return Episode(int(i), ep, tuple(classes), stacked[:, : self.k_shot], stacked[:, self.k_shot:])
+
+    def _draw(self, i: int, ep: int) -> tuple[list[int], np.ndarray]:
+        """(classes, items (n_way, k_shot + q_query)) of episode ``i`` of epoch ``ep``."""
+        rng = np.random.default_rng([self.seed, ep, i])
         eligible = self._eligible
+        n_eligible, n_way, need = len(eligible), self.n_way, self.k_shot + self.q_query
         for _ in range(self.max_attempts):
-            classes = eligible[rng.choice(len(eligible), self.n_way, replace=False)].tolist()
+            classes = eligible[rng.choice(n_eligible, n_way, replace=False)].tolist()
             picks = self.draw_items(classes, rng)
             if picks is not None:
-                stacked = np.stack(picks)
-                return Episode(int(i), ep, tuple(int(c) for c in classes), stacked[:, : self.k_shot], stacked[:, self.k_shot:])
+                return classes, np.concatenate(picks).reshape(n_way, need)
         raise EpisodeError(f"episode {i} (seed {self.seed}, epoch {ep}): no draw in {self.max_attempts} attempts satisfies the "
                            "episode guard (too many clips carry several of these classes); lower n_way, k_shot or q_query")
 
     def draw_items(self, classes: Sequence[int], rng: np.random.Generator) -> list[np.ndarray] | None:
         """``k_shot + q_query`` distinct items of each class in ``classes`` that carry no
-        other class of ``classes``; None when a class has too few such items."""
+        other class of ``classes``; None when a class has too few such items.
+
+        The generator is called once per class, in order, over the class's items
+        (or only those the guard allows), so the draw is a function of ``rng`` alone.
+        """
         need = self.k_shot + self.q_query
-        chosen = set(classes)
+        index = self.index
+        chosen_bits = 0
+        for c in classes:
+            chosen_bits |= 1 << int(c)
         picks: list[np.ndarray] = []
         for c in classes:
-            items = self.index.class_items[c]
-            conf = self.index.conflicts[c]
-            bad = [conf[d] for d in chosen if d in conf] if conf else None
-            if not bad:
+            items = index.class_items[c]
+            if not index.conflict_bits[c] & chosen_bits:  # no item of c carries another class of this episode
                 if len(items) < need:
                     return None
                 picks.append(items[rng.choice(len(items), need, replace=False)])
                 continue
+            conf = index.conflicts[c]
             mask = np.ones(len(items), dtype=bool)
-            for positions in bad:
-                mask[positions] = False
+            for d in classes:
+                positions = conf.get(d)
+                if positions is not None:
+                    mask[positions] = False
             allowed = np.flatnonzero(mask)
             if len(allowed) < need:
                 return None  # this class cannot field clean clips next to these classes: redraw
@@ -236,9 +252,13 @@ class EpisodeSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         start, self._next = self._next, 0
+        k, need = self.k_shot, self.k_shot + self.q_query
+        # supports class by class, then queries class by class, as Episode.indices() orders them
+        order = np.concatenate([np.arange(k) + j * need for j in range(self.n_way)]
+                               + [np.arange(k, need) + j * need for j in range(self.n_way)])
         for i in range(start, self.episodes):
             self._next = i + 1
-            yield self.episode(i).indices()
+            yield self._draw(i, self.epoch)[1].ravel()[order].tolist()
         self._next = 0
 
     def set_epoch(self, epoch: int) -> None:

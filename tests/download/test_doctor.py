@@ -79,6 +79,8 @@ def test_doctor_command_checklist_exit_codes_and_canary(tmp_path: Path) -> None:
     bad_cookies.write_text(f"SID={SECRET}\n")
     bad = _doctor("--root", str(tmp_path / "root"), "--cookies", str(bad_cookies), cwd=tmp_path)
     assert bad.returncode == 1 and "[fail] cookies" in bad.stdout and SECRET not in bad.stdout + bad.stderr
+    # nor the cookies file's path (it names the account's owner; doctor output is pasted into bug reports)
+    assert "cookies.txt" not in good.stdout + good.stderr and str(bad_cookies) not in bad.stdout + bad.stderr
 
     ok_id, dead_id = "doctorok001", "doctordead1"
     cat = {ok_id: SourceSpec(class_key="demo-class-0", duration_s=12.0), dead_id: SourceSpec(class_key="demo-class-1", duration_s=12.0, fault="unavailable")}

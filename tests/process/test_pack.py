@@ -136,13 +136,13 @@ def test_full_disk_stops_cleanly_and_a_rerun_continues(tmp_path, monkeypatch) ->
     # the rerun decodes only what is missing
     monkeypatch.setattr(pack_module, "_write_rows", real_write)
     decoded = {"n": 0}
-    real_decode = pack_module.decode_clip
+    real_decode = pack_module.decode_row
 
     def counting(*a, **kw):  # type: ignore[no-untyped-def]
         decoded["n"] += 1
         return real_decode(*a, **kw)
 
-    monkeypatch.setattr(pack_module, "decode_clip", counting)
+    monkeypatch.setattr(pack_module, "decode_row", counting)
     again = pack(lay.root, workers=1)
     assert decoded["n"] == 70 - 64
     assert again == reference and again.audio_path.read_bytes() == ref_bytes
@@ -172,11 +172,11 @@ def test_kill_then_rerun_gives_the_same_pack(tmp_path) -> None:  # type: ignore[
         import sys
         m = sys.modules["audioset_fewshot.process.pack"]
         m.CHECKPOINT_ROWS = 32
-        real = m.decode_clip
+        real = m.decode_row
         def slow(*a, **kw):
             time.sleep(0.02)
             return real(*a, **kw)
-        m.decode_clip = slow
+        m.decode_row = slow
         m.pack({str(lay.root)!r}, workers=1)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("audioset_fewshot.cli.download", "Download the planned segments (resumable)."),
     "origins": ("audioset_fewshot.cli.origins", "Check local copies of AudioSet (download.origins)."),
     "manifest": ("audioset_fewshot.cli.manifest", "Write the manifest (clips.csv, lock.json, ...) from the ledger."),
+    "recover": ("audioset_fewshot.cli.recover", "Rebuild a damaged or missing ledger from the clips on disk, losing none."),
     "status": ("audioset_fewshot.cli.status", "Per-class obtained / target / failures."),
     "verify": ("audioset_fewshot.cli.verify", "Re-hash every clip against the manifest."),
     "diff": ("audioset_fewshot.cli.diff", "Compare two manifests or roots."),

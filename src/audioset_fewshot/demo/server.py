@@ -635,7 +635,9 @@ class MediaServer:
         return doc
 
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+# at most 18 digits a side (a file is < 1 EB); a longer or malformed Range is answered 416, never parsed
+_RANGE_RE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})$")
+MAX_RANGE_HEADER = 100
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -775,8 +777,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         status = 200
         rng_header = self.headers.get("Range")
         if rng_header:
-            m = _RANGE_RE.match(rng_header.strip())
-            if m and (m.group(1) or m.group(2)):
+            m = _RANGE_RE.match(rng_header.strip()) if len(rng_header) <= MAX_RANGE_HEADER else None
+            if m is None or not (m.group(1) or m.group(2)):
+                # oversized (a 5000-digit number) or not one "bytes=a-b" range: refused, not ignored
+                n = self._send_bytes(416, b"malformed Range header\n", "text/plain", head=head, extra={"Content-Range": f"bytes */{size}"})
+                self._finish(started, ytid, "media", 416, n, fault)
+                return
+            if m:
                 if m.group(1):
                     first = int(m.group(1))
                     last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1

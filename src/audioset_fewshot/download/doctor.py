@@ -125,14 +125,16 @@ def check_ffmpeg() -> Check:
 
 def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check | None:
     """A Netscape cookies file: readable, the right format, a youtube.com domain, not
-    all expired.  Only domains, counts and expiry times are looked at."""
+    all expired.  Only domains, counts and expiry times are looked at; neither the
+    values nor the file's path are shown (a path names the account's owner, and
+    doctor's output is pasted into bug reports)."""
     if path is None:
         return None
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
-        return Check("cookies", FAIL, f"cannot read {p}: {err.strerror}")
+        return Check("cookies", FAIL, f"cannot read the cookies file: {err.strerror}")
     now = time.time() if now is None else now
     rows = 0
     yt_rows = 0
@@ -163,13 +165,13 @@ def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check
             yt_latest = max(yt_latest, expiry)
     header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
     if rows == 0 or (bad_lines and not header_ok):
-        return Check("cookies", FAIL, f"{p} is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+        return Check("cookies", FAIL, f"the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
     if yt_rows == 0:
-        return Check("cookies", FAIL, f"{p} has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
+        return Check("cookies", FAIL, f"the cookies file has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
     if yt_live == 0:
         when = time.strftime("%Y-%m-%d", time.gmtime(yt_latest)) if yt_latest else "?"
-        return Check("cookies", FAIL, f"every youtube.com cookie in {p} has expired (latest {when}): export fresh cookies")
-    return Check("cookies", OK, f"{p}: Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
+        return Check("cookies", FAIL, f"every youtube.com cookie in the cookies file has expired (latest {when}): export fresh cookies")
+    return Check("cookies", OK, f"Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
 
 
 def _existing_parent(path: Path) -> Path:

@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def recover_hint(path: Path) -> str:
+    """What to do about a damaged ledger: never delete it (that would forget every clip)."""
+    return (f"rebuild it from the clips on disk and the manifest with 'audioset-fewshot recover --root {path.parent}' "
+            "(it keeps every downloaded clip; do not delete the ledger, a new one would fetch them all again)")
+
+
 def utc_now() -> str:
     """ISO-8601 UTC time with milliseconds: ``2026-11-25T08:50:00.123Z``."""
     t = time.time()
@@ -193,7 +199,10 @@ class Ledger:
         self.readonly = readonly
         if self.path.is_symlink():  # SQLite would write through it, outside the root
             raise DownloadError(f"{self.path} is a symbolic link; a ledger is never opened through a link: put the real file there "
-                                "(or rebuild it from the files with 'audioset-fewshot recover')")
+                                f"(or rebuild it from the files with 'audioset-fewshot recover --root {self.path.parent}')")
+        # a ledger file that exists must hold a ledger: starting an empty one over it would
+        # treat every downloaded clip as unknown (and a download would remove their files)
+        self._existed = self.path.exists()
         if readonly:
             if not self.path.exists():
                 raise DownloadError(f"no ledger at {self.path}; run 'audioset-fewshot download' first")
@@ -207,9 +216,16 @@ class Ledger:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
             self._init_schema()
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or str(check[0]) != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+            self._db.execute("SELECT COUNT(*) FROM clips").fetchone()
         except sqlite3.DatabaseError as err:
             self._db.close()
-            raise DownloadError(f"{self.path} is not a readable ledger ({err}); move it away and rerun the download") from err
+            raise DownloadError(f"{self.path} is not a readable ledger ({err}); {recover_hint(self.path)}") from err
+        except DownloadError:
+            self._db.close()
+            raise
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Ledger:
@@ -225,6 +241,8 @@ class Ledger:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise DownloadError(f"{self.path}: ledger schema_version {version}, this version reads {SCHEMA_VERSION}; use a matching audioset-fewshot or a new root")
+        if version == 0 and (self.readonly or self._existed):
+            raise DownloadError(f"{self.path} holds no ledger (empty or garbled); {recover_hint(self.path)}")
         if self.readonly:
             return
         if version == 0:

@@ -24,10 +24,15 @@ is recorded per row.
 
 Speed and resumption: the array is preallocated with ``posix_fallocate`` (so a
 full disk fails up front with ENOSPC instead of a SIGBUS in a memory map), then
-tasks of 32 rows are decoded in ``workers`` processes, each written at its
-offset with ``pwrite``.  About every 256 rows a background thread flushes the
-file (``fdatasync``) and then records the tasks finished before the flush in
-``progress.json``; a rerun after a kill or a full disk continues from there.
+tasks of 32 rows are decoded in ``workers`` processes: a 16-bit mono file at the
+target rate is decoded straight into its row of the task's block, the block is
+written at its offset with one ``pwrite`` and hashed (sha256) by the worker that
+holds it, so each task's rows are one chunk of the content record and nothing
+is read back.  A background thread flushes the file (``fdatasync``) again as
+soon as the last flush is done and more tasks have finished, then records the
+tasks finished before the flush in ``progress.json``: the disk writes while the
+pool decodes, the commit waits only for the last few tasks, and a rerun after a
+kill or a full disk continues from the last record.
 The commit flushes the array, writes ``index.csv``, then ``meta.json``.  ``processed/pack/current.json`` names the key of the
 last finished pack; the features stage follows it.
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -49,7 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from audioset_fewshot._integrity import check_size, hash_file, verify_file
+from audioset_fewshot._integrity import ALGO, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
@@ -69,7 +75,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 TASK_ROWS = 32          # rows decoded per worker task
-CHECKPOINT_ROWS = 256   # progress.json is rewritten after about this many finished rows
+CHECKPOINT_ROWS = TASK_ROWS  # a checkpoint (flush + progress.json) starts after this many finished rows, when none is running
 INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "owner_mid", "labels", "true_samples", "length_action")
 LENGTH_ACTIONS: tuple[str, ...] = ("none", "pad_zero", "pad_repeat", "trimmed")
 DTYPES = ("int16", "float32")
@@ -168,30 +174,59 @@ def fit_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, str
     return out, "pad_zero"
 
 
-def _pack_task(args: tuple[int, str, str, int, int, str, int, list[str]]) -> tuple[int, list[int], list[str]]:
-    """Decode one task's rows and write them at their offset in the array file."""
+def decode_row(path: Path | str, row: np.ndarray, *, sample_rate_hz: int, policy: str) -> tuple[int, str]:
+    """Decode one file into ``row`` (a preallocated row of the pack), cut or padded as
+    :func:`fit_length` does; returns (true samples, length_action).
+
+    Exactly ``fit_length(decode_clip(path, ...), len(row), policy)``, but a 16-bit
+    mono file already at the target rate, packed as int16 (the common case), is
+    decoded straight into ``row``: no intermediate array, no copy.
+    """
+    import soundfile as sf
+
+    length = row.shape[0]
+    if row.dtype == np.int16:
+        with sf.SoundFile(str(path)) as fh:
+            if int(fh.samplerate) == sample_rate_hz and fh.channels == 1 and fh.subtype == "PCM_16":
+                # decode_clip reads fh.frames frames; so do these two reads, in two parts
+                n = fh.read(min(length, fh.frames), dtype="int16", out=row).shape[0]
+                n += fh.read(dtype="int16").shape[0] if n == length else 0
+                if n >= length:
+                    return n, ("trimmed" if n > length else "none")
+                if policy == "pad_repeat" and n > 0:
+                    row[:] = np.tile(row[:n].copy(), -(-length // n))[:length]
+                    return n, "pad_repeat"
+                row[n:] = 0
+                return n, "pad_zero"
+    x = decode_clip(path, sample_rate_hz=sample_rate_hz, dtype=str(row.dtype))
+    fitted, action = fit_length(x, length, policy)
+    row[:] = fitted
+    return int(x.shape[0]), action
+
+
+def _pack_task(args: tuple[int, str, str, int, int, str, int, list[str]]) -> tuple[int, list[int], list[str], str]:
+    """Decode one task's rows, write them at their offset in the array file and
+    return their sha256 (the task's rows are one chunk of the content record)."""
     task_id, audio_path, dtype, length, sample_rate_hz, policy, row_start, paths = args
     block = np.empty((len(paths), length), dtype=dtype)
     true_samples: list[int] = []
     actions: list[str] = []
     for i, p in enumerate(paths):
         try:
-            x = decode_clip(p, sample_rate_hz=sample_rate_hz, dtype=dtype)
+            n, action = decode_row(p, block[i], sample_rate_hz=sample_rate_hz, policy=policy)
         except Exception as err:  # noqa: BLE001 - any decoder failure means the same thing here
             raise ProcessingError(
                 f"pack: cannot decode {p} although clean kept it ({type(err).__name__}: {err}); "
                 "the file changed after clean: run 'audioset-fewshot process --stage clean --force'"
             ) from None
-        row, action = fit_length(x, length, policy)
-        block[i] = row
-        true_samples.append(int(x.shape[0]))
+        true_samples.append(n)
         actions.append(action)
     _write_rows(audio_path, row_start, block)
-    return task_id, true_samples, actions
+    return task_id, true_samples, actions, hashlib.sha256(block.data).hexdigest()
 
 
 def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
-    data = memoryview(np.ascontiguousarray(block)).cast("B")
+    data = np.ascontiguousarray(block).data.cast("B")
     offset = row_start * block.shape[1] * block.dtype.itemsize
     fd = os.open(audio_path, os.O_WRONLY | os.O_NOFOLLOW)  # never write through a planted link
     try:
@@ -439,12 +474,14 @@ def pack(
     audio_path = folder / f"audio.{dtype}"
     itemsize = np.dtype(dtype).itemsize
     nbytes = n_rows * length * itemsize
+    chunk_bytes = TASK_ROWS * length * itemsize  # each task's rows are one chunk of the content hashes
 
     # -- resume or start ---------------------------------------------------------------
     progress_path = folder / "progress.json"
     state = read_json(progress_path)
     done: dict[str, list[Any]] = {}
-    if (state and state.get("key") == key and state.get("task_rows") == TASK_ROWS and state.get("rows") == n_rows
+    header = {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "chunk_bytes": chunk_bytes}
+    if (state and all(state.get(k) == v for k, v in header.items())
             and audio_path.is_file() and audio_path.stat().st_size == nbytes):
         done = dict(state.get("done", {}))
         log.info("pack: resuming %s, %d of %d tasks already done", folder, len(done), -(-n_rows // TASK_ROWS))
@@ -456,7 +493,7 @@ def pack(
             with open(audio_path, "wb") as fh:
                 if nbytes:
                     os.posix_fallocate(fh.fileno(), 0, nbytes)
-            atomic_write_json(progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "done": {}})
+            atomic_write_json(progress_path, {**header, "done": {}})
 
     tasks = []
     for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
@@ -465,14 +502,14 @@ def pack(
         paths = [p for _, p in jobs[start:start + TASK_ROWS]]
         tasks.append((task_id, str(audio_path), dtype, length, sample_rate_hz, length_policy, start, paths))
 
-    ckpt = _Checkpointer(audio_path, progress_path, {"key": key, "rows": n_rows, "task_rows": TASK_ROWS})
+    ckpt = _Checkpointer(audio_path, progress_path, header)
     with disk_full_is_processing_error("pack", folder), progress_bar(total=n_rows, desc="pack", unit="clip") as bar:
         bar.update(sum(len(v[0]) for v in done.values()))
         since = 0
 
-        def finished(task_id: int, ts: list[int], acts: list[str]) -> None:
+        def finished(task_id: int, ts: list[int], acts: list[str], digest: str) -> None:
             nonlocal since
-            done[str(task_id)] = [ts, acts]
+            done[str(task_id)] = [ts, acts, digest]
             bar.update(len(ts))
             since += len(ts)
             if since >= CHECKPOINT_ROWS:
@@ -493,8 +530,10 @@ def pack(
         # -- commit: data flushed, then index, then meta.json last -----------------------------
         _flush(audio_path)
         index_rows: list[PackRow] = []
+        digests: list[str] = []
         for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
-            ts, acts = done[str(task_id)]
+            ts, acts, digest = done[str(task_id)]
+            digests.append(digest)
             for i, (m, _) in enumerate(jobs[start:start + TASK_ROWS]):
                 index_rows.append(PackRow(start + i, m.ytid, m.start_s, m.owner_mid, tuple(m.labels), int(ts[i]), str(acts[i])))
         index_text = render_index(index_rows)
@@ -511,7 +550,7 @@ def pack(
             "samples": length,
             "shape": [n_rows, length],
             "index_csv_sha256": sha256_text(index_text),
-            "content": hash_file(audio_path),
+            "content": {"algo": ALGO, "chunk_bytes": chunk_bytes, "size": nbytes, "sha256": digests},
             "dropped_by_length": dropped,
             "length_actions": dict(sorted(Counter(r.length_action for r in index_rows).items())),
         }
@@ -522,4 +561,4 @@ def pack(
     return _record(folder, meta)
 
 
-__all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "fit_length", "load_pack", "pack", "pack_damage", "read_index"]
+__all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "decode_row", "fit_length", "load_pack", "pack", "pack_damage", "read_index"]
