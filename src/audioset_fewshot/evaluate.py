@@ -217,7 +217,8 @@ def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[s
         else:
             raise UsageError(f"unknown method {m!r}; expected one of {', '.join(CHOICES)} (or a comma-separated list)")
     if "hear" in out and not options.encoder:
-        raise UsageError("method 'hear' needs an encoder: --encoder MODULE_OR_FILE.py (a module with load_model and get_scene_embeddings)")
+        raise UsageError("method 'hear' needs an encoder (evaluate.encoder: a module name or a .py file with load_model and "
+                         "get_scene_embeddings; on the evaluate command, its encoder option)")
     return list(dict.fromkeys(out))
 
 

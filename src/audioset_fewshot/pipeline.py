@@ -510,7 +510,7 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         # nearest centroid side by side (the demo's classes differ in structure, not spectrum)
         "evaluate.method": "protonet,untrained,nearest-centroid",
         "evaluate.n_way": 5,
-        "evaluate.k_shot": 2,
+        "evaluate.k_shot": 5,
         "evaluate.q_query": 3,
         "evaluate.steps": 40,
         "evaluate.learning_rate": 2e-3,
