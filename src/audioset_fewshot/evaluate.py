@@ -44,7 +44,7 @@ from typing import Any
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
 from audioset_fewshot.config import EvaluateConfig
 from audioset_fewshot.episodes import EpisodeFile, FixedEpisode, accuracy_ci, read_episodes
-from audioset_fewshot.errors import UsageError
+from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import MetaSplits, read_splits
 from audioset_fewshot.torchdata import SplitDataset
@@ -369,7 +369,7 @@ class _Runner:
         if self._val is False:
             try:
                 self._val = SplitDataset(self.root, "val", features=self.features, norm=self.norm, splits=self.splits)
-            except Exception as exc:  # noqa: BLE001 - a root without validation clips trains without selection
+            except (StageNotReadyError, UsageError) as exc:  # a root without validation clips trains without selection
                 log.warning("no validation split (%s): the last checkpoint is tested", exc)
                 self._val = None
         return self._val if isinstance(self._val, SplitDataset) else None
