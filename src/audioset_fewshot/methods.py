@@ -69,6 +69,7 @@ _PIECE_STREAM = 2001
 _BATCH_STREAM = 2002
 _EMBED_BATCH = 64
 _CHUNK = 512  # episodes scored at once
+_LINEAR_CHUNK = 4096  # episodes whose linear heads are fitted in one batched optimisation
 _L2 = 0.05  # ridge penalty of the per-episode linear head (per episode: summed over its weights)
 _VAL_BASE_ITEMS = 160  # meta-train items whose mean centres features during validation
 
@@ -249,8 +250,8 @@ def score_linear(emb: np.ndarray, arrays: EpisodeArrays, *, seed: int, steps: in
     pieces = emb.shape[1]
     pick = support_pieces(arrays, pieces, seed)
     acc = np.empty(len(arrays), dtype=np.float64)
-    for lo in range(0, len(arrays), _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
+    for lo in range(0, len(arrays), _LINEAR_CHUNK):
+        sl = slice(lo, lo + _LINEAR_CHUNK)
         xs = torch.from_numpy(emb[arrays.support[sl], pick[sl]])  # (e, N, K, D)
         e, n, k, d = xs.shape
         xs = xs.reshape(e, n * k, d)
