@@ -92,15 +92,27 @@ def test_a_hear_encoder_given_as_a_path_is_evaluated(demo_copy: Path) -> None:
     assert out.returncode != 0 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
-def _easyfsl_importable() -> None:
-    """easyfsl imports torchvision when it loads; without a torchvision matching this
-    torch, the import-time stand-in of tests/pipeline/torchvision_stub provides those names."""
+def _easyfsl_runnable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two incompatibilities of easyfsl 1.5.0 (its latest release) with today's torch, neither
+    about our dataset: it imports torchvision when it loads (without a torchvision matching this
+    torch, the import-time stand-in of tests/pipeline/torchvision_stub provides those names), and
+    TaskSampler calls ``Sampler.__init__(data_source=None)``, an argument torch removed (2.2
+    deprecated it; 2.10+ refuse it): torch's Sampler then gets an ``__init__`` that accepts it."""
     if importlib.util.find_spec("torchvision") is None:
-        sys.path.insert(0, str(HERE / "torchvision_stub"))
+        monkeypatch.syspath_prepend(str(HERE / "torchvision_stub"))
+    import inspect
+
+    from torch.utils.data import Sampler
+
+    if "data_source" not in inspect.signature(Sampler.__init__).parameters:
+        def accept(self: Any, data_source: Any = None) -> None:
+            pass
+
+        monkeypatch.setattr(Sampler, "__init__", accept)
 
 
-def test_easyfsl_sampler_and_protonet_run_on_a_split_dataset(demo_run: Any) -> None:
-    _easyfsl_importable()
+def test_easyfsl_sampler_and_protonet_run_on_a_split_dataset(demo_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _easyfsl_runnable(monkeypatch)
     from easyfsl.methods import PrototypicalNetworks
     from easyfsl.samplers import TaskSampler
     from torch.utils.data import DataLoader
