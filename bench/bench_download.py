@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rep = Report("download", quick=args.quick)
 
+    from audioset_fewshot.config import DownloadOptions
     from audioset_fewshot.download.runner import run_download
 
     duration_s = 30.0 if args.quick else 300.0
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 root = tmp / f"ours-j{jobs}"
 
                 def run_ours(plan: Any = plan, root: Path = root, jobs: int = jobs) -> int:
-                    rep = run_download(plan, root=root, jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0)
+                    rep = run_download(plan, root, DownloadOptions(jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0))
                     return rep.obtained
 
                 results.append(measure(f"ours --jobs {jobs}", server, run_ours))

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Run the test suite from a fresh checkout: a virtual environment with the project
-# and its test extras, Debian's chromium for the report screenshot test, then pytest.
-# Extra arguments go to pytest.  VENV selects the environment (default .venv).
+# and its test extras, Debian's chromium for the report screenshot test, then the
+# linters (ruff check, mypy on src; settings in pyproject.toml), then pytest.
+# --quick runs the fast lane only (pytest -m "not slow").  Other arguments go to
+# pytest.  VENV selects the environment (default .venv).
 # pytest's exit code 5 (no tests collected) is turned into a failure.
+# (ruff format --check is not run yet: the tree is formatted once, then it joins.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
+quick=0
+args=()
+for a in "$@"; do
+    if [ "$a" = "--quick" ]; then quick=1; else args+=("$a"); fi
+done
+if [ "$quick" -eq 1 ]; then
+    args=(-m "not slow" ${args[@]+"${args[@]}"})
+fi
 
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -28,9 +39,14 @@ fi
 # takes from torchvision come from tests/pipeline/torchvision_stub when torchvision is absent.
 "$VENV/bin/python" -m pip install -q --no-deps "easyfsl==1.5.0"
 
+echo "ruff check src tests bench" >&2
+"$VENV/bin/python" -m ruff check src tests bench
+echo "mypy (src)" >&2
+"$VENV/bin/python" -m mypy
+
 export AUDIOSET_FEWSHOT_PROGRESS="${AUDIOSET_FEWSHOT_PROGRESS:-0}"
 set +e
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider ${args[@]+"${args[@]}"}
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

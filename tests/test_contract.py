@@ -41,7 +41,8 @@ RANKS: dict[str, int] = {
     "cli": 13,
 }
 FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__"}
-ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "models": "evaluate", "methods": "evaluate", "encoders": "evaluate"}
+ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "compare": "evaluate", "models": "evaluate",
+           "methods": "evaluate", "encoders": "evaluate"}
 HEAVY = ("torch", "yt_dlp")
 BASICCONFIG_ALLOWED = {"cli/__init__.py": 1}
 
@@ -278,3 +279,115 @@ def test_checker_demo_rules(fake_pkg: Path) -> None:
 def test_checker_flags_a_module_without_a_stage(fake_pkg: Path) -> None:
     stray = _write(fake_pkg, "gadgets.py", "x = 1\n")
     assert "no stage rank" in str(check_module(stray, fake_pkg)[0])
+
+
+# --- no import cycle anywhere in the package (inside a stage too) ---
+
+
+class _ImportEdges(ast.NodeVisitor):
+    """Package-internal imports of one module that run (function-level ones included,
+    ``if TYPE_CHECKING:`` blocks left out: they never run)."""
+
+    def __init__(self, path: Path, pkg: Path) -> None:
+        self.path, self.pkg = path, pkg
+        self.targets: list[tuple[int, tuple[str, ...]]] = []
+
+    def visit_If(self, node: ast.If) -> None:
+        t = node.test
+        if (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"):
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if alias.name == ROOT or alias.name.startswith(ROOT + "."):
+                self.targets.append((node.lineno, tuple(alias.name.split(".")[1:])))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for base in _resolve(node, self.path, self.pkg):
+            named = [base + (a.name,) for a in node.names if _module_file(base + (a.name,), self.pkg) is not None]
+            self.targets += [(node.lineno, t) for t in named] or [(node.lineno, base)]
+
+
+def _module_file(parts: tuple[str, ...], pkg: Path) -> Path | None:
+    if not parts:
+        return pkg / "__init__.py"
+    for candidate in (pkg.joinpath(*parts).with_suffix(".py"), pkg.joinpath(*parts) / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_graph(pkg: Path = PKG) -> dict[str, dict[str, int]]:
+    """``{module: {imported module: line}}`` over the package's own modules."""
+    graph: dict[str, dict[str, int]] = {}
+    for path in sorted(p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts):
+        name = ".".join((ROOT, *module_parts(path, pkg)))
+        visitor = _ImportEdges(path, pkg)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        edges = graph.setdefault(name, {})
+        for line, target in visitor.targets:
+            if _module_file(target, pkg) is None:
+                target = target[:-1]  # "from audioset_fewshot.x import attr" of a foundation module's attribute
+            dotted = ".".join((ROOT, *target))
+            if dotted != name:
+                edges.setdefault(dotted, line)
+    return graph
+
+
+def import_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def test_no_import_cycle_anywhere() -> None:
+    graph = import_graph()
+    cycles = import_cycles(graph)
+    lines = []
+    for comp in cycles:
+        members = set(comp)
+        lines.append(" <-> ".join(comp) + ": " + "; ".join(f"{a} imports {b} (line {ln})" for a in comp for b, ln in graph[a].items() if b in members))
+    assert not cycles, "import cycles (move the shared part into a module both import):\n" + "\n".join(lines)
+
+
+def test_cycle_check_sees_a_lazy_cycle_inside_a_stage(fake_pkg: Path) -> None:
+    _write(fake_pkg, "__init__.py", "")
+    _write(fake_pkg, "process/__init__.py", "")
+    _write(fake_pkg, "process/clean.py", "def f():\n    from audioset_fewshot.process.pack import g\n")
+    _write(fake_pkg, "process/pack.py", "from audioset_fewshot.process.clean import f\n")
+    _write(fake_pkg, "process/typed.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from audioset_fewshot.process.pack import g\n")
+    _write(fake_pkg, "process/user.py", "from audioset_fewshot.process.typed import x\n")
+    cycles = import_cycles(import_graph(fake_pkg))
+    assert cycles == [["audioset_fewshot.process.clean", "audioset_fewshot.process.pack"]]

@@ -8,6 +8,7 @@ run) sees either the old file or the new one, never a half-written file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -18,8 +19,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from audioset_fewshot.errors import StorageError
+
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded", errno.EROFS: "the filesystem is read-only"}
+
+
+def storage_error(err: OSError, path: Path | str) -> Exception:
+    """``err`` as a :class:`StorageError` naming ``path`` and the fix when the disk refused
+    the write (full, over quota, read-only); any other OSError is returned unchanged."""
+    what = _STORAGE_ERRNOS.get(err.errno or 0)
+    if what is None:
+        return err
+    fix = ("make the folder writable or choose a root on a writable disk" if err.errno == errno.EROFS
+           else "free some space (or choose a root on a bigger disk) and run the same command again: work already committed is kept")
+    return StorageError(f"cannot write {path}: {what} ({err.strerror}); {fix}")
 
 
 def _read_umask() -> int:
@@ -53,9 +70,15 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
     On any exception the temp file is removed and ``target`` is untouched.
     ``suffix`` keeps an extension on the temp name for tools that sniff it (ffmpeg).
     """
+    from audioset_fewshot._root import refuse_links_under_root
+
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", suffix=suffix, dir=target.parent)
+    refuse_links_under_root(target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", suffix=suffix, dir=target.parent)
+    except OSError as err:
+        raise storage_error(err, target) from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -66,9 +89,11 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(err, OSError):
+            raise storage_error(err, target) from err
         raise
 
 

@@ -36,6 +36,7 @@ _LEGACY = ("ledger.sqlite", "plan/plan.json", "manifest/clips.csv", "processed/c
 _OURS = {".lock", MARKER}
 
 _held: dict[str, int] = {}  # realpath of a root -> depth of hold_root in this process
+_held_as: dict[str, str] = {}  # realpath of a held root -> the absolute path it was given as
 _held_mutex = threading.Lock()
 
 
@@ -62,13 +63,14 @@ def check_root(root: Path | str | None, *, force: bool = False) -> Path:
     text = "" if root is None else str(root)
     if not text.strip():
         raise UsageError("the dataset root is empty (''); give a folder such as ./audioset-data")
-    path = Path(text).expanduser()
-    resolved = path.resolve()
+    # resolved first: "new/../" must not create "new" and then lock its parent
+    resolved = Path(text).expanduser().resolve()
     if resolved == Path(resolved.anchor):
         raise UsageError(f"refusing to use {resolved} (the filesystem root) as a dataset root; give it a folder of its own such as ./audioset-data")
     with contextlib.suppress(RuntimeError, KeyError):
         if resolved == Path.home().resolve():
             raise UsageError(f"refusing to use your home folder {resolved} as a dataset root; give it a folder of its own such as ~/audioset-data")
+    path = resolved
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -123,8 +125,9 @@ class RootLock:
             raise LockError(
                 f"another run is using {self.layout.root}{holder}: wait for it to finish or stop it; one run per dataset root (lock file {lock})"
             ) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is a courtesy for the next holder; a full disk must not stop here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
@@ -155,6 +158,7 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
             atomic_write_text(path / MARKER, MARKER_TEXT)
         with _held_mutex:
             _held[key] = _held.get(key, 0) + 1
+            _held_as[key] = os.path.abspath(path)
         try:
             yield path
         finally:
@@ -162,6 +166,26 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
                 _held[key] -= 1
                 if not _held[key]:
                     del _held[key]
+                    _held_as.pop(key, None)
 
 
-__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours"]
+def refuse_links_under_root(folder: Path | str) -> None:
+    """Refuse to write into ``folder`` when, below a root this process holds, one of
+    its folders is a symbolic link (planted: the tool never makes one), so that no
+    write lands outside the root through it.  Outside any held root: no check."""
+    target = os.path.abspath(folder)
+    with _held_mutex:
+        roots = [*_held_as.values(), *_held]
+    for root in roots:
+        if target != root and not target.startswith(root.rstrip(os.sep) + os.sep):
+            continue
+        current = root
+        for part in Path(os.path.relpath(target, root)).parts:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                raise UsageError(f"{current} is a symbolic link inside the dataset root; the tool never writes through a link "
+                                 f"it did not make: remove it (rm {current}) and run again")
+        return
+
+
+__all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours", "refuse_links_under_root"]

@@ -45,11 +45,11 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
         # the scanner reads a whole flow collection ahead; stop "[[[[..." before it does
-        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc,unused-ignore]
         if self.flow_level > MAX_DEPTH:
             raise self._fail(self.get_mark(), f"nested deeper than {MAX_DEPTH} levels; a config has at most four (section, key, list, item)")
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override,unused-ignore]
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             self._references += 1
@@ -60,7 +60,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise self._fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels; a config has at most four (section, key, list, item)")
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call,unused-ignore]
         finally:
             self._depth -= 1
 
@@ -69,7 +69,7 @@ class _BoundedLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call,unused-ignore]
             try:
                 first = seen.get(key)
             except TypeError:  # an unhashable key: SafeLoader reports it below

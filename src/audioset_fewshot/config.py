@@ -15,7 +15,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -34,9 +34,13 @@ OFFICIAL_URLS = {
 SOURCES = ("balanced", "eval", "unbalanced")
 
 
+def _copy(value: list[Any] | dict[Any, Any]) -> Callable[[], Any]:
+    return lambda: type(value)(value)
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        return field(default_factory=_copy(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -67,7 +71,7 @@ class PlanConfig:
 @dataclass(frozen=True)
 class DownloadConfig:
     jobs: int = _f(4, "parallel download workers", min=1, max=64)
-    max_per_hour: float | None = _f(300.0, "extractions per hour across all workers (null = unlimited)", min=0.0)
+    max_per_hour: float | None = _f(300.0, "extractions per hour across all workers (0 or null = unlimited)", min=0.0)
     min_interval_s: float = _f(1.0, "minimum seconds between two extractions", min=0.0)
     retries: int = _f(3, "attempts per clip for transient failures", min=0)
     retry_failed: bool = _f(False, "also retry clips that failed permanently")
@@ -94,6 +98,7 @@ class CleanConfig:
     silence_dbfs: float = _f(-60.0, "clips whose RMS is below this (dBFS) are rejected as silent", max=0.0)
     max_clipped_fraction: float = _f(0.05, "clips with more samples at full scale than this fraction are rejected", min=0.0, max=1.0)
     policy: Literal["drop", "keep"] = _f("drop", "what to do with rejected clips (the verdict is always recorded)")
+    workers: int = _f(2, "decode processes of the clean checks", min=1, max=64)
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,23 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Each section is the options type of its stage: ``run_download(plan, root, DownloadOptions(jobs=8))``,
+# ``features(root, FeaturesOptions(n_mels=64))``; ``dataclasses.replace`` changes one knob.
+MetadataOptions = MetadataConfig
+SelectionOptions = SelectionConfig
+PlanOptions = PlanConfig
+DownloadOptions = DownloadConfig
+CleanOptions = CleanConfig
+PackOptions = PackConfig
+FeaturesOptions = FeaturesConfig
+NormalizeOptions = NormalizeConfig
+SplitsOptions = SplitsConfig
+EpisodesOptions = EpisodesConfig
+EvaluateOptions = EvaluateConfig
+
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config) if f.name != "root")
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,7 +314,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             hint = f" Did you mean '{prefix}{sugg[0]}'?" if sugg else f" Known keys: {', '.join(fields)}."
             raise ConfigError(f"unknown config key '{path}'.{hint}")
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value if value is not None else {}, f"{path}.")
         else:
             coerced = _coerce(value, tp, path)
@@ -327,9 +349,32 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
 
 
+class _Unset:
+    """The type of :data:`UNSET`."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+# "not given": an override with this value is skipped.  ``None`` is a value (YAML's null:
+# ``download.max_per_hour: null`` lifts the cap), never a marker.
+UNSET: Any = _Unset()
+
+
 def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """defaults < file < overrides.  ``overrides`` is a nested mapping or dotted keys
-    (``{"plan.seed": 3}``); ``None`` values in overrides mean "not given" and are ignored."""
+    (``{"plan.seed": 3}``); a value :data:`UNSET` means "not given" and is skipped
+    (``None`` sets the key to null)."""
     data: dict[str, Any] = {}
     if path is not None:
         from audioset_fewshot._yaml import load_yaml_file
@@ -353,10 +398,10 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``overrides`` (nested or dotted keys; None = not given) into ``base``."""
+    """Deep-merge ``overrides`` (nested or dotted keys; :data:`UNSET` = not given) into ``base``."""
     out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
     for key, value in overrides.items():
-        if value is None:
+        if value is UNSET:
             continue
         parts = key.split(".")
         node = out
@@ -455,7 +500,7 @@ def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
     if comments:
         lines.append(f"# {root_f.metadata['help']}")
     lines.append(f"root: {_yaml_value(cfg.root)}")
-    for name, f in top_fields.items():
+    for name in top_fields:
         if name == "root":
             continue
         lines.append("")

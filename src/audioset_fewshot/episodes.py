@@ -74,7 +74,7 @@ class EpisodeIndex:
             by_key: dict[str, set[int]] = {}
             for it, c in label_of.items():
                 by_key.setdefault(item_keys[it], set()).add(c)
-            for it, c in label_of.items():
+            for it in label_of:
                 labels = by_key[item_keys[it]]
                 if len(labels) > 1:
                     carry.setdefault(it, set()).update(labels)

@@ -14,12 +14,17 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process ended by SIGTERM
 
 
 class AudiosetFewshotError(Exception):
     """Root of every error raised on purpose by audioset_fewshot."""
 
     exit_code: int = EXIT_ERROR
+
+
+class Terminated(KeyboardInterrupt):  # noqa: N818 - it is an interruption, like KeyboardInterrupt
+    """SIGTERM arrived (a scheduler preempting the job); handled exactly like Ctrl-C."""
 
 
 class UsageError(AudiosetFewshotError):
@@ -73,6 +78,10 @@ class LockError(AudiosetFewshotError):
 
 class DiskFullError(AudiosetFewshotError):
     """Free disk fell below the configured minimum; a rerun continues."""
+
+
+class StorageError(AudiosetFewshotError):
+    """The filesystem refused a write (full, over quota, read-only); names the path and the fix."""
 
 
 class ManifestError(AudiosetFewshotError):

@@ -16,18 +16,17 @@ run report to ``ROOT/report/run.json``.
 ``demo=True`` runs the offline demo: the project's media server on 127.0.0.1
 (media cache under ``ROOT/.demo-media`` unless ``media_cache`` is given),
 demo metadata in the official layout under ``ROOT/demo-metadata``, and a
-config sized for it (see :func:`demo_overrides`).  The server's port changes
+config sized for it; every demo rule lives in :mod:`audioset_fewshot.demo.session`.
+The server's port changes
 from run to run; it is no part of any stage's content key (the plan and the
 ledger are keyed by IDs and segments), so a second demo run is up to date.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,12 +62,6 @@ RAN = "ran"
 UP_TO_DATE = "up to date"
 SKIPPED = "skipped"
 RELEASE_KIND = "vggish-release"  # features.kind whose clips come from Google's embedding release
-
-# Watch requests answered "try again later" at the start of a demo download: the governor pauses the pool.
-DEMO_RATE_LIMIT_BURST = 3
-
-# Environment variable naming a media cache shared between demo roots (tests reuse it).
-MEDIA_CACHE_ENV = "AUDIOSET_FEWSHOT_DEMO_MEDIA"
 
 
 @dataclass(frozen=True)
@@ -201,19 +194,12 @@ def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
 
 
 def _stage_download(ctx: _Context) -> dict[str, Any]:
-    import dataclasses
-
     if _from_release(ctx):
         return _stage_obtain_release(ctx)
-    import inspect
-
     from audioset_fewshot.download.runner import run_download
 
-    accepted = set(inspect.signature(run_download).parameters)
-    # the download section also holds knobs of other commands (doctor's canary ids, say)
-    kwargs = {k: v for k, v in dataclasses.asdict(ctx.config.download).items() if k in accepted}
     before = _ledger_state(ctx.layout)
-    result = run_download(ctx.values["plan"], root=ctx.layout.root, **kwargs)
+    result = run_download(ctx.values["plan"], ctx.layout.root, ctx.config.download)
     ctx.values["download"] = result
     return {
         "changed": _ledger_state(ctx.layout) != before,
@@ -255,9 +241,7 @@ def _stage_clean(ctx: _Context) -> dict[str, Any]:
 
     if _from_release(ctx):
         return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
-
-    c = ctx.config.clean
-    rep = clean(ctx.layout.root, min_duration_s=c.min_duration_s, silence_dbfs=c.silence_dbfs, max_clipped_fraction=c.max_clipped_fraction, policy=c.policy, workers=ctx.config.pack.workers)
+    rep = clean(ctx.layout.root, ctx.config.clean)
     return {"clips": len(rep.verdicts), "kept": rep.kept, "rejected": rep.rejected, "dropped": rep.dropped, "by_reason": rep.by_reason}
 
 
@@ -266,9 +250,7 @@ def _stage_pack(ctx: _Context) -> dict[str, Any]:
 
     if _from_release(ctx):
         return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
-
-    p = ctx.config.pack
-    rec = pack(ctx.layout.root, sample_rate_hz=p.sample_rate_hz, dtype=p.dtype, length_s=p.length_s, length_policy=p.length_policy, workers=p.workers)
+    rec = pack(ctx.layout.root, ctx.config.pack)
     ctx.values["pack"] = rec
     return {"rows": rec.rows, "key": rec.key, "length_actions": dict(rec.length_actions)}
 
@@ -283,18 +265,7 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
         assert f.release is not None
         rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
         return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
-    rec = features(
-        ctx.layout.root,
-        n_fft=f.n_fft,
-        hop_length=f.hop_length,
-        n_mels=f.n_mels,
-        f_min=f.f_min,
-        f_max=f.f_max,
-        power=f.power,
-        amin=f.amin,
-        top_db=f.top_db,
-        layout=f.layout,
-    )
+    rec = features(ctx.layout.root, f)
     return _record_summary(rec, ("rows", "key"))
 
 
@@ -459,7 +430,12 @@ def run(
         config = config_mod.replace(config, root=str(root))
     with hold_root(config.root, force=force_root):
         if demo:
-            return _run_demo(config, until=until, media_cache=media_cache)
+            from audioset_fewshot.demo.session import demo_session
+
+            # the media is made before the download; a run that stops earlier needs none
+            prepare = until is None or STAGES.index(until) >= STAGES.index("download")
+            with demo_session(config, media_cache=media_cache, prepare_media=prepare) as (demo_cfg, setup):
+                return _run_config(demo_cfg, until=until, demo=True, setup=setup)
         return _run_config(config, until=until, demo=False)
 
 
@@ -478,131 +454,3 @@ def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping
 def _save_config(layout: DatasetLayout, config: Config) -> None:
     """Save the resolved config; the demo's ephemeral server URL is not part of any content key."""
     config_mod.write_config(layout.config_file, config)
-
-
-# ---------------------------------------------------------------------------------------
-# the offline demo
-
-
-def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_class: int = 13) -> dict[str, Any]:
-    """Config keys the demo sets on top of the defaults (sized for ~30 classes x ~13 clips)."""
-    return {
-        "root": str(root),
-        "metadata.metadata_dir": str(metadata_dir),
-        "plan.max_per_class": max_per_class,
-        "download.base_url": base_url,
-        "download.min_interval_s": 0.0,
-        "download.jobs": 8,
-        "download.retries": 3,
-        "download.backoff_s": 0.2,
-        "download.pause_s": 2.0,
-        "download.max_pause_s": 4.0,
-        "download.max_pauses": 4,
-        "download.min_free": "200MB",
-        "download.timeout_s": 30.0,
-        "pack.workers": 2,
-        "episodes.split": "test",
-        "episodes.n_way": 5,
-        "episodes.k_shot": 5,
-        "episodes.q_query": 5,
-        "episodes.count": 300,
-        # the CRNN on 3 s pieces, briefly trained: a trained ProtoNet, an untrained one and the
-        # nearest centroid side by side (the demo's classes differ in structure, not spectrum)
-        "evaluate.method": "protonet,untrained,nearest-centroid",
-        "evaluate.n_way": 5,
-        "evaluate.k_shot": 5,
-        "evaluate.q_query": 3,
-        "evaluate.steps": 40,
-        "evaluate.learning_rate": 2e-3,
-        "evaluate.piece_seconds": 3.0,
-        "evaluate.val_episodes": 50,
-        "evaluate.val_every": 20,
-    }
-
-
-# Keys the demo always sets; every other demo key only replaces a value left at its default.
-_DEMO_FORCED = frozenset({"root", "metadata.metadata_dir", "download.base_url"})
-
-
-def demo_config(config: Config, overrides: Mapping[str, Any]) -> Config:
-    """``config`` sized for the demo: the demo's values replace only the knobs still at
-    their defaults (so ``-c config.yaml`` can still change, say, ``evaluate.steps``);
-    the root, metadata folder and server URL are always the demo's.  The demo has no
-    hourly cap unless the config sets one."""
-    defaults = Config().to_dict()
-    data = config.to_dict()
-
-    def get(tree: Mapping[str, Any], dotted: str) -> Any:
-        node: Any = tree
-        for part in dotted.split("."):
-            node = node[part]
-        return node
-
-    chosen = {k: v for k, v in overrides.items() if k in _DEMO_FORCED or get(data, k) == get(defaults, k)}
-    merged = config_mod.merge(data, chosen)
-    if data["download"]["max_per_hour"] == defaults["download"]["max_per_hour"]:
-        merged["download"]["max_per_hour"] = None  # merge() reads None as "not given"
-    return config_mod.config_from_dict(merged)
-
-
-@contextlib.contextmanager
-def demo_server(root: Path, *, media_cache: Path | str | None = None, seed: int = 0) -> Iterator[tuple[Any, Any]]:
-    """Build the demo metadata under ``root`` and serve its catalog on 127.0.0.1.
-
-    Yields ``(server, demo_metadata)``; the server is stopped on exit."""
-    from audioset_fewshot.demo.catalog import build_demo_metadata
-    from audioset_fewshot.demo.server import MediaServer
-
-    layout = DatasetLayout(root)
-    meta = build_demo_metadata(layout.root / "demo-metadata", seed=seed)
-    cache = Path(media_cache or os.environ.get(MEDIA_CACHE_ENV) or (layout.root / ".demo-media"))
-    cache.mkdir(parents=True, exist_ok=True)
-    with MediaServer(cache_dir=cache, catalog=dict(meta.catalog)) as server:
-        yield server, meta
-
-
-def demo_catalog_of(root: Path | str) -> dict[str, Any]:
-    """The media catalogue (``{ytid: SourceSpec}``) of the demo root ``root``: the same
-    sources, lengths and faults its own run served, so its manifest rebuilds with the
-    same hashes against a server that serves this catalogue."""
-    from audioset_fewshot.demo.catalog import build_demo_metadata
-
-    layout = DatasetLayout(Path(root))
-    if not (layout.root / "demo-metadata").is_dir():
-        raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
-    return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
-
-
-def prepare_demo_media(server: Any, meta: Any, *, workers: int = 2) -> int:
-    """Generate (or find cached) the media of every playable demo source, in parallel,
-    before the download starts; returns how many files were looked at."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from audioset_fewshot._progress import progress
-
-    media_faults = {None, "silence", "corrupt", "short"}
-    # only the m4a/AAC file (itag 140): the default selector bestaudio[ext=m4a] takes it, and
-    # the server makes any other format on its first request (encoding is most of a demo's time)
-    jobs = [(seg.ytid, 140, seg.fault) for seg in meta.segments if seg.fault in media_faults]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(server.media_path, ytid, fmt, fault=fault) for ytid, fmt, fault in jobs]
-        for fut in progress(futures, desc="demo media", unit="file"):
-            fut.result()
-    return len(jobs)
-
-
-def _run_demo(config: Config, *, until: str | None, media_cache: Path | str | None) -> RunReport:
-    root = Path(config.root)
-    root.mkdir(parents=True, exist_ok=True)
-    with demo_server(root, media_cache=media_cache) as (server, meta):
-        cfg = demo_config(config, demo_overrides(root, metadata_dir=meta.metadata_dir, base_url=server.base_url))
-        t0 = time.perf_counter()
-        n = 0
-        if until is None or STAGES.index(until) >= STAGES.index("download"):
-            n = prepare_demo_media(server, meta, workers=max(1, min(8, os.cpu_count() or 1)))
-        media_s = time.perf_counter() - t0
-        log.info("demo media: %d files ready in %.1f s", n, media_s)
-        # a short rate-limit burst: the governor pauses the pool for pause_s, then resumes
-        server.rate_limit_burst(count=DEMO_RATE_LIMIT_BURST)
-        setup = {"media_files": n, "media_seconds": round(media_s, 3), "media_cache": str(server.cache_dir), "server": server.base_url}
-        return _run_config(cfg, until=until, demo=True, setup=setup)

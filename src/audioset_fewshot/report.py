@@ -182,6 +182,7 @@ def collect(root: Path | str) -> dict[str, Any]:
     data["episodes"] = _episodes_summary(layout)
     data["evaluate"] = _read_json(layout.eval_results)
     data["results_table"] = _results_table(layout)
+    data["side_by_side"] = _read_json(layout.eval_dir / "side_by_side.json")  # compare.side_by_side, when run
 
     mids = set(targets) | set((data["download"] or {}).get("obtained", {}))
     for split in ((data["splits"] or {}).get("classes") or {}).values():
@@ -417,7 +418,7 @@ def _fig_results(rows: Sequence[Mapping[str, str]], path: Path) -> None:
 
 def _accuracy(ev: Mapping[str, Any]) -> tuple[float, float, int | None]:
     """(mean accuracy, 95 % CI half-width, N) from eval/results.json."""
-    res = ev.get("result") if isinstance(ev.get("result"), Mapping) else ev
+    res: Mapping[str, Any] = ev["result"] if isinstance(ev.get("result"), Mapping) else ev
     acc = float(res.get("mean", res.get("accuracy", 0.0)))
     ci = float(res.get("ci95", 0.0))
     n_way = res.get("n_way")
@@ -556,6 +557,19 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         ev_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
         figure(ev_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
     sections.append(ev_sec)
+
+    # -- side by side: log-mels vs the release's VGGish embeddings (only when compared) ----
+    sbs = data.get("side_by_side")
+    if isinstance(sbs, Mapping) and isinstance(sbs.get("logmel"), Mapping) and isinstance(sbs.get("embeddings"), Mapping):
+        sb = _Section("side-by-side", "Side by side: log-mel vs the VGGish release")
+        sb.body = _table(["features", "features key", "accuracy", "95% CI"], [
+            [label, side.get("features_key"), f"{100 * float(side.get('mean', 0.0)):.1f}%", f"\u00b1 {100 * float(side.get('ci95', 0.0)):.1f}%"]
+            for label, side in (("log-mel (downloaded audio)", sbs["logmel"]), ("VGGish release embeddings", sbs["embeddings"]))
+        ])  # fmt: skip
+        sb.body += (f"<p>{_e(sbs.get('method'))}, the same {_e(sbs.get('episodes_used'))} of {_e(sbs.get('episodes_total'))} "
+                    f"{_e(sbs.get('n_way'))}-way {_e(sbs.get('k_shot'))}-shot {_e(sbs.get('split'))} episodes over "
+                    f"{_e(sbs.get('classes'))} classes, on the {_e(sbs.get('clips_common'))} clips both feature sets hold</p>")
+        sections.append(sb)
 
     # -- attribution --------------------------------------------------------------------
     at = _Section("attribution", "Creative Commons clips (sample)")

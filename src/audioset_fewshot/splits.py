@@ -471,10 +471,10 @@ def make_splits(
 
     clip_list = list(clips) if clips is not None else []
     seen: set[str] = set()
-    for c in clip_list:
-        if c.clip_id in seen:
-            raise ValidationError(f"clip {c.clip_id} is listed twice; each clip must appear once with all its labels")
-        seen.add(c.clip_id)
+    for clip in clip_list:
+        if clip.clip_id in seen:
+            raise ValidationError(f"clip {clip.clip_id} is listed twice; each clip must appear once with all its labels")
+        seen.add(clip.clip_id)
     inputs = {"classes_sha256": classes_sha256(ordered), "clips_sha256": clips_sha256(clip_list)}
     report: LeakageReport | None = None
     pools_out: dict[str, dict[str, tuple[str, ...]]] = {s: {} for s in SPLITS}
@@ -489,11 +489,11 @@ def make_splits(
                                multi_label_fraction=n_multi / n_selected if n_selected else 0.0)
         pools_out = {s: {m: tuple(ids) for m, ids in after[s].items()} for s in SPLITS}
         pooled = {c for s in SPLITS for ids in after[s].values() for c in ids}
-        for c in clip_list:
-            if c.clip_id in pooled:
-                sel = tuple(m for m in c.labels if m in split_of)
+        for clip in clip_list:
+            if clip.clip_id in pooled:
+                sel = tuple(m for m in clip.labels if m in split_of)
                 if len(sel) >= 2:
-                    multi[c.clip_id] = sel
+                    multi[clip.clip_id] = sel
         multi = dict(sorted(multi.items()))
     out = MetaSplits(seed=int(seed), ratios=ratios_t, leakage=leakage, group=group, classes=split_classes, pools=pools_out,  # type: ignore[arg-type]
                      multi_labels=multi, report=report, inputs=inputs)

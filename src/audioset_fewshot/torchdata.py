@@ -25,6 +25,7 @@ split the dataset serves.
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,9 @@ def fit_train_normalizer(store: Any, splits: MetaSplits, norm: Any) -> Any:
     rows = np.asarray(sorted(r.row for r in store.index if r.clip_id in train_ids), dtype=np.int64)
     if norm in ("global", "channel") and rows.size == 0:
         raise StageNotReadyError(f"cannot fit '{norm}' normalisation: no train-split clip has features")
-    from audioset_fewshot.process.normalize import fit_normalizer
+    from audioset_fewshot.process.normalize import Mode, fit_normalizer
 
-    return fit_normalizer(store, rows if rows.size else None, mode=norm)
+    return fit_normalizer(store, rows if rows.size else None, mode=typing.cast("Mode", norm))
 
 
 class SplitDataset:

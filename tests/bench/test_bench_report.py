@@ -83,9 +83,9 @@ def test_readme_table_is_rendered_from_the_json_with_the_machine(quick_run: tupl
     target.write_text(f"# x\n\n## Benchmarks\n\nintro\n\n{readme.BEGIN}\nold table\n{readme.END}\n\n## Next\n", encoding="utf-8")
     with pytest.raises(readme.ReadmeError, match="--quick run"):
         readme.update_readme(doc, target)
-    partial = {**_full(doc), "benches": {"episodes": doc["benches"]["episodes"]}}
-    with pytest.raises(readme.ReadmeError, match="lacks benchmarks"):
-        readme.update_readme(partial, target)
+    failed = {**_full(doc), "failed": ["download"]}
+    with pytest.raises(readme.ReadmeError, match="benchmarks failed in this run"):
+        readme.update_readme(failed, target)
     assert "old table" in target.read_text()
     full = _full(doc)
     readme.update_readme(full, target)
@@ -98,6 +98,10 @@ def test_readme_table_is_rendered_from_the_json_with_the_machine(quick_run: tupl
     assert f"| {row['ours']} | {row['against']} | bound, same run | {row['ratio_text']} |" in block
     readme.update_readme(full, target)  # idempotent: the markers stay, one block
     assert target.read_text() == text
+    some = {**_full(doc), "benches": {"episodes": doc["benches"]["episodes"]}, "command": "python bench/run.py episodes"}
+    readme.update_readme(some, target)  # a run of some benchmarks: the table lists them and quotes the command
+    block = target.read_text().split(readme.BEGIN)[1].split(readme.END)[0]
+    assert "`python bench/run.py episodes`" in block and block.count("| bound, same run |") == 1
     assert readme.main([str(quick_run[1]), "--readme", str(target)]) == 2  # the command refuses a quick run too
 
 

@@ -113,15 +113,19 @@ def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp
 
 
 def test_demo_server_runs_without_the_youtube_rate_unless_asked(tmp_path: Path) -> None:
-    from audioset_fewshot.cli.download import demo_rate_defaults
+    from audioset_fewshot.cli._common import keys_in_file
     from audioset_fewshot.config import load_config
+    from audioset_fewshot.demo.session import demo_rate_defaults
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n")
-    cfg = demo_rate_defaults(load_config(cfg_file), cfg_file, max_per_hour_flag=None)
+    cfg = demo_rate_defaults(load_config(cfg_file), keys_in_file(cfg_file))
     assert cfg.download.max_per_hour is None and cfg.download.min_interval_s == 0.0
     cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n  max_per_hour: 100\n  min_interval_s: 2\n")
-    kept = demo_rate_defaults(load_config(cfg_file), cfg_file, max_per_hour_flag=None)
+    kept = demo_rate_defaults(load_config(cfg_file), keys_in_file(cfg_file))
     assert kept.download.max_per_hour == 100 and kept.download.min_interval_s == 2
-    youtube = demo_rate_defaults(load_config(None), None, max_per_hour_flag=None)
+    # a flag counts as set too
+    flagged = demo_rate_defaults(load_config(None, {"download.base_url": "http://127.0.0.1:8123", "download.max_per_hour": 50.0}), {"download.max_per_hour"})
+    assert flagged.download.max_per_hour == 50.0 and flagged.download.min_interval_s == 0.0
+    youtube = demo_rate_defaults(load_config(None), set())
     assert youtube.download.max_per_hour == 300 and youtube.download.min_interval_s == 1.0

@@ -150,3 +150,15 @@ def test_symlinked_ledger_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="symbolic link.*recover"):
         Ledger(root / "ledger.sqlite")
     assert state(victim) == before
+
+
+def test_a_folder_planted_as_a_link_inside_the_root_is_never_written_through(tmp_path: Path) -> None:
+    victim_dir = tmp_path / "outside"
+    victim_dir.mkdir()
+    (victim_dir / "index.html").write_text("<p>someone else's page</p>")
+    before = tree_state(victim_dir)
+    root = _our_root(tmp_path)
+    (root / "report").symlink_to(victim_dir, target_is_directory=True)
+    res = cli("report", "--root", str(root))
+    assert res.returncode == 2 and "symbolic link inside the dataset root" in res.stderr, res.stderr
+    assert tree_state(victim_dir) == before

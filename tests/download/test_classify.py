@@ -60,10 +60,11 @@ def test_geo_restricted_error_class_wins() -> None:
 
 @pytest.mark.parametrize(("status", "reason"), [(429, R.HTTP_429), (500, R.HTTP_5XX), (503, R.HTTP_5XX), (404, R.NOT_FOUND), (410, R.NOT_FOUND), (403, R.HTTP_403)])
 def test_http_errors_of_the_page_by_status(status: int, reason: str) -> None:
-    from yt_dlp.networking.exceptions import HTTPError
-    from yt_dlp.networking.common import Response
-    from yt_dlp.utils import ExtractorError
     import io
+
+    from yt_dlp.networking.common import Response
+    from yt_dlp.networking.exceptions import HTTPError
+    from yt_dlp.utils import ExtractorError
 
     http = HTTPError(Response(io.BytesIO(b""), "http://127.0.0.1:1/watch?v=abcdefghijk", {}, status=status))
     err = _ytdlp_error(ExtractorError("Unable to download webpage: HTTP Error", cause=http, expected=True))

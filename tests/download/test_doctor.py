@@ -35,7 +35,7 @@ def test_cookie_checks_never_show_values(tmp_path: Path) -> None:
     ]
     assert [c.status for c in checks] == [OK, FAIL, FAIL]
     assert "none for youtube.com" in checks[1].detail and "expired" in checks[2].detail
-    (tmp_path / "json.txt").write_text('{"cookies": [{"name": "SID", "value": "%s"}]}' % SECRET)
+    (tmp_path / "json.txt").write_text('{"cookies": [{"name": "SID", "value": "' + SECRET + '"}]}')
     bad = check_cookies(tmp_path / "json.txt")
     assert bad.status == FAIL and "not a Netscape cookies file" in bad.detail
     missing = check_cookies(tmp_path / "nope.txt")

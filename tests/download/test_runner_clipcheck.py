@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
@@ -49,10 +50,10 @@ def _files(root: Path) -> dict[str, str]:
 def test_a_damaged_clip_is_fetched_again_and_an_intact_one_is_not_read(media_cache: Path, tmp_path: Path) -> None:
     layout = DatasetLayout(tmp_path)
     with MediaServer(cache_dir=media_cache, catalog=_catalog(), idle_timeout_s=60) as srv:
-        assert run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST).complete
+        assert run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST)).complete
         good = _files(tmp_path)
         srv.reset_log()
-        run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST)
+        run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         assert srv.requests == []
         cache = json.loads(layout.clip_stat_cache.read_text())["files"]
         assert sorted(cache) == sorted(good)  # every clip hashed once, with its size and mtime
@@ -64,7 +65,7 @@ def test_a_damaged_clip_is_fetched_again_and_an_intact_one_is_not_read(media_cac
             fh.seek(5000)
             fh.write(bytes([byte[0] ^ 0xFF]))
         os.utime(tmp_path / victim, ns=(1, 1))  # a changed mtime is what makes it hashed again
-        rep = run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST)
+        rep = run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         assert rep.complete and rep.obtained_now == 1
         assert {r.ytid for r in srv.requests} == {victim.split("/")[-1].rsplit("_", 1)[0]}
         assert _files(tmp_path) == good

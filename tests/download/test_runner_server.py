@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
@@ -82,7 +83,7 @@ def snapshot(root: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
 
 def test_run_rerun_zero_requests_and_exact_clips(media_cache: Path, tmp_path: Path) -> None:
     with server(media_cache) as srv:
-        rep = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **FAST)
+        rep = run_download(the_plan(), tmp_path, DownloadOptions(jobs=3, base_url=srv.base_url, **FAST))
         assert rep.complete, rep.summary_lines()
         per_class, files = snapshot(tmp_path)
         assert sorted(per_class[DOG]) == [f"{yt(DOG, k)}_1000" for k in (1, 3, 4)]
@@ -97,7 +98,7 @@ def test_run_rerun_zero_requests_and_exact_clips(media_cache: Path, tmp_path: Pa
             assert transient.status == "failed-transient" and transient.attempts == 2  # 1 + retries
         assert rep.failures_by_reason == {"format-403": 1, "private": 1, "unavailable": 2}
         srv.reset_log()
-        rep2 = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **FAST)
+        rep2 = run_download(the_plan(), tmp_path, DownloadOptions(jobs=3, base_url=srv.base_url, **FAST))
         # nothing for ok or permanently failed clips; the transient failure ranks inside DOG's
         # set (below an ok clip), so it is tried again, still fails, and nothing changes
         assert {r.ytid for r in srv.requests} == {yt(DOG, 2)}
@@ -111,7 +112,7 @@ def test_rate_limit_burst_pauses_the_pool_and_fails_nothing(media_cache: Path, t
             srv.set_fault(yt(mid, k), None)
         srv.rate_limit_burst(3)
         t0 = time.monotonic()
-        rep = run_download(the_plan(), root=tmp_path, jobs=3, base_url=srv.base_url, **{**FAST, "pause_s": 1.0, "max_pauses": 3, "retries": 0})
+        rep = run_download(the_plan(), tmp_path, DownloadOptions(jobs=3, base_url=srv.base_url, **{**FAST, "pause_s": 1.0, "max_pauses": 3, "retries": 0}))
         assert time.monotonic() - t0 >= 1.0
         assert rep.complete and rep.pauses >= 1
         assert rep.failures_by_reason == {}
@@ -148,7 +149,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
     # 150 ms per request stretches the run over a few seconds, so that the kills land mid-run
     with server(media_cache, latency_s=0.15) as srv:
         ref_root = tmp_path / "ref"
-        run_download(the_plan(), root=ref_root, jobs=2, base_url=srv.base_url, **FAST)
+        run_download(the_plan(), ref_root, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         reference = snapshot(ref_root)
 
         root = tmp_path / "killed"

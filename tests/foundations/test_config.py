@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from audioset_fewshot.config import Config, config_from_dict, load_config, parse_shard, parse_size, render_config
+from audioset_fewshot.config import UNSET, Config, config_from_dict, load_config, parse_shard, parse_size, render_config
 from audioset_fewshot.errors import ConfigError
 
 
@@ -32,10 +32,12 @@ def test_bad_value_names_key_path_and_value() -> None:
 def test_precedence_defaults_file_flags(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("plan:\n  seed: 7\n  max_per_class: 9\n")
-    cfg = load_config(cfg_file, {"plan.seed": 11, "download.jobs": None})
+    cfg = load_config(cfg_file, {"plan.seed": 11, "download.jobs": UNSET, "download.max_per_hour": None})
     assert cfg.plan.seed == 11  # flag beats file
     assert cfg.plan.max_per_class == 9  # file beats default
-    assert cfg.download.jobs == Config().download.jobs  # None = flag not given
+    assert cfg.download.jobs == Config().download.jobs  # UNSET = flag not given
+    assert cfg.download.max_per_hour is None  # None is YAML's null: no hourly cap
+    assert repr(UNSET) == "UNSET" and not UNSET
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:

@@ -90,3 +90,12 @@ def test_lock_excludes_other_holders_and_nests_inside_hold_root(tmp_path: Path) 
         pass
     with RootLock(root), pytest.raises(LockError, match="another run is using"), RootLock(root):  # plain locks do not nest: a second holder is refused
         pass
+
+
+def test_a_root_through_a_missing_folder_and_dotdot_is_its_real_folder(tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "theirs.txt").write_text("not ours")
+    with pytest.raises(UsageError, match="not an audioset-fewshot root"):
+        check_root(parent / "missing" / "..")
+    assert sorted(p.name for p in parent.iterdir()) == ["theirs.txt"]  # "missing" was not created, nothing locked

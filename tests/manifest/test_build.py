@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
 from audioset_fewshot.errors import ManifestError, StageNotReadyError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.manifest.build import BY_CLASS_COLUMNS, build_manifest
-from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
 
 def test_build_writes_every_file(small_root: DatasetLayout) -> None:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
+
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.diff import diff_manifests
 from audioset_fewshot.manifest.status import dataset_status, read_headers
-from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
 
 def test_diff_groups_per_class_and_total(tmp_path: Path) -> None:

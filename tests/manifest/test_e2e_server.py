@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import CC_BY, MediaServer, SourceSpec
 from audioset_fewshot.download.runner import run_download
 from audioset_fewshot.layout import DatasetLayout
@@ -96,7 +97,7 @@ def download(table, root: Path, srv: MediaServer, *, shard: tuple[int, int] | No
     plan = make_plan([SPEECH, DOG], table, seed=0, max_per_class=MAX_PER_CLASS, sources=["balanced"], shard=shard)
     layout = DatasetLayout(root)
     write_plan(plan, layout)
-    run_download(plan, root=root, base_url=srv.base_url, **FAST)
+    run_download(plan, root, DownloadOptions(base_url=srv.base_url, **FAST))
     build_manifest(root)
     return layout
 
@@ -145,7 +146,7 @@ def test_rebuild_then_diff_shows_only_the_gone_clip(original: DatasetLayout, med
     gone = rows[-1]
     with server(media_cache) as srv:
         srv.set_fault(gone.ytid, "unavailable")
-        rep = rebuild(original.clips_csv, root=tmp_path / "rebuilt", base_url=srv.base_url, **FAST)
+        rep = rebuild(original.clips_csv, tmp_path / "rebuilt", DownloadOptions(base_url=srv.base_url, **FAST))
         requested = {r.ytid for r in srv.requests if r.kind == "watch"}
         proc = subprocess.run(
             [sys.executable, "-m", "audioset_fewshot", "rebuild", str(original.root), "--root", str(tmp_path / "by-cli"), "--base-url", srv.base_url,

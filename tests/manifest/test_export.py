@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from manifest_helpers import ytid
 
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -12,7 +13,6 @@ from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.export import export_clips, is_creative_commons
 from audioset_fewshot.manifest.verify import verify
-from manifest_helpers import ytid
 
 
 def test_cc_detection() -> None:

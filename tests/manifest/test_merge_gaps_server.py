@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
@@ -55,7 +56,7 @@ def _download(table, root: Path, srv: MediaServer, shard: tuple[int, int] | None
     plan = make_plan([MID], table, seed=0, max_per_class=TARGET, sources=["balanced"], shard=shard)
     layout = DatasetLayout(root)
     write_plan(plan, layout)
-    run_download(plan, root=root, base_url=srv.base_url, **FAST)
+    run_download(plan, root, DownloadOptions(base_url=srv.base_url, **FAST))
     build_manifest(root)
     return layout
 
@@ -72,7 +73,7 @@ def test_merge_gaps_filled_by_download_equal_one_run(table, tmp_path: Path) -> N
         assert merged.clips_csv.read_bytes() != one.clips_csv.read_bytes()  # the gap shows
 
         srv.reset_log()
-        run_download(read_plan(merged), root=merged.root, base_url=srv.base_url, **FAST)
+        run_download(read_plan(merged), merged.root, DownloadOptions(base_url=srv.base_url, **FAST))
         asked = {r.ytid for r in srv.requests if r.kind == "watch"}
         assert asked == {IDS[2]}  # only the gap was fetched
     build_manifest(merged.root)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
@@ -61,7 +62,7 @@ def _files(root: Path) -> dict[str, str]:
 def _downloaded(root: Path, srv: MediaServer) -> tuple[dict[str, str], str]:
     layout = DatasetLayout(root)
     write_plan(_plan(), layout)
-    rep = run_download(_plan(), root=root, jobs=2, base_url=srv.base_url, **FAST)
+    rep = run_download(_plan(), root, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
     assert rep.complete and rep.obtained == 6
     build_manifest(root)
     return _files(root), layout.clips_csv.read_text()
@@ -92,13 +93,13 @@ def test_recover_keeps_every_clip_and_a_rerun_makes_no_request(damage: str, medi
             with pytest.raises(DownloadError, match=r"recover --root"):
                 Ledger(layout.ledger_file)
             with pytest.raises(DownloadError, match=r"recover --root"):
-                run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST)
+                run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
             assert _files(tmp_path) == files
         rep = recover(tmp_path)
         assert (rep.from_manifest, rep.from_files, rep.failures, rep.rejected) == (6, 0, 2, ())
         assert (rep.moved_to is None) == (damage == "deleted")
         srv.reset_log()
-        again = run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST)
+        again = run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         assert srv.requests == []
         assert again.complete and again.obtained_now == 0
         assert _files(tmp_path) == files
@@ -129,7 +130,7 @@ def test_recover_takes_clips_missing_from_the_manifest_and_rejects_damaged_ones(
         assert rep.from_manifest == 3 and rep.from_files == 1  # the damaged unlisted one fails FLAC's MD5
         assert len(rep.rejected) == 1 and damaged in rep.rejected[0] and "sha256" in rep.rejected[0]
         srv.reset_log()
-        run_download(_plan(), root=tmp_path, jobs=2, base_url=srv.base_url, **FAST)
+        run_download(_plan(), tmp_path, DownloadOptions(jobs=2, base_url=srv.base_url, **FAST))
         # only the two damaged clips are fetched again
         assert {r.ytid for r in srv.requests} == {Path(p).stem.rsplit("_", 1)[0] for p in (damaged, damaged_unlisted)}
         assert _files(tmp_path) == files

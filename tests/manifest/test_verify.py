@@ -3,12 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from manifest_helpers import write_audio, ytid
 
 from audioset_fewshot.errors import ManifestError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.manifest.verify import CORRUPT_HASH, CORRUPT_LENGTH, MISSING, UNEXPECTED, verify
-from manifest_helpers import write_audio, ytid
 
 
 def test_clean_root_verifies(small_root: DatasetLayout) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-
 from origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import SourceSpec
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.origins import OriginSpec, open_origin
@@ -59,9 +59,9 @@ def test_parquet_alone_selects_what_youtube_selects(tmp_path: Path, media_server
     _serve(media_server, dogs + speech, {y: "unavailable" for y in gone})
 
     yt_root, hf_root = tmp_path / "yt", tmp_path / "fromhf"
-    rep_yt = run_download(plan, root=yt_root, base_url=media_server.base_url, **FAST)
+    rep_yt = run_download(plan, yt_root, DownloadOptions(base_url=media_server.base_url, **FAST))
     media_server.reset_log()
-    rep_hf = run_download(plan, root=hf_root, base_url=media_server.base_url, origins=[str(tmp_path / "hf")], **FAST)
+    rep_hf = run_download(plan, hf_root, DownloadOptions(base_url=media_server.base_url, origins=[str(tmp_path / "hf")], **FAST))
     assert rep_yt.complete and rep_hf.complete
     assert media_server.requests == []  # the parquet origin alone: YouTube is never asked
     yt_sel = {m: sorted(c for c, _ in v) for m, v in _ok(yt_root).items()}
@@ -96,7 +96,7 @@ def test_first_origin_wins_youtube_gets_the_rest_and_rerun_asks_nobody(
     origins: list[Any] = [str(tmp_path / "hf"), {"path": str(tmp_path / "lab"), "name": "lab-copy"}, "youtube"]
     root = tmp_path / "root"
     write_plan(plan, DatasetLayout(root))
-    rep = run_download(plan, root=root, base_url=media_server.base_url, origins=origins, **FAST)
+    rep = run_download(plan, root, DownloadOptions(base_url=media_server.base_url, origins=origins, **FAST))
     assert rep.complete, rep.summary_lines()
     got = {c: o for v in _ok(root).values() for c, o in v}
     assert got == {
@@ -108,7 +108,7 @@ def test_first_origin_wins_youtube_gets_the_rest_and_rerun_asks_nobody(
     assert "clips by origin: hf-parquet 2, lab-copy 1, youtube 3" in rep.summary_lines()
 
     media_server.reset_log()
-    rep2 = run_download(plan, root=root, base_url=media_server.base_url, origins=origins, **FAST)
+    rep2 = run_download(plan, root, DownloadOptions(base_url=media_server.base_url, origins=origins, **FAST))
     assert media_server.requests == [] and rep2.obtained_now == 0 and rep2.complete
 
     # the manifest: origin columns, origins in the lock, no local path anywhere
@@ -137,7 +137,7 @@ def test_a_clip_failing_the_proof_moves_to_the_next_origin(tmp_path: Path, dog_s
     pq.write_table(pa.table({"video_id": [dogs[0].ytid], "audio": pa.array([{"bytes": b"fLaC-not-really", "path": "x"}], audio_t)}), folder / "0.parquet")
     write_directory(tmp_path / "lab", dogs, naming="ast")
     root = tmp_path / "root"
-    rep = run_download(plan, root=root, origins=[str(tmp_path / "hf"), str(tmp_path / "lab")], **FAST)
+    rep = run_download(plan, root, DownloadOptions(origins=[str(tmp_path / "hf"), str(tmp_path / "lab")], **FAST))
     assert rep.complete
     with Ledger(DatasetLayout(root).ledger_file) as led:
         row = led.row(dogs[0].clip_id)
@@ -150,7 +150,7 @@ def test_labels_that_disagree_are_recorded_and_the_list_wins(tmp_path: Path, dog
     dogs = dog_segments[:2]
     write_hf_parquet(tmp_path / "hf", dogs, labels_of={dogs[0].ytid: ("/m/0bt9lr", "/m/05tny_")})
     root = tmp_path / "root"
-    run_download(make_plan({DOG: dogs}, 2), root=root, origins=[str(tmp_path / "hf")], **FAST)
+    run_download(make_plan({DOG: dogs}, 2), root, DownloadOptions(origins=[str(tmp_path / "hf")], **FAST))
     with Ledger(DatasetLayout(root).ledger_file) as led:
         first, second = led.row(dogs[0].clip_id), led.row(dogs[1].clip_id)
         assert first is not None and second is not None
@@ -164,11 +164,11 @@ def test_in_no_origin_is_looked_up_again_only_when_origins_change(tmp_path: Path
     write_hf_parquet(tmp_path / "hf", dogs[:1])
     write_directory(tmp_path / "lab", dogs[1:], naming="pann")
     root = tmp_path / "root"
-    rep = run_download(plan, root=root, origins=[str(tmp_path / "hf")], **FAST)
+    rep = run_download(plan, root, DownloadOptions(origins=[str(tmp_path / "hf")], **FAST))
     assert rep.failures_by_reason == {"in-no-origin": 2} and not rep.complete
-    rep = run_download(plan, root=root, origins=[str(tmp_path / "hf")], **FAST)
+    rep = run_download(plan, root, DownloadOptions(origins=[str(tmp_path / "hf")], **FAST))
     assert rep.obtained_now == 0 and rep.attempts == 0  # same origins: nothing looked up again
-    rep = run_download(plan, root=root, origins=[str(tmp_path / "hf"), str(tmp_path / "lab")], **FAST)
+    rep = run_download(plan, root, DownloadOptions(origins=[str(tmp_path / "hf"), str(tmp_path / "lab")], **FAST))
     assert rep.complete and rep.obtained_now == 2
 
 
@@ -201,7 +201,7 @@ def test_bad_origin_layout_stops_the_run_before_anything(tmp_path: Path, dog_seg
     from audioset_fewshot.errors import UsageError
 
     with pytest.raises(UsageError, match="unknown layout 'zip'"):
-        run_download(make_plan({DOG: dog_segments[:1]}, 1), root=tmp_path / "root", origins=[{"path": str(tmp_path), "layout": "zip"}], **FAST)
+        run_download(make_plan({DOG: dog_segments[:1]}, 1), tmp_path / "root", DownloadOptions(origins=[{"path": str(tmp_path), "layout": "zip"}], **FAST))
     assert not (tmp_path / "root").exists()
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from audioset_fewshot.config import Config, load_config
+from audioset_fewshot.demo.session import demo_config, demo_overrides
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, demo_config, demo_overrides, run
+from audioset_fewshot.pipeline import RAN, STAGES, UP_TO_DATE, check_stage, run
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -79,7 +80,7 @@ def test_demo_overrides_fit_the_demo_and_keep_the_url_out_of_content_keys(tmp_pa
     assert cfg.episodes.n_way == 5 and cfg.episodes.k_shot == 5 and cfg.episodes.split == "test"
     assert cfg.evaluate.steps <= 300
     assert cfg.download.pause_s <= 3.0
-    assert cfg.download.max_per_hour == Config().download.max_per_hour  # merge() ignores None: the demo lifts the cap itself
+    assert cfg.download.max_per_hour is None  # None is a value (no cap), UNSET means not given
     # only the download section knows the URL (a new port each run keeps the plan and ledger keys)
     assert [k for k, v in over.items() if v == "http://127.0.0.1:1234"] == ["download.base_url"]
 

@@ -189,7 +189,7 @@ def test_plan_does_not_depend_on_failures_or_row_order(seed: int, failed: set[in
     # the plan itself is the same object either way, and a class never takes a later rank
     # while an earlier obtainable one exists
     fails = {e.clip_id for k, e in enumerate(p1.entries) if k in failed}
-    for mid, entries in p1.by_class().items():
+    for entries in p1.by_class().values():
         got = [e for e in entries if e.clip_id not in fails][:3]
         ranks = [e.rank for e in got]
         assert ranks == sorted(ranks)

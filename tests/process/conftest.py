@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
 from audioset_fewshot.layout import DatasetLayout
-from process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
 
 @pytest.fixture

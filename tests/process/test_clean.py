@@ -4,10 +4,11 @@ import json
 import math
 
 import pytest
+from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
+from audioset_fewshot.config import CleanOptions
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.process import clean, read_clean
-from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
 EXPECTED = {  # ytid -> (verdict, reason) with min_duration_s=4
     "aaaaaaaaaa1": ("keep", "ok"), "aaaaaaaaaa2": ("keep", "ok"), "aaaaaaaaaa3": ("keep", "ok"),
@@ -19,7 +20,7 @@ EXPECTED = {  # ytid -> (verdict, reason) with min_duration_s=4
 
 
 def test_every_clip_gets_the_right_verdict(dataset) -> None:  # type: ignore[no-untyped-def]
-    rep = clean(dataset.root, min_duration_s=4.0)
+    rep = clean(dataset.root, CleanOptions(min_duration_s=4.0))
     got = {v.ytid: (v.verdict, v.reason) for v in rep.verdicts}
     assert got == EXPECTED
     by = {v.ytid: v for v in rep.verdicts}
@@ -36,12 +37,12 @@ def test_every_clip_gets_the_right_verdict(dataset) -> None:  # type: ignore[no-
 
 
 def test_a_3s_clip_passes_a_lower_minimum(dataset) -> None:  # type: ignore[no-untyped-def]
-    rep = clean(dataset.root, min_duration_s=1.0)
+    rep = clean(dataset.root, CleanOptions(min_duration_s=1.0))
     assert {v.ytid: v.reason for v in rep.verdicts}["bbbbbbbbbb3"] == "ok"
 
 
 def test_keep_policy_keeps_quality_rejects_but_never_unreadable(dataset) -> None:  # type: ignore[no-untyped-def]
-    rep = clean(dataset.root, min_duration_s=4.0, policy="keep")
+    rep = clean(dataset.root, CleanOptions(min_duration_s=4.0, policy="keep"))
     actions = {v.ytid: v.action for v in rep.verdicts}
     assert actions["bbbbbbbbbb2"] == actions["cccccccccc2"] == actions["bbbbbbbbbb3"] == "kept"
     assert actions["bbbbbbbbbb4"] == actions["cccccccccc3"] == actions["cccccccccc4"] == "dropped"
@@ -69,7 +70,7 @@ def test_rerun_is_a_noop_until_inputs_or_params_change(dataset) -> None:  # type
     mtime = dataset.clean_csv.stat().st_mtime_ns
     assert clean(dataset.root) == rep
     assert dataset.clean_csv.stat().st_mtime_ns == mtime
-    other = clean(dataset.root, silence_dbfs=-90.0)  # the quiet clip (-80 dBFS) now passes
+    other = clean(dataset.root, CleanOptions(silence_dbfs=-90.0))  # the quiet clip (-80 dBFS) now passes
     assert {v.ytid: v.reason for v in other.verdicts}["cccccccccc1"] == "ok"
     make_root(dataset.root, [*STANDARD[:3]])  # a new manifest: clean runs again
     assert len(clean(dataset.root).verdicts) == 3
@@ -77,9 +78,9 @@ def test_rerun_is_a_noop_until_inputs_or_params_change(dataset) -> None:  # type
 
 def test_bad_parameters_and_missing_manifest(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UsageError, match="silence_dbfs must be <= 0"):
-        clean(tmp_path, silence_dbfs=3.0)
+        clean(tmp_path, CleanOptions(silence_dbfs=3.0))
     with pytest.raises(UsageError, match="policy must be 'drop' or 'keep'"):
-        clean(tmp_path, policy="maybe")  # type: ignore[arg-type]
+        clean(tmp_path, CleanOptions(policy="maybe"))  # type: ignore[arg-type]
     with pytest.raises(ManifestError, match="no such manifest"):
         clean(tmp_path)
 
@@ -89,6 +90,6 @@ def test_parallel_clean_gives_the_same_file(tmp_path) -> None:  # type: ignore[n
     lay = make_root(tmp_path / "r", clips)
     serial = clean(lay.root)
     text = lay.clean_csv.read_bytes()
-    assert clean(lay.root, workers=2, force=True) == serial
+    assert clean(lay.root, CleanOptions(workers=2), force=True) == serial
     assert lay.clean_csv.read_bytes() == text
     assert serial.by_reason == {"digital-silence": 10, "ok": 60}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audioset_fewshot.config import FeaturesOptions, PackOptions
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.process import clean, features, load_features, log_mel, mel_filterbank, pack
 from audioset_fewshot.process.features import hz_to_mel, mel_to_hz
@@ -66,7 +67,7 @@ def test_silence_floors_at_amin() -> None:
 def test_features_of_pack_match_direct_transform(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pk = pack(root, workers=1)
+    pk = pack(root, PackOptions(workers=1))
     rec = features(root)
     store = load_features(root)
     assert rec.shape == store.shape == (12, 128, 313)
@@ -91,12 +92,12 @@ def test_features_of_pack_match_direct_transform(tone_root) -> None:  # type: ig
 def test_features_rerun_is_noop_and_params_change_key(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     a = features(root)
     mtime = (a.path / "mels.f32").stat().st_mtime_ns
     assert features(root) == a
     assert (a.path / "mels.f32").stat().st_mtime_ns == mtime
-    b = features(root, hop_length=256, n_mels=64)
+    b = features(root, FeaturesOptions(hop_length=256, n_mels=64))
     assert b.key != a.key and b.shape == (12, 64, 626)
     assert load_features(root).key == b.key  # current follows the last run
     assert load_features(root, key=a.key).shape == a.shape
@@ -105,8 +106,8 @@ def test_features_rerun_is_noop_and_params_change_key(tone_root) -> None:  # typ
 def test_per_file_export_matches_packed(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
-    rec = features(root, layout="per-file")
+    pack(root, PackOptions(workers=1))
+    rec = features(root, FeaturesOptions(layout="per-file"))
     store = load_features(root)
     assert rec.per_file_dir == tone_root.per_file_dir
     files = sorted(rec.per_file_dir.rglob("*.npy"))
@@ -129,11 +130,11 @@ def test_features_need_a_pack(tone_root) -> None:  # type: ignore[no-untyped-def
 def test_bad_feature_parameters_are_usage_errors(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     with pytest.raises(UsageError, match="Nyquist"):
-        features(root, f_max=9000.0)
+        features(root, FeaturesOptions(f_max=9000.0))
     with pytest.raises(UsageError, match="amin must be > 0"):
-        features(root, amin=0.0)
+        features(root, FeaturesOptions(amin=0.0))
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 512), (1024, 256), (400, 160)])
@@ -166,7 +167,7 @@ def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkey
 
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
 
     def full(path, arr, *a, **kw):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -184,7 +185,7 @@ def test_full_disk_during_features_leaves_nothing_half_written(tone_root, monkey
 def test_take_gathers_rows_in_order(tone_root) -> None:  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     features(root)
     store = load_features(root)
     rows = [7, 2, 11, 2]
@@ -194,3 +195,41 @@ def test_take_gathers_rows_in_order(tone_root) -> None:  # type: ignore[no-untyp
         np.testing.assert_array_equal(got[i], store.mels[r])
     buf = np.empty_like(got)
     assert store.take(rows, out=buf) is buf
+
+
+def test_take_into_a_buffer_equals_take_and_checks_bounds(tone_root) -> None:  # type: ignore[no-untyped-def]
+    root = tone_root.root
+    clean(root)
+    pack(root, PackOptions(workers=1))
+    features(root, FeaturesOptions(n_mels=16))
+    store = load_features(root)
+    rows = [3, -1, 0, 11, 3]  # repeats and a negative index, as numpy takes them
+    want = np.stack([np.asarray(store.mels[r]) for r in rows])
+    got = store.take(rows)
+    assert type(got) is np.ndarray and got.tobytes() == want.tobytes()  # a plain array, not a memmap
+    buf = np.full_like(want, np.nan)
+    assert store.take(np.asarray(rows), out=buf) is buf and buf.tobytes() == want.tobytes()
+    for bad in ([12], [-13]):
+        with pytest.raises(IndexError):
+            store.take(bad)
+        with pytest.raises(IndexError):
+            store.take(bad, out=buf[:1])
+
+
+def test_features_of_a_damaged_pack_are_never_committed(tone_root) -> None:  # type: ignore[no-untyped-def]
+    """The pack's hashes are checked beside the computation; a flipped byte stops the commit."""
+    from audioset_fewshot.errors import IntegrityError
+
+    root = tone_root.root
+    clean(root)
+    pk = pack(root, PackOptions(workers=1))
+    features(root, FeaturesOptions(n_mels=16))
+    with open(pk.audio_path, "r+b") as fh:  # flip one byte: the size stays right
+        fh.seek(pk.audio_path.stat().st_size // 2)
+        b = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([b[0] ^ 0x10]))
+    with pytest.raises(IntegrityError, match=r"audio\.int16.*differs from its recorded sha256"):
+        features(root, FeaturesOptions(n_mels=24))
+    assert not list(tone_root.features_dir.glob(".tmp-*"))
+    assert load_features(root).meta["params"]["n_mels"] == 16  # the last good features stay current

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from audioset_fewshot._integrity import CHUNK_BYTES, ChunkHasher, hash_file, verify_file
+from audioset_fewshot.config import CleanOptions, FeaturesOptions, PackOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.verify import CORRUPT_ARRAY
@@ -27,9 +28,9 @@ def _flip(path: Path, offset: int) -> None:
 
 
 def _processed(layout: DatasetLayout, *, dtype: str = "int16") -> tuple[object, object]:
-    clean(layout.root, workers=1)
-    pk = pack(layout.root, workers=1, dtype=dtype)  # type: ignore[arg-type]
-    fr = features(layout.root, n_mels=32)
+    clean(layout.root, CleanOptions(workers=1))
+    pk = pack(layout.root, PackOptions(workers=1, dtype=dtype))  # type: ignore[arg-type]
+    fr = features(layout.root, FeaturesOptions(n_mels=32))
     return pk, fr
 
 
@@ -55,7 +56,7 @@ def test_flipped_byte_in_pack_is_found_and_pack_rebuilds_it(tone_root: DatasetLa
     problems = verify_processed(tone_root.root, deep=True)
     assert [p.kind for p in problems] == [CORRUPT_ARRAY] and "audio.int16" in problems[0].detail
     assert verify_processed(tone_root.root, deep=False) == []  # only --deep reads the array
-    again = pack(tone_root.root, workers=1)  # "up to date" is checked, the damage found, the pack rebuilt
+    again = pack(tone_root.root, PackOptions(workers=1))  # "up to date" is checked, the damage found, the pack rebuilt
     assert again.key == pk.key  # type: ignore[attr-defined]
     assert audio.read_bytes() == good
     assert verify_processed(tone_root.root, deep=True) == []
@@ -75,7 +76,18 @@ def test_truncated_pack_or_index_is_a_clear_error(tone_root: DatasetLayout) -> N
         load_pack(tone_root.root)
     assert any("audio.int16 holds" in p.detail for p in verify_processed(tone_root.root))
     with pytest.raises(IntegrityError, match="audio.int16"):
-        features(tone_root.root, n_mels=16)  # never computed from a damaged pack
+        features(tone_root.root, FeaturesOptions(n_mels=16))  # never computed from a damaged pack
+
+
+
+def test_truncated_features_index_is_a_clear_error(tone_root: DatasetLayout) -> None:
+    _, fr = _processed(tone_root)
+    index = fr.path / "index.csv"  # type: ignore[attr-defined]
+    index.write_text(index.read_text()[:-25])
+    with pytest.raises(IntegrityError, match=r"features .* are damaged: .*index\.csv: sha256 differs"):
+        load_features(tone_root.root)
+    again = features(tone_root.root, FeaturesOptions(n_mels=32))  # the stage rebuilds it
+    assert load_features(tone_root.root).shape == (len(load_pack(tone_root.root).open()), 32, again.frames)
 
 
 def test_nan_in_features_is_refused_and_features_rebuild_it(tone_root: DatasetLayout) -> None:
@@ -91,7 +103,7 @@ def test_nan_in_features_is_refused_and_features_rebuild_it(tone_root: DatasetLa
         load_features(tone_root.root, verify=True)
     details = " ".join(p.detail for p in verify_processed(tone_root.root, deep=True))
     assert "mels.f32" in details and "non-finite" in details
-    again = features(tone_root.root, n_mels=32)
+    again = features(tone_root.root, FeaturesOptions(n_mels=32))
     assert again.key == fr.key  # type: ignore[attr-defined]
     assert mels.read_bytes() == good
     load_features(tone_root.root, verify=True)
@@ -108,7 +120,7 @@ def test_features_refuse_to_write_non_finite_values(tone_root: DatasetLayout) ->
     meta["content"] = hash_file(pk.audio_path)  # type: ignore[attr-defined]  # as if packed so
     (folder / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ProcessingError, match="non-finite log-mel values in rows 0"):
-        features(tone_root.root, n_mels=24)
+        features(tone_root.root, FeaturesOptions(n_mels=24))
     assert not list(tone_root.features_dir.glob(".tmp-*"))  # nothing half-written is left
     assert load_features(tone_root.root).meta["params"]["n_mels"] == 32  # the last good features stay current
 
@@ -149,7 +161,7 @@ def test_a_symlinked_temp_folder_or_array_is_never_followed(tone_root: DatasetLa
     good = (fr.path / "mels.f32").read_bytes()  # type: ignore[attr-defined]
     # the temp folder the features are built in is a planted link to a folder outside the root
     (tone_root.features_dir / f".tmp-{key}").symlink_to(outside, target_is_directory=True)
-    again = features(tone_root.root, n_mels=32, force=True)
+    again = features(tone_root.root, FeaturesOptions(n_mels=32), force=True)
     assert (again.path / "mels.f32").read_bytes() == good
     assert (victim.read_bytes(), victim.stat().st_mtime_ns, sorted(p.name for p in outside.iterdir())) == before
     # a finished array replaced by a link: reported, rebuilt as a plain file, the target untouched
@@ -157,6 +169,6 @@ def test_a_symlinked_temp_folder_or_array_is_never_followed(tone_root: DatasetLa
     (again.path / "mels.f32").symlink_to(victim)
     with pytest.raises(IntegrityError, match="not a plain file"):
         load_features(tone_root.root)
-    features(tone_root.root, n_mels=32)
+    features(tone_root.root, FeaturesOptions(n_mels=32))
     assert (again.path / "mels.f32").read_bytes() == good and not (again.path / "mels.f32").is_symlink()
     assert (victim.read_bytes(), victim.stat().st_mtime_ns, sorted(p.name for p in outside.iterdir())) == before

@@ -6,6 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audioset_fewshot.config import PackOptions
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.process import (
     Normalizer,
@@ -23,7 +24,7 @@ from audioset_fewshot.process import (
 def store(tone_root):  # type: ignore[no-untyped-def]
     root = tone_root.root
     clean(root)
-    pack(root, workers=1)
+    pack(root, PackOptions(workers=1))
     features(root)
     return load_features(root)
 

@@ -13,22 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
+from audioset_fewshot.config import CleanOptions, PackOptions
 from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.process import clean, load_pack, pack, read_index
-from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
 pack_module = sys.modules["audioset_fewshot.process.pack"]
 
 
 def _expected_rows(dataset) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    rep = clean(dataset.root, min_duration_s=1.0)
+    rep = clean(dataset.root, CleanOptions(min_duration_s=1.0))
     return sorted((v.owner_mid, v.ytid) for v in rep.verdicts if v.action == "kept")
 
 
 def test_pack_rows_index_and_content(dataset) -> None:  # type: ignore[no-untyped-def]
     expected = _expected_rows(dataset)
-    rec = pack(dataset.root, workers=1)
+    rec = pack(dataset.root, PackOptions(workers=1))
     assert rec.rows == len(expected) == 9 and rec.shape == (9, 160000) and rec.dtype == "int16"
     assert rec.path == dataset.pack_dir / rec.key
     index = read_index(rec.index_path)
@@ -62,15 +63,15 @@ def test_pack_rows_index_and_content(dataset) -> None:  # type: ignore[no-untype
 
 def test_length_policies(dataset) -> None:  # type: ignore[no-untyped-def]
     clean(dataset.root)
-    rep = pack(dataset.root, workers=1, length_policy="pad_repeat")
+    rep = pack(dataset.root, PackOptions(workers=1, length_policy="pad_repeat"))
     idx = {r.ytid: r for r in read_index(rep.index_path)}
     row = rep.open()[idx["bbbbbbbbbb3"].row]
     assert idx["bbbbbbbbbb3"].length_action == "pad_repeat"
     np.testing.assert_array_equal(row[48000:96000], row[:48000])
-    drop = pack(dataset.root, workers=1, length_policy="drop")
+    drop = pack(dataset.root, PackOptions(workers=1, length_policy="drop"))
     assert drop.rows == 8 and drop.dropped_by_length == ("bbbbbbbbbb3_30000",)
     assert "bbbbbbbbbb3" not in {r.ytid for r in read_index(drop.index_path)}
-    trimmed = pack(dataset.root, workers=1, length_s=4.0)
+    trimmed = pack(dataset.root, PackOptions(workers=1, length_s=4.0))
     assert trimmed.shape == (9, 64000)
     actions = {r.ytid: r.length_action for r in read_index(trimmed.index_path)}
     assert actions.pop("bbbbbbbbbb3") == "pad_zero" and set(actions.values()) == {"trimmed"}
@@ -79,8 +80,8 @@ def test_length_policies(dataset) -> None:  # type: ignore[no-untyped-def]
 
 def test_float32_pack_is_int16_over_32768(dataset) -> None:  # type: ignore[no-untyped-def]
     clean(dataset.root)
-    a = pack(dataset.root, workers=1)
-    b = pack(dataset.root, workers=1, dtype="float32")
+    a = pack(dataset.root, PackOptions(workers=1))
+    b = pack(dataset.root, PackOptions(workers=1, dtype="float32"))
     assert b.audio_path.name == "audio.float32"
     np.testing.assert_allclose(b.open(), a.open() / 32768.0, atol=1.6e-5)  # resampled rows: int16 rounds to half an LSB
 
@@ -89,12 +90,12 @@ def test_parallel_pack_is_byte_identical_and_rerun_is_noop(tmp_path) -> None:  #
     clips = [Clip(f"w{i:010d}", mid, "noise") for i, mid in enumerate(["/m/09x0r"] * 40 + ["/m/04rlf"] * 30)]
     lay = make_root(tmp_path / "r", clips)
     clean(lay.root)
-    one = pack(lay.root, workers=1)
+    one = pack(lay.root, PackOptions(workers=1))
     data = one.audio_path.read_bytes()
-    two = pack(lay.root, workers=2, force=True)
+    two = pack(lay.root, PackOptions(workers=2), force=True)
     assert two == one and two.audio_path.read_bytes() == data
     mtime = (one.path / "meta.json").stat().st_mtime_ns
-    assert pack(lay.root, workers=2) == one  # nothing decoded again: the files keep their mtime
+    assert pack(lay.root, PackOptions(workers=2)) == one  # nothing decoded again: the files keep their mtime
     assert (one.path / "meta.json").stat().st_mtime_ns == mtime
 
 
@@ -106,14 +107,14 @@ def test_pack_needs_a_current_clean(dataset) -> None:  # type: ignore[no-untyped
     with pytest.raises(StageNotReadyError, match="not made from the current"):
         pack(dataset.root)
     with pytest.raises(UsageError, match="length_policy must be"):
-        pack(dataset.root, length_policy="stretch")  # type: ignore[arg-type]
+        pack(dataset.root, PackOptions(length_policy="stretch"))  # type: ignore[arg-type]
 
 
 def test_full_disk_stops_cleanly_and_a_rerun_continues(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     clips = [Clip(f"d{i:010d}", "/m/09x0r", "noise") for i in range(70)]
     lay = make_root(tmp_path / "r", clips)
     clean(lay.root)
-    reference = pack(lay.root, workers=1)
+    reference = pack(lay.root, PackOptions(workers=1))
     ref_bytes = reference.audio_path.read_bytes()
     # the disk fills while the third task writes (the filesystem refuses with ENOSPC)
     real_write = pack_module._write_rows
@@ -127,7 +128,7 @@ def test_full_disk_stops_cleanly_and_a_rerun_continues(tmp_path, monkeypatch) ->
 
     monkeypatch.setattr(pack_module, "_write_rows", full_disk)
     with pytest.raises(ProcessingError, match="disk holding .* is full; free some space and run the same command again"):
-        pack(lay.root, workers=1, force=True)
+        pack(lay.root, PackOptions(workers=1), force=True)
     progress = json.loads((reference.path / "progress.json").read_text())
     assert sorted(progress["done"]) == ["0", "1"]
     assert not (reference.path / "meta.json").exists()
@@ -143,7 +144,7 @@ def test_full_disk_stops_cleanly_and_a_rerun_continues(tmp_path, monkeypatch) ->
         return real_decode(*a, **kw)
 
     monkeypatch.setattr(pack_module, "decode_row", counting)
-    again = pack(lay.root, workers=1)
+    again = pack(lay.root, PackOptions(workers=1))
     assert decoded["n"] == 70 - 64
     assert again == reference and again.audio_path.read_bytes() == ref_bytes
 
@@ -156,9 +157,9 @@ def test_no_space_up_front_is_a_processing_error(dataset, monkeypatch) -> None: 
 
     monkeypatch.setattr(os, "posix_fallocate", no_space)
     with pytest.raises(ProcessingError, match="is full"):
-        pack(dataset.root, workers=1)
+        pack(dataset.root, PackOptions(workers=1))
     monkeypatch.undo()
-    assert pack(dataset.root, workers=1).rows == 9
+    assert pack(dataset.root, PackOptions(workers=1)).rows == 9
 
 
 @pytest.mark.slow
@@ -177,7 +178,7 @@ def test_kill_then_rerun_gives_the_same_pack(tmp_path) -> None:  # type: ignore[
             time.sleep(0.02)
             return real(*a, **kw)
         m.decode_row = slow
-        m.pack({str(lay.root)!r}, workers=1)
+        m.pack({str(lay.root)!r}, m.PackOptions(workers=1))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
@@ -196,10 +197,10 @@ def test_kill_then_rerun_gives_the_same_pack(tmp_path) -> None:  # type: ignore[
     assert not (folder / "meta.json").exists()
     done = json.loads((folder / "progress.json").read_text())["done"]
     assert 0 < len(done) < 5
-    resumed = pack(lay.root, workers=2)
+    resumed = pack(lay.root, PackOptions(workers=2))
     fresh_root = make_root(tmp_path / "fresh", clips)
     clean(fresh_root.root)
-    fresh = pack(fresh_root.root, workers=1)
+    fresh = pack(fresh_root.root, PackOptions(workers=1))
     assert resumed.key == fresh.key
     assert resumed.audio_path.read_bytes() == fresh.audio_path.read_bytes()
     assert resumed.index_path.read_bytes() == fresh.index_path.read_bytes()

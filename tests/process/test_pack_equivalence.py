@@ -19,6 +19,7 @@ import soundfile as sf
 from process_clips import DOG, SPEECH, STANDARD, Clip, make_root  # type: ignore[import-not-found]
 
 from audioset_fewshot._integrity import hash_file, verify_file
+from audioset_fewshot.config import CleanOptions, PackOptions
 from audioset_fewshot.process import clean, pack, read_index
 from audioset_fewshot.process.pack import TASK_ROWS, decode_clip, decode_row, fit_length
 
@@ -42,8 +43,8 @@ def _reference(root: Path, rec: object, policy: str, dtype: str) -> np.ndarray:
 @pytest.mark.parametrize("policy", ["pad_zero", "pad_repeat", "drop"])
 def test_pack_equals_decode_then_fit_length(tmp_path: Path, dtype: str, policy: str) -> None:
     lay = make_root(tmp_path / "r", STANDARD)
-    clean(lay.root, min_duration_s=1.0)
-    rec = pack(lay.root, dtype=dtype, length_policy=policy, workers=2)  # type: ignore[arg-type]
+    clean(lay.root, CleanOptions(min_duration_s=1.0))
+    rec = pack(lay.root, PackOptions(dtype=dtype, length_policy=policy, workers=2))  # type: ignore[arg-type]
     audio = rec.open()
     np.testing.assert_array_equal(audio, _reference(lay.root, rec, policy, dtype))
     assert audio.tobytes() == _reference(lay.root, rec, policy, dtype).tobytes()
@@ -82,7 +83,7 @@ def test_content_hashes_are_the_tasks_rows_and_a_resumed_pack_keeps_them(tmp_pat
     clips = [Clip(f"h{i:010d}", SPEECH if i % 3 else DOG, "noise") for i in range(TASK_ROWS * 2 + 5)]
     lay = make_root(tmp_path / "r", clips)
     clean(lay.root)
-    rec = pack(lay.root, workers=2)
+    rec = pack(lay.root, PackOptions(workers=2))
     meta = json.loads((rec.path / "meta.json").read_text())
     data = rec.audio_path.read_bytes()
     chunk = meta["content"]["chunk_bytes"]

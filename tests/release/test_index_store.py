@@ -145,3 +145,16 @@ def test_labels_file_that_disagrees_with_the_ontology_is_refused(tmp_path: Path,
     shifted.write_text("\n".join([lines[0], *lines[2:]]) + "\n", encoding="utf-8")
     with pytest.raises(ReleaseError, match=r"shifted.csv:2: index '1' out of order \(expected 0\)"):
         read_label_indices(shifted)
+
+
+def test_pack_release_packs_every_record_in_one_pass_as_pack_rows_does(small_release: SmallRelease, tmp_path: Path) -> None:
+    from audioset_fewshot.release.index import pack_release
+
+    idx = pack_release(small_release.folder, tmp_path / "all", workers=2)
+    idx_t = pack_release(small_release.tar_gz, tmp_path / "all-tar", workers=2)
+    ref = index_release(small_release.folder, workers=1)
+    assert np.array_equal(idx.ytid, ref.ytid) and np.array_equal(idx.offset, ref.offset) and idx.content_sha256 == ref.content_sha256
+    pack_rows(ref, np.arange(len(ref)), tmp_path / "rows", workers=1)
+    for name in (EMBEDDINGS_FILE, MASK_FILE):
+        assert (tmp_path / "all" / name).read_bytes() == (tmp_path / "rows" / name).read_bytes() == (tmp_path / "all-tar" / name).read_bytes()
+    assert np.array_equal(idx_t.start_ms, idx.start_ms)

@@ -213,3 +213,66 @@ def test_config_and_cli_refuse_a_release_kind_without_a_release(tmp_path: Path) 
         load_config(None, {"features.kind": "vggish-release"})
     with pytest.raises(ConfigError, match="'vggish'.*Did you mean 'vggish-release'"):
         load_config(None, {"features.kind": "vggish"})
+
+
+def _logmels_of(store: object, root: Path, *, drop_every: int = 40) -> object:
+    """Class-separable synthetic log-mels of the same clips, with every ``drop_every``-th
+    clip missing (as if cleaning had dropped it)."""
+    from audioset_fewshot.process.features import FeatureStore
+    from audioset_fewshot.process.pack import PackRow
+
+    kept = [r for i, r in enumerate(store.index) if i % drop_every != 3]  # type: ignore[attr-defined]
+    mids = sorted({r.owner_mid for r in kept})
+    rng = np.random.default_rng(5)
+    centre = {m: rng.normal(0, 5, (16, 1)) for m in mids}
+    mels = np.stack([(centre[r.owner_mid] + rng.normal(0, 2, (16, 20))).astype(np.float32) for r in kept])
+    rows = tuple(PackRow(i, r.ytid, r.start_s, r.owner_mid, r.labels, 160000, "none") for i, r in enumerate(kept))
+    m64 = mels.astype(np.float64)
+    return FeatureStore(root=root, key="lmsynthetic", path=root / "processed" / "features" / "lmsynthetic", mels=mels, index=rows,
+                        meta={"shape": list(mels.shape)}, stats_count=np.full((len(rows), 16), 20.0), stats_sum=m64.sum(axis=2),
+                        stats_sumsq=(m64**2).sum(axis=2))
+
+
+def test_side_by_side_scores_both_feature_sets_on_the_same_episodes(built: Built, tmp_path: Path, no_network: None) -> None:
+    from audioset_fewshot.compare import add_release_features, side_by_side
+    from audioset_fewshot.process import load_features
+
+    root = tmp_path / "root"
+    run(load_config(None, _overrides(built.metadata, built.folder, **{"evaluate.steps": 0})), root=root, until="episodes")
+    layout = DatasetLayout(root)
+    em = load_features(root)
+    lm = _logmels_of(em, root)
+    episodes = next(layout.episodes_dir.glob("test_*.jsonl"))
+    res = side_by_side(root, episodes=episodes, logmel=lm, embeddings=em, method="nearest-centroid", k_shot=1, q_query=5)
+    assert res.clips_common == len(lm.index) < len(em.index)  # type: ignore[attr-defined]
+    assert 0 < res.episodes_used < res.episodes_total == 200
+    assert res.logmel.kind == "logmel" and res.embeddings.kind == "vggish-release"
+    assert res.logmel.mean > 0.6 and res.embeddings.mean > 0.6, res.summary()
+    saved = json.loads((layout.eval_dir / "side_by_side.json").read_text(encoding="utf-8"))
+    assert saved["episodes_used"] == res.episodes_used and saved["embeddings"]["mean"] == res.embeddings.mean
+    from audioset_fewshot.report import write_report
+
+    html = write_report(root).read_text(encoding="utf-8")
+    assert "Side by side" in html and f"{res.embeddings.mean * 100:.1f}" in html
+    # an audio root adds the release's embeddings of its own clips, its current features untouched
+    audio = tmp_path / "audio-root"
+    _audio_path_splits(audio.parent / "x", layout)  # writes x/audio-path-root: a manifest of the same clips
+    audio_root = audio.parent / "x" / "audio-path-root"
+    key = add_release_features(audio_root, release=built.tar_gz, workers=2)
+    fdir = DatasetLayout(audio_root).features_dir
+    assert not (fdir / "current.json").exists() and (fdir / key / "meta.json").is_file()
+    added = load_features(audio_root, key=key)
+    assert {r.clip_id for r in added.index} == {r.clip_id for r in em.index}
+
+
+def test_the_run_command_obtains_from_the_release(built: Built, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "cli-root"
+    proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", str(root), "--metadata-dir", str(built.metadata),
+                           "--kind", "vggish-release", "--release", str(built.tar_gz), "--until", "manifest"],
+                          capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "from the VGGish embedding release" in proc.stdout and "not-in-release" in proc.stdout
+    assert DatasetLayout(root).release_clips_csv.is_file() and not DatasetLayout(root).ledger_file.exists()

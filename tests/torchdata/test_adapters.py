@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
+from fewshot_synth import make_root
 
 from audioset_fewshot.adapters.learn2learn import TaskSet, audioset_tasksets
 from audioset_fewshot.adapters.torchmeta import AudiosetClassDataset, AudiosetMetaDataset, BatchMetaDataLoader, ClassSplitter
 from audioset_fewshot.errors import UsageError
-
-from fewshot_synth import make_root
 
 
 @pytest.fixture(scope="module")

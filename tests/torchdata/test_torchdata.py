@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fewshot_synth import make_root
 
 from audioset_fewshot.episodes import EpisodeSampler
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.torchdata import SplitDataset
-
-from fewshot_synth import make_root
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "audioset_fewshot"
 

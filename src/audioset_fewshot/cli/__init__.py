@@ -4,7 +4,8 @@ Each command lives in its own module ``cli/<name>.py`` exposing a click command
 named ``command``; the group imports a module only when its command runs, so
 ``--help`` and light commands never import torch or yt-dlp.
 
-Exit codes: 0 ok, 1 our error, 2 usage / config error, 130 interrupted.
+Exit codes: 0 ok, 1 our error, 2 usage / config error, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM, handled like Ctrl-C: what was committed is kept).
 Without ``--debug`` an error is one actionable line; with it, the traceback.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 import click
 
 from audioset_fewshot import __version__
-from audioset_fewshot.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, AudiosetFewshotError
+from audioset_fewshot._signals import sigterm_as_interrupt
+from audioset_fewshot.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, AudiosetFewshotError, Terminated
 
 # name -> (module, one-line help).  Order is the data flow; the group lists them so.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -93,8 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        rc = cli.main(args=args, prog_name="audioset-fewshot", standalone_mode=False)
-    except click.exceptions.Abort as err:
+        # SLURM / Dask preemption: the same clean stop as Ctrl-C; as the program (no argv), a
+        # SIGTERM that lands while the process exits afterwards is ignored
+        with sigterm_as_interrupt(ignore_after=argv is None):
+            rc = cli.main(args=args, prog_name="audioset-fewshot", standalone_mode=False)
+    except (click.exceptions.Abort, Terminated) as err:
+        if isinstance(err, Terminated) or isinstance(err.__cause__, Terminated):
+            click.echo("terminated (SIGTERM): what was committed is kept; run the same command again to resume", err=True)
+            sys.exit(EXIT_TERMINATED)
         # click turns Ctrl-C (KeyboardInterrupt) into Abort: say that nothing committed is lost
         if isinstance(err.__cause__, KeyboardInterrupt):
             click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
@@ -114,6 +122,17 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:
+        from audioset_fewshot._io import storage_error
+
+        mapped = storage_error(err, err.filename or "a file")
+        if debug or mapped is err:
+            if debug:
+                raise
+            click.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
+            sys.exit(EXIT_ERROR)
+        click.echo(f"error: {mapped}", err=True)
+        sys.exit(EXIT_ERROR)
     except Exception as err:  # a bug: say so in one line, the traceback with --debug
         if debug:
             raise

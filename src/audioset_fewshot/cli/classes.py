@@ -15,47 +15,25 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config
+from audioset_fewshot.cli._common import SELECTION_KEYS, config_option, given_knobs, knob, knobs, metadata_dir_option, resolve_config
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.errors import MetadataError
 from audioset_fewshot.selection import ClassSelection, select_from_config
 
 
-def _split_sources(values: tuple[str, ...]) -> list[str] | None:
-    if not values:
-        return None
-    out: list[str] = []
-    for v in values:
-        out.extend(p.strip() for p in v.split(",") if p.strip())
-    return out
-
-
 @click.command(name="classes")
 @config_option
-@click.option("--min-quality", type=float, default=None, help="Minimum QA rate num_true/num_rated (0..1; default 0.8).")
-@click.option("--all-levels/--leaf-only", "all_levels", default=None, help="Also select non-leaf classes (default: leaf only).")
-@click.option("--include", "include", multiple=True, metavar="NAME", help="Class name or MID to force in (repeatable).")
-@click.option("--exclude", "exclude", multiple=True, metavar="NAME", help="Class name or MID to leave out (repeatable).")
+@knobs(*SELECTION_KEYS)
 @click.option("--explain", "explain", default=None, metavar="NAME", help="Say why this class is in or out, then stop.")
 @metadata_dir_option
-@click.option("--sources", "sources", multiple=True, metavar="LIST", help=f"Segment lists to count candidates in ({', '.join(SOURCES)}; repeatable or comma-separated).")
+@knob("plan.sources", help="Segment lists to count candidates in (repeatable or comma-separated).")
 @click.option("--no-counts", is_flag=True, help="Do not read the segment lists (no candidate counts).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True, help="Output format.")
-def command(
-    config_path: Path | None,
-    min_quality: float | None,
-    all_levels: bool | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    explain: str | None,
-    metadata_dir: Path | None,
-    sources: tuple[str, ...],
-    no_counts: bool,
-    fmt: str,
-) -> None:
+def command(config_path: Path | None, explain: str | None, no_counts: bool, fmt: str, **knob_values: Any) -> None:
     """Choose AudioSet classes: leaf, not blacklisted or abstract, QA rate at
     least the minimum quality; say why any class is in or out.
 
@@ -65,17 +43,7 @@ def command(
       (neither flag)       fetch them once into the cache from metadata.urls
       --no-counts          skip the counts
     """
-    cfg = resolve_config(
-        config_path,
-        {
-            "selection.min_quality": min_quality,
-            "selection.all_levels": all_levels,
-            "selection.include": list(include) or None,
-            "selection.exclude": list(exclude) or None,
-            "metadata.metadata_dir": metadata_dir,
-            "plan.sources": _split_sources(sources),
-        },
-    )
+    cfg = resolve_config(config_path, given_knobs(knob_values))
     # names are checked before any segment list is read or fetched
     selection = select_from_config(cfg.metadata, cfg.selection, counts=False).selection
     if explain is not None:

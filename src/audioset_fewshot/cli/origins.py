@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
 
 
 @click.group(name="origins")
@@ -21,7 +22,7 @@ def command() -> None:
 @metadata_dir_option
 @click.option("--layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
 @click.option("--sample", type=int, default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
-def check(paths: tuple[str, ...], config_path: Path | None, root: Path | None, metadata_dir: Path | None, layout: str | None, sample: int) -> None:
+def check(paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
     """Report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
     each segment list and of ROOT's plan it holds, the names it could not parse, and a
     decode check.  Exits 1 when an origin holds nothing usable."""
@@ -34,7 +35,7 @@ def check(paths: tuple[str, ...], config_path: Path | None, root: Path | None, m
 
     if sample < 0:
         raise UsageError(f"--sample must be 0 or more, got {sample}")
-    cfg = resolve_config(config_path, {"root": root, "metadata.metadata_dir": metadata_dir})
+    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:
         try:

@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knobs,
+    metadata_dir_option,
+    origin_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -30,32 +39,20 @@ DEMO_ROOT = "audioset-fewshot-demo"
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
 @metadata_dir_option
-@click.option("--base-url", default=None, help="Where watch pages live (a media server's URL for offline runs).")
-@click.option("--cookies", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Netscape cookies file, passed to yt-dlp only.")
-@click.option("--max-per-hour", type=float, default=None, help="Extractions per hour across all download workers (0 = unlimited).")
-@click.option("--max-pauses", type=int, default=None, help="Stop the download after this many pool pauses for rate limits.")
-@click.option("--min-free", default=None, help="Stop the download cleanly before free disk falls below this (e.g. 2GB).")
-@click.option("--kind", "features_kind", type=click.Choice(["logmel", "vggish-release"]), default=None,
-              help="Features: log-mels of downloaded audio, or Google's released VGGish embeddings (nothing downloaded).")
-@click.option("--release", type=click.Path(exists=True, path_type=Path), default=None,
-              help="The VGGish embedding release: the unpacked audioset_v1_embeddings folder or features.tar.gz (with --kind vggish-release).")
-def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, metadata_dir: Path | None,
-            base_url: str | None, cookies: Path | None, max_per_hour: float | None, max_pauses: int | None, min_free: str | None,
-            features_kind: str | None = None, release: Path | None = None) -> None:  # fmt: skip
+@knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
+@origin_option
+def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or
     parameters changed."""
+    flags = given_knobs(knob_values)
     if media_cache is not None and not demo:
         raise click.UsageError("--media-cache applies to --demo only")
-    if demo and (metadata_dir is not None or base_url is not None):
+    if demo and ("metadata.metadata_dir" in flags or "download.base_url" in flags):
         raise click.UsageError("--demo brings its own metadata and media server: drop --metadata-dir and --base-url")
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
-    cfg = resolve_config(config_path, {
-        "root": root, "metadata.metadata_dir": metadata_dir, "download.base_url": base_url, "download.cookies": cookies,
-        "download.max_per_hour": max_per_hour, "download.max_pauses": max_pauses, "download.min_free": min_free,
-        "features.kind": features_kind, "features.release": str(release.resolve()) if release is not None else None,
-    })  # fmt: skip
+    cfg = resolve_config(config_path, {"root": root, **flags})
     hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):
@@ -107,8 +104,8 @@ def summary_lines(report: RunReport) -> list[str]:
     root = report.root
     lines.append(f"root: {root}")
     for name in ("manifest", "splits", "episodes", "evaluate", "report"):
-        st = report.stage(name)
-        if st and st.artifacts:
-            lines.append(f"  {name}: " + ", ".join(str(root / a) for a in st.artifacts[:3]))
+        stage = report.stage(name)
+        if stage and stage.artifacts:
+            lines.append(f"  {name}: " + ", ".join(str(root / a) for a in stage.artifacts[:3]))
     lines.append(f"done in {report.seconds:.1f} s")
     return lines

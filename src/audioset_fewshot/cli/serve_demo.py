@@ -42,7 +42,7 @@ def command(root: Path | None, port: int, cache_dir: Path | None, seed: int, fau
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     catalog = None
     if root is not None:
-        from audioset_fewshot.pipeline import demo_catalog_of
+        from audioset_fewshot.demo.session import demo_catalog_of
 
         catalog = demo_catalog_of(root)
         if cache_dir is None:

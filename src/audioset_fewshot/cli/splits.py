@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, hold_root_for_command, metadata_dir_option, resolve_config, root_option
-from audioset_fewshot.config import SOURCES
+from audioset_fewshot.cli._common import (
+    SELECTION_KEYS,
+    SPLITS_KEYS,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knob,
+    knobs,
+    metadata_dir_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.splits import GROUPS, LEAKAGE_POLICIES, SPLITS, MetaSplits, build_splits, splits_from_metadata
-
-
-def _ratios(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError as err:
-        raise UsageError(f"--ratios: expected three comma-separated fractions such as 0.7,0.1,0.2, got {text!r}") from err
+from audioset_fewshot.splits import SPLITS, MetaSplits, build_splits, splits_from_metadata
 
 
 def render_table(splits: MetaSplits, *, report: bool) -> str:
@@ -52,32 +54,25 @@ def render_table(splits: MetaSplits, *, report: bool) -> str:
 @config_option
 @root_option
 @metadata_dir_option
-@click.option("--seed", type=int, default=None, help="Seed of the class split.")
-@click.option("--ratios", default=None, help="Train,val,test class fractions (default 0.7,0.1,0.2).")
-@click.option("--leakage", type=click.Choice(LEAKAGE_POLICIES), default=None, help="How clips carrying labels of several splits are handled.")
-@click.option("--group", type=click.Choice((*GROUPS, "none")), default=None, help="Keep ontology siblings together, or stratify by top-level category.")
+@knobs(*SPLITS_KEYS)
 @click.option("--report", is_flag=True, help="Show the leakage before and after the policy, and the classes of each split.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="Output format.")
 @click.option("--force", is_flag=True, help="Rewrite splits.json even when it is up to date.")
-@click.option("--sources", type=click.Choice(SOURCES), multiple=True, help="With --metadata-dir: segment lists to use (repeatable).")
-@click.option("--min-quality", type=float, default=None, help="With --metadata-dir: minimum QA rate of a class (0..1).")
-@click.option("--all-levels", is_flag=True, default=None, help="With --metadata-dir: also select non-leaf classes.")
-@click.option("--include", multiple=True, help="With --metadata-dir: class name or MID to force in (repeatable).")
-@click.option("--exclude", multiple=True, help="With --metadata-dir: class name or MID to leave out (repeatable).")
-def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, seed: int | None, ratios: str | None,
-            leakage: str | None, group: str | None, report: bool, fmt: str, force: bool, sources: tuple[str, ...],
-            min_quality: float | None, all_levels: bool | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:  # fmt: skip
-    """Split the classes into class-disjoint train / val / test without label leakage."""
-    cfg = resolve_config(config_path, {
-        "root": root, "metadata.metadata_dir": metadata_dir, "splits.seed": seed, "splits.ratios": _ratios(ratios),
-        "splits.leakage": leakage, "plan.sources": list(sources) or None, "selection.min_quality": min_quality,
-        "selection.all_levels": all_levels or None, "selection.include": list(include) or None,
-        "selection.exclude": list(exclude) or None,
-    })  # fmt: skip
+@knob("plan.sources", help="With --metadata-dir: segment lists to use (repeatable).")
+@knobs(*SELECTION_KEYS)
+def command(config_path: Path | None, root: Path | None, report: bool, fmt: str, force: bool, **knob_values: Any) -> None:
+    """Split the classes into class-disjoint train / val / test without label leakage.
+
+    The selection knobs apply to the --metadata-dir preview."""
+    flags = given_knobs(knob_values)
+    if "splits.ratios" in flags and len(flags["splits.ratios"]) != 3:
+        raise UsageError(f"--ratios: expected three comma-separated fractions such as 0.7,0.1,0.2, got {flags['splits.ratios']!r}")
+    cfg = resolve_config(config_path, {"root": root, **flags})
+    metadata_dir = flags.get("metadata.metadata_dir")
     if metadata_dir is None:
         hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     sc = cfg.splits
-    grp = sc.group if group is None else (None if group == "none" else group)
+    grp = sc.group
     if metadata_dir is not None:
         mc, sel = cfg.metadata, cfg.selection
         splits = splits_from_metadata(

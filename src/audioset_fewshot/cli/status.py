@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
 
 
 def _reasons(counts: dict[str, int]) -> str:
@@ -35,14 +36,14 @@ def _saved_metadata_dir(root: Path) -> str | None:
 @root_option
 @metadata_dir_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
-def command(config_path: Path | None, root: Path | None, metadata_dir: Path | None, fmt: str) -> None:
+def command(config_path: Path | None, root: Path | None, fmt: str, **knob_values: Any) -> None:
     """Where the download of ROOT stands (reads the plan and the ledger only).
 
     With --metadata-dir (or metadata.metadata_dir in the config) the availability
     per list is shown against the release's header counts."""
     from audioset_fewshot.manifest.status import dataset_status, read_headers
 
-    cfg = resolve_config(config_path, {"root": root, "metadata.metadata_dir": metadata_dir})
+    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     meta_dir = cfg.metadata.metadata_dir or _saved_metadata_dir(Path(cfg.root))
     headers = read_headers(meta_dir) if meta_dir else None
     rep = dataset_status(Path(cfg.root), headers=headers)

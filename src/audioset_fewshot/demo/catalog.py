@@ -28,11 +28,15 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audioset_fewshot._io import atomic_write_text
 from audioset_fewshot.validate import valid_youtube_id
+
+if TYPE_CHECKING:
+    from audioset_fewshot.demo.server import SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ class DemoMetadata:
     classes: tuple[DemoClass, ...]
     segments: tuple[DemoSegment, ...]
     files: Mapping[str, Path]
-    catalog: Mapping[str, object]
+    catalog: Mapping[str, SourceSpec]
     seed: int
 
     @property
@@ -257,13 +261,13 @@ def _write_if_changed(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def demo_catalog(segments: tuple[DemoSegment, ...]) -> dict[str, object]:
+def demo_catalog(segments: tuple[DemoSegment, ...]) -> dict[str, SourceSpec]:
     """``{ytid: SourceSpec}`` for the media server."""
     import hashlib
 
     from audioset_fewshot.demo.server import SourceSpec
 
-    out: dict[str, object] = {}
+    out: dict[str, SourceSpec] = {}
     for s in segments:
         channel = hashlib.sha256(s.class_key.encode("utf-8")).hexdigest()[:22]
         out[s.ytid] = SourceSpec(

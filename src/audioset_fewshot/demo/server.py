@@ -38,7 +38,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,12 @@ MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-
 #   no-seek: range requests that do not start at byte 0 get 416 (a server that cannot seek)
 MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek")
 FAULTS: frozenset[str] = frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS)
+
+# The faults that change the media file itself (the rest are answers of the server): the
+# one set the media cache, the player response and the demo's media preparation use.
+SOURCE_FAULTS: frozenset[str] = frozenset({"silence", "short", "corrupt"})
+# The itag of the m4a/AAC file, which the default selector bestaudio[ext=m4a] takes.
+DEFAULT_ITAG = 140
 
 SHORT_SOURCE_S = 3.0
 STALL_MAX_S = 120.0  # a stalled connection is closed by the server after this, whatever the client does
@@ -161,6 +167,11 @@ class SourceSpec:
             raise UsageError(f"SourceSpec.upload_date must be YYYYMMDD, got {self.upload_date!r}")
         if self.fault is not None and self.fault not in FAULTS:
             raise UsageError(f"unknown fault {self.fault!r}; known faults: {', '.join(sorted(FAULTS))}")
+
+
+def _source_fault(fault: str | None) -> str | None:
+    """The part of ``fault`` that shapes the media file (see :data:`SOURCE_FAULTS`)."""
+    return fault if fault in SOURCE_FAULTS else None
 
 
 def default_spec(ytid: str, *, seed: int = 0) -> SourceSpec:
@@ -353,7 +364,7 @@ class MediaServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise MediaServerError("the media server is not started; call start() or use it as a context manager")
-        host, port = self._httpd.server_address[:2]
+        host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         return f"http://{host}:{port}"
 
     def watch_url(self, ytid: str) -> str:
@@ -533,7 +544,7 @@ class MediaServer:
     def media_size(self, ytid: str, fmt: int | str = 140) -> int:
         """Size in bytes of the whole audio file of ``ytid`` in format ``fmt`` (as served)."""
         fault = self.fault_for(ytid)
-        return self.media_path(ytid, fmt, fault=fault if fault in ("short", "silence", "corrupt") else None).stat().st_size
+        return self.media_path(ytid, fmt, fault=_source_fault(fault)).stat().st_size
 
     def prepare(self, ytids: Iterable[str], *, formats: Iterable[int | str] = (140, 251), workers: int | None = None) -> None:
         """Generate (and cache) the media of ``ytids`` ahead of time, one source per worker."""
@@ -542,10 +553,10 @@ class MediaServer:
         for ytid in ytids:
             valid_youtube_id(ytid)
             fault = self.fault_for(ytid)
-            jobs.append((ytid, fault if fault in ("short", "silence", "corrupt") else None))
+            jobs.append((ytid, _source_fault(fault)))
         n = workers or max(1, min(8, os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=n) as pool:
-            futures = []
+            futures: list[Future[Any]] = []
             for ytid, fault in jobs:
                 if fault == "corrupt":  # derived from the clean file
                     futures.extend(pool.submit(self.media_path, ytid, f.itag, fault=fault) for f in fmts)
@@ -612,7 +623,7 @@ class MediaServer:
             doc["playabilityStatus"] = status
             return doc
         doc["playabilityStatus"] = {"status": "OK", "playableInEmbed": True}
-        media_fault = fault if fault in ("short", "silence", "corrupt") else None
+        media_fault = _source_fault(fault)
         formats = []
         for f in FORMATS.values():
             # media is generated on its first media request, not here: a watch request stays
@@ -646,7 +657,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "audioset-fewshot-demo/1"
 
     def setup(self) -> None:
-        self.timeout = self.server.owner.socket_timeout_s
+        self.timeout = self.server.owner.socket_timeout_s  # type: ignore[misc]  # per connection, read by StreamRequestHandler.setup
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -690,7 +701,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._watch(ytid, started, head=head)
             else:
                 self._media(ytid, (query.get("itag") or ["140"])[0], started, head=head)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError, socket.timeout):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
     def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:
@@ -767,7 +778,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._finish(started, ytid, "media", 403, self._send_bytes(403, b"forbidden\n", "text/plain", head=head), fault)
             return
         try:
-            path = owner.media_path(ytid, f.itag, fault=fault if fault in ("short", "silence", "corrupt") else None)
+            path = owner.media_path(ytid, f.itag, fault=_source_fault(fault))
         except MediaServerError as err:
             log.error("%s", err)
             self._finish(started, ytid, "media", 500, self._send_bytes(500, b"media generation failed\n", "text/plain", head=head), fault)

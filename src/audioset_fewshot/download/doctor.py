@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -165,7 +166,7 @@ def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check
             yt_latest = max(yt_latest, expiry)
     header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
     if rows == 0 or (bad_lines and not header_ok):
-        return Check("cookies", FAIL, f"the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+        return Check("cookies", FAIL, "the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
     if yt_rows == 0:
         return Check("cookies", FAIL, f"the cookies file has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
     if yt_live == 0:
@@ -238,7 +239,9 @@ def check_canary(
     from audioset_fewshot.download.runner import watch_url
 
     if fetch is None:
-        from audioset_fewshot.download.fetch import fetch_clip as fetch
+        from audioset_fewshot.download.fetch import fetch_clip
+
+        fetch = fetch_clip
     if not canaries:
         return [Check("canary", FAIL, "no canary IDs: set download.canary_ids in the config or write a plan first")]
     checks = []
@@ -260,27 +263,28 @@ def check_canary(
 
 
 def run_doctor(
-    *,
     root: Path | str,
-    base_url: str = "https://www.youtube.com",
-    cookies: str | None = None,
-    cookies_from_browser: str | None = None,
+    options: DownloadOptions | None = None,
+    *,
     need_bytes: int | None = None,
-    min_free_bytes: int = 0,
     canaries: Sequence[tuple[str, float, float]] | None = None,
-    fetch_options: dict[str, Any] | None = None,
 ) -> DoctorReport:
-    """Run every check (``canaries``: also download those segments; ``need_bytes``:
-    the plan's download estimate, None when there is no plan yet)."""
+    """Run every check with the ``download`` section's options (base URL, cookies, the
+    free disk to keep, the fetch settings of the canaries).  ``canaries``: also
+    download those segments; ``need_bytes``: the plan's download estimate, None when
+    there is no plan yet."""
+    from audioset_fewshot.download.runner import fetch_kwargs
+
+    o = options if options is not None else DownloadOptions()
     root = Path(root)
-    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=base_url), check_ffmpeg()]
-    c = check_cookies(cookies)
+    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=o.base_url), check_ffmpeg()]
+    c = check_cookies(o.cookies)
     if c is not None:
         checks.append(c)
-    if cookies_from_browser:
-        checks.append(Check("cookies", OK, f"read from browser {cookies_from_browser!r} by yt-dlp at run time"))
+    if o.cookies_from_browser:
+        checks.append(Check("cookies", OK, f"read from browser {o.cookies_from_browser!r} by yt-dlp at run time"))
     checks.append(check_writable(root))
-    checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=min_free_bytes))
+    checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
     if canaries is not None:
-        checks += check_canary(canaries, base_url=base_url, cookies=cookies, cookies_from_browser=cookies_from_browser, **(fetch_options or {}))
+        checks += check_canary(canaries, base_url=o.base_url, **fetch_kwargs(o))
     return DoctorReport(tuple(checks))

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import functools
+import io
 import logging
 import math
 import os
@@ -47,7 +47,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -464,7 +463,7 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
     duration_s = end_s - start_s
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
     env = _env_for(media_url)
-    common = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
+    common: dict[str, Any] = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
     fallback = False
     with atomic_path(dest, suffix="." + audio_format) as tmp:
         cmd = _ffmpeg_cmd(media_url, tmp, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, **common)

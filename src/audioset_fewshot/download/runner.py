@@ -1,6 +1,6 @@
 """The download runner: a bounded pool of workers walking down the plan.
 
-``run_download(plan, *, root, ...)`` takes, for every class, candidates in the
+``run_download(plan, root, options)`` takes, for every class, candidates in the
 plan's rank order until the class holds its target, never more: at most
 ``target - obtained - in_flight - waiting`` clips of a class are in flight, so
 the final set is the first ``target`` obtainable candidates of each class,
@@ -39,17 +39,17 @@ import logging
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audioset_fewshot._io import remove_stray_temps
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot._root import RootLock
-from audioset_fewshot.config import parse_size
+from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
@@ -58,6 +58,9 @@ from audioset_fewshot.download.origins.registry import OriginSet
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
+
+if TYPE_CHECKING:
+    from audioset_fewshot.plan import SamplingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -254,52 +257,44 @@ def estimate_download(plan: Any, *, root: Path | str, max_per_hour: float | None
 # the run
 
 
+def fetch_kwargs(options: DownloadOptions) -> dict[str, Any]:
+    """The keywords a clip fetcher takes from the download options (``fetch_clip``'s)."""
+    return {
+        "sample_rate_hz": options.sample_rate_hz, "audio_format": options.audio_format, "format": options.format,
+        "timeout_s": options.timeout_s, "cookies": options.cookies, "cookies_from_browser": options.cookies_from_browser,
+    }  # fmt: skip
+
+
 def run_download(
-    plan: Any,
-    *,
+    plan: SamplingPlan,
     root: Path | str,
-    jobs: int = 4,
-    max_per_hour: float | None = 300.0,
-    min_interval_s: float = 1.0,
-    retries: int = 3,
-    retry_failed: bool = False,
-    backoff_s: float = 5.0,
-    pause_s: float = 3600.0,
-    max_pause_s: float = 14400.0,
-    max_pauses: int = 4,
-    early_abort: int = 10,
-    min_free: str | int = "2GB",
-    cookies: str | None = None,
-    cookies_from_browser: str | None = None,
-    base_url: str = "https://www.youtube.com",
-    format: str = "bestaudio[ext=m4a]/bestaudio",
-    audio_format: str = "flac",
-    sample_rate_hz: int = 16000,
-    timeout_s: float = 120.0,
-    origins: Sequence[str | Mapping[str, Any]] | None = None,
+    options: DownloadOptions | None = None,
+    *,
     fetch: Callable[..., Any] | None = None,
 ) -> DownloadReport:
-    """Download ``plan`` into ``root`` (resumable; see the module docstring).
+    """Download ``plan`` into ``root`` (resumable; see the module docstring) with the
+    ``download`` section's options (``DownloadOptions(jobs=8)``; default: the defaults).
 
-    ``origins``: ``download.origins``, the ordered list of places a clip may come from
+    ``options.origins``: ``download.origins``, the ordered list of places a clip may come from
     (default ``["youtube"]``; see :mod:`audioset_fewshot.download.origins`): a planned clip
     is read from the first local origin that holds it, without asking YouTube.
 
     ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
-    ``fetch(url, start_s=, end_s=, dest=, sample_rate_hz=, audio_format=, format=,
-    timeout_s=, cookies=, cookies_from_browser=)`` and returning a ``ClipResult``.
+    ``fetch(url, start_s=, end_s=, dest=, **fetch_kwargs(options))`` and returning a
+    ``ClipResult``.
     """
-    if jobs < 1:
-        raise UsageError(f"jobs must be at least 1, got {jobs}")
-    if cookies and cookies_from_browser:
+    o = options if options is not None else DownloadOptions()
+    if o.jobs < 1:
+        raise UsageError(f"jobs must be at least 1, got {o.jobs}")
+    if o.cookies and o.cookies_from_browser:
         raise UsageError("give either cookies or cookies_from_browser, not both")
-    min_free_bytes = parse_size(min_free, key="download.min_free") if isinstance(min_free, str) else int(min_free)
+    min_free_bytes = parse_size(o.min_free, key="download.min_free")
     fetch = fetch or _default_fetch()
-    if cookies or cookies_from_browser:
+    if o.cookies or o.cookies_from_browser:
         warn_cookies_once()
     layout = DatasetLayout(Path(root))
     seed = int((plan.params or {}).get("seed", 0) or 0)
-    origin_set = OriginSet(origins)
+    origin_set = OriginSet(o.origins)
     t_start = time.monotonic()
     with RootLock(layout):
         removed = remove_stray_temps(layout.audio_dir)
@@ -309,19 +304,10 @@ def run_download(
             ledger.sync_plan(plan)
             _reconcile_files(ledger, layout)
             _reset_for_changed_origins(ledger, origin_set)
-            estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=audio_format, sample_rate_hz=sample_rate_hz)
+            estimate = estimate_download(plan, root=layout.root, max_per_hour=o.max_per_hour, min_interval_s=o.min_interval_s, audio_format=o.audio_format, sample_rate_hz=o.sample_rate_hz)
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
-            gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=pause_s, max_pause_s=max_pause_s)
-            run = _Run(
-                plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, jobs=jobs, retries=retries, retry_failed=retry_failed,
-                backoff_s=backoff_s, max_pauses=max_pauses, early_abort=early_abort, min_free_bytes=min_free_bytes, seed=seed,
-                fetch_kwargs={
-                    "sample_rate_hz": sample_rate_hz, "audio_format": audio_format, "format": format, "timeout_s": timeout_s,
-                    "cookies": cookies, "cookies_from_browser": cookies_from_browser,
-                },
-                base_url=base_url, audio_format=audio_format, est_clip_bytes=bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz),
-                origins=origin_set,
-            )  # fmt: skip
+            gov = RateGovernor(max_per_hour=o.max_per_hour, min_interval_s=o.min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
+            run = _Run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
             try:
                 run.execute()
             finally:
@@ -394,13 +380,15 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
 class _Run:
     """State of one run; :meth:`execute` is the main loop (main thread only)."""
 
-    def __init__(self, *, plan: Any, ledger: Ledger, layout: DatasetLayout, gov: RateGovernor, fetch: Callable[..., Any], jobs: int, retries: int,
-                 retry_failed: bool, backoff_s: float, max_pauses: int, early_abort: int, min_free_bytes: int, seed: int,
-                 fetch_kwargs: dict[str, Any], base_url: str, audio_format: str, est_clip_bytes: int, origins: OriginSet | None = None) -> None:  # fmt: skip
+    def __init__(self, *, plan: SamplingPlan, ledger: Ledger, layout: DatasetLayout, gov: RateGovernor, fetch: Callable[..., Any],
+                 options: DownloadOptions, min_free_bytes: int, seed: int, origins: OriginSet | None = None) -> None:  # fmt: skip
         self.plan, self.ledger, self.layout, self.gov, self.fetch = plan, ledger, layout, gov, fetch
-        self.jobs, self.retries, self.retry_failed, self.backoff_s = jobs, retries, retry_failed, backoff_s
-        self.max_pauses, self.early_abort, self.min_free_bytes, self.seed = max_pauses, early_abort, min_free_bytes, seed
-        self.fetch_kwargs, self.base_url, self.audio_format, self.est_clip_bytes = fetch_kwargs, base_url, audio_format, est_clip_bytes
+        o = options
+        self.jobs, self.retries, self.retry_failed, self.backoff_s = o.jobs, o.retries, o.retry_failed, o.backoff_s
+        self.max_pauses, self.early_abort, self.min_free_bytes, self.seed = o.max_pauses, o.early_abort, min_free_bytes, seed
+        self.fetch_kwargs, self.base_url, self.audio_format = fetch_kwargs(o), o.base_url, o.audio_format
+        self.est_clip_bytes = bytes_per_clip(audio_format=o.audio_format, sample_rate_hz=o.sample_rate_hz)
+        retry_failed = o.retry_failed
         self.origins = origins or OriginSet(None)
         self.attempts = 0
         self.extractions = 0
@@ -560,7 +548,7 @@ class _Run:
         if not res.ok and reasons.should_pause(reason):
             # the session is throttled: pause everyone, re-queue this clip, do not count it
             self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath)
-            self.attempt_reasons[reason] += 1
+            self.attempt_reasons[reason or reasons.UNKNOWN] += 1
             self._requeue(entry, 0.0)
             if out.permit is not None and out.permit.epoch == self.gov.epoch:
                 if self.gov.pauses >= self.max_pauses:

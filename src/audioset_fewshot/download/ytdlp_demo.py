@@ -46,7 +46,7 @@ def demo_extractor() -> type:
     from yt_dlp.extractor.common import InfoExtractor
     from yt_dlp.utils import ExtractorError, int_or_none, remove_end, traverse_obj
 
-    class DemoYoutubeIE(InfoExtractor):  # type: ignore[misc]
+    class DemoYoutubeIE(InfoExtractor):
         IE_NAME = "youtube:demo"
         IE_DESC = "audioset-fewshot offline demo server on 127.0.0.1"
         _VALID_URL = DEMO_URL_RE.pattern + "$"  # yt-dlp matches a prefix: be exact

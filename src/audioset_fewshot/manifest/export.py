@@ -181,5 +181,5 @@ def export_clips(root: Path | str, *, into: Path | str, cc_only: bool = True) ->
     atomic_write_json(dest_path("manifest/export.json", root=dest), meta)
     return ExportReport(
         into=dest, exported=tuple(r.clip_id for r in exported), skipped_licence=len(rows) - len(chosen), bad_source=tuple(bad),
-        copied=copied, clips_sha256=meta["clips"]["sha256"], removed=tuple(removed),
+        copied=copied, clips_sha256=sha256_text(clips_text), removed=tuple(removed),
     )  # fmt: skip

@@ -139,8 +139,8 @@ def _merged_plan(plans: Sequence[Any], roots: Sequence[Path]) -> Any:
 
 def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport:
     """Merge ``roots`` (in priority order) into ``into``; return what was merged and why."""
-    from audioset_fewshot.download.ledger import Ledger
     from audioset_fewshot._root import RootLock, holds_only_ours
+    from audioset_fewshot.download.ledger import Ledger
     from audioset_fewshot.plan import read_plan, write_plan
 
     if not roots:

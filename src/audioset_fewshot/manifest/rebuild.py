@@ -14,6 +14,7 @@ rebuilt file hashes the same.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 from audioset_fewshot._io import sha256_file
 from audioset_fewshot._root import holds_only_ours
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._files import check_destination
@@ -103,30 +105,16 @@ def _uniform(values: set[Any], what: str, path: Path) -> Any:
 
 def rebuild(
     manifest: Path | str,
-    *,
     root: Path | str,
-    jobs: int = 4,
-    max_per_hour: float | None = 300.0,
-    min_interval_s: float = 1.0,
-    retries: int = 3,
-    retry_failed: bool = False,
-    backoff_s: float = 5.0,
-    pause_s: float = 3600.0,
-    max_pause_s: float = 14400.0,
-    max_pauses: int = 4,
-    early_abort: int = 10,
-    min_free: str | int = "2GB",
-    cookies: str | None = None,
-    cookies_from_browser: str | None = None,
-    base_url: str = "https://www.youtube.com",
-    format: str = "bestaudio[ext=m4a]/bestaudio",
-    timeout_s: float = 120.0,
+    options: DownloadOptions | None = None,
+    *,
     fetch: Callable[..., Any] | None = None,
 ) -> RebuildReport:
     """Download the clips of ``manifest`` (a clips.csv or a root) into ``root`` and compare.
 
-    Keywords as :func:`download.runner.run_download` (the sample rate and
-    container come from the manifest).  Per-clip failures are in the report.
+    ``options``: the download options, as for :func:`download.runner.run_download`
+    (the sample rate and container come from the manifest).  Per-clip failures are
+    in the report.
     """
     from audioset_fewshot.download.runner import run_download
     from audioset_fewshot.plan import read_plan, write_plan
@@ -147,12 +135,8 @@ def rebuild(
     elif not holds_only_ours(dest):
         raise UsageError(f"{dest} is not empty; rebuild into an empty folder")
     write_plan(plan, layout)
-    run_download(
-        plan, root=dest, jobs=jobs, max_per_hour=max_per_hour, min_interval_s=min_interval_s, retries=retries, retry_failed=retry_failed,
-        backoff_s=backoff_s, pause_s=pause_s, max_pause_s=max_pause_s, max_pauses=max_pauses, early_abort=early_abort, min_free=min_free,
-        cookies=cookies, cookies_from_browser=cookies_from_browser, base_url=base_url, format=format, audio_format=audio_format,
-        sample_rate_hz=sample_rate_hz, timeout_s=timeout_s, fetch=fetch,
-    )  # fmt: skip
+    o = dataclasses.replace(options or DownloadOptions(), audio_format=audio_format, sample_rate_hz=sample_rate_hz)
+    run_download(plan, dest, o, fetch=fetch)
     record = build_manifest(dest)
     ledger = {c.clip_id: c for c in read_ledger(layout.ledger_file)}
     want = {r.clip_id: r for r in rows}
@@ -173,7 +157,7 @@ def rebuild(
             failed[cid] = c.reason or "unknown"
         else:
             pending.append(cid)
-    causes = _causes(want, ledger, different, base_url=base_url)
+    causes = _causes(want, ledger, different, base_url=o.base_url)
     for cause in causes:
         log.warning("%s", cause)
     diff = diff_rows(rows, read_clips(layout.clips_csv, root=dest), a=src, b=layout.clips_csv)

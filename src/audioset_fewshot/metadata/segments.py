@@ -685,7 +685,7 @@ def read_segments(files: Mapping[str, Path | str], *, block_bytes: int = BLOCK_B
     del ids
     start = np.concatenate([r.start for r in results.values()])
     end = np.concatenate([r.end for r in results.values()])
-    source = np.concatenate([np.full(r.start.size, SOURCES.index(s), dtype=np.int8) for s, r in results.items()])
+    source_codes = np.concatenate([np.full(r.start.size, SOURCES.index(s), dtype=np.int8) for s, r in results.items()])
     ntok = np.concatenate([r.ntok for r in results.values()])
     label_ptr = np.zeros(ntok.size + 1, dtype=np.int64)
     np.cumsum(ntok, out=label_ptr[1:])
@@ -696,7 +696,7 @@ def read_segments(files: Mapping[str, Path | str], *, block_bytes: int = BLOCK_B
         ytid=ytid,
         start_s=start,
         end_s=end,
-        source=source,
+        source=source_codes,
         label_ptr=label_ptr,
         label_idx=label_idx.astype(np.int32, copy=False),
         label_vocab=label_vocab,

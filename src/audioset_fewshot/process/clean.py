@@ -39,10 +39,11 @@ import numpy as np
 
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress
+from audioset_fewshot.config import CleanOptions
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import ManifestRow, read_clips
-from audioset_fewshot.process._common import SILENCE_MID, disk_full_is_processing_error, read_json
+from audioset_fewshot.process._common import SILENCE_MID, decoder_pool, disk_full_is_processing_error, read_json
 
 log = logging.getLogger(__name__)
 
@@ -243,22 +244,16 @@ def _measure_one(args: tuple[str, str]) -> _Measure:
     return measure_file(Path(root) / rel)
 
 
-def clean(
-    root: Path | str,
-    *,
-    min_duration_s: float = 1.0,
-    silence_dbfs: float = -60.0,
-    max_clipped_fraction: float = 0.05,
-    policy: Literal["drop", "keep"] = "drop",
-    workers: int = 1,
-    force: bool = False,
-) -> CleanReport:
+def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool = False) -> CleanReport:
     """Give every clip in ``manifest/clips.csv`` a verdict; write ``processed/clean.csv``.
 
-    A rerun with the same clips.csv and parameters reads the existing file back
-    (fast no-op); ``force=True`` measures again.  ``workers`` > 1 decodes in
-    that many processes.
+    ``options``: the ``clean`` section (``CleanOptions(policy="keep")``; default: the
+    defaults).  A rerun with the same clips.csv and parameters reads the existing
+    file back (fast no-op); ``force=True`` measures again.  ``workers`` > 1 decodes
+    in that many processes.
     """
+    o = options if options is not None else CleanOptions()
+    min_duration_s, silence_dbfs, max_clipped_fraction, policy, workers = o.min_duration_s, o.silence_dbfs, o.max_clipped_fraction, o.policy, o.workers
     _check_params(min_duration_s, silence_dbfs, max_clipped_fraction, policy)
     layout = DatasetLayout(Path(root))
     params = {
@@ -278,9 +273,7 @@ def clean(
     rows = read_clips(layout.clips_csv, root=layout.root)
     jobs = [(str(layout.root), r.path) for r in rows]
     if workers > 1 and len(rows) > 64:
-        from audioset_fewshot.process.pack import _pool
-
-        with _pool(workers) as pool:
+        with decoder_pool(workers) as pool:
             measures = list(progress(pool.imap(_measure_one, jobs, chunksize=16), total=len(jobs), desc="clean", unit="clip"))
     else:
         measures = [_measure_one(j) for j in progress(jobs, desc="clean", unit="clip")]

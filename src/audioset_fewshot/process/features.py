@@ -43,17 +43,19 @@ import math
 import os
 import shutil
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import refuse_links_under_root
+from audioset_fewshot.config import FeaturesOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
@@ -282,13 +284,19 @@ class FeatureStore:
     stats_count: np.ndarray
     stats_sum: np.ndarray
     stats_sumsq: np.ndarray
+    # lookups built once in __post_init__
+    _by_owner: dict[str, np.ndarray] = field(init=False, repr=False)
+    _by_clip: dict[tuple[str, float], int] = field(init=False, repr=False)
+    _owner_array: np.ndarray = field(init=False, repr=False)
+    _plain: np.ndarray = field(init=False, repr=False)  # mels as a plain ndarray (take() gathers from it)
 
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.mels.shape)  # type: ignore[return-value]
+        n, m, f = self.mels.shape
+        return int(n), int(m), int(f)
 
     @property
     def owner_mids(self) -> tuple[str, ...]:
@@ -321,7 +329,15 @@ class FeatureStore:
         so a loader can reuse one buffer per batch.
         """
         idx = np.asarray(rows, dtype=np.int64)
-        return np.take(self.mels, idx, axis=0, out=out)
+        plain = self._plain  # the memmap as a plain ndarray: no memmap subclass made per call
+        if out is None:
+            return np.take(plain, idx, axis=0)
+        # np.take with out= and mode="raise" gathers into a hidden buffer and copies it again
+        # (10x slower on an episode); the bounds are checked here, so "wrap" never wraps
+        n = plain.shape[0]
+        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"row index out of range for features of {n} rows")
+        return np.take(plain, idx, axis=0, out=out, mode="wrap")
 
     def labels_to_indices(self) -> dict[str, list[int]]:
         """learn2learn-style ``{owner_mid: [row, ...]}``."""
@@ -334,6 +350,7 @@ class FeatureStore:
         object.__setattr__(self, "_by_owner", {m: np.asarray(v, dtype=np.int64) for m, v in sorted(by_owner.items())})
         object.__setattr__(self, "_by_clip", {(r.ytid, round(r.start_s, 3)): r.row for r in self.index})
         object.__setattr__(self, "_owner_array", np.array([r.owner_mid for r in self.index], dtype=object))
+        object.__setattr__(self, "_plain", self.mels.view(np.ndarray))
 
 
 _STATS = ("count", "sum", "sumsq")
@@ -432,25 +449,16 @@ def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int,
         raise UsageError(f"features: layout must be 'packed' or 'per-file', got {layout!r}")
 
 
-def features(
-    root: Path | str,
-    *,
-    n_fft: int = 1024,
-    hop_length: int = 512,
-    n_mels: int = 128,
-    f_min: float = 0.0,
-    f_max: float | None = None,
-    power: float = 2.0,
-    amin: float = 1e-10,
-    top_db: float | None = None,
-    layout: Literal["packed", "per-file"] = "packed",
-    force: bool = False,
-) -> FeatureRecord:
-    """Log-mel features of the current pack into ``processed/features/<key>/``.
+def features(root: Path | str, options: FeaturesOptions | None = None, *, force: bool = False) -> FeatureRecord:
+    """Log-mel features of the current pack into ``processed/features/<key>/``, with the
+    ``features`` section's options (``FeaturesOptions(n_mels=64)``; default: the defaults).
 
     A rerun with the same pack and parameters is a no-op returning the same
     record; ``layout="per-file"`` additionally exports one ``.npy`` per clip.
     """
+    o = options if options is not None else FeaturesOptions()
+    n_fft, hop_length, n_mels, f_min, f_max = o.n_fft, o.hop_length, o.n_mels, o.f_min, o.f_max
+    power, amin, top_db, layout = o.power, o.amin, o.top_db, o.layout
     lay = DatasetLayout(Path(root))
     pk = load_pack(lay.root)
     _check_params(pk.sample_rate_hz, n_fft, hop_length, n_mels, f_min, f_max, power, amin, top_db, layout)
@@ -475,8 +483,10 @@ def features(
         if damage:
             log.warning("features: %s are damaged (%s); computing them again", folder, "; ".join(damage))
     if meta is None or damage or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
-        load_pack(lay.root, key=pk.key, verify=True)  # never compute from a damaged pack
-        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames)
+        # never commit features of a damaged pack: its hashes are checked beside the computation
+        # (one more reader of the array, not a whole pass before the first batch)
+        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames,
+                        verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True))
     else:
         log.info("features: %s is up to date", folder)
     write_current(lay.features_dir, key)
@@ -488,18 +498,26 @@ def features(
 
 
 def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dict[str, Any], inputs: dict[str, str],
-             frames: int) -> dict[str, Any]:
+             frames: int, verify_pack: Callable[[], object] | None = None) -> dict[str, Any]:
+    """Compute the features into ``.tmp-<key>`` and rename it into place.
+
+    ``verify_pack`` runs in a thread of its own while the batches are computed; the
+    folder is committed only when it returned, and its error (a damaged pack) is
+    the one raised, whatever else failed meanwhile."""
     import torch
 
     rows, n_mels = pk.rows, params["n_mels"]
     tmp = lay.features_dir / f".tmp-{key}"
     remove_tree(tmp)
+    refuse_links_under_root(tmp)  # processed/ or features/ planted as a link would take the array outside the root
     tmp.mkdir(parents=True)
     audio = pk.open()
     scale = np.float32(1.0 / 32768.0) if pk.dtype == "int16" else None
     counts = np.full((rows, n_mels), float(frames), dtype=np.float64)
     sums = np.zeros((rows, n_mels), dtype=np.float64)
     sumsq = np.zeros((rows, n_mels), dtype=np.float64)
+    checker = ThreadPoolExecutor(1, thread_name_prefix="features-verify-pack")
+    pack_ok = checker.submit(verify_pack) if verify_pack is not None else None
     try:
         with disk_full_is_processing_error("features", lay.features_dir):
             check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
@@ -538,7 +556,7 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                                               f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'")
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
-                    buf = memoryview(np.ascontiguousarray(y)).cast("B")
+                    buf = np.ascontiguousarray(y).data.cast("B")
                     hasher.update(buf)
                     fh.write(buf)
                     bar.update(r1 - r0)
@@ -564,12 +582,20 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
             }
             atomic_write_json(tmp / "meta.json", meta)
             fsync_dir(tmp)
+            if pack_ok is not None:
+                pack_ok.result()  # a damaged pack raises here, before anything is committed
             remove_tree(folder)
             os.replace(tmp, folder)
             fsync_dir(lay.features_dir)
-    except BaseException:
+    except BaseException as err:
         remove_tree(tmp)
+        if pack_ok is not None and isinstance(err, Exception):
+            damaged = pack_ok.exception()  # waits for the check: a damaged pack explains any other failure
+            if damaged is not None and damaged is not err:
+                raise damaged from err
         raise
+    finally:
+        checker.shutdown(wait=True)
     log.info("features: %d x %d x %d in %s", rows, n_mels, frames, folder)
     return meta
 

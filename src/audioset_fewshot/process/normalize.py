@@ -202,7 +202,7 @@ def fit_normalizer(store: FeatureStore, rows: Sequence[int] | np.ndarray | None 
             return Normalizer.from_dict(cached, path=path)
     st = stats_from_sums(store, r)
     if mode == "global":
-        norm = Normalizer(mode=mode, mean=np.float64(st.global_mean), std=np.float64(st.global_std), eps=eps,
+        norm = Normalizer(mode=mode, mean=np.asarray(st.global_mean, dtype=np.float64), std=np.asarray(st.global_std, dtype=np.float64), eps=eps,
                           feature_key=store.key, rows_sha256=rh, rows=int(r.size))
     else:
         norm = Normalizer(mode=mode, mean=st.channel_mean, std=st.channel_std, eps=eps,

@@ -45,25 +45,27 @@ import hashlib
 import io
 import logging
 import math
-import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from audioset_fewshot._integrity import ALGO, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._root import refuse_links_under_root
+from audioset_fewshot.config import PackOptions
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.process._common import (
     cache_key,
     check_free_space,
+    decoder_pool,
     disk_full_is_processing_error,
     read_json,
     remove_tree,
@@ -237,25 +239,6 @@ def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Any]:
-    """A process pool of decoders: ``fork`` where the platform has it, else ``spawn``.
-
-    fork starts in milliseconds and never re-imports the caller's ``__main__``
-    (forkserver and spawn do, which breaks scripts without a main guard).  The
-    children only decode with soundfile / soxr / numpy, never torch, so a parent
-    that has torch's thread pools loaded is not a problem for them.
-    """
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = multiprocessing.get_context(method).Pool(workers)
-    try:
-        yield pool
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()
-
-
 def _flush(audio_path: Path) -> None:
     fd = os.open(audio_path, os.O_RDONLY)
     try:
@@ -408,22 +391,16 @@ def _check_params(sample_rate_hz: int, dtype: str, length_s: float, length_polic
         raise UsageError(f"pack: workers must be >= 1, got {workers!r}")
 
 
-def pack(
-    root: Path | str,
-    *,
-    sample_rate_hz: int = 16000,
-    dtype: Literal["int16", "float32"] = "int16",
-    length_s: float = 10.0,
-    length_policy: Literal["pad_zero", "pad_repeat", "drop"] = "pad_zero",
-    workers: int = 2,
-    force: bool = False,
-) -> PackRecord:
-    """Decode every clip that clean kept into ``processed/pack/<key>/``.
+def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = False) -> PackRecord:
+    """Decode every clip that clean kept into ``processed/pack/<key>/``, with the ``pack``
+    section's options (``PackOptions(dtype="float32")``; default: the defaults).
 
     Needs ``processed/clean.csv`` made from the current ``manifest/clips.csv``.
     A rerun with unchanged inputs returns the finished pack at once; an
     unfinished one (killed, disk full) continues where it stopped.
     """
+    o = options if options is not None else PackOptions()
+    sample_rate_hz, dtype, length_s, length_policy, workers = o.sample_rate_hz, o.dtype, o.length_s, o.length_policy, o.workers
     _check_params(sample_rate_hz, dtype, length_s, length_policy, workers)
     layout = DatasetLayout(Path(root))
     if not layout.clean_csv.is_file():
@@ -487,6 +464,7 @@ def pack(
         log.info("pack: resuming %s, %d of %d tasks already done", folder, len(done), -(-n_rows // TASK_ROWS))
     else:
         remove_tree(folder)
+        refuse_links_under_root(folder)  # processed/ or pack/ planted as a link would take the array outside the root
         folder.mkdir(parents=True)
         with disk_full_is_processing_error("pack", folder):
             check_free_space(folder, nbytes, stage="pack")
@@ -518,7 +496,7 @@ def pack(
 
         try:
             if workers > 1 and len(tasks) > 1:
-                with _pool(min(workers, len(tasks))) as pool:
+                with decoder_pool(min(workers, len(tasks))) as pool:
                     for result in pool.imap_unordered(_pack_task, tasks):
                         finished(*result)
             else:

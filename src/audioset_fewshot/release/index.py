@@ -19,6 +19,7 @@ the same for the unpacked folder and the ``.tar.gz`` it came from.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import multiprocessing
@@ -33,7 +34,7 @@ import numpy as np
 
 from audioset_fewshot._io import canonical_json, sha256_text
 from audioset_fewshot.config import SOURCES
-from audioset_fewshot.release.records import RecordError, decode
+from audioset_fewshot.release.records import EMBEDDING_DIM, SECONDS, RecordError, RecordParts, decode_parts, embeddings_of
 from audioset_fewshot.release.source import (
     Release,
     ReleaseError,
@@ -69,62 +70,84 @@ class FileIndex:
     problems: tuple[str, ...] = ()  # every corrupt record, named
     damaged: str | None = None      # the file broke off here
     unreadable: int = 0             # corrupt records that did not even decode (their clip is unknown)
+    embeddings: np.ndarray | None = None  # uint8 (n, 10, 128), when asked for
+    mask: np.ndarray | None = None        # uint8 (n, 10)
 
 
-def index_bytes(source: str, name: str, data: bytes | memoryview) -> FileIndex:
-    """Index one file's bytes (runs in a worker)."""
-    ytids: list[bytes] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    secs: list[int] = []
+def index_bytes(source: str, name: str, data: bytes | memoryview, *, embeddings: bool = False) -> FileIndex:
+    """Index one file's bytes (runs in a worker).  ``embeddings=True`` also returns every
+    indexed record's embedding in ``FileIndex.embeddings`` / ``mask`` (for :func:`pack_release`)."""
+    view = memoryview(data)
+    parts: list[RecordParts] = []
     numbers: list[int] = []
     offsets: list[int] = []
     status: list[int] = []
-    ptr = [0]
-    labels: list[int] = []
     problems: list[str] = []
     damaged: str | None = None
     unreadable = 0
     try:
-        for rec in read_records(data, name=name):
+        for rec in read_records(view, name=name):
             payload = rec.payload
             state = OK
             if payload is None:
                 # the CRC failed; the framing is intact, so try to say which clip it was
                 state = CORRUPT
-                view = memoryview(data)
-                (length,) = np.frombuffer(bytes(view[rec.offset:rec.offset + 8]), dtype="<u8")
-                payload = view[rec.offset + 12:rec.offset + 12 + int(length)]
+                length = int.from_bytes(view[rec.offset:rec.offset + 8], "little")
+                payload = view[rec.offset + 12:rec.offset + 12 + length]
             try:
-                r = decode(payload)
+                p = decode_parts(payload)
             except RecordError as err:
                 problems.append(rec.corrupt or f"{name}: record {rec.number} (byte {rec.offset}): {err}")
                 unreadable += 1
                 continue
             if state == CORRUPT:
-                problems.append(f"{rec.corrupt} (it names {r.ytid} at {r.start_s:.3f} s: recorded as corrupt)")
-            ytids.append(r.ytid.encode("ascii"))
-            starts.append(r.start_ms)
-            ends.append(r.end_ms)
-            secs.append(r.seconds)
+                problems.append(f"{rec.corrupt} (it names {p.ytid} at {p.start_ms / 1000:.3f} s: recorded as corrupt)")
+            parts.append(p)
             numbers.append(rec.number)
             offsets.append(rec.offset)
             status.append(state)
-            labels.extend(r.labels)
-            ptr.append(len(labels))
     except TFRecordError as err:
         damaged = str(err)
+    seconds, stacked, failed = embeddings_of(parts)
+    keep = np.ones(len(parts), dtype=bool)
+    for i, msg in failed:
+        problems.append(f"{name}: record {numbers[i]} (byte {offsets[i]}): {msg}")
+        unreadable += 1
+        keep[i] = False
+    status_a = np.array(status, dtype=np.int8)
+    emb_out = mask_out = None
+    if embeddings:
+        # rows of the file's records, first SECONDS seconds each; corrupt ones stay empty
+        k = len(parts)
+        emb_out = np.zeros((k, SECONDS, EMBEDDING_DIM), dtype=np.uint8)
+        mask_out = np.zeros((k, SECONDS), dtype=np.uint8)
+        starts = np.concatenate([[0], np.cumsum(seconds)[:-1]]) if k else np.zeros(0, np.int64)
+        take = np.minimum(seconds, SECONDS)
+        rows = np.repeat(np.arange(k), take)
+        within = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+        src = np.repeat(starts, take) + within
+        emb_out[rows, within] = stacked[src]
+        mask_out[rows, within] = 1
+        clean = (status_a == OK) & keep
+        emb_out, mask_out = emb_out[keep], mask_out[keep]
+        emb_out[~clean[keep]] = 0
+        mask_out[~clean[keep]] = 0
+    kept = [p for p, k in zip(parts, keep, strict=True) if k]
+    label_ptr = np.zeros(len(kept) + 1, dtype=np.int64)
+    label_ptr[1:] = np.cumsum([len(p.labels) for p in kept])
     return FileIndex(
-        source=source, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-        ytid=np.array(ytids, dtype="S11"), start_ms=np.array(starts, dtype=np.int64), end_ms=np.array(ends, dtype=np.int64),
-        seconds=np.array(secs, dtype=np.int16), number=np.array(numbers, dtype=np.int32), offset=np.array(offsets, dtype=np.int64),
-        status=np.array(status, dtype=np.int8), label_ptr=np.array(ptr, dtype=np.int64), label_idx=np.array(labels, dtype=np.int32),
-        problems=tuple(problems), damaged=damaged, unreadable=unreadable,
+        source=source, name=name, sha256=hashlib.sha256(view).hexdigest(), size=len(view),
+        ytid=np.array([p.ytid.encode("ascii") for p in kept], dtype="S11"),
+        start_ms=np.array([p.start_ms for p in kept], dtype=np.int64), end_ms=np.array([p.end_ms for p in kept], dtype=np.int64),
+        seconds=seconds[keep].astype(np.int16), number=np.array(numbers, dtype=np.int32)[keep],
+        offset=np.array(offsets, dtype=np.int64)[keep], status=status_a[keep], label_ptr=label_ptr,
+        label_idx=np.array([i for p in kept for i in p.labels], dtype=np.int32),
+        problems=tuple(problems), damaged=damaged, unreadable=unreadable, embeddings=emb_out, mask=mask_out,
     )
 
 
-def _index_path(source: str, name: str, path: str) -> FileIndex:
-    return index_bytes(source, name, Path(path).read_bytes())
+def _index_path(source: str, name: str, path: str, embeddings: bool = False) -> FileIndex:
+    return index_bytes(source, name, Path(path).read_bytes(), embeddings=embeddings)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,25 +239,33 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         yield ex
 
 
-def _file_results(rel: Release, sources: Sequence[str], workers: int) -> Iterator[FileIndex]:
+def _file_results(rel: Release, sources: Sequence[str], workers: int, *, embeddings: bool = False) -> Iterator[FileIndex]:
+    """Every file's index, in name order for a folder and member order for a tar."""
     if rel.kind == "folder":
         files = rel.folder_files(sources)
+        emb = [embeddings] * len(files)
         if workers <= 1:
             for f in files:
-                yield _index_path(f.source, f.name, str(f.path))
+                yield _index_path(f.source, f.name, str(f.path), embeddings)
             return
         with worker_pool(workers) as ex:
-            yield from ex.map(_index_path, [f.source for f in files], [f.name for f in files], [str(f.path) for f in files],
-                              chunksize=8)
+            # a bounded number of files in flight: finished results wait in the parent's memory
+            pending_f: deque[Future[FileIndex]] = deque()
+            for f, e in zip(files, emb, strict=True):
+                pending_f.append(ex.submit(_index_path, f.source, f.name, str(f.path), e))
+                while len(pending_f) >= workers * _IN_FLIGHT_PER_WORKER:
+                    yield pending_f.popleft().result()
+            while pending_f:
+                yield pending_f.popleft().result()
         return
     if workers <= 1:
         for f, data in rel.stream(sources):
-            yield index_bytes(f.source, f.name, data)
+            yield index_bytes(f.source, f.name, data, embeddings=embeddings)
         return
     with worker_pool(workers) as ex:
         pending: deque[Future[FileIndex]] = deque()
         for f, data in rel.stream(sources):
-            pending.append(ex.submit(index_bytes, f.source, f.name, data))
+            pending.append(ex.submit(index_bytes, f.source, f.name, data, embeddings=embeddings))
             while len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
                 yield pending.popleft().result()
         while pending:
@@ -257,12 +288,40 @@ def index_release(release: Path | str | Release, *, sources: Sequence[str] = SOU
             bar.update(1)
     # files in name order whatever order they arrived in (a tar's member order is its own)
     parts.sort(key=lambda p: (SOURCES.index(p.source), p.name))
+    return _combine(rel, srcs, _unique(rel, parts))
+
+
+def _unique(rel: Release, parts: list[FileIndex]) -> list[FileIndex]:
     seen_names: set[str] = set()
     for p in parts:
         if p.name in seen_names:
             raise ReleaseError(f"{rel.path}: {p.name} appears twice; the release is not in the official layout")
         seen_names.add(p.name)
-    return _combine(rel, srcs, parts)
+    return parts
+
+
+def pack_release(release: Path | str | Release, folder: Path | str, *, sources: Sequence[str] = SOURCES, workers: int = 2) -> ReleaseIndex:
+    """Index every record of ``sources`` and pack all of them in the same single pass:
+    ``folder/embeddings.u8`` (N, 10, 128) uint8 and ``folder/mask.u8`` (N, 10), row i =
+    index row i.  Rows follow the files as read: name order for a folder, member order
+    for a tar (records in file order).  A corrupt record keeps its row, empty and masked.
+    The arrays are written sequentially by the parent; no file is memory-mapped."""
+    from audioset_fewshot._progress import progress_bar
+
+    rel = release if isinstance(release, Release) else open_release(release)
+    srcs = tuple(s for s in SOURCES if s in sources)
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    parts: list[FileIndex] = []
+    with open(out / "embeddings.u8", "wb") as emb_fh, open(out / "mask.u8", "wb") as mask_fh, \
+            progress_bar(total=None, desc="pack release", unit="file") as bar:
+        for fi in _file_results(rel, srcs, workers, embeddings=True):
+            assert fi.embeddings is not None and fi.mask is not None
+            emb_fh.write(np.ascontiguousarray(fi.embeddings).data)
+            mask_fh.write(np.ascontiguousarray(fi.mask).data)
+            parts.append(dataclasses.replace(fi, embeddings=None, mask=None))
+            bar.update(1)
+    return _combine(rel, srcs, _unique(rel, parts))
 
 
 def _combine(rel: Release, sources: tuple[str, ...], parts: Sequence[FileIndex]) -> ReleaseIndex:
@@ -303,4 +362,4 @@ def _combine(rel: Release, sources: tuple[str, ...], parts: Sequence[FileIndex])
     return idx
 
 
-__all__ = ["CORRUPT", "OK", "STATUS_NAMES", "FileIndex", "ReleaseIndex", "index_bytes", "index_release", "worker_pool"]
+__all__ = ["CORRUPT", "OK", "STATUS_NAMES", "FileIndex", "ReleaseIndex", "index_bytes", "index_release", "pack_release", "worker_pool"]

@@ -286,12 +286,14 @@ class ReleaseFeatures:
     longer_than_10s: int = 0
 
 
-def release_features(root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False) -> ReleaseFeatures:
+def release_features(root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False,
+                     make_current: bool = True) -> ReleaseFeatures:
     """Pack the obtained clips' embeddings into ``processed/features/<key>/`` (see the module docstring).
 
     The folder is built as ``.tmp-<key>`` and renamed into place (``meta.json``
-    last), and ``processed/features/current.json`` then points at it, so the
-    log-mel readers (``process.load_features``) find these features."""
+    last), and ``processed/features/current.json`` then points at it (unless
+    ``make_current`` is False: a second feature set beside a root's log-mels), so
+    the log-mel readers (``process.load_features``) find these features."""
     import shutil
 
     layout = DatasetLayout(Path(root))
@@ -343,7 +345,7 @@ def release_features(root: Path | str, *, release: Path | str, workers: int = 2,
         log.info("release features: %d x 10 x 128 in %s", len(ordered), folder)
     else:
         log.info("release features: %s is up to date", folder)
-    if (_read_json(current) or {}).get("key") != key:
+    if make_current and (_read_json(current) or {}).get("key") != key:
         atomic_write_json(current, {"key": key})
     return ReleaseFeatures(key=key, path=folder, rows=int(old["shape"][0]), seconds=10, dim=128,
                            longer_than_10s=int(old.get("longer_than_10s", 0)))

@@ -38,13 +38,7 @@ import numpy as np
 from audioset_fewshot.errors import ProcessingError, StageNotReadyError
 from audioset_fewshot.layout import clip_stem
 from audioset_fewshot.release.index import ReleaseIndex, worker_pool
-from audioset_fewshot.release.records import (
-    EMBEDDING_DIM,
-    SECONDS,
-    RecordError,
-    decode,
-    dequantize,
-)
+from audioset_fewshot.release.records import EMBEDDING_DIM, SECONDS, RecordError, decode_parts, dequantize, embeddings_of
 from audioset_fewshot.release.source import (
     SPLIT_DIRS,
     Release,
@@ -88,18 +82,22 @@ def pack_bytes(data: bytes | memoryview, name: str, offsets: np.ndarray, out_row
     output files (runs in a worker); returns how many segments had more than 10 seconds."""
     view = memoryview(data)
     k = int(offsets.shape[0])
+    try:
+        parts = [decode_parts(_payload(view, int(o), name)) for o in offsets]
+    except RecordError as err:
+        raise ProcessingError(f"{name}: a record indexed before no longer decodes ({err}); index the release again") from err
+    seconds, stacked, failed = embeddings_of(parts)
+    if failed:
+        raise ProcessingError(f"{name}: {failed[0][1]}; index the release again")
     block = np.zeros((k, SECONDS, EMBEDDING_DIM), dtype=np.uint8)
     mask = np.zeros((k, SECONDS), dtype=np.uint8)
-    longer = 0
-    for i in range(k):
-        try:
-            emb = decode(_payload(view, int(offsets[i]), name)).embedding
-        except RecordError as err:
-            raise ProcessingError(f"{name}: record at byte {int(offsets[i])} no longer decodes ({err}); index the release again") from err
-        s = min(SECONDS, emb.shape[0])
-        longer += int(emb.shape[0] > SECONDS)
-        block[i, :s] = emb[:s]
-        mask[i, :s] = 1
+    take = np.minimum(seconds, SECONDS)
+    rows_k = np.repeat(np.arange(k), take)
+    within = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+    src = np.repeat(np.cumsum(seconds) - seconds, take) + within
+    block[rows_k, within] = stacked[src]
+    mask[rows_k, within] = 1
+    longer = int((seconds > SECONDS).sum())
     # runs of consecutive output rows are one write each
     order = np.argsort(out_rows, kind="stable")
     rows = out_rows[order]

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import crc32c as _crc32c
 
@@ -64,10 +63,10 @@ def write_records(fh: BinaryIO, payloads: Iterable[bytes]) -> int:
     return n
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One record of a file: its number, the byte offset of its frame, and its payload
-    (``None`` when the payload CRC did not match: ``corrupt`` then says why)."""
+    (``None`` when the payload CRC did not match: ``corrupt`` then says why).  A named
+    tuple, not a dataclass: millions are made, and a tuple is made several times faster."""
 
     number: int
     offset: int
@@ -85,14 +84,16 @@ def read_records(data: bytes | bytearray | memoryview, *, name: str = "<bytes>",
     size = len(view)
     pos = 0
     number = 0
+    crc = _crc32c.crc32c  # the masking is inlined below: this loop runs once per record
+    unpack_len, unpack_crc = _LEN.unpack_from, _CRC.unpack_from
     while pos < size:
         if size - pos < _HEADER:
             raise TFRecordError(f"{name}: truncated at record {number} (byte {pos}): {size - pos} bytes left, a record header needs {_HEADER}; "
                                 "the file was cut short: download or unpack it again")
-        (length,) = _LEN.unpack_from(view, pos)
+        (length,) = unpack_len(view, pos)
         if verify:
-            (crc,) = _CRC.unpack_from(view, pos + 8)
-            if crc != masked_crc(view[pos:pos + 8]):
+            c = crc(view[pos:pos + 8])
+            if unpack_crc(view, pos + 8)[0] != ((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF):
                 raise TFRecordError(f"{name}: record {number} (byte {pos}): the length field fails its CRC; the rest of the file "
                                     "cannot be located (not a TFRecord file, or damaged): download or unpack it again")
         if length > MAX_RECORD_BYTES:
@@ -101,12 +102,13 @@ def read_records(data: bytes | bytearray | memoryview, *, name: str = "<bytes>",
         if end > size:
             raise TFRecordError(f"{name}: truncated in record {number} (byte {pos}): it needs {end - pos} bytes, {size - pos} are left; "
                                 "the file was cut short: download or unpack it again")
-        payload = view[pos + _HEADER:pos + _HEADER + length]
+        payload = view[pos + _HEADER:end - 4]
         if verify:
-            (crc,) = _CRC.unpack_from(view, end - 4)
-            if crc != masked_crc(payload):
-                yield Record(number, pos, None, f"{name}: record {number} (byte {pos}): payload CRC mismatch (stored {crc:#010x}, "
-                                                 f"computed {masked_crc(payload):#010x}); the record is skipped")
+            c = crc(payload)
+            stored = unpack_crc(view, end - 4)[0]
+            if stored != ((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF):
+                yield Record(number, pos, None, f"{name}: record {number} (byte {pos}): payload CRC mismatch (stored {stored:#010x}, "
+                                                f"computed {masked_crc(payload):#010x}); the record is skipped")
                 pos = end
                 number += 1
                 continue
