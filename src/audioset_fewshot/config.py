@@ -150,7 +150,7 @@ class EpisodesConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    method: str = _f("protonet", "protonet | simpleshot | finetune | maml | untrained | nearest-centroid | hear | all, or a comma-separated list")
+    method: str = _f("protonet", "methods to evaluate: protonet, simpleshot, finetune, maml, untrained, nearest-centroid, hear, all, or a comma-separated list")
     backbone: Literal["crnn", "conv4"] = _f("crnn", "network of the trained methods: MetaAudio's CRNN or a plain Conv-4")
     n_way: int = _f(5, "classes per training episode", min=2, max=1000)
     k_shot: int = _f(5, "support examples per class in training episodes", min=1, max=10_000)

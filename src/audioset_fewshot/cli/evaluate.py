@@ -21,7 +21,7 @@ from audioset_fewshot.evaluate import evaluate_methods
               help="Also evaluate on Google's VGGish embedding release (folder or features.tar.gz) for the root's clips, side by side, "
                    "on the clips and episodes both feature sets have (eval/side_by_side.json).")
 def command(config_path: Path | None, root: Path | None, force: bool, compare_release: Path | None = None, **knob_values: Any) -> None:
-    """Train each method of --method (a name, 'all' or a comma-separated list) on the train
+    """Train each method asked for (a name, 'all' or a comma-separated list) on the train
     split, keep the checkpoint best on validation episodes, and report accuracy +- 95 % CI on
     the fixed test episodes (section 'episodes' of the config; written first if missing).
     Rows go to ROOT/eval/results.csv and results.md; a stored row whose inputs did not change
