@@ -41,6 +41,7 @@ BENCHES: list[str] = [
     "process",
     "episodes",
     "release",
+    "origins",
     "fewshot",
 ]
 TIMEOUT_S = 3600  # per benchmark

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from audioset_fewshot._held import refuse_links_under_root
 from audioset_fewshot.errors import StorageError
 
 TMP_PREFIX = ".tmp-"
@@ -70,8 +71,6 @@ def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
     On any exception the temp file is removed and ``target`` is untouched.
     ``suffix`` keeps an extension on the temp name for tools that sniff it (ffmpeg).
     """
-    from audioset_fewshot._root import refuse_links_under_root
-
     target = Path(target)
     refuse_links_under_root(target.parent)
     try:

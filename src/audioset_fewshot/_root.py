@@ -19,11 +19,11 @@ import contextlib
 import errno
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+from audioset_fewshot._held import held_depth, held_mutex, held_paths, refuse_links_under_root
 from audioset_fewshot._io import atomic_write_text
 from audioset_fewshot.errors import LockError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -35,9 +35,6 @@ _LEGACY = ("ledger.sqlite", "plan/plan.json", "manifest/clips.csv", "processed/c
            "processed/features/current.json", "splits.json")
 _OURS = {".lock", MARKER}
 
-_held: dict[str, int] = {}  # realpath of a root -> depth of hold_root in this process
-_held_as: dict[str, str] = {}  # realpath of a held root -> the absolute path it was given as
-_held_mutex = threading.Lock()
 
 
 def _key(root: Path) -> str:
@@ -100,8 +97,8 @@ class RootLock:
     def __enter__(self) -> Self:
         import fcntl
 
-        with _held_mutex:
-            if _held.get(_key(self.layout.root), 0) > 0:
+        with held_mutex:
+            if held_depth.get(_key(self.layout.root), 0) > 0:
                 self.nested = True
                 return self
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -156,36 +153,17 @@ def hold_root(root: Path | str | None, *, force: bool = False) -> Iterator[Path]
         key = _key(path)
         if not os.path.lexists(path / MARKER):
             atomic_write_text(path / MARKER, MARKER_TEXT)
-        with _held_mutex:
-            _held[key] = _held.get(key, 0) + 1
-            _held_as[key] = os.path.abspath(path)
+        with held_mutex:
+            held_depth[key] = held_depth.get(key, 0) + 1
+            held_paths[key] = os.path.abspath(path)
         try:
             yield path
         finally:
-            with _held_mutex:
-                _held[key] -= 1
-                if not _held[key]:
-                    del _held[key]
-                    _held_as.pop(key, None)
-
-
-def refuse_links_under_root(folder: Path | str) -> None:
-    """Refuse to write into ``folder`` when, below a root this process holds, one of
-    its folders is a symbolic link (planted: the tool never makes one), so that no
-    write lands outside the root through it.  Outside any held root: no check."""
-    target = os.path.abspath(folder)
-    with _held_mutex:
-        roots = [*_held_as.values(), *_held]
-    for root in roots:
-        if target != root and not target.startswith(root.rstrip(os.sep) + os.sep):
-            continue
-        current = root
-        for part in Path(os.path.relpath(target, root)).parts:
-            current = os.path.join(current, part)
-            if os.path.islink(current):
-                raise UsageError(f"{current} is a symbolic link inside the dataset root; the tool never writes through a link "
-                                 f"it did not make: remove it (rm {current}) and run again")
-        return
+            with held_mutex:
+                held_depth[key] -= 1
+                if not held_depth[key]:
+                    del held_depth[key]
+                    held_paths.pop(key, None)
 
 
 __all__ = ["MARKER", "RootLock", "check_root", "hold_root", "holds_only_ours", "is_ours", "refuse_links_under_root"]

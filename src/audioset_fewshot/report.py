@@ -91,6 +91,11 @@ def _ledger_rows(layout: DatasetLayout) -> list[dict[str, Any]] | None:
             return None
         wanted = [c for c in ("clip_id", "ytid", "start_s", "owner_mid", "source", "status", "reason", "in_plan", "title", "uploader", "license", "channel_id") if c in cols]
         rows = [dict(r) for r in db.execute(f"SELECT {', '.join(wanted)} FROM clips ORDER BY clip_id")]
+    except sqlite3.DatabaseError as err:
+        from audioset_fewshot.download.ledger import recover_hint
+        from audioset_fewshot.errors import DownloadError
+
+        raise DownloadError(f"{path} is not a readable ledger ({err}); {recover_hint(path)}") from err
     finally:
         db.close()
     return [r for r in rows if r.get("in_plan", 1)]

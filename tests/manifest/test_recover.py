@@ -150,3 +150,18 @@ def test_cli_recover_and_status_on_a_garbled_ledger(media_cache: Path, tmp_path:
     assert res.returncode == 0, res.stderr
     assert "recovered 6 of 8 planned clips" in res.stdout and "damaged ledger is kept as" in res.stdout
     assert list(tmp_path.glob("ledger.sqlite.damaged-*")) and _files(tmp_path) == files
+
+
+def test_report_and_merge_point_a_garbled_ledger_to_recover(media_cache: Path, tmp_path: Path) -> None:
+    from audioset_fewshot.errors import ManifestError
+    from audioset_fewshot.manifest.merge import merge_roots
+    from audioset_fewshot.report import write_report
+
+    root = tmp_path / "root"
+    with _server(media_cache) as srv:
+        _downloaded(root, srv)
+    _garble(DatasetLayout(root).ledger_file)
+    with pytest.raises(DownloadError, match=r"not a readable ledger.*recover --root"):
+        write_report(root)
+    with pytest.raises((ManifestError, DownloadError), match=r"recover --root"):
+        merge_roots([root], into=tmp_path / "merged")

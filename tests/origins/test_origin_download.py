@@ -59,7 +59,11 @@ def test_parquet_alone_selects_what_youtube_selects(tmp_path: Path, media_server
     _serve(media_server, dogs + speech, {y: "unavailable" for y in gone})
 
     yt_root, hf_root = tmp_path / "yt", tmp_path / "fromhf"
-    rep_yt = run_download(plan, yt_root, DownloadOptions(base_url=media_server.base_url, **FAST))
+    write_plan(plan, DatasetLayout(yt_root))
+    write_plan(plan, DatasetLayout(hf_root))
+    # YouTube's side with retries: a transient failure on a loaded machine must not change its selection
+    rep_yt = run_download(plan, yt_root, DownloadOptions(base_url=media_server.base_url, **{**FAST, "retries": 4, "timeout_s": 120.0}))
+    assert set(rep_yt.failures_by_reason) == {"unavailable"}, rep_yt.summary_lines()
     media_server.reset_log()
     rep_hf = run_download(plan, hf_root, DownloadOptions(base_url=media_server.base_url, origins=[str(tmp_path / "hf")], **FAST))
     assert rep_yt.complete and rep_hf.complete
@@ -82,6 +86,36 @@ def test_parquet_alone_selects_what_youtube_selects(tmp_path: Path, media_server
             assert sr == 16000 and np.array_equal(stored, expected.samples)
             assert r.codec == "flac" and r.source_sample_rate_hz in (44100, 48000) and r.extractions == 0
         assert {r.source_sample_rate_hz for r in rows} == {44100, 48000}
+
+    # diff names the clips whose origin differs
+    from audioset_fewshot.manifest import diff_manifests
+
+    build_manifest(yt_root)
+    build_manifest(hf_root)
+    d = diff_manifests(yt_root, hf_root)
+    assert set(d.origin_changed) == {c for v in yt_sel.values() for c in v}
+    assert set(d.origin_changed.values()) == {("youtube", "hf-parquet")}
+
+
+def test_rebuild_from_an_origin_and_a_revision_that_does_not_match(tmp_path: Path, dog_segments: list[Seg]) -> None:
+    from audioset_fewshot.errors import UsageError
+    from audioset_fewshot.manifest.rebuild import rebuild
+
+    dogs = dog_segments[:3]
+    write_hf_parquet(tmp_path / "hf", dogs)
+    mirror = {"path": str(tmp_path / "hf"), "name": "mirror", "revision": "5a2fa42"}
+    root = tmp_path / "a"
+    plan = make_plan({DOG: dogs}, 3)
+    write_plan(plan, DatasetLayout(root))
+    run_download(plan, root, DownloadOptions(origins=[mirror], **FAST))
+    build_manifest(root)
+    lock = json.loads(DatasetLayout(root).lock_json.read_text())
+    assert lock["origins"] == [{"name": "mirror", "kind": "hf-parquet", "revision": "5a2fa42", "repo": None, "held": 3, "clips": 3}]
+    rep = rebuild(root, tmp_path / "b", DownloadOptions(origins=[mirror], **FAST))
+    assert rep.identical and rep.diff is not None and not rep.diff.origin_changed
+    with pytest.raises(UsageError, match="built from revision 5a2fa42.*gives 0c609e8"):
+        rebuild(root, tmp_path / "c", DownloadOptions(origins=[{**mirror, "revision": "0c609e8"}], **FAST))
+    assert not (tmp_path / "c").exists()
 
 
 def test_first_origin_wins_youtube_gets_the_rest_and_rerun_asks_nobody(

@@ -254,6 +254,8 @@ def test_origins_check_reports_the_right_counts(tmp_path: Path, dog_segments: li
     assert "layout webdataset, 5 clips" in blocks[2] and "balanced 5," in blocks[2]
     assert "layout pann-hdf5, 2 clips" in blocks[3] and "balanced 2," in blocks[3]
     assert all("decode check: " in b and "pass the proof" in b for b in blocks)
+    named = _cli(*md, "--origin-layout", "directory", str(tmp_path / "hf"))  # a layout named, not detected: no audio files there
+    assert named.returncode == 1 and "layout directory, 0 clips" in named.stdout
     bad = _cli(*md, str(tmp_path / "missing"))
     assert bad.returncode == 1 and "does not exist" in bad.stdout and "nothing usable" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -35,5 +35,7 @@ def command(ctx: click.Context, a: Path, b: Path, fmt: str, show: bool) -> None:
         for g in GROUPS[1:]:
             for cid in getattr(d, g):
                 click.echo(f"{g}: {cid}")
+    for cid, (oa, ob) in sorted(d.origin_changed.items()):
+        click.echo(f"origin: {cid} from {oa} in A, from {ob} in B")
     click.echo("identical" if d.identical else "different")
     ctx.exit(0 if d.identical else 1)

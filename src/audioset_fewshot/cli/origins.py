@@ -10,31 +10,25 @@ import click
 from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
 
 
-@click.group(name="origins")
-def command() -> None:
-    """Inspect local copies of AudioSet (download.origins)."""
-
-
-@command.command(name="check")
+@click.command(name="origins")
+@click.argument("action", type=click.Choice(["check"]))
 @click.argument("paths", nargs=-1, required=True)
 @config_option
 @root_option
 @metadata_dir_option
-@click.option("--layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
-@click.option("--sample", type=int, default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
-def check(paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
-    """Report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
+@click.option("--origin-layout", "layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
+@click.option("--sample", type=click.IntRange(min=0), default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
+def command(action: str, paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
+    """``origins check PATH...``: report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
     each segment list and of ROOT's plan it holds, the names it could not parse, and a
     decode check.  Exits 1 when an origin holds nothing usable."""
     from audioset_fewshot.download.origins.base import parse_origin
     from audioset_fewshot.download.origins.check import check_origin
-    from audioset_fewshot.errors import AudiosetFewshotError, DownloadError, UsageError
+    from audioset_fewshot.errors import AudiosetFewshotError, DownloadError
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.metadata import read_segments, resolve_segment_files
     from audioset_fewshot.plan import read_plan
 
-    if sample < 0:
-        raise UsageError(f"--sample must be 0 or more, got {sample}")
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:

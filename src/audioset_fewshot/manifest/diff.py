@@ -35,6 +35,9 @@ class ManifestDiff:
     only_a: tuple[str, ...] = ()
     only_b: tuple[str, ...] = ()
     per_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    # clips in both whose origin differs ({clip_id: (A's origin, B's origin)}): from a mirror in
+    # one, from YouTube in the other (download.origins); their bytes may still be the same
+    origin_changed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -51,6 +54,7 @@ class ManifestDiff:
             "totals": self.totals(),
             "per_class": {m: dict(v) for m, v in sorted(self.per_class.items())},
             **{g: list(getattr(self, g)) for g in GROUPS},
+            "origin_changed": {cid: list(v) for cid, v in sorted(self.origin_changed.items())},
         }
 
 
@@ -59,6 +63,7 @@ def diff_rows(a_rows: list[ManifestRow], b_rows: list[ManifestRow], *, a: Path =
     a_map = {clip_stem(r.ytid, r.start_s): r for r in a_rows}
     b_map = {clip_stem(r.ytid, r.start_s): r for r in b_rows}
     groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+    origin_changed: dict[str, tuple[str, str]] = {}
     per_class: dict[str, dict[str, int]] = {}
 
     def count(mid: str, group: str, cid: str) -> None:
@@ -69,11 +74,13 @@ def diff_rows(a_rows: list[ManifestRow], b_rows: list[ManifestRow], *, a: Path =
         ra, rb = a_map.get(cid), b_map.get(cid)
         if ra is not None and rb is not None:
             count(ra.owner_mid, "same" if ra.sha256 == rb.sha256 else "changed", cid)
+            if ra.origin != rb.origin:
+                origin_changed[cid] = (ra.origin, rb.origin)
         elif ra is not None:
             count(ra.owner_mid, "only_a", cid)
         elif rb is not None:
             count(rb.owner_mid, "only_b", cid)
-    return ManifestDiff(a=a, b=b, per_class=per_class, **{g: tuple(v) for g, v in groups.items()})
+    return ManifestDiff(a=a, b=b, per_class=per_class, origin_changed=origin_changed, **{g: tuple(v) for g, v in groups.items()})
 
 
 def diff_manifests(a: Path | str, b: Path | str) -> ManifestDiff:

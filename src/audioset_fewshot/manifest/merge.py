@@ -94,7 +94,9 @@ def _raw_rows(path: Path, table: str) -> list[dict[str, Any]]:
         con.execute("PRAGMA query_only = ON")
         return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]  # table is one of two constants
     except sqlite3.Error as err:
-        raise ManifestError(f"cannot read table {table!r} of the ledger {path}: {err}") from err
+        from audioset_fewshot.download.ledger import recover_hint
+
+        raise ManifestError(f"cannot read table {table!r} of the ledger {path}: {err}; {recover_hint(path)}") from err
     finally:
         con.close()
 

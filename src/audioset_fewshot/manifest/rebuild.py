@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,33 @@ def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> Any:
     return SamplingPlan.exact(entries, params={"rebuild_of": manifest_sha256, "classes": classes})
 
 
+def check_origin_revisions(lock_json: Path, origins: Sequence[str | Mapping[str, Any]]) -> None:
+    """Refuse (``UsageError``) an origin that names a recorded mirror (by name or repository)
+    with another revision than the one ``lock_json`` recorded for it."""
+    import json
+
+    from audioset_fewshot.download.origins import parse_origins
+
+    if not lock_json.is_file():
+        return
+    try:
+        recorded = json.loads(lock_json.read_text(encoding="utf-8")).get("origins") or []
+    except (OSError, ValueError, AttributeError) as err:
+        raise ManifestError(f"{lock_json}: not a readable lock ({err})") from err
+    specs, _ = parse_origins(origins)
+    for rec in recorded:
+        if not isinstance(rec, dict) or not rec.get("revision"):
+            continue
+        for spec in specs:
+            if rec.get("name") not in (spec.name, spec.repo) and (rec.get("repo") is None or rec.get("repo") != spec.repo):
+                continue
+            if spec.revision != rec["revision"]:
+                raise UsageError(
+                    f"origin {rec.get('name')}: the manifest was built from revision {rec['revision']} (lock.json), but download.origins"
+                    f" gives {spec.revision or 'no revision'}; pin revision: {rec['revision']} for {spec.path!r}, or drop that origin"
+                )
+
+
 def _uniform(values: set[Any], what: str, path: Path) -> Any:
     if len(values) > 1:
         raise ManifestError(f"{path}: clips with different {what} ({', '.join(map(str, sorted(values)))}); rebuild needs one {what}")
@@ -114,7 +141,8 @@ def rebuild(
 
     ``options``: the download options, as for :func:`download.runner.run_download`
     (the sample rate and container come from the manifest).  Per-clip failures are
-    in the report.
+    in the report.  With ``options.origins``, a mirror named with another revision
+    than the one the manifest's ``lock.json`` recorded is refused before anything is read.
     """
     from audioset_fewshot.download.runner import run_download
     from audioset_fewshot.plan import read_plan, write_plan
@@ -125,6 +153,8 @@ def rebuild(
         raise ManifestError(f"{src}: the manifest lists no clips; nothing to rebuild")
     sample_rate_hz = _uniform({r.sample_rate_hz for r in rows}, "sample rates", src)
     audio_format = _uniform({r.path.rsplit(".", 1)[-1] for r in rows}, "containers", src)
+    if options is not None and options.origins:
+        check_origin_revisions(src.parent / "lock.json", options.origins)
     dest = check_destination(root, sources=[Path(manifest)] if Path(manifest).is_dir() else [], what="rebuild")
     layout = DatasetLayout(dest)
     plan = exact_plan(rows, manifest_sha256=sha256_file(src))

@@ -20,7 +20,7 @@ class OriginFS:
         if "://" not in path:
             real = os.path.abspath(os.path.expanduser(path))
             if not os.path.exists(real):
-                raise OriginError(f"origin {path!r} does not exist: check the path (download.origins / --origin)")
+                raise OriginError(f"origin {path!r} does not exist: check the path (download.origins)")
             if not os.access(real, os.R_OK):
                 raise OriginError(f"origin {path!r} is not readable: check its permissions")
             self.local_root: str | None = real
@@ -41,7 +41,7 @@ class OriginFS:
         except OSError as err:
             raise OriginError(f"origin {path!r} cannot be reached: {err}") from err
         if not exists:
-            raise OriginError(f"origin {path!r} does not exist: check the URL (download.origins / --origin)")
+            raise OriginError(f"origin {path!r} does not exist: check the URL (download.origins)")
 
     def is_file_root(self) -> bool:
         if self.local_root is not None:
@@ -78,11 +78,12 @@ class OriginFS:
             return self.root
         return os.path.join(self.root, *rel.split("/")) if self.local_root is not None else f"{self.root}/{rel}"
 
-    def open(self, rel: str) -> IO[bytes]:
-        """A binary, seekable file object."""
+    def open(self, rel: str, *, buffered: bool = True) -> IO[bytes]:
+        """A binary, seekable file object (``buffered=False``: each read asks the OS for exactly
+        the bytes wanted, for readers that jump through a file with small reads)."""
         try:
             if self.local_root is not None:
-                return open(self.full(rel), "rb")
+                return open(self.full(rel), "rb", buffering=-1 if buffered else 0)
             fh: IO[bytes] = self._fs.open(self.full(rel), "rb")
             return fh
         except OSError as err:

@@ -103,7 +103,7 @@ class HfParquetOrigin:
         with self._lock:
             reader = self._chunks.get(rel)
             if reader is None:
-                reader = ChunkReader(self.fs.open(rel), self._file(rel)[1].metadata, "audio.bytes")
+                reader = ChunkReader(self.fs.open(rel, buffered=False), self._file(rel)[1].metadata, "audio.bytes")
                 self._chunks[rel] = reader
             return reader
 
