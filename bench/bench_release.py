@@ -64,8 +64,8 @@ def _template() -> list[tuple[str, str, str]]:
             for line in fh:
                 if line.startswith("#") or not line.strip():
                     continue
-                start, end, labels = line[12:].split(", ", 2)
-                rows.append((start, end, labels.strip().strip('"')))
+                _, start, end, labels = (part.strip() for part in line.split(",", 3))
+                rows.append((start, end, labels.strip('"')))
     return rows
 
 
@@ -90,12 +90,17 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
     total = sum(n for n, _ in plan.values())
     base = work / f"release-{total}"
     done = base / "DONE.json"
-    if done.is_file() and json.loads(done.read_text()) == {"plan": {k: list(v) for k, v in plan.items()}}:
-        return base / TOP, base / "metadata", total
-    shutil.rmtree(base, ignore_errors=True)
+    meta = base / "metadata"
+    meta_done = meta / "DONE.json"
+    marker = {"plan": {k: list(v) for k, v in plan.items()}}
+    records_ok = done.is_file() and json.loads(done.read_text()) == marker
+    if records_ok and meta_done.is_file() and json.loads(meta_done.read_text()) == {**marker, "metadata": 2}:
+        return base / TOP, meta, total
+    if not records_ok:
+        shutil.rmtree(base, ignore_errors=True)
+    shutil.rmtree(meta, ignore_errors=True)
     numbers = {m: i for i, m in enumerate(read_label_indices(packaged_label_indices()))}
     tails = _template()
-    meta = base / "metadata"
     meta.mkdir(parents=True)
     for name in ("class_labels_indices.csv", "ontology.json", "qa_true_counts.csv"):
         shutil.copy(SHARED / name, meta / name)
@@ -117,24 +122,36 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
             lines.append(f'{y}, {start}, {end}, "{labels}"')
             by_file.setdefault(y[:2], []).append((y, float(start), float(end), tuple(numbers[m] for m in labels.split(","))))
         offset += n
-        header = (f"# Segments csv created Sun Mar  5 10:54:31 2017\n# num_ytids={n}, num_segs={n}, num_unique_labels=527, "
-                  f"num_positive_labels={sum(line.count('/') // 2 for line in lines)}\n# YTID, start_seconds, end_seconds, positive_labels\n")
+        mids = [m for line in lines for m in line.rsplit('"', 2)[1].split(",")]
+        header = (f"# Segments csv created Sun Mar  5 10:54:31 2017\n# num_ytids={n}, num_segs={n}, num_unique_labels={len(set(mids))}, "
+                  f"num_positive_labels={len(mids)}\n# YTID, start_seconds, end_seconds, positive_labels\n")
         (meta / LIST_FILES[source]).write_text(header + "\n".join(lines) + "\n", encoding="ascii")
         folder = base / TOP / SPLIT_DIRS[source]
+        if records_ok:
+            continue
         folder.mkdir(parents=True)
         for j, (prefix, rows) in enumerate(sorted(by_file.items())):
             jobs.append((str(folder / f"{prefix}.tfrecord"), rows, k * 10_000 + j))
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        written = sum(pool.imap_unordered(_write_file, jobs, chunksize=16))
-    assert written == total
-    done.write_text(json.dumps({"plan": {k: list(v) for k, v in plan.items()}}))
+    if not records_ok:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            written = sum(pool.imap_unordered(_write_file, jobs, chunksize=16))
+        assert written == total
+        done.write_text(json.dumps(marker))
+    meta_done.write_text(json.dumps({**marker, "metadata": 2}))
     return base / TOP, meta, total
 
 
 OURS = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 from audioset_fewshot.release.index import pack_release
 release, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -144,11 +161,18 @@ t1 = time.perf_counter()
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": t1 - t0, "records": len(idx), "files": len(idx.files),
                   "cpu_s": time.process_time() - c0 + kids.ru_utime + kids.ru_stime, "corrupt": int(idx.counts()["corrupt"]),
-                  "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "worker_peak_rss_kib": kids.ru_maxrss}))
+                  "peak_rss_kib": hwm_kib(), "worker_peak_rss_kib": kids.ru_maxrss}))
 """
 
 TODAY = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from pathlib import Path
 import numpy as np
 from tfrecord.reader import sequence_loader
@@ -172,11 +196,18 @@ with open(out, "wb") as fh:
             fh.write(row.tobytes())
             n += 1
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "records": n,
-                  "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_rss_kib": hwm_kib()}))
 """
 
 SELECT = r"""
 import json, resource, sys, time
+def hwm_kib():
+    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 import numpy as np
 from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
@@ -188,17 +219,18 @@ release, meta, out = sys.argv[1], sys.argv[2], sys.argv[3]
 idx = index_release(release, workers=2)
 t0 = time.perf_counter()
 table = read_segments(resolve_segment_files(SOURCES, metadata_dir=meta))
+t1 = time.perf_counter()
 onto = load_ontology()
-sel = select_classes(onto, load_quality(), min_quality=0.8, candidates=build_candidate_index(table, onto.mids))
+sel = select_classes(onto, load_quality(), min_quality=0.8)
 cand = build_candidate_index(table, sel.mids)
 rows = np.unique(np.concatenate([cand.rows(m) for m in sel.mids]))
-t1 = time.perf_counter()
 found = idx.find([SOURCES[int(s)] for s in table.source[rows]], table.ytid[rows].astype("S11"), np.round(table.start_s[rows] * 1000).astype(np.int64))
 t2 = time.perf_counter()
 res = pack_rows(idx, found[found >= 0], out, workers=2)
 t3 = time.perf_counter()
-print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": int((found >= 0).sum()), "select_s": t1 - t0,
-                  "lookup_s": t2 - t1, "pack_s": t3 - t2, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": int((found >= 0).sum()), "read_lists_s": t1 - t0,
+                  "select_s": t2 - t1, "pack_s": t3 - t2, "peak_rss_kib": hwm_kib()}))
 """
 
 
@@ -257,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         sel = _child(SELECT, str(folder), str(meta), str(out_sel), str(REPO / "src"), timeout_s=3600)
     finally:
         shutil.rmtree(out_sel, ignore_errors=True)
-    sel_s = sel["select_s"] + sel["lookup_s"] + sel["pack_s"]
-    print(f"select: {sel['classes']} classes, {sel['clips']:,} candidate clips ({sel['found']:,} in the release): selection "
-          f"{sel['select_s']:.1f} s + lookup {sel['lookup_s']:.2f} s + pack {sel['pack_s']:.1f} s = {sel_s:.1f} s (release already indexed)")
+    sel_s = sel["select_s"] + sel["pack_s"]
+    print(f"select: {sel['classes']} classes, {sel['clips']:,} candidate clips ({sel['found']:,} in the release): selection + lookup "
+          f"{sel['select_s']:.1f} s + pack {sel['pack_s']:.1f} s = {sel_s:.1f} s (release indexed and segment lists read before: "
+          f"{sel['read_lists_s']:.1f} s)")
     ratio = today_s / ours_s if ours_s else float("inf")
     peak = max(rss, wrss)
     print()

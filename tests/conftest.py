@@ -6,6 +6,9 @@ Every write goes to tmp_path; nothing contacts any address but 127.0.0.1.
 from __future__ import annotations
 
 import os
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,35 @@ def media_server(tmp_path_factory: pytest.TempPathFactory):
     cache = tmp_path_factory.getbasetemp() / "demo-media-cache"
     with MediaServer(cache_dir=cache, idle_timeout_s=120.0, max_requests=20_000) as srv:
         yield srv
+
+
+@pytest.fixture
+def silent_host() -> Iterator[str]:
+    """``http://127.0.0.1:PORT``: a socket that accepts connections and never answers."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)  # held open, never read from or written to
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for c in accepted:
+            c.close()
+        srv.close()

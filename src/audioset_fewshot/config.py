@@ -1,5 +1,10 @@
 """One YAML file, one section per stage.
 
+Paths in a config file (``root``, ``metadata.metadata_dir``, ...: the fields
+marked ``path=True``) are relative to the folder of the file; a dataset root's
+saved ``config.yaml`` writes them relative to the root (``root: .``) or
+absolute, so ``--root ROOT`` resumes from any working folder.
+
 Field names are identical to the stage functions' keyword names and to the CLI
 flags (``plan.max_per_class`` <-> ``--max-per-class`` <-> ``make_plan(...,
 max_per_class=)``).  Precedence: defaults < file < flags.  Errors name the key
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -46,9 +52,10 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 
 @dataclass(frozen=True)
 class MetadataConfig:
-    metadata_dir: str | None = _f(None, "folder with local copies of the segment lists (official names); null = fetch and cache")
-    cache_dir: str | None = _f(None, "cache for fetched metadata; null = $XDG_CACHE_HOME/audioset-fewshot")
+    metadata_dir: str | None = _f(None, "folder with local copies of the segment lists (official names); null = fetch and cache", path=True)
+    cache_dir: str | None = _f(None, "cache for fetched metadata; null = $XDG_CACHE_HOME/audioset-fewshot", path=True)
     urls: dict[str, str] = _f(dict(OFFICIAL_URLS), "source URL of each segment list (balanced, eval, unbalanced)")
+    timeout_s: float = _f(30.0, "seconds a fetch of a list waits for the response and for each read (the connection: at most 10), per attempt", min=0.1)
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,8 @@ class PlanConfig:
 @dataclass(frozen=True)
 class DownloadConfig:
     jobs: int = _f(4, "parallel download workers", min=1, max=64)
-    max_per_hour: float | None = _f(300.0, "extractions per hour across all workers (0 or null = unlimited)", min=0.0)
-    min_interval_s: float = _f(1.0, "minimum seconds between two extractions", min=0.0)
+    max_per_hour: float | Literal["auto"] | None = _f("auto", "extractions per hour across all workers: auto = YouTube's budget (300) for a remote host, none for the 127.0.0.1 demo server; 0 or null = unlimited", min=0.0)
+    min_interval_s: float | Literal["auto"] = _f("auto", "minimum seconds between two extractions: auto = 1 for a remote host, 0 for the 127.0.0.1 demo server", min=0.0)
     retries: int = _f(3, "attempts per clip for transient failures", min=0)
     retry_failed: bool = _f(False, "also retry clips that failed permanently")
     backoff_s: float = _f(5.0, "first retry delay (doubles, with jitter)", min=0.0)
@@ -81,7 +88,7 @@ class DownloadConfig:
     max_pauses: int = _f(4, "stop after this many pauses in one run", min=0)
     early_abort: int = _f(10, "stop when the first N attempts all fail with the same non-permanent reason (0 = off)", min=0)
     min_free: str = _f("2GB", "stop cleanly before free disk falls below this (e.g. 2GB, 500MB)")
-    cookies: str | None = _f(None, "Netscape cookies file passed to yt-dlp only (account risk: see README)")
+    cookies: str | None = _f(None, "Netscape cookies file passed to yt-dlp only (account risk: see README)", path=True)
     cookies_from_browser: str | None = _f(None, "browser to read cookies from (yt-dlp's --cookies-from-browser)")
     base_url: str = _f("https://www.youtube.com", "where watch pages live; the demo points this at 127.0.0.1")
     format: str = _f("bestaudio[ext=m4a]/bestaudio", "yt-dlp format selector")
@@ -177,7 +184,8 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class Config:
-    root: str = _f("audioset-fewshot-data", "dataset root: every artifact lives below it")
+    root: str = _f("audioset-fewshot-data", "dataset root: every artifact lives below it", path=True)
+    demo: bool = _f(False, "the root is the offline demo: 'run' serves its media on 127.0.0.1 (download.base_url is the demo server's)")
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
@@ -211,7 +219,7 @@ SplitsOptions = SplitsConfig
 EpisodesOptions = EpisodesConfig
 EvaluateOptions = EvaluateConfig
 
-SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config) if f.name != "root")
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config) if isinstance(f.type, str) and f.type.endswith("Config") and f.name != "root")
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,7 +394,7 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
-        data = loaded
+        data = _relative_to(loaded, p.parent)
     if overrides:
         data = merge(data, overrides)
     try:
@@ -395,6 +403,54 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
         if path is not None:
             raise ConfigError(f"{path}: {err}") from None
         raise
+
+
+def path_keys() -> tuple[str, ...]:
+    """Dotted keys of the fields that hold a path (``path=True`` in their metadata)."""
+    out: list[str] = []
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("path"):
+            out.append(f.name)
+        tp = _hints(Config)[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += [f"{f.name}.{sf.name}" for sf in dataclasses.fields(tp) if sf.metadata.get("path")]
+    return tuple(out)
+
+
+def _map_paths(data: Mapping[str, Any], func: typing.Callable[[str], str]) -> dict[str, Any]:
+    """A copy of a nested config mapping with ``func`` applied to every path value."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    for key in path_keys():
+        *parents, leaf = key.split(".")
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf] != REDACTED:
+            node[leaf] = func(node[leaf])
+    return out
+
+
+def _relative_to(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative paths of a config file are relative to the file's folder."""
+
+    def resolve(value: str) -> str:
+        p = Path(value).expanduser()
+        return value if p.is_absolute() else os.path.normpath(folder / p)
+
+    return _map_paths(data, resolve)
+
+
+def rooted(cfg: Config, root: Path | str) -> Config:
+    """``cfg`` as saved in the dataset root ``root``: ``root: .``, every other path
+    relative to the root when it lies inside it, else absolute (relative paths of
+    ``cfg`` are taken from the working folder)."""
+    base = Path(root).resolve()
+
+    def rel(value: str) -> str:
+        p = Path(value).expanduser().resolve()
+        return Path(os.path.relpath(p, base)).as_posix() if p == base or base in p.parents else str(p)
+
+    return config_from_dict(_map_paths(cfg.to_dict(), rel))
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -496,13 +552,13 @@ def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
             "",
         ]
     top_fields = {f.name: f for f in dataclasses.fields(Config)}
-    root_f = top_fields["root"]
-    if comments:
-        lines.append(f"# {root_f.metadata['help']}")
-    lines.append(f"root: {_yaml_value(cfg.root)}")
-    for name in top_fields:
-        if name == "root":
-            continue
+    sections = {name: f for name, f in top_fields.items() if dataclasses.is_dataclass(_hints(Config)[name])}
+    for name, f in top_fields.items():  # the top-level keys (root, demo) first
+        if name not in sections:
+            if comments:
+                lines.append(f"# {f.metadata['help']}")
+            lines.append(f"{name}: {_yaml_value(getattr(cfg, name))}")
+    for name in sections:
         lines.append("")
         lines.append(f"{name}:")
         section = getattr(cfg, name)
@@ -519,7 +575,13 @@ def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(path: Path | str, cfg: Config | None = None, *, comments: bool = True) -> Path:
-    """Write a config atomically (a cookies path redacted); returns the path."""
-    atomic_write_text(path, render_config(redacted(cfg or Config()), comments=comments))
+def write_config(path: Path | str, cfg: Config | None = None, *, comments: bool = True, root: Path | str | None = None) -> Path:
+    """Write a config atomically (a cookies path redacted); returns the path.
+
+    ``root``: the file is a dataset root's saved config (:func:`rooted`: paths
+    relative to the root or absolute, so it reads the same from any folder)."""
+    cfg = cfg or Config()
+    if root is not None:
+        cfg = rooted(cfg, root)
+    atomic_write_text(path, render_config(redacted(cfg), comments=comments))
     return Path(path)

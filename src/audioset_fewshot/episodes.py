@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from audioset_fewshot._io import atomic_open, sha256_text
+from audioset_fewshot._io import atomic_open, atomic_write_json, sha256_text
 from audioset_fewshot.errors import AudiosetFewshotError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import MetaSplits, check_split, read_splits
@@ -246,6 +246,36 @@ class EpisodeSampler:
     def indices(self, i: int) -> list[int]:
         return self.episode(i).indices()
 
+    # -- episode labels for a DataLoader ----------------------------------------------------------
+    def episode_labels(self) -> np.ndarray:
+        """int64 labels 0..n_way-1 in the order of an episode's items (supports class by
+        class, then queries class by class)."""
+        ways = np.arange(self.n_way, dtype=np.int64)
+        return np.concatenate([np.repeat(ways, self.k_shot), np.repeat(ways, self.q_query)])
+
+    def collate(self, batch: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+        """A DataLoader ``collate_fn`` for this sampler's episodes: ``(x, y)`` with ``x`` the
+        stacked items (``[N*(K+Q), ...]``, supports then queries) and ``y`` the episode labels
+        0..N-1 (a LongTensor), not the split's class numbers the dataset yields::
+
+            DataLoader(dataset, batch_sampler=sampler, collate_fn=sampler.collate)
+        """
+        import torch
+
+        need = self.n_way * (self.k_shot + self.q_query)
+        if len(batch) != need:
+            raise UsageError(f"collate got {len(batch)} items, but an episode of this sampler has {need} "
+                             f"({self.n_way}-way {self.k_shot}-shot {self.q_query}-query); use the sampler as the DataLoader's batch_sampler")  # fmt: skip
+        labels = self.episode_labels()
+        split_labels = [int(item[1]) for item in batch]
+        owner: dict[int, int] = {}
+        for episode_label, split_label in zip(labels.tolist(), split_labels, strict=True):
+            if owner.setdefault(episode_label, split_label) != split_label:
+                raise UsageError("collate: the items of one episode class carry different split labels; "
+                                 "the batch does not come from this sampler")  # fmt: skip
+        x = torch.stack([torch.as_tensor(item[0]) for item in batch])
+        return x, torch.from_numpy(labels)
+
     # -- iteration / torch batch_sampler ---------------------------------------------------------
     def __len__(self) -> int:
         return self.episodes
@@ -362,6 +392,51 @@ class FixedEpisode:
     query: tuple[tuple[str, ...], ...]
 
 
+# ROOT/episodes/latest.json names the episode file written (or found up to date) last, so that
+# 'evaluate' uses what 'episodes' just wrote unless it is told otherwise
+LATEST = "latest.json"
+
+
+def _record_latest(path: Path) -> None:
+    atomic_write_json(path.parent / LATEST, {"file": path.name})
+
+
+def latest_episodes(root: Path | str) -> Path | None:
+    """The episode file ``write_episodes`` wrote (or found up to date) last under ``root``, if it still exists."""
+    folder = DatasetLayout(Path(root)).episodes_dir
+    try:
+        data = json.loads((folder / LATEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = data.get("file") if isinstance(data, dict) else None
+    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".jsonl"):
+        return None
+    path = folder / name
+    return path if path.is_file() else None
+
+
+def choose_episodes(root: Path | str, *, file: Path | str | None = None, shape: Mapping[str, Any] | None = None,
+                    defaults: Mapping[str, Any] | None = None) -> EpisodeFile:  # fmt: skip
+    """The fixed test episodes an evaluation uses, in this order:
+
+    * ``file``: that episode file (verified);
+    * ``shape`` (``split``, ``n_way``, ``k_shot``, ``q_query``, ``count``, ``seed``; the
+      ones given, the rest from ``defaults``): that file, written first if missing;
+    * the file ``write_episodes`` wrote last under ``root`` (``episodes`` before this);
+    * else the file of ``defaults`` (the config's ``episodes`` section), written if missing.
+    """
+    if file is not None:
+        if shape:
+            raise UsageError(f"an episode file ({file}) fixes the test episodes: drop the test shape ({', '.join(sorted(shape))})")
+        return read_episodes(file)[0]
+    params = {**(defaults or {}), **(shape or {})}
+    if not shape:
+        latest = latest_episodes(root)
+        if latest is not None:
+            return read_episodes(latest)[0]
+    return write_episodes(root, **params)
+
+
 def episodes_path(root: Path | str, *, split: str, n_way: int, k_shot: int, q_query: int, count: int, seed: int) -> Path:
     return DatasetLayout(Path(root)).episodes_dir / f"{split}_{n_way}w{k_shot}s{q_query}q_{count}_seed{seed}.jsonl"
 
@@ -404,6 +479,7 @@ def write_episodes(root: Path | str, *, split: str = "test", n_way: int = 5, k_s
         found = _read_head_tail(path)
         if found is not None and found[0] == record.header():
             log.info("%s is up to date", path)
+            _record_latest(path)
             return EpisodeFile(**{**record.__dict__, "episodes_sha256": str(found[1].get("episodes_sha256", ""))})
     index, mids, items = split_index(splits, split)
     sampler = EpisodeSampler(index, n_way=n_way, k_shot=k_shot, q_query=q_query, episodes=count, seed=seed)
@@ -422,6 +498,7 @@ def write_episodes(root: Path | str, *, split: str = "test", n_way: int = 5, k_s
         fh.write(_line({"header": record.header()}))
         fh.write(body)
         fh.write(_line({"footer": {"count": count, "episodes_sha256": digest}}))
+    _record_latest(path)
     log.info("wrote %d episodes to %s", count, path)
     return EpisodeFile(**{**record.__dict__, "episodes_sha256": digest})
 
@@ -456,6 +533,6 @@ def read_episodes(path: Path | str) -> tuple[EpisodeFile, list[FixedEpisode]]:
 
 
 __all__ = [
-    "Episode", "EpisodeError", "EpisodeFile", "EpisodeIndex", "EpisodeSampler", "FixedEpisode", "accuracy_ci",
-    "episodes_path", "read_episodes", "split_index", "write_episodes",
+    "Episode", "EpisodeError", "EpisodeFile", "EpisodeIndex", "EpisodeSampler", "FixedEpisode", "accuracy_ci", "choose_episodes",
+    "episodes_path", "latest_episodes", "read_episodes", "split_index", "write_episodes",
 ]

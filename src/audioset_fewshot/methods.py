@@ -346,8 +346,10 @@ def _batch(dataset: SplitDataset, idx: Sequence[int] | np.ndarray, piece_frames:
     return torch.from_numpy(x)
 
 
-def _steps(budget: _Budget, total: int) -> Iterator[int]:
-    for step in range(total):
+def _steps(budget: _Budget, total: int, what: str) -> Iterator[int]:
+    from audioset_fewshot._progress import progress
+
+    for step in progress(range(total), total=total, desc=f"train {what}", unit="step"):
         if budget.over():
             log.info("training stopped by its wall-clock limit after %d of %d steps", step, total)
             return
@@ -410,7 +412,7 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
     target = torch.arange(n).repeat_interleave(q)
     window: list[float] = []
     done = 0
-    for step in _steps(budget, s.steps):
+    for step in _steps(budget, s.steps, "protonet"):
         model.train()
         opt.zero_grad()
         for t in range(s.tasks_per_step):
@@ -462,7 +464,7 @@ def train_simpleshot(train: SplitDataset, val: SplitDataset | None, s: TrainSett
     targets = torch.from_numpy(train.targets)
     window: list[float] = []
     done = 0
-    for step in _steps(budget, s.steps):
+    for step in _steps(budget, s.steps, "simpleshot"):
         model.train()
         idx = rng.choice(len(train), size=min(s.batch_size, len(train)), replace=False)
         loss = nn.functional.cross_entropy(classifier(model(_batch(train, idx, s.piece_frames, rng))), targets[idx])
@@ -533,7 +535,9 @@ def score_maml(model: nn.Module, dataset: SplitDataset, arrays: EpisodeArrays, s
     acc = np.empty(len(arrays), dtype=np.float64)
     n, k = arrays.support.shape[1:]
     q = arrays.query.shape[2]
-    for e in range(len(arrays)):
+    from audioset_fewshot._progress import progress
+
+    for e in progress(range(len(arrays)), total=len(arrays), desc="maml test episodes", unit="episode"):
         sup = cut_pieces(dataset.arrays(arrays.support[e].ravel()), s.piece_frames)[np.arange(n * k), pick[e].ravel()]
         qp = cut_pieces(dataset.arrays(arrays.query[e].ravel()), s.piece_frames)  # (N*Q, P, 1, M, F)
         p = qp.shape[1]
@@ -575,7 +579,7 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
     ys = torch.arange(n).repeat_interleave(k_shot)
     window: list[float] = []
     done = 0
-    for step in _steps(budget, s.steps):
+    for step in _steps(budget, s.steps, "maml"):
         model.train()
         opt.zero_grad()
         params = dict(model.named_parameters())

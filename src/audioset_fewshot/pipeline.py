@@ -429,20 +429,20 @@ def run(
     if root is not None:
         config = config_mod.replace(config, root=str(root))
     with hold_root(config.root, force=force_root):
-        if demo:
-            from audioset_fewshot.demo.session import demo_session
+        if demo or config.demo:  # a demo root (its saved config says demo: true) resumes as a demo
+            from audioset_fewshot.demo.session import demo_saved_config, demo_session
 
             # the media is made before the download; a run that stops earlier needs none
             prepare = until is None or STAGES.index(until) >= STAGES.index("download")
             with demo_session(config, media_cache=media_cache, prepare_media=prepare) as (demo_cfg, setup):
-                return _run_config(demo_cfg, until=until, demo=True, setup=setup)
+                return _run_config(demo_cfg, until=until, demo=True, setup=setup, saved=demo_saved_config(demo_cfg, config))
         return _run_config(config, until=until, demo=False)
 
 
-def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None) -> RunReport:
+def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None, saved: Config | None = None) -> RunReport:
     layout = DatasetLayout(Path(config.root))
     layout.root.mkdir(parents=True, exist_ok=True)
-    _save_config(layout, config)
+    _save_config(layout, saved or config)
     ctx = _Context(config=config, layout=layout)
     t0 = time.perf_counter()
     results = _run_stages(ctx, until)
@@ -452,5 +452,6 @@ def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping
 
 
 def _save_config(layout: DatasetLayout, config: Config) -> None:
-    """Save the resolved config; the demo's ephemeral server URL is not part of any content key."""
-    config_mod.write_config(layout.config_file, config)
+    """Save the resolved config, its paths relative to the root (or absolute), so that
+    ``--root ROOT`` resumes it from any folder."""
+    config_mod.write_config(layout.config_file, config, root=layout.root)

@@ -457,7 +457,7 @@ def plan_changes(plan: SamplingPlan, cfg: Config) -> list[str]:
         changed.append("the QA counts")
     if not changed:
         mc = cfg.metadata
-        files = resolve_segment_files(want["sources"], metadata_dir=mc.metadata_dir, cache_dir=mc.cache_dir, urls=mc.urls)
+        files = resolve_segment_files(want["sources"], metadata_dir=mc.metadata_dir, cache_dir=mc.cache_dir, urls=mc.urls, timeout_s=mc.timeout_s)
         changed += [f"the segment list {s!r}" for s, path in files.items() if plan.inputs.get(s) != sha256_file(path)]
     return changed
 

@@ -269,7 +269,8 @@ def select_from_config(
     selection = rule(None)
     table: SegmentTable | None = None
     if counts:
-        files = resolve_segment_files(tuple(sources), metadata_dir=metadata.metadata_dir, cache_dir=metadata.cache_dir, urls=metadata.urls)
+        files = resolve_segment_files(tuple(sources), metadata_dir=metadata.metadata_dir, cache_dir=metadata.cache_dir, urls=metadata.urls,
+                                      timeout_s=metadata.timeout_s)
         table = read_segments(files)
         selection = rule(build_candidate_index(table, onto.mids))
     selection = dataclasses.replace(selection, inputs={"ontology": onto.sha256, "quality": quality_sha256()})

@@ -116,3 +116,22 @@ def test_explain_needs_no_segment_list(tmp_path: Path) -> None:
     r = run("-c", str(cfg), "--explain", "Speech", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "not a leaf class" in r.stdout and "fetching" not in r.stderr
+
+
+def test_all_lists_why_every_class_left_out_is_out() -> None:
+    from audioset_fewshot.metadata import load_ontology
+
+    total = len(load_ontology().mids)
+    table = run("--no-counts", "--all")
+    assert table.returncode == 0, table.stderr
+    head = table.stdout.index("LEFT OUT BECAUSE")
+    left = [ln for ln in table.stdout[head:].splitlines()[1:] if ln.startswith("/")]
+    selected = int(table.stdout.split(" classes selected")[0].rsplit("\n", 1)[-1])
+    assert len(left) + selected == total and f"{len(left)} classes left out" in table.stdout
+    speech = next(ln for ln in left if ln.startswith("/m/09x0r "))
+    assert "Speech" in speech and "not a leaf class (it has 7 children" in speech
+    assert all(len(ln.split("  ")) >= 3 and ln.split("  ")[-1].strip() for ln in left)  # a reason on every line
+    data = json.loads(run("--no-counts", "--all", "--format", "json").stdout)
+    assert len(data["selected"]) + len(data["left_out"]) == total and all(r["reason"] for r in data["left_out"])
+    rows = list(csv.DictReader(io.StringIO(run("--no-counts", "--all", "--format", "csv").stdout)))
+    assert len(rows) == total and sum(1 for r in rows if r["left_out_because"]) == len(data["left_out"])

@@ -112,20 +112,14 @@ def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp
         assert again.returncode == 0 and "(new)" not in again.stdout and srv.requests == []
 
 
-def test_demo_server_runs_without_the_youtube_rate_unless_asked(tmp_path: Path) -> None:
-    from audioset_fewshot.cli._common import keys_in_file
+def test_the_youtube_budget_applies_to_remote_hosts_not_to_the_loopback_demo_server() -> None:
     from audioset_fewshot.config import load_config
-    from audioset_fewshot.demo.session import demo_rate_defaults
+    from audioset_fewshot.download.governor import host_rate, is_loopback_host
 
-    cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n")
-    cfg = demo_rate_defaults(load_config(cfg_file), keys_in_file(cfg_file))
-    assert cfg.download.max_per_hour is None and cfg.download.min_interval_s == 0.0
-    cfg_file.write_text("download:\n  base_url: http://127.0.0.1:8123\n  max_per_hour: 100\n  min_interval_s: 2\n")
-    kept = demo_rate_defaults(load_config(cfg_file), keys_in_file(cfg_file))
-    assert kept.download.max_per_hour == 100 and kept.download.min_interval_s == 2
-    # a flag counts as set too
-    flagged = demo_rate_defaults(load_config(None, {"download.base_url": "http://127.0.0.1:8123", "download.max_per_hour": 50.0}), {"download.max_per_hour"})
-    assert flagged.download.max_per_hour == 50.0 and flagged.download.min_interval_s == 0.0
-    youtube = demo_rate_defaults(load_config(None), set())
-    assert youtube.download.max_per_hour == 300 and youtube.download.min_interval_s == 1.0
+    d = load_config(None).download
+    assert (d.max_per_hour, d.min_interval_s) == ("auto", "auto")
+    assert host_rate(d.max_per_hour, d.min_interval_s, base_url="https://www.youtube.com") == (300.0, 1.0)
+    assert host_rate(d.max_per_hour, d.min_interval_s, base_url="http://127.0.0.1:8123") == (None, 0.0)
+    assert host_rate(100, 2.0, base_url="http://127.0.0.1:8123") == (100.0, 2.0)  # a number set by the user is kept
+    assert host_rate(0, "auto", base_url="https://www.youtube.com") == (None, 1.0)  # 0 = unlimited
+    assert is_loopback_host("http://localhost:9/x") and is_loopback_host("http://[::1]:80") and not is_loopback_host("http://10.0.0.1")

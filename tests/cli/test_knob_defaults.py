@@ -42,7 +42,7 @@ def _field_flags() -> dict[str, str]:
     hints = typing.get_type_hints(Config)
     out = {}
     for section, tp in hints.items():
-        if section == "root":
+        if not dataclasses.is_dataclass(tp):  # the top-level keys (root, demo) are not sections
             continue
         for f in dataclasses.fields(tp):
             key = f"{section}.{f.name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,3 +188,25 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
     assert snapshot(root) == reference
     leftovers = [p for p in root.rglob(".tmp-*")]
     assert leftovers == []
+
+
+def test_a_host_that_accepts_and_never_answers_is_named_at_once_and_stops_the_run(silent_host: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every yt-dlp connection and read is bounded (socket_timeout, a third of timeout_s);
+    the first such failure is logged at once, saying what was waited for; the run stops
+    after early_abort attempts that all fail so."""
+    from audioset_fewshot.errors import DownloadError
+
+    port = silent_host.rsplit(":", 1)[1]
+    plan = the_plan()
+    write_plan(plan, DatasetLayout(tmp_path / "root"))
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger="audioset_fewshot.download.runner"), pytest.raises(DownloadError, match=r"first 3 attempts all failed with 'network'.*check the connection"):
+        run_download(plan, tmp_path / "root", DownloadOptions(base_url=silent_host, jobs=1, retries=0, early_abort=3, timeout_s=6.0, min_free="0B"))
+    assert time.monotonic() - t0 < 60
+    first = [r.getMessage() for r in caplog.records if "no answer from" in r.getMessage()]
+    assert len(first) == 1, first
+    m = re.search(rf"no answer from 127\.0\.0\.1:{port} within ([0-9.]+) s while extracting .* \(yt-dlp socket_timeout ([0-9.]+) s", first[0])
+    assert m and 0 < float(m.group(1)) == float(m.group(2)) <= 2.0, first[0]  # at most a third of timeout_s
+    with Ledger(DatasetLayout(tmp_path / "root").ledger_file, readonly=True) as led:
+        messages = [r.message or "" for r in led.rows() if r.status.startswith("failed")]
+    assert messages and all(f"no answer from 127.0.0.1:{port} within" in m for m in messages)

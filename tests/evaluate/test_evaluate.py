@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fewshot_synth import make_root, write_features_dir
+from support.fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot import methods as M
 from audioset_fewshot.episodes import read_episodes, write_episodes

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,8 @@ def test_init_writes_commented_default_and_refuses_overwrite(tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr
     text = (tmp_path / "config.yaml").read_text()
     assert "# clips to obtain per class" in text
-    assert load_config(tmp_path / "config.yaml") == Config()
+    # the defaults, with the relative root read from the file's folder
+    assert load_config(tmp_path / "config.yaml") == dataclasses.replace(Config(), root=str(tmp_path / Config().root))
     second = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2
     assert "--force" in second.stderr

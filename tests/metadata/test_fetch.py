@@ -239,3 +239,28 @@ def test_metadata_dir_missing_file_or_folder(tmp_path: Path) -> None:
         resolve_segment_files(("eval",), metadata_dir=tmp_path / "nope")
     with pytest.raises(UsageError, match=r"unknown segment list 'evals'.*Did you mean 'eval'"):
         resolve_segment_files(("evals",), metadata_dir=tmp_path)
+
+
+def test_a_host_that_accepts_and_never_answers_is_bounded_and_named(silent_host: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    port = silent_host.rsplit(":", 1)[1]
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger="audioset_fewshot.metadata.fetch"):
+        with pytest.raises(MetadataError, match=rf"after 2 attempts: connected to 127\.0\.0\.1:{port}, but no response within 0\.5 s \(read timeout\)"):
+            fetch_url(f"{silent_host}/csv/eval.csv", tmp_path / "eval.csv", timeout_s=0.5, retries=1)
+    assert time.monotonic() - t0 < 5.0
+    # each attempt is reported when it fails, not only at the end
+    assert [r.getMessage() for r in caplog.records if "no response within 0.5 s" in r.getMessage()][0].endswith("(attempt 1 of 2; the partial file is kept and resumed)")
+
+
+def test_classes_against_a_silent_host_fails_within_the_configured_timeout(silent_host: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"metadata:\n  timeout_s: 0.5\n  urls:\n    eval: {silent_host}/csv/eval.csv\nplan:\n  sources: [eval]\n", encoding="utf-8")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "classes", "-c", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - t0 < 60
+    assert "no response within 0.5 s (read timeout)" in proc.stderr and "attempt 1 of 4" in proc.stderr  # logged at once
+    assert "could not fetch" in proc.stderr and "--metadata-dir" in proc.stderr

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
+from support.origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import SourceSpec
@@ -188,7 +188,7 @@ def test_labels_that_disagree_are_recorded_and_the_list_wins(tmp_path: Path, dog
     with Ledger(DatasetLayout(root).ledger_file) as led:
         first, second = led.row(dogs[0].clip_id), led.row(dogs[1].clip_id)
         assert first is not None and second is not None
-        assert first.origin_labels == "/m/05tny_;/m/0bt9lr" and first.labels == ";".join(dogs[0].labels)
+        assert first.origin_labels == "/m/05tny_;/m/0bt9lr" and first.labels == tuple(sorted(dogs[0].labels))
         assert second.origin_labels is None
 
 
@@ -251,3 +251,42 @@ def test_unparseable_csv_is_untouched(tmp_path: Path) -> None:
                     "16000", "160000", "0" * 64, "140", "aac", "", "UCx"])  # fmt: skip
     (row,) = read_clips(p)
     assert row.origin == "youtube" and row.origin_revision == ""
+
+
+def test_a_missing_origin_stops_the_run_before_the_root_is_touched(tmp_path: Path, dog_segments: list[Seg]) -> None:
+    from audioset_fewshot.download.origins import OriginError
+
+    with pytest.raises(OriginError, match="does not exist"):
+        run_download(make_plan({DOG: dog_segments[:1]}, 1), tmp_path / "root", DownloadOptions(origins=[str(tmp_path / "gone"), "youtube"], **FAST))
+    assert not (tmp_path / "root").exists()
+
+
+def test_webdataset_class_numbers_are_compared_through_the_class_order(tmp_path: Path, dog_segments: list[Seg]) -> None:
+    import io
+    import tarfile
+
+    from support.origin_builders import encode, signal
+
+    from audioset_fewshot.download.origins.registry import packaged_class_mids
+
+    mids = packaged_class_mids()
+    dogs = dog_segments[:2]
+    (tmp_path / "w").mkdir()
+    with tarfile.open(tmp_path / "w" / "shard-00000.tar", "w") as tar:
+        for k, s in enumerate(dogs):
+            numbers = [mids.index(m) for m in s.labels if m in mids]
+            if k == 1:
+                numbers = numbers[:1]  # the copy lost labels: recorded, the list's labels kept
+            for name, data in ((f"sample-{k:09d}.wav", encode(signal(s.ytid, sample_rate_hz=16000, channels=1), 16000, fmt="WAV", subtype="PCM_16")),
+                               (f"sample-{k:09d}.json", json.dumps({"id": s.ytid, "label_id": numbers}).encode())):  # fmt: skip
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    root = tmp_path / "root"
+    rep = run_download(make_plan({DOG: dogs}, 2), root, DownloadOptions(origins=[str(tmp_path / "w")], **FAST))
+    assert rep.complete
+    with Ledger(DatasetLayout(root).ledger_file) as led:
+        first, second = led.row(dogs[0].clip_id), led.row(dogs[1].clip_id)
+        assert first is not None and second is not None
+        assert first.origin == "webdataset" and first.origin_labels is None and first.source_sample_rate_hz == 16000
+        assert second.origin_labels is not None and second.labels == tuple(sorted(dogs[1].labels))

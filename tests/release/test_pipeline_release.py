@@ -201,8 +201,19 @@ def test_tar_gz_and_folder_give_byte_identical_packed_features(built: Built, tmp
 
     store = load_features(a, verify=True)
     assert store.kind == "vggish-release" and store.shape[1:] == (128, 10)
-    q = np.fromfile(fa / key / "embeddings.u8", dtype=np.uint8).reshape(-1, 10, 128)
-    m = np.fromfile(fa / key / "mask.u8", dtype=np.uint8).reshape(-1, 10)
+    r = store.index[17]
+    assert store.row_of(r.ytid, r.start_s) == 17 and 17 in store.rows_for(r.owner_mid).tolist()
+    # a changed array is caught by verify, named
+    with open(fa / key / "mask.u8", "r+b") as fh:
+        fh.seek(3)
+        fh.write(b"\x07")
+    from audioset_fewshot.errors import IntegrityError
+
+    with pytest.raises(IntegrityError, match=r"mask.u8: sha256 differs"):
+        load_features(a, verify=True)
+    store = load_features(b)
+    q = np.fromfile(fb / key / "embeddings.u8", dtype=np.uint8).reshape(-1, 10, 128)
+    m = np.fromfile(fb / key / "mask.u8", dtype=np.uint8).reshape(-1, 10)
     np.testing.assert_allclose(store.take([0])[0], (q[0] / 255 * 4 - 2) * m[0][:, None], atol=1e-6)
 
 

@@ -126,3 +126,31 @@ def test_the_vendored_proto_and_the_runtime_messages_agree() -> None:
     buf = io.BytesIO()
     write_records(buf, [b"x"])
     assert len(buf.getvalue()) == 8 + 4 + 1 + 4
+
+
+def test_records_laid_out_otherwise_still_decode_and_bad_seconds_are_refused(rng: np.random.Generator) -> None:
+    from audioset_fewshot.release.records import embeddings_of
+
+    emb = rng.integers(0, 256, (10, 128), dtype=np.uint8)
+    standard = encode("abcdefghijk", 30.0, 40.0, (3, 7), emb)
+    ex = _proto.sequence_example()
+    ex.ParseFromString(standard)
+    # a second feature list beside audio_embedding: not the usual layout, protobuf parses it whole
+    mixed = _proto.sequence_example()
+    mixed.CopyFrom(ex)
+    mixed.feature_lists.feature_list["extra"].feature.add().float_list.value.append(1.5)
+    back = decode(mixed.SerializeToString())
+    assert back.ytid == "abcdefghijk" and back.labels == (3, 7) and np.array_equal(back.embedding, emb)
+    # a second that holds two values is not an embedding
+    bad = _proto.sequence_example()
+    bad.CopyFrom(ex)
+    bad.feature_lists.feature_list["audio_embedding"].feature[4].bytes_list.value.append(b"x" * 128)
+    with pytest.raises(RecordError, match="second 4 holds \\[128, 128\\] bytes"):
+        decode(bad.SerializeToString())
+    # many records at once: the odd one is named, the others are read
+    from audioset_fewshot.release.records import decode_parts
+
+    parts = [decode_parts(standard), decode_parts(bad.SerializeToString()), decode_parts(standard)]
+    seconds, stacked, failed = embeddings_of(parts)
+    assert seconds.tolist() == [10, 0, 10] and stacked.shape == (20, 128) and [i for i, _ in failed] == [1]
+    assert np.array_equal(stacked[10:], emb)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fewshot_synth import make_root
+from support.fewshot_synth import make_root
 
 from audioset_fewshot.episodes import EpisodeSampler
 from audioset_fewshot.errors import UsageError
@@ -72,6 +72,28 @@ def test_guard_metadata_and_sampler_on_dataset(root) -> None:
         assert len({ds.clip_ids[i] for i in idx}) == 25
     x, y = ds.batch(sampler.indices(0))
     assert tuple(x.shape) == (25, 1, 32, 48) and tuple(y.shape) == (25,)
+
+
+def test_the_sampler_collate_gives_episode_labels_0_to_n_minus_1(root) -> None:
+    """The README's snippet: DataLoader(batch_sampler=sampler, collate_fn=sampler.collate)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    path, store, _ = root
+    ds = SplitDataset(path, "train", features=store, norm="none")
+    sampler = EpisodeSampler(ds, n_way=5, k_shot=2, q_query=3, episodes=4, seed=0)
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=sampler.collate)
+    for i, (x, y) in enumerate(loader):
+        ep = sampler.episode(i)
+        assert tuple(x.shape) == (25, 1, 32, 48) and y.dtype == torch.int64
+        assert y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] + [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
+        assert y.tolist() == ep.labels()
+        split_x, split_y = ds.batch(ep.indices())
+        assert torch.equal(x, split_x)
+        assert [ep.classes[j] for j in y.tolist()] == split_y.tolist()  # episode label j is the episode's j-th class
+    assert set(ds.batch(sampler.indices(0))[1].tolist()) - set(range(5))  # the split's class numbers are not 0..4
+    with pytest.raises(UsageError, match="collate got 3 items"):
+        sampler.collate([ds[0], ds[1], ds[2]])
 
 
 MINE = ["splits.py", "episodes.py", "torchdata.py", "evaluate.py", "adapters/learn2learn.py", "adapters/torchmeta.py",

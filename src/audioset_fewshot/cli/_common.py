@@ -143,6 +143,24 @@ _KNOB_CLICK: dict[str, dict[str, Any]] = {
 }
 
 
+class NumberOrWord(click.ParamType):
+    """A number, or one of a few words (``--max-per-hour auto``): a knob typed ``float | Literal[...]``."""
+
+    name = "number"
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        self.words = words
+        self.name = "|".join(("NUMBER", *words))
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float)) or value in self.words:
+            return value
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor {' / '.join(self.words)}", param, ctx)
+
+
 class KnobOption(click.Option):
     """A flag generated from config fields; ``config_keys`` are the dotted keys it sets."""
 
@@ -184,6 +202,9 @@ def knob(key: str, *, flag: str | None = None, also: tuple[str, ...] = (), **cli
     args = get_args(tp)
     optional = get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args
     inner = next(a for a in args if a is not type(None)) if optional else tp
+    words = tuple(str(w) for a in args if get_origin(a) is Literal for w in get_args(a))
+    if float in args and words:  # a number or a word: max_per_hour (float | "auto" | None)
+        inner = NumberOrWord(words)
     list_item: type | None = None
     decls = [name, dest]
     if inner is bool:
@@ -204,6 +225,8 @@ def knob(key: str, *, flag: str | None = None, also: tuple[str, ...] = (), **cli
             if "choices" in f.metadata:
                 list_item = str  # choices hold no comma: accept "a,b" as well as repeated flags
                 opts["metavar"] = "|".join(f.metadata["choices"])
+    elif isinstance(inner, NumberOrWord):
+        opts["type"] = inner
     else:
         opts["type"] = {int: int, float: float, str: str}.get(inner, str)
     opts.update(_KNOB_CLICK.get(key, {}))

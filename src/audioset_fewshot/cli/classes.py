@@ -29,11 +29,12 @@ from audioset_fewshot.selection import ClassSelection, select_from_config
 @config_option
 @knobs(*SELECTION_KEYS)
 @click.option("--explain", "explain", default=None, metavar="NAME", help="Say why this class is in or out, then stop.")
+@click.option("--all", "show_all", is_flag=True, help="Also list every class left out, with the reason.")
 @metadata_dir_option
 @knob("plan.sources", help="Segment lists to count candidates in (repeatable or comma-separated).")
 @click.option("--no-counts", is_flag=True, help="Do not read the segment lists (no candidate counts).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True, help="Output format.")
-def command(config_path: Path | None, explain: str | None, no_counts: bool, fmt: str, **knob_values: Any) -> None:
+def command(config_path: Path | None, explain: str | None, show_all: bool, no_counts: bool, fmt: str, **knob_values: Any) -> None:
     """Choose AudioSet classes: leaf, not blacklisted or abstract, QA rate at
     least the minimum quality; say why any class is in or out.
 
@@ -58,11 +59,37 @@ def command(config_path: Path | None, explain: str | None, no_counts: bool, fmt:
         click.echo(selection.explain(explain))
         return
     if fmt == "json":
-        click.echo(json.dumps([c.to_dict() for c in selection.chosen], indent=2, ensure_ascii=False))
+        chosen = [c.to_dict() for c in selection.chosen]
+        if show_all:  # {"selected": [...], "left_out": [{"mid", "name", "reason"}, ...]}
+            click.echo(json.dumps({"selected": chosen, "left_out": _left_out(selection)}, indent=2, ensure_ascii=False))
+        else:
+            click.echo(json.dumps(chosen, indent=2, ensure_ascii=False))
     elif fmt == "csv":
-        click.echo(_csv(selection), nl=False)
+        click.echo(_csv(selection, show_all=show_all), nl=False)
     else:
         click.echo(_table(selection))
+        if show_all:
+            click.echo("")
+            click.echo(_left_out_table(selection))
+
+
+def _left_out(selection: ClassSelection) -> list[dict[str, str]]:
+    """Every class left out, in ontology order: MID, name and the reason."""
+    order = {mid: i for i, mid in enumerate(selection.ontology.mids)}
+    mids = sorted(selection.excluded, key=lambda m: (order.get(m, len(order)), m))
+    return [{"mid": m, "name": selection.ontology.name(m), "reason": selection.excluded[m]} for m in mids]
+
+
+def _left_out_table(selection: ClassSelection) -> str:
+    rows = _left_out(selection)
+    w_mid = max([len("MID"), *(len(r["mid"]) for r in rows)])
+    w_name = max([len("NAME"), *(min(40, len(r["name"])) for r in rows)])
+    lines = [f"{'MID':<{w_mid}}  {'NAME':<{w_name}}  LEFT OUT BECAUSE"]
+    for r in rows:
+        name = r["name"] if len(r["name"]) <= 40 else r["name"][:39] + "…"
+        lines.append(f"{r['mid']:<{w_mid}}  {name:<{w_name}}  {r['reason']}")
+    lines.append(f"{len(rows)} classes left out")
+    return "\n".join(lines)
 
 
 def _count_sources(selection: ClassSelection) -> list[str]:
@@ -70,15 +97,22 @@ def _count_sources(selection: ClassSelection) -> list[str]:
     return [s for s in SOURCES if s in srcs]
 
 
-def _csv(selection: ClassSelection) -> str:
+def _csv(selection: ClassSelection, *, show_all: bool = False) -> str:
+    """One row per selected class; with ``show_all`` also one per class left out, with
+    the reason in the last column (``left_out_because``, empty for a selected class)."""
     srcs = _count_sources(selection)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["mid", "name", "quality", "num_rated", "num_true", "top_level", "top_level_name", "flags", *srcs])
+    extra = ["left_out_because"] if show_all else []
+    w.writerow(["mid", "name", "quality", "num_rated", "num_true", "top_level", "top_level_name", "flags", *srcs, *extra])
     for c in selection.chosen:
         counts = c.candidates or {}
         q = "" if c.quality is None else f"{c.quality:.4g}"
-        w.writerow([c.mid, c.name, q, c.num_rated, c.num_true, c.top_level, c.top_level_name, ";".join(c.flags), *[counts.get(s, 0) for s in srcs]])
+        w.writerow([c.mid, c.name, q, c.num_rated, c.num_true, c.top_level, c.top_level_name, ";".join(c.flags), *[counts.get(s, 0) for s in srcs],
+                    *([""] if show_all else [])])  # fmt: skip
+    if show_all:
+        for r in _left_out(selection):
+            w.writerow([r["mid"], r["name"], "", "", "", "", "", "", *["" for _ in srcs], r["reason"]])
     return buf.getvalue()
 
 
@@ -104,6 +138,6 @@ def _table(selection: ClassSelection) -> str:
     lines.append("")
     lines.append(
         f"{len(selection.chosen)} classes selected ({level}, not blacklisted/abstract, QA rate >= {p['min_quality']:g}); "
-        f"{len(selection.excluded)} left out. Why a class is in or out: --explain NAME"
+        f"{len(selection.excluded)} left out. Why a class is in or out: --explain NAME; why each of the others is out: --all"
     )
     return "\n".join(lines)

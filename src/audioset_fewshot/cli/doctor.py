@@ -30,7 +30,8 @@ def command(ctx: click.Context, config_path: Path | None, root: Path | None, can
     plan = read_plan(layout) if layout.plan_file.exists() and layout.plan_meta_file.exists() else None
     need: int | None = None  # no plan yet: no size estimate
     if plan is not None:
-        need = estimate_download(plan, root=layout.root, max_per_hour=dc.max_per_hour, min_interval_s=dc.min_interval_s, audio_format=dc.audio_format, sample_rate_hz=dc.sample_rate_hz).bytes
+        need = estimate_download(plan, root=layout.root, max_per_hour=dc.max_per_hour, min_interval_s=dc.min_interval_s, audio_format=dc.audio_format,
+                                 sample_rate_hz=dc.sample_rate_hz, base_url=dc.base_url).bytes
     canaries = None
     if canary:
         if dc.canary_ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,14 @@ from audioset_fewshot.cli._common import (
     config_option,
     given_knobs,
     hold_root_for_command,
-    keys_in_file,
     knobs,
     metadata_dir_option,
     origin_option,
     resolve_config,
     root_option,
 )
-from audioset_fewshot.config import write_config
+from audioset_fewshot.config import Config, write_config
+from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 
 
@@ -34,20 +35,28 @@ def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> 
 
     A rerun skips obtained and permanently failed clips and retries transient ones;
     Ctrl-C or a kill loses nothing that was committed."""
-    from audioset_fewshot.demo.session import demo_rate_defaults
     from audioset_fewshot.download.runner import estimate_download, run_download
     from audioset_fewshot.plan import ensure_plan
 
     flags = given_knobs(knob_values)
     cfg = resolve_config(config_path, {"root": root, **flags})
-    cfg = demo_rate_defaults(cfg, keys_in_file(config_path) | set(flags))
-    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout = DatasetLayout(Path(cfg.root))
+    saved = cfg
+    if cfg.demo:
+        if "download.base_url" not in flags:
+            raise UsageError(
+                f"{layout.root} is a demo root: its media come from the offline demo server, not from {cfg.download.base_url}. "
+                f"Resume it with 'audioset-fewshot run --root {layout.root}', or start 'audioset-fewshot serve-demo --root {layout.root}' "
+                "and pass the URL it prints as --base-url"
+            )
+        saved = replace(cfg, download=replace(cfg.download, base_url=Config().download.base_url))  # never store the ephemeral port
+    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     layout.root.mkdir(parents=True, exist_ok=True)
     plan, written = ensure_plan(cfg, layout)
-    write_config(layout.config_file, cfg)
+    write_config(layout.config_file, saved, root=layout.root)
     d = cfg.download
-    est = estimate_download(plan, root=layout.root, max_per_hour=d.max_per_hour, min_interval_s=d.min_interval_s, audio_format=d.audio_format, sample_rate_hz=d.sample_rate_hz)
+    est = estimate_download(plan, root=layout.root, max_per_hour=d.max_per_hour, min_interval_s=d.min_interval_s, audio_format=d.audio_format,
+                            sample_rate_hz=d.sample_rate_hz, base_url=d.base_url)  # fmt: skip
     click.echo(f"plan {plan.content_hash[:12]}{' (new)' if written else ''}: {len(plan.entries)} candidates, {len(plan.classes)} classes; {est.text()}")
     report = run_download(plan, layout.root, d)
     for line in report.summary_lines():

@@ -44,15 +44,17 @@ DEMO_ROOT = "audioset-fewshot-demo"
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or
-    parameters changed."""
+    parameters changed.  A demo root (its saved config says demo: true) resumes as a
+    demo without --demo."""
     flags = given_knobs(knob_values)
-    if media_cache is not None and not demo:
-        raise click.UsageError("--media-cache applies to --demo only")
-    if demo and ("metadata.metadata_dir" in flags or "download.base_url" in flags):
-        raise click.UsageError("--demo brings its own metadata and media server: drop --metadata-dir and --base-url")
     if demo and root is None and config_path is None:
         root = Path(DEMO_ROOT)
     cfg = resolve_config(config_path, {"root": root, **flags})
+    demo = demo or cfg.demo
+    if demo and ("metadata.metadata_dir" in flags or "download.base_url" in flags):
+        raise click.UsageError("a demo brings its own metadata and media server: drop --metadata-dir and --base-url")
+    if media_cache is not None and not demo:
+        raise click.UsageError("--media-cache applies to --demo (or a demo root) only")
     hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     report = run(cfg, demo=demo, until=until, media_cache=media_cache)
     for line in summary_lines(report):

@@ -1,13 +1,17 @@
 """The demo's rules, in one place: the config a demo run uses, its server and its media.
 
-``run --demo`` (:func:`demo_session`), ``download`` against a demo server
-(:func:`demo_rate_defaults`) and ``serve-demo --root`` (:func:`demo_catalog_of`)
-all take their demo policy from here; the pipeline and the CLI hold none.
+``run --demo`` (:func:`demo_session`), a demo root resumed with ``run --root``
+(:func:`is_demo_root`, :func:`demo_saved_config`) and ``serve-demo --root``
+(:func:`demo_catalog_of`) all take their demo policy from here; the pipeline and
+the CLI hold none.
 
-* The demo server (127.0.0.1) has no session budget: :data:`NO_RATE_LIMIT` turns
-  the governor's hourly cap and minimum gap off unless the config sets them
-  (pauses on a rate-limit signal still apply, and the demo run provokes one with
-  a short burst, :data:`RATE_LIMIT_BURST`).
+* A demo root records that it is one (``demo: true`` in its saved config) and
+  stores no server address: the server's port changes from run to run.
+* The demo server (127.0.0.1) has no session budget: that rule is the host's and
+  lives with the governor (:func:`audioset_fewshot.download.governor.host_rate`:
+  the default ``"auto"`` rate is none for a loopback host).  Pauses on a rate-limit
+  signal still apply, and the demo run provokes one with a short burst
+  (:data:`RATE_LIMIT_BURST`).
 * A demo run is sized for ~30 classes x ~13 clips (:func:`demo_overrides`); its
   values replace only the knobs left at their defaults (:func:`demo_config`).
 * The media of every playable source is generated before the download starts
@@ -18,16 +22,17 @@ all take their demo policy from here; the pipeline and the CLI hold none.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot import config as config_mod
 from audioset_fewshot.config import Config
-from audioset_fewshot.errors import UsageError
+from audioset_fewshot.errors import AudiosetFewshotError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 
 if TYPE_CHECKING:
@@ -42,9 +47,6 @@ MEDIA_CACHE_ENV = "AUDIOSET_FEWSHOT_DEMO_MEDIA"
 # Watch requests answered "try again later" at the start of a demo download: the governor pauses the pool.
 RATE_LIMIT_BURST = 3
 
-# The demo server has no session budget: no hourly cap, no gap between two extractions.
-NO_RATE_LIMIT: Mapping[str, Any] = {"download.max_per_hour": None, "download.min_interval_s": 0.0}
-
 # Keys the demo always sets; every other demo key only replaces a value left at its default.
 _DEMO_FORCED = frozenset({"root", "metadata.metadata_dir", "download.base_url"})
 
@@ -56,7 +58,6 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "metadata.metadata_dir": str(metadata_dir),
         "plan.max_per_class": max_per_class,
         "download.base_url": base_url,
-        **NO_RATE_LIMIT,
         "download.jobs": 8,
         "download.retries": 3,
         "download.backoff_s": 0.2,
@@ -102,22 +103,22 @@ def demo_config(config: Config, overrides: Mapping[str, Any]) -> Config:
     return config_mod.config_from_dict(config_mod.merge(data, chosen))
 
 
-def is_demo_server(base_url: str) -> bool:
-    """True when ``base_url`` is a demo media server (127.0.0.1), not YouTube."""
-    from audioset_fewshot.download.ytdlp_demo import is_demo_url
+def demo_saved_config(run_config: Config, given: Config) -> Config:
+    """What a demo root saves: the demo's config marked ``demo: true``, with the URL the
+    user gave (the default) instead of the demo server's ephemeral one, so that a later
+    ``run --root DEMO`` starts a demo server again and nothing stores a dead port."""
+    return dataclasses.replace(run_config, demo=True, download=dataclasses.replace(run_config.download, base_url=given.download.base_url))
 
-    return is_demo_url(f"{base_url.rstrip('/')}/watch?v=aaaaaaaaaaa")
 
-
-def demo_rate_defaults(cfg: Config, given: Collection[str]) -> Config:
-    """``cfg`` with :data:`NO_RATE_LIMIT` for the rate knobs not in ``given`` (dotted keys
-    the user set, in a file or by a flag), when its download goes to a demo server."""
-    if not is_demo_server(cfg.download.base_url):
-        return cfg
-    changes = {k: v for k, v in NO_RATE_LIMIT.items() if k not in given}
-    if not changes:
-        return cfg
-    return config_mod.config_from_dict(config_mod.merge(cfg.to_dict(), changes))
+def is_demo_root(root: Path | str) -> bool:
+    """True when ``root`` was made by the offline demo (its saved config says ``demo: true``)."""
+    layout = DatasetLayout(Path(root))
+    if not layout.config_file.is_file():
+        return False
+    try:
+        return config_mod.load_config(layout.config_file).demo
+    except (AudiosetFewshotError, OSError):
+        return False
 
 
 @contextlib.contextmanager
@@ -143,8 +144,9 @@ def demo_catalog_of(root: Path | str) -> dict[str, SourceSpec]:
     from audioset_fewshot.demo.catalog import build_demo_metadata
 
     layout = DatasetLayout(Path(root))
-    if not (layout.root / "demo-metadata").is_dir():
-        raise UsageError(f"{layout.root} is not a demo root (no demo-metadata/ in it); make one with 'audioset-fewshot run --demo --root {layout.root}'")
+    if not is_demo_root(layout.root):
+        raise UsageError(f"{layout.root} is not a demo root (its config.yaml does not say demo: true); "
+                         f"make one with 'audioset-fewshot run --demo --root {layout.root}'")
     return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 

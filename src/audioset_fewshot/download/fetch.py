@@ -360,6 +360,8 @@ def _extract(
     import yt_dlp
 
     logger = _CaptureLogger()
+    # every connection and every read of yt-dlp waits at most this long (a third of the clip's budget, at most 30 s)
+    socket_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 3))
     opts: dict[str, Any] = {
         "quiet": True,
         "no_warnings": False,
@@ -369,7 +371,7 @@ def _extract(
         "noplaylist": True,
         "skip_download": True,
         "cachedir": False,
-        "socket_timeout": max(1.0, min(30.0, _remaining(deadline) / 3)),
+        "socket_timeout": socket_timeout_s,
         "extractor_retries": 1,
         "color": {"stdout": "no_color", "stderr": "no_color"},
     }
@@ -390,7 +392,14 @@ def _extract(
                 ie_key = ie.ie_key()
             info = ydl.extract_info(url, download=False, ie_key=ie_key)
     except yt_dlp.utils.YoutubeDLError as err:
-        return None, classify_ytdlp_error(err, logger.warnings + logger.errors)
+        failure = classify_ytdlp_error(err, logger.warnings + logger.errors)
+        if failure.reason == R.NETWORK:  # say what was waited for, and how long
+            host = urllib.parse.urlsplit(url).netloc
+            waited = (f"no answer from {host} within {socket_timeout_s:.3g} s" if "timed out" in failure.message.lower()
+                      else f"no connection to {host}")  # fmt: skip
+            failure = Failure(R.NETWORK, f"{waited} while extracting {url} (yt-dlp socket_timeout {socket_timeout_s:.3g} s, "
+                                         f"a third of download.timeout_s): {failure.message}")
+        return None, failure
     if not isinstance(info, dict):
         return None, Failure(R.EXTRACTOR_BROKEN, f"yt-dlp returned no information for {url}")
     if info.get("requested_formats"):  # a merged selection: keep its audio part

@@ -8,16 +8,53 @@ before an extraction; the governor hands out permits from a token bucket
 :meth:`RateGovernor.pause`: no permit is handed out until the pause ends
 (``pause_s``, doubling up to ``max_pause_s``); the pool resumes by itself.
 
+The budget belongs to the host, not to the tool: :func:`host_rate` resolves
+the ``"auto"`` settings (the defaults) to YouTube's budget for a remote host
+and to no budget for a loopback host (the offline demo server on 127.0.0.1,
+which has no session budget to protect).  A number set by the user is kept
+for any host.
+
 The clock and the sleep are injectable so the logic is testable without
 waiting; the runner uses ``time.monotonic`` and a condition variable.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
+
+AUTO: Literal["auto"] = "auto"
+# YouTube's per-session budget (2026): about 300 extractions per hour per address.
+YOUTUBE_MAX_PER_HOUR = 300.0
+YOUTUBE_MIN_INTERVAL_S = 1.0
+
+Rate = float | Literal["auto"] | None
+
+
+def is_loopback_host(base_url: str) -> bool:
+    """True when ``base_url`` points at this machine (127.0.0.0/8, ::1, localhost)."""
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_rate(max_per_hour: Rate, min_interval_s: float | Literal["auto"], *, base_url: str) -> tuple[float | None, float]:
+    """``(max_per_hour, min_interval_s)`` for the host of ``base_url``: an ``"auto"``
+    setting becomes YouTube's budget (300 per hour, 1 s apart) for a remote host and
+    no limit for a loopback host; a number (or None = unlimited) is kept as given."""
+    local = is_loopback_host(base_url)
+    rate = (None if local else YOUTUBE_MAX_PER_HOUR) if max_per_hour == AUTO else max_per_hour
+    interval = (0.0 if local else YOUTUBE_MIN_INTERVAL_S) if min_interval_s == AUTO else min_interval_s
+    return (float(rate) if rate else None), float(interval)
 
 
 class GovernorClosed(Exception):

@@ -42,7 +42,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -52,8 +52,8 @@ from audioset_fewshot._root import RootLock
 from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
-from audioset_fewshot.download.governor import GovernorClosed, Permit, RateGovernor
-from audioset_fewshot.download.ledger import Ledger, utc_now
+from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
+from audioset_fewshot.download.ledger import ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -235,9 +235,11 @@ def _default_fetch() -> Callable[..., Any]:
     return fetch_clip
 
 
-def estimate_download(plan: Any, *, root: Path | str, max_per_hour: float | None = 300.0, min_interval_s: float = 1.0, audio_format: str = "flac", sample_rate_hz: int = 16000) -> DownloadEstimate:
+def estimate_download(plan: Any, *, root: Path | str, max_per_hour: Rate = AUTO, min_interval_s: float | Literal["auto"] = AUTO, audio_format: str = "flac",
+                      sample_rate_hz: int = 16000, base_url: str = "https://www.youtube.com") -> DownloadEstimate:  # fmt: skip
     """Clips still to fetch (from the ledger when there is one), hours at the governor's
-    rate, and disk for them."""
+    rate for the host of ``base_url`` (:func:`~.governor.host_rate`), and disk for them."""
+    max_per_hour, min_interval_s = host_rate(max_per_hour, min_interval_s, base_url=base_url)
     layout = DatasetLayout(Path(root))
     done: Counter[str] = Counter()
     if layout.ledger_file.exists():
@@ -295,6 +297,7 @@ def run_download(
     layout = DatasetLayout(Path(root))
     seed = int((plan.params or {}).get("seed", 0) or 0)
     origin_set = OriginSet(o.origins)
+    origin_set.check_paths()  # a missing or unreadable origin stops the run before it touches the root
     t_start = time.monotonic()
     with RootLock(layout):
         removed = remove_stray_temps(layout.audio_dir)
@@ -304,9 +307,12 @@ def run_download(
             ledger.sync_plan(plan)
             _reconcile_files(ledger, layout)
             _reset_for_changed_origins(ledger, origin_set)
-            estimate = estimate_download(plan, root=layout.root, max_per_hour=o.max_per_hour, min_interval_s=o.min_interval_s, audio_format=o.audio_format, sample_rate_hz=o.sample_rate_hz)
+            # the hourly budget is the host's: "auto" is YouTube's for a remote host, none for the loopback demo server
+            max_per_hour, min_interval_s = host_rate(o.max_per_hour, o.min_interval_s, base_url=o.base_url)
+            estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=o.audio_format,
+                                         sample_rate_hz=o.sample_rate_hz, base_url=o.base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
-            gov = RateGovernor(max_per_hour=o.max_per_hour, min_interval_s=o.min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
+            gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
             run = _Run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
             try:
                 run.execute()
@@ -363,13 +369,14 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
     classes = []
     failures: Counter[str] = Counter()
     by_origin: Counter[str] = Counter(r.origin or "youtube" for r in rows.values() if r.status == "ok")
+    per_class = class_status(rows.values())
     for mid, entries in plan.by_class().items():
-        st = Counter(rows[e.clip_id].status for e in entries if e.clip_id in rows)
+        st = per_class.get(mid, Counter())
         for e in entries:
             r = rows.get(e.clip_id)
-            if r is not None and r.status.startswith("failed"):
+            if r is not None and r.status.failed:
                 failures[r.reason or reasons.UNKNOWN] += 1
-        classes.append(ClassProgress(mid, plan.target(mid), st["ok"], len(entries), st["failed-permanent"], st["failed-transient"], st["pending"]))
+        classes.append(ClassProgress(mid, plan.target(mid), st[ClipStatus.OK], len(entries), st[ClipStatus.FAILED_PERMANENT], st[ClipStatus.FAILED_TRANSIENT], st[ClipStatus.PENDING]))
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
         attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
@@ -576,6 +583,10 @@ class _Run:
                 self._demote_surplus(st)
         else:
             self.attempt_reasons[reason or reasons.UNKNOWN] += 1
+            if reason == reasons.NETWORK and self.attempt_reasons[reason] == 1:
+                # say it now: on a network that swallows requests every attempt waits out its timeouts
+                logger.warning("%s: %s (retried; the run stops after %d attempts that all fail like this)", entry.clip_id,
+                               getattr(res, "message", "") or reason, self.early_abort or self.retries + 1)  # fmt: skip
             if not res.permanent and self.run_attempts[entry.clip_id] <= self.retries:
                 k = self.run_attempts[entry.clip_id]
                 self._requeue(entry, backoff_delay(self.backoff_s, k, seed=self.seed, clip_id=entry.clip_id))

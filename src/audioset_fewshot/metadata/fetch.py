@@ -12,7 +12,9 @@ otherwise) into the cache (``$XDG_CACHE_HOME/audioset-fewshot/metadata``, else
 Fetching is atomic and resumable: bytes go to ``.<name>.part`` (a known name,
 so a later call resumes it with an HTTP ``Range`` request), and only a complete
 download is moved over the final name with ``os.replace``.  Every network wait
-is bounded by ``timeout_s`` and the attempts by ``retries``.
+is bounded: the connection by ``min(CONNECT_TIMEOUT_S, timeout_s)``, the
+response and each read by ``timeout_s``, and the attempts by ``retries``; a
+failed attempt is logged at once, saying what it waited for.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from audioset_fewshot.config import OFFICIAL_URLS, SOURCES
 from audioset_fewshot.errors import MetadataError, UsageError, closest
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 30.0  # the response and each read
+CONNECT_TIMEOUT_S = 10.0  # the TCP (and TLS) connection, at most
 
 SCHEMA_VERSION = 1
 # official file name of each list; the second name is the shared test copy of the unbalanced tail
@@ -77,7 +82,7 @@ def resolve_segment_files(
     metadata_dir: Path | str | None = None,
     cache_dir: Path | str | None = None,
     urls: Mapping[str, str] | None = None,
-    timeout_s: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = 3,
 ) -> dict[str, Path]:
     """``{source: path}`` of the requested segment lists (in ``config.SOURCES`` order).
@@ -133,7 +138,7 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name("." + dest.name + ".part")
 
 
-def fetch_url(url: str, dest: Path | str, *, timeout_s: float = 60.0, retries: int = 3, force: bool = False, lock_wait_s: float | None = None) -> Path:
+def fetch_url(url: str, dest: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3, force: bool = False, lock_wait_s: float | None = None) -> Path:
     """Download ``url`` to ``dest`` atomically and resumably; write the provenance file.
 
     A no-op when ``dest`` exists with a provenance record for the same URL and
@@ -242,6 +247,54 @@ class _Transient(Exception):
     """A network failure worth retrying (the partial file is kept)."""
 
 
+class _ReadTimeoutHTTPConnection(http.client.HTTPConnection):
+    """Connects within the request's timeout, then waits ``read_timeout_s`` per read."""
+
+    read_timeout_s = DEFAULT_TIMEOUT_S
+
+    def connect(self) -> None:
+        super().connect()
+        if self.sock is not None:
+            self.sock.settimeout(self.read_timeout_s)
+
+
+class _ReadTimeoutHTTPSConnection(http.client.HTTPSConnection):
+    read_timeout_s = DEFAULT_TIMEOUT_S
+
+    def connect(self) -> None:
+        super().connect()
+        if self.sock is not None:
+            self.sock.settimeout(self.read_timeout_s)
+
+
+def _opener(read_timeout_s: float) -> urllib.request.OpenerDirector:
+    """urllib with two timeouts: ``urlopen(timeout=)`` bounds the connection, then every
+    read (the response, the body) waits at most ``read_timeout_s``."""
+
+    class HTTP(_ReadTimeoutHTTPConnection):
+        pass
+
+    class HTTPS(_ReadTimeoutHTTPSConnection):
+        pass
+
+    HTTP.read_timeout_s = HTTPS.read_timeout_s = read_timeout_s
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(HTTP, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(HTTPS, req, context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(HTTPHandler(), HTTPSHandler())
+
+
+def _where(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
 def _download_to(url: str, part: Path, *, timeout_s: float) -> int | None:
     """Append the missing bytes of ``url`` to ``part``; return the total size if known."""
     have = part.stat().st_size if part.exists() else 0
@@ -249,19 +302,36 @@ def _download_to(url: str, part: Path, *, timeout_s: float) -> int | None:
     if have:
         headers["Range"] = f"bytes={have}-"
     req = urllib.request.Request(url, headers=headers)
+    connect_s = min(CONNECT_TIMEOUT_S, timeout_s)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 - scheme checked by the caller
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:
-            # our partial file is not a prefix the server recognises: start over
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-            raise _Transient(f"server refused to resume at byte {have}; restarting") from err
-        if err.code in (408, 429) or err.code >= 500:
-            raise _Transient(f"HTTP {err.code} {err.reason}") from err
-        raise MetadataError(f"cannot fetch {url}: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
-        raise _Transient(f"{getattr(err, 'reason', err)}") from err
+        resp = _opener(timeout_s).open(req, timeout=connect_s)
+    except urllib.error.URLError as err:
+        if isinstance(err, urllib.error.HTTPError):
+            raise _http_failure(err, url, part, have) from err
+        if isinstance(err.reason, TimeoutError):
+            raise _Transient(f"no connection to {_where(url)} within {connect_s:g} s (connect timeout)") from err
+        raise _Transient(f"cannot connect to {_where(url)}: {err.reason}") from err
+    except TimeoutError as err:
+        raise _Transient(f"connected to {_where(url)}, but no response within {timeout_s:g} s (read timeout)") from err
+    except (OSError, http.client.HTTPException) as err:
+        raise _Transient(f"{_where(url)}: {err}") from err
+    return _read_body(resp, url, part, have, timeout_s=timeout_s)
+
+
+def _http_failure(err: urllib.error.HTTPError, url: str, part: Path, have: int) -> Exception:
+    """The exception an HTTP error status becomes: transient (retried) or final."""
+    if err.code == 416 and have:
+        # our partial file is not a prefix the server recognises: start over
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        return _Transient(f"server refused to resume at byte {have}; restarting")
+    if err.code in (408, 429) or err.code >= 500:
+        return _Transient(f"HTTP {err.code} {err.reason}")
+    return MetadataError(f"cannot fetch {url}: HTTP {err.code} {err.reason}")
+
+
+def _read_body(resp: http.client.HTTPResponse, url: str, part: Path, have: int, *, timeout_s: float) -> int | None:
+    """Append the response body to ``part``; return the total size if known."""
     with resp:
         status = getattr(resp, "status", 200)
         total: int | None = None
@@ -290,7 +360,10 @@ def _download_to(url: str, part: Path, *, timeout_s: float) -> int | None:
                     fh.write(chunk)
                     got += len(chunk)
                     bar.update(len(chunk))
-            except (OSError, TimeoutError, http.client.HTTPException) as err:
+            except TimeoutError as err:
+                fh.flush()
+                raise _Transient(f"{_where(url)} sent no data for {timeout_s:g} s after {got} bytes (read timeout)") from err
+            except (OSError, http.client.HTTPException) as err:
                 fh.flush()
                 raise _Transient(f"connection lost after {got} bytes ({err})") from err
             finally:

@@ -29,10 +29,10 @@ target rate is decoded straight into its row of the task's block, the block is
 written at its offset with one ``pwrite`` and hashed (sha256) by the worker that
 holds it, so each task's rows are one chunk of the content record and nothing
 is read back.  A background thread flushes the file (``fdatasync``) again as
-soon as the last flush is done and more tasks have finished, then records the
-tasks finished before the flush in ``progress.json``: the disk writes while the
-pool decodes, the commit waits only for the last few tasks, and a rerun after a
-kill or a full disk continues from the last record.
+soon as the last flush is done and more tasks have finished, and about every
+256 rows then records the tasks finished before the flush in ``progress.json``:
+the disk writes while the pool decodes, the commit waits only for the last few
+tasks, and a rerun after a kill or a full disk continues from the last record.
 The commit flushes the array, writes ``index.csv``, then ``meta.json``.  ``processed/pack/current.json`` names the key of the
 last finished pack; the features stage follows it.
 """
@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 TASK_ROWS = 32          # rows decoded per worker task
-CHECKPOINT_ROWS = TASK_ROWS  # a checkpoint (flush + progress.json) starts after this many finished rows, when none is running
+CHECKPOINT_ROWS = 256   # progress.json is rewritten after about this many finished rows (the array is flushed after every task)
 INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "owner_mid", "labels", "true_samples", "length_action")
 LENGTH_ACTIONS: tuple[str, ...] = ("none", "pad_zero", "pad_repeat", "trimmed")
 DTYPES = ("int16", "float32")
@@ -254,6 +254,9 @@ class _Checkpointer:
     tasks that had finished before the flush began, so progress.json never
     claims rows that are not on disk.  Running it beside the decoders overlaps
     the disk writes with decoding instead of stalling a worker on each flush.
+    A flush starts after every task when none is running (the commit then waits
+    only for the last tasks); progress.json, which grows with the pack, is
+    rewritten only every ``CHECKPOINT_ROWS`` rows.
     """
 
     def __init__(self, audio_path: Path, progress_path: Path, header: dict[str, Any]) -> None:
@@ -263,16 +266,19 @@ class _Checkpointer:
         self._ex = ThreadPoolExecutor(1, thread_name_prefix="pack-checkpoint")
         self._last: Any = None
 
-    def _write(self, snapshot: dict[str, Any]) -> None:
+    def _write(self, snapshot: dict[str, Any] | None) -> None:
         _flush(self._audio)
-        atomic_write_json(self._progress, {**self._header, "done": snapshot})
+        if snapshot is not None:
+            atomic_write_json(self._progress, {**self._header, "done": snapshot})
 
-    def save(self, done: dict[str, Any]) -> None:
+    def save(self, done: dict[str, Any] | None) -> bool:
+        """Start a flush, then record ``done`` (None: flush only); False when one is still running."""
         if self._last is not None and not self._last.done():
-            return  # the previous checkpoint is still flushing; the next one will include these rows
+            return False  # the previous checkpoint is still flushing; the next one will include these rows
         if self._last is not None:
             self._last.result()  # surface a failed checkpoint (ENOSPC) here
-        self._last = self._ex.submit(self._write, dict(done))
+        self._last = self._ex.submit(self._write, None if done is None else dict(done))
+        return True
 
     def close(self, done: dict[str, Any] | None) -> None:
         """Wait for the running checkpoint; write a last one when ``done`` is given."""
@@ -490,8 +496,8 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
             done[str(task_id)] = [ts, acts, digest]
             bar.update(len(ts))
             since += len(ts)
-            if since >= CHECKPOINT_ROWS:
-                ckpt.save(done)
+            record = since >= CHECKPOINT_ROWS
+            if ckpt.save(done if record else None) and record:
                 since = 0
 
         try:

@@ -234,8 +234,11 @@ class ReleaseIndex:
 @contextlib.contextmanager
 def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """Processes that decode: ``fork`` where there is one (fast, no re-import of ``__main__``)."""
+    from audioset_fewshot._signals import default_sigterm
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context(method)) as ex:
+    # a forked worker inherits the CLI's SIGTERM handler; it must die on SIGTERM as a worker does
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context(method), initializer=default_sigterm) as ex:
         yield ex
 
 

@@ -289,7 +289,7 @@ class EmbeddingStore:
     meta: dict[str, Any]
     kind: str = KIND
     item_shape: tuple[int, int] = (SECONDS, EMBEDDING_DIM)
-    _stats: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _stats: dict[str, Any] = field(default_factory=dict, repr=False)  # lazily computed: statistics, look-ups
 
     def __len__(self) -> int:
         return len(self.index)
@@ -313,16 +313,26 @@ class EmbeddingStore:
         return tuple(sorted({r.owner_mid for r in self.index}))
 
     def rows_for(self, mid: str) -> np.ndarray:
-        return np.asarray([r.row for r in self.index if r.owner_mid == mid], dtype=np.int64)
+        """Rows owned by class ``mid`` (int64, ascending)."""
+        return self._lookups()[0].get(mid, np.zeros(0, dtype=np.int64))
 
     def row_of(self, ytid: str, start_s: float) -> int:
-        for r in self.index:
-            if r.ytid == ytid and round(r.start_s, 3) == round(start_s, 3):
-                return r.row
-        raise KeyError(f"clip {ytid} at {start_s:.3f} s is not in embeddings {self.key}")
+        try:
+            return self._lookups()[1][(ytid, round(start_s, 3))]
+        except KeyError:
+            raise KeyError(f"clip {ytid} at {start_s:.3f} s is not in embeddings {self.key}") from None
+
+    def _lookups(self) -> tuple[dict[str, np.ndarray], dict[tuple[str, float], int]]:
+        if "by_owner" not in self._stats:
+            by_owner: dict[str, list[int]] = {}
+            for r in self.index:
+                by_owner.setdefault(r.owner_mid, []).append(r.row)
+            self._stats["by_owner"] = {m: np.asarray(v, dtype=np.int64) for m, v in sorted(by_owner.items())}
+            self._stats["by_clip"] = {(r.ytid, round(r.start_s, 3)): r.row for r in self.index}
+        return self._stats["by_owner"], self._stats["by_clip"]
 
     def _compute_stats(self) -> dict[str, np.ndarray]:
-        if not self._stats:
+        if "count" not in self._stats:
             n = len(self.index)
             count = np.repeat(self.mask.sum(axis=1, dtype=np.float64)[:, None], EMBEDDING_DIM, axis=1) if n else np.zeros((0, EMBEDDING_DIM))
             s = np.zeros((n, EMBEDDING_DIM))

@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 START_TOLERANCE_S = 0.0015  # names carry milliseconds (or 3 decimals)
 
 
+def packaged_class_mids() -> tuple[str, ...]:
+    """The 527 MIDs in the order of ``class_labels_indices.csv`` (shipped in the package):
+    the order of PANN's ``target`` columns and of WebDataset ``label_id`` numbers."""
+    import csv
+    import io
+    from importlib import resources
+
+    text = resources.files("audioset_fewshot.metadata").joinpath("data/class_labels_indices.csv").read_text(encoding="utf-8")
+    return tuple(row["mid"] for row in csv.DictReader(io.StringIO(text)))
+
+
 def detect_layout(fs: OriginFS) -> str:
     """The layout of the files under an origin: parquet -> hf-parquet, tar -> webdataset,
     HDF5 -> pann-hdf5, audio files -> directory."""
@@ -60,13 +71,15 @@ def open_origin(spec: OriginSpec, *, name: str | None = None, class_mids: Sequen
     from audioset_fewshot.download.origins.pann_hdf5 import PannHdf5Origin
     from audioset_fewshot.download.origins.webdataset import WebDatasetOrigin
 
+    if class_mids is None:
+        class_mids = packaged_class_mids()
     fs = OriginFS(spec.path)
     layout = spec.layout or detect_layout(fs)
     info = OriginInfo(name=name or spec.name or spec.repo or layout, kind=layout, revision=spec.revision, repo=spec.repo)
     if layout == "hf-parquet":
         return HfParquetOrigin(fs, info)
     if layout == "webdataset":
-        return WebDatasetOrigin(fs, info)
+        return WebDatasetOrigin(fs, info, class_mids=class_mids)
     if layout == "pann-hdf5":
         return PannHdf5Origin(fs, info, class_mids=class_mids)
     return DirectoryOrigin(fs, info)
@@ -113,6 +126,12 @@ class OriginSet:
     @property
     def has_local(self) -> bool:
         return bool(self.specs)
+
+    def check_paths(self) -> None:
+        """Every local origin exists and is readable (:class:`OriginError` naming the first that
+        is not): checked before a run touches the root, without indexing anything."""
+        for spec in self.specs:
+            OriginFS(spec.path)
 
     @property
     def opened(self) -> bool:

@@ -50,21 +50,28 @@ def _split_key(name: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), ext.lower()
 
 
-def _labels(meta: dict[str, Any]) -> tuple[str, ...] | None:
+def _labels(meta: dict[str, Any], class_mids: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The MIDs a sample's JSON records: MIDs as they are, class numbers (confit's
+    ``label_id``) through the order of ``class_labels_indices.csv``; None when neither."""
     for key in ("labels", "label_id", "mids"):
         value = meta.get(key)
-        if isinstance(value, list) and value and all(isinstance(v, str) and v.startswith(("/m/", "/t/", "/g/")) for v in value):
+        if not isinstance(value, list) or not value:
+            continue
+        if all(isinstance(v, str) and v.startswith(("/m/", "/t/", "/g/")) for v in value):
             return tuple(sorted(value))
+        if class_mids and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(class_mids) for v in value):
+            return tuple(sorted(class_mids[v] for v in value))
     return None
 
 
 class WebDatasetOrigin:
     """Tar shards read in place (see the module docstring)."""
 
-    def __init__(self, fs: OriginFS, info: OriginInfo) -> None:
+    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
         self.fs = fs
         self.info = info
         self.report = IndexReport()
+        self.class_mids = tuple(class_mids) if class_mids else None
         self._clips: list[OriginClip] | None = None
 
     def shards(self) -> list[str]:
@@ -119,7 +126,7 @@ class WebDatasetOrigin:
             if not is_ytid(ytid):
                 self.report.unparseable.append(f"{shard}:{key}.{ext}")
                 continue
-            out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(shard, ext, offset, size), labels=_labels(meta)))
+            out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(shard, ext, offset, size), labels=_labels(meta, self.class_mids)))
         return out
 
     def read(self, clip: OriginClip) -> OriginAudio:
