@@ -31,11 +31,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-# The CPU wheel of the torch the tests run on, first (alone: its dependencies come from
+# The CPU wheel of the torch the tests run on (the machines this project runs on keep
+# it on disk, where pip finds it; PyPI alone is reached), first (alone: its dependencies come from
 # PyPI with the project's): the project accepts any torch in its declared range, so the
 # next line keeps this one and never pulls a CUDA build.
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
-    "$VENV/bin/python" -m pip install -q --no-deps "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+    "$VENV/bin/python" -m pip install -q --no-deps "torch==2.13.0"
 fi
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from audioset_fewshot._io import atomic_write_json
+from audioset_fewshot._progress import progress
 from audioset_fewshot.episodes import EpisodeError, EpisodeFile, EpisodeSampler, accuracy_ci, read_episodes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -205,7 +206,7 @@ def train_protonet(dataset: SplitDataset, *, n_way: int, k_shot: int, q_query: i
         target = torch.arange(n_used).repeat_interleave(q_used)
         model.train()
         window: list[float] = []
-        for step, idx in enumerate(sampler):
+        for step, idx in enumerate(progress(sampler, total=steps, desc="train protonet", unit="step")):
             x, _ = dataset.batch(idx)
             emb = model(x)
             n_sup = n_used * k_shot
@@ -248,7 +249,7 @@ def embed_centroid(dataset: SplitDataset) -> np.ndarray:
 def episode_accuracies(embeddings: np.ndarray, dataset: SplitDataset, episodes: list[Any]) -> np.ndarray:
     """Accuracy of nearest-prototype classification (squared Euclidean) on each fixed episode."""
     acc = np.empty(len(episodes), dtype=np.float64)
-    for e, ep in enumerate(episodes):
+    for e, ep in enumerate(progress(episodes, desc="test episodes", unit="episode")):
         sup = [[dataset.item_index(c, mid) for c in row] for mid, row in zip(ep.classes, ep.support, strict=True)]
         qry = [[dataset.item_index(c, mid) for c in row] for mid, row in zip(ep.classes, ep.query, strict=True)]
         protos = np.stack([embeddings[s].mean(axis=0) for s in sup])

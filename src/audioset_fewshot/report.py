@@ -27,7 +27,6 @@ import html
 import json
 import logging
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import numpy as np
 from audioset_fewshot import __version__
 from audioset_fewshot._io import atomic_path, atomic_write_json, atomic_write_text, canonical_json, sha256_file, sha256_text
 from audioset_fewshot._progress import progress
+from audioset_fewshot.download.ledger import ClipStatus, LedgerRow, class_status
 from audioset_fewshot.layout import DatasetLayout
 
 log = logging.getLogger(__name__)
@@ -77,28 +77,14 @@ def _read_csv(path: Path) -> list[dict[str, str]] | None:
         return None
 
 
-def _ledger_rows(layout: DatasetLayout) -> list[dict[str, Any]] | None:
-    """Clip rows of the ledger (read-only), or None when there is no ledger."""
-    path = layout.ledger_file
-    if not path.exists():
-        return None
-    uri = f"file:{path.resolve().as_posix()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, timeout=10.0)
-    try:
-        db.row_factory = sqlite3.Row
-        cols = {r[1] for r in db.execute("PRAGMA table_info(clips)")}
-        if not cols:
-            return None
-        wanted = [c for c in ("clip_id", "ytid", "start_s", "owner_mid", "source", "status", "reason", "in_plan", "title", "uploader", "license", "channel_id") if c in cols]
-        rows = [dict(r) for r in db.execute(f"SELECT {', '.join(wanted)} FROM clips ORDER BY clip_id")]
-    except sqlite3.DatabaseError as err:
-        from audioset_fewshot.download.ledger import recover_hint
-        from audioset_fewshot.errors import DownloadError
+def _ledger_rows(layout: DatasetLayout) -> list[LedgerRow] | None:
+    """Clip rows of the plan from the ledger (read-only, by clip ID), or None when there is no ledger."""
+    from audioset_fewshot.download.ledger import Ledger
 
-        raise DownloadError(f"{path} is not a readable ledger ({err}); {recover_hint(path)}") from err
-    finally:
-        db.close()
-    return [r for r in rows if r.get("in_plan", 1)]
+    if not layout.ledger_file.exists():
+        return None
+    with Ledger(layout.ledger_file, readonly=True) as ledger:
+        return sorted(ledger.rows(in_plan=True), key=lambda r: r.clip_id)
 
 
 def _class_names(mids: Sequence[str]) -> dict[str, str]:
@@ -135,25 +121,23 @@ def collect(root: Path | str) -> dict[str, Any]:
 
     ledger = _ledger_rows(layout)
     if ledger is not None:
-        obtained: Counter[str] = Counter()
+        per_class = class_status(ledger)
+        obtained = {mid: c[ClipStatus.OK] for mid, c in per_class.items() if c[ClipStatus.OK]}
         failed: Counter[str] = Counter()
         pending = 0
         by_source: dict[str, Counter[str]] = defaultdict(Counter)
         cc: list[dict[str, str]] = []
         for r in ledger:
-            status = r.get("status") or ""
-            src = r.get("source") or "?"
-            if status == "ok":
-                obtained[r["owner_mid"]] += 1
+            src = r.source or "?"
+            if r.status is ClipStatus.OK:
                 by_source[src]["ok"] += 1
-                lic = r.get("license") or ""
-                if "creative commons" in lic.lower() and len(cc) < MAX_ATTRIBUTION_ROWS:
-                    row = {k: str(r.get(k) or "") for k in ("ytid", "owner_mid", "title", "uploader", "license")}
-                    row["start_s"] = f"{float(r.get('start_s') or 0.0):.3f}"
+                if "creative commons" in (r.license or "").lower() and len(cc) < MAX_ATTRIBUTION_ROWS:
+                    row = {k: str(getattr(r, k) or "") for k in ("ytid", "owner_mid", "title", "uploader", "license")}
+                    row["start_s"] = f"{float(r.start_s or 0.0):.3f}"
                     cc.append(row)
-            elif status.startswith("failed"):
-                failed[r.get("reason") or "unknown"] += 1
-                by_source[src]["permanent" if status == "failed-permanent" else "transient"] += 1
+            elif r.status.failed:
+                failed[r.reason or "unknown"] += 1
+                by_source[src]["permanent" if r.status is ClipStatus.FAILED_PERMANENT else "transient"] += 1
             else:
                 pending += 1
                 by_source[src]["pending"] += 1

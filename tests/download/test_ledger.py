@@ -101,3 +101,29 @@ def test_foreign_schema_is_refused(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(DownloadError, match="not a readable ledger"):
         Ledger(tmp_path / "junk.sqlite")
+
+
+def test_one_typed_record_matches_the_schema_and_one_aggregation(tmp_path: Path) -> None:
+    import dataclasses
+
+    from audioset_fewshot.download.ledger import ClipStatus, LedgerRow, class_status
+    from audioset_fewshot.manifest._ledger import LedgerClip, read_ledger
+
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as led:
+        led.sync_plan(_plan(4))
+        led.record_attempt("abcdefghij0_0", Res(ok=True, sha256="ab" * 32, samples=160000, sample_rate_hz=16000, fallback=True, tool_versions={"yt-dlp": "1"}), counted=True, relpath="audio/x.flac")
+        led.record_attempt("abcdefghij1_0", Res(ok=False, reason="private", permanent=True), counted=True)
+        cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(clips)")]
+        rows = led.rows()
+    # the record is the table: same columns, same order
+    assert [f.name for f in dataclasses.fields(LedgerRow)] == cols
+    assert LedgerClip is LedgerRow and read_ledger(path) == rows
+    ok = rows[0]
+    assert ok.status is ClipStatus.OK and ok.status == "ok" and ok.labels == ("/m/0dog",)
+    assert ok.fallback is True and ok.in_plan is True and ok.tool_versions == {"yt-dlp": "1"}
+    assert rows[1].status is ClipStatus.FAILED_PERMANENT and rows[1].status.failed
+    counts = class_status(rows)["/m/0dog"]
+    assert (counts[ClipStatus.OK], counts[ClipStatus.FAILED_PERMANENT], counts[ClipStatus.PENDING]) == (1, 1, 2)
+    with Ledger(path, readonly=True) as led:
+        assert led.counts() == {"/m/0dog": {"failed-permanent": 1, "ok": 1, "pending": 2}}

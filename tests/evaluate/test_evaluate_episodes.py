@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot.episodes import choose_episodes, latest_episodes, write_episodes
 from audioset_fewshot.errors import UsageError
-
-from fewshot_synth import make_root, write_features_dir
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +57,17 @@ def test_evaluate_uses_the_file_episodes_wrote_and_names_it(root: Path) -> None:
     assert named.returncode == 0 and f"test episodes: {mine}" in named.stdout, named.stderr
     both = _cli(*base, "--episodes", str(mine), "--test-k-shot", "2")
     assert both.returncode == 2 and "drop the test shape" in both.stderr
+
+
+def test_evaluate_without_a_terminal_logs_its_progress(root: Path) -> None:
+    """No terminal: training steps and test episodes are reported at the interval."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "AUDIOSET_FEWSHOT_PROGRESS"}
+    env["AUDIOSET_FEWSHOT_PROGRESS_INTERVAL_S"] = "0.2"
+    proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "evaluate", "--root", str(root), "--method", "protonet", "--steps", "40",
+                           "--q-query", "5", "--test-k-shot", "1", "--test-q-query", "5", "--test-count", "40", "--force"],
+                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if " train protonet: " in ln]
+    assert lines and all("/40 step (" in ln and "step/s" in ln for ln in lines), proc.stderr

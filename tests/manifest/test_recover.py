@@ -165,3 +165,17 @@ def test_report_and_merge_point_a_garbled_ledger_to_recover(media_cache: Path, t
         write_report(root)
     with pytest.raises((ManifestError, DownloadError), match=r"recover --root"):
         merge_roots([root], into=tmp_path / "merged")
+
+
+def test_an_empty_ledger_file_without_clips_beside_it_starts_a_new_ledger(tmp_path: Path) -> None:
+    # a first download killed before its first commit leaves an empty file and no clip: nothing to lose
+    (tmp_path / "ledger.sqlite").write_bytes(b"")
+    with Ledger(tmp_path / "ledger.sqlite") as led:
+        assert led.rows() == []
+    # with a clip file beside it, the same empty file is refused (recover, not a fresh start)
+    other = tmp_path / "other"
+    (other / "audio" / "m_0x").mkdir(parents=True)
+    (other / "audio" / "m_0x" / "abcdefghijk_0.flac").write_bytes(b"fLaC")
+    (other / "ledger.sqlite").write_bytes(b"")
+    with pytest.raises(DownloadError, match="recover --root"):
+        Ledger(other / "ledger.sqlite")

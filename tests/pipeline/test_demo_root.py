@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from audioset_fewshot.demo.server import MediaServer
+from audioset_fewshot.demo.session import demo_catalog_of
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
-from audioset_fewshot.pipeline import demo_catalog_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.plan import PlanEntry, SamplingPlan
 from audioset_fewshot.report import referenced_images, write_report
 
 HOSTILE_TITLE = '<script>alert("x")</script> & <b>bold</b>'
@@ -22,20 +23,20 @@ def _fake_root(root: Path) -> DatasetLayout:
     layout.plan_dir.mkdir(parents=True)
     targets = {"/m/05tny_": 3, "/m/07qrkrw": 3}
     layout.plan_meta_file.write_text(json.dumps({"targets": targets, "shortfalls": {}, "content_hash": "x"}), encoding="utf-8")
-    db = sqlite3.connect(layout.ledger_file)
-    db.execute(
-        "CREATE TABLE clips (clip_id TEXT PRIMARY KEY, ytid TEXT, start_s REAL, owner_mid TEXT, source TEXT, status TEXT, "
-        "reason TEXT, in_plan INTEGER, title TEXT, uploader TEXT, license TEXT, channel_id TEXT)"
-    )
     rows = [
-        ("aaaaaaaaaaa_0", "aaaaaaaaaaa", 0.0, "/m/05tny_", "balanced", "ok", None, 1, HOSTILE_TITLE, "<i>up</i>", "Creative Commons Attribution license (reuse allowed)", "UCx"),
-        ("bbbbbbbbbbb_0", "bbbbbbbbbbb", 0.0, "/m/05tny_", "eval", "ok", None, 1, "t", "u", "Standard YouTube License", "UCx"),
-        ("ccccccccccc_0", "ccccccccccc", 0.0, "/m/07qrkrw", "balanced", "failed-permanent", "private", 1, None, None, None, None),
-        ("ddddddddddd_0", "ddddddddddd", 0.0, "/m/07qrkrw", "unbalanced", "pending", None, 1, None, None, None, None),
+        ("aaaaaaaaaaa", "/m/05tny_", "balanced", "ok", None, HOSTILE_TITLE, "<i>up</i>", "Creative Commons Attribution license (reuse allowed)", "UCx"),
+        ("bbbbbbbbbbb", "/m/05tny_", "eval", "ok", None, "t", "u", "Standard YouTube License", "UCx"),
+        ("ccccccccccc", "/m/07qrkrw", "balanced", "failed-permanent", "private", None, None, None, None),
+        ("ddddddddddd", "/m/07qrkrw", "unbalanced", "pending", None, None, None, None, None),
     ]
-    db.executemany("INSERT INTO clips VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    db.commit()
-    db.close()
+    entries = [PlanEntry(f"{y}_0", y, 0.0, 10.0, mid, (mid,), src, k) for k, (y, mid, src, *_) in enumerate(rows)]
+    results = {
+        f"{y}_0": {"status": status, "reason": reason, "title": title, "uploader": uploader, "license": lic, "channel_id": channel}
+        for y, _, _, status, reason, title, uploader, lic, channel in rows
+    }
+    with Ledger(layout.ledger_file) as ledger:  # written through the ledger module, as a download would
+        ledger.sync_plan(SamplingPlan.build(entries, targets))
+        ledger.copy_results(results, {})
     layout.processed_dir.mkdir()
     layout.clean_csv.write_text(
         "ytid,start_s,owner_mid,path,verdict,reason,action,sample_rate_hz,frames,duration_s,rms_dbfs,peak,clipped_fraction\n"

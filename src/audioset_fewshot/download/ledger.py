@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from audioset_fewshot.errors import DownloadError
 
 SCHEMA_VERSION = 1
-STATUSES = ("pending", "ok", "failed-permanent", "failed-transient")
+STATUSES = ("pending", "ok", "failed-permanent", "failed-transient")  # the values of ClipStatus
 
 _CLIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("clip_id", "TEXT PRIMARY KEY"),
@@ -114,55 +116,110 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
 
 
+class ClipStatus(StrEnum):
+    """Where a planned clip stands (a ``str``: ``ClipStatus.OK == "ok"``)."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED_PERMANENT = "failed-permanent"
+    FAILED_TRANSIENT = "failed-transient"
+
+    @property
+    def failed(self) -> bool:
+        return self in (ClipStatus.FAILED_PERMANENT, ClipStatus.FAILED_TRANSIENT)
+
+
 @dataclass(frozen=True)
 class LedgerRow:
-    """One clip row (see the module docstring for the columns)."""
+    """One clip of the ledger, typed: the one record every reader gets (the columns of
+    table ``clips``, in order; see the module docstring).  ``labels`` are sorted,
+    ``tool_versions`` is the parsed JSON, flags are booleans, ``status`` a :class:`ClipStatus`."""
 
     clip_id: str
     ytid: str
     start_s: float
     end_s: float
     owner_mid: str
-    labels: str
+    labels: tuple[str, ...]
     source: str
     rank: int
-    status: str
-    reason: str | None
-    message: str | None
-    attempts: int
-    created_at: str
-    updated_at: str
-    obtained_at: str | None
-    path: str | None
-    sha256: str | None
-    samples: int | None
-    sample_rate_hz: int | None
-    itag: str | None
-    codec: str | None
-    container: str | None
-    source_sample_rate_hz: int | None
-    source_channels: int | None
-    trim_start_s: float | None
-    trim_end_s: float | None
-    padded_samples: int | None
-    license: str | None
-    uploader: str | None
-    channel_id: str | None
-    title: str | None
-    upload_date: str | None
-    fallback: int | None
-    in_plan: int
-    tool_versions: str | None
-    extractions: int
+    status: ClipStatus
+    reason: str | None = None
+    message: str | None = None
+    attempts: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    obtained_at: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    samples: int | None = None
+    sample_rate_hz: int | None = None
+    itag: str | None = None
+    codec: str | None = None
+    container: str | None = None
+    source_sample_rate_hz: int | None = None
+    source_channels: int | None = None
+    trim_start_s: float | None = None
+    trim_end_s: float | None = None
+    padded_samples: int | None = None
+    license: str | None = None
+    uploader: str | None = None
+    channel_id: str | None = None
+    title: str | None = None
+    upload_date: str | None = None
+    fallback: bool | None = None
+    in_plan: bool = True
+    tool_versions: Mapping[str, str] | None = None
+    extractions: int = 0
     origin: str | None = None
     origin_revision: str | None = None
     origin_labels: str | None = None
 
     @property
     def label_tuple(self) -> tuple[str, ...]:
-        return tuple(x for x in self.labels.split(";") if x)
+        return self.labels
+
+    @classmethod
+    def from_db(cls, row: Mapping[str, Any], versions: dict[str | None, Mapping[str, str] | None] | None = None) -> LedgerRow:
+        """The record of one ``clips`` row as SQLite returns it (``versions``: a cache of
+        parsed tool-version JSON, the same text on nearly every row)."""
+        data = dict(row)
+        cache = versions if versions is not None else {}
+        tv = data.get("tool_versions")
+        if tv not in cache:
+            cache[tv] = _versions(tv)
+        data["tool_versions"] = cache[tv]
+        data["labels"] = tuple(sorted(x for x in str(data.get("labels") or "").split(";") if x))
+        data["status"] = ClipStatus(data["status"])
+        data["in_plan"] = bool(data.get("in_plan", 1))
+        fb = data.get("fallback")
+        data["fallback"] = None if fb is None else bool(fb)
+        data["attempts"] = int(data.get("attempts") or 0)
+        data["extractions"] = int(data.get("extractions") or 0)
+        return cls(**data)
 
 
+def _versions(value: Any) -> dict[str, str] | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def class_status(rows: Iterable[LedgerRow]) -> dict[str, Counter[ClipStatus]]:
+    """``{owner_mid: Counter({status: n})}`` of ``rows``: the one per-class aggregation
+    the runner's summary, ``status``, the report and the pipeline use."""
+    out: dict[str, Counter[ClipStatus]] = {}
+    for r in rows:
+        out.setdefault(r.owner_mid, Counter())[r.status] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -241,7 +298,7 @@ class Ledger:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise DownloadError(f"{self.path}: ledger schema_version {version}, this version reads {SCHEMA_VERSION}; use a matching audioset-fewshot or a new root")
-        if version == 0 and (self.readonly or self._existed):
+        if version == 0 and (self.readonly or (self._existed and not self._safe_to_start())):
             raise DownloadError(f"{self.path} holds no ledger (empty or garbled); {recover_hint(self.path)}")
         if self.readonly:
             return
@@ -260,6 +317,14 @@ class Ledger:
             with self._tx():
                 for col in missing:
                     self._db.execute(f"ALTER TABLE clips ADD COLUMN {col} {types[col]}")
+
+    def _safe_to_start(self) -> bool:
+        """An existing file without a ledger in it may become a new ledger only when it holds
+        no table and no clip file lies beside it (a first run killed before its first commit)."""
+        if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+            return False
+        audio = self.path.parent / "audio"
+        return not (audio.is_dir() and any(p.is_file() for p in audio.rglob("*")))
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
@@ -348,11 +413,12 @@ class Ledger:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY owner_mid, rank, clip_id"
-        return [LedgerRow(**dict(r)) for r in self._db.execute(sql, args)]
+        versions: dict[str | None, Mapping[str, str] | None] = {}
+        return [LedgerRow.from_db(r, versions) for r in self._db.execute(sql, args)]
 
     def row(self, clip_id: str) -> LedgerRow | None:
         r = self._db.execute("SELECT * FROM clips WHERE clip_id = ?", (clip_id,)).fetchone()
-        return None if r is None else LedgerRow(**dict(r))
+        return None if r is None else LedgerRow.from_db(r)
 
     def attempts(self, clip_id: str | None = None) -> list[AttemptRow]:
         if clip_id is None:
@@ -362,11 +428,15 @@ class Ledger:
         return [AttemptRow(**dict(r)) for r in cur]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """``{owner_mid: {status: n}}`` over rows in the plan."""
-        out: dict[str, dict[str, int]] = {}
-        for mid, status, n in self._db.execute("SELECT owner_mid, status, COUNT(*) FROM clips WHERE in_plan = 1 GROUP BY owner_mid, status"):
-            out.setdefault(mid, {})[status] = int(n)
-        return out
+        """``{owner_mid: {status: n}}`` over rows in the plan (:func:`class_status`)."""
+        return {mid: {str(k): n for k, n in sorted(c.items())} for mid, c in sorted(class_status(self.rows(in_plan=True)).items())}
+
+    def raw_rows(self, table: Literal["clips", "attempts"]) -> list[dict[str, Any]]:
+        """Every row of ``table`` as stored (column -> value), to copy results between
+        ledgers (``merge``); readers of results use :meth:`rows`."""
+        if table not in ("clips", "attempts"):
+            raise DownloadError(f"unknown ledger table {table!r}; expected clips or attempts")
+        return [dict(r) for r in self._db.execute(f"SELECT * FROM {table}")]  # table is one of two constants
 
     # -- writing --------------------------------------------------------------------------
     def record_attempt(
@@ -418,6 +488,23 @@ class Ledger:
         if row is None:
             raise DownloadError(f"ledger {self.path}: attempt recorded for clip {clip_id} that is not in the ledger (sync the plan first)")
         return row
+
+    def copy_results(self, rows: Mapping[str, Mapping[str, Any]], attempts: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Copy the results of ``rows`` (``{clip_id: raw clips row}`` from another ledger of
+        the same plan) onto this ledger's rows, keeping their plan columns, and append
+        their ``attempts``; one transaction, then a WAL checkpoint (``merge``)."""
+        plan_cols = {"clip_id", "in_plan", "owner_mid", "rank", "labels", "source"}
+        cols = [r[1] for r in self._db.execute("PRAGMA table_info(clips)")]
+        att_cols = [r[1] for r in self._db.execute("PRAGMA table_info(attempts)") if r[1] != "attempt_id"]
+        with self._tx():
+            for cid in sorted(rows):
+                row = rows[cid]
+                names = [c for c in cols if c in row and c not in plan_cols]
+                self._db.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in names)} WHERE clip_id = ?", [row[c] for c in names] + [cid])
+                for a in sorted(attempts.get(cid, ()), key=lambda a: a.get("attempt_id", 0)):
+                    names_a = [c for c in att_cols if c in a]
+                    self._db.execute(f"INSERT INTO attempts({', '.join(names_a)}) VALUES ({', '.join('?' * len(names_a))})", [a[c] for c in names_a])
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def mark(self, clip_id: str, status: str, *, reason: str | None = None, message: str | None = None) -> None:
         """Set a clip's status by hand (e.g. back to pending when its file vanished)."""

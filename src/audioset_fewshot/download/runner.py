@@ -53,7 +53,7 @@ from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
-from audioset_fewshot.download.ledger import Ledger, utc_now
+from audioset_fewshot.download.ledger import ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -369,13 +369,14 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
     classes = []
     failures: Counter[str] = Counter()
     by_origin: Counter[str] = Counter(r.origin or "youtube" for r in rows.values() if r.status == "ok")
+    per_class = class_status(rows.values())
     for mid, entries in plan.by_class().items():
-        st = Counter(rows[e.clip_id].status for e in entries if e.clip_id in rows)
+        st = per_class.get(mid, Counter())
         for e in entries:
             r = rows.get(e.clip_id)
-            if r is not None and r.status.startswith("failed"):
+            if r is not None and r.status.failed:
                 failures[r.reason or reasons.UNKNOWN] += 1
-        classes.append(ClassProgress(mid, plan.target(mid), st["ok"], len(entries), st["failed-permanent"], st["failed-transient"], st["pending"]))
+        classes.append(ClassProgress(mid, plan.target(mid), st[ClipStatus.OK], len(entries), st[ClipStatus.FAILED_PERMANENT], st[ClipStatus.FAILED_TRANSIENT], st[ClipStatus.PENDING]))
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
         attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,

@@ -34,14 +34,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from audioset_fewshot._io import TMP_PREFIX
-from audioset_fewshot.errors import ManifestError, UsageError, ValidationError
+from audioset_fewshot.errors import DownloadError, ManifestError, UsageError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._files import check_destination, copy_or_report, dest_path
 from audioset_fewshot.manifest.build import ManifestRecord, build_manifest
@@ -85,20 +84,26 @@ class MergeReport:
         }
 
 
-def _raw_rows(path: Path, table: str) -> list[dict[str, Any]]:
+def _raw_rows(path: Path, table: Literal["clips", "attempts"]) -> list[dict[str, Any]]:
+    from audioset_fewshot.download.ledger import Ledger
+
     if not path.is_file():
         raise ManifestError(f"no ledger at {path}; is {path.parent} a downloaded root?")
-    con = sqlite3.connect(path, timeout=30.0)
     try:
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA query_only = ON")
-        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]  # table is one of two constants
-    except sqlite3.Error as err:
-        from audioset_fewshot.download.ledger import recover_hint
+        with Ledger(path, readonly=True) as led:
+            return led.raw_rows(table)
+    except DownloadError as err:
+        raise ManifestError(f"cannot read table {table!r} of the ledger {path}: {err}") from err
 
-        raise ManifestError(f"cannot read table {table!r} of the ledger {path}: {err}; {recover_hint(path)}") from err
-    finally:
-        con.close()
+
+def _ledger_meta(path: Path) -> dict[str, str]:
+    from audioset_fewshot.download.ledger import Ledger
+
+    try:
+        with Ledger(path, readonly=True) as led:
+            return led.meta_items()
+    except DownloadError as err:
+        raise ManifestError(f"cannot read the ledger {path}: {err}") from err
 
 
 def _merged_plan(plans: Sequence[Any], roots: Sequence[Path]) -> Any:
@@ -153,7 +158,7 @@ def merge_roots(roots: Sequence[Path | str], *, into: Path | str) -> MergeReport
     dest = check_destination(into, sources=src_roots, what="merge")
     out = DatasetLayout(dest)
     if out.ledger_file.exists():
-        meta = {r["key"]: r["value"] for r in _raw_rows(out.ledger_file, "meta")}
+        meta = _ledger_meta(out.ledger_file)
         if _MERGED_KEY not in meta:
             raise UsageError(f"{dest} holds a downloaded root, not a merge; merge into an empty folder")
     elif not holds_only_ours(dest):
@@ -283,27 +288,21 @@ def _write_config(first: DatasetLayout, out: DatasetLayout) -> None:
 
 def _fill_ledger(db_path: Path, chosen: dict[str, tuple[int, dict[str, Any]]], keep: set[str], roots: Sequence[Path], layouts: Sequence[DatasetLayout]) -> None:
     """Copy the chosen rows (and their attempts) into the fresh merged ledger."""
-    con = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
-    try:
-        cols = [r[1] for r in con.execute("PRAGMA table_info(clips)")]
-        att_cols = [r[1] for r in con.execute("PRAGMA table_info(attempts)") if r[1] != "attempt_id"]
-        attempts_by_root: dict[int, dict[str, list[dict[str, Any]]]] = {}
-        con.execute("BEGIN IMMEDIATE")
-        for cid in sorted(chosen):
-            i, row = chosen[cid]
-            if row["status"] == "ok" and cid not in keep:
-                continue  # surplus or a bad copy: stays pending, as if never tried
-            names = [c for c in cols if c in row and c not in ("clip_id", "in_plan", "owner_mid", "rank", "labels", "source")]
-            con.execute(f"UPDATE clips SET {', '.join(f'{c} = ?' for c in names)} WHERE clip_id = ?", [row[c] for c in names] + [cid])
-            if i not in attempts_by_root:
-                per: dict[str, list[dict[str, Any]]] = {}
-                for a in _raw_rows(layouts[i].ledger_file, "attempts"):
-                    per.setdefault(a["clip_id"], []).append(a)
-                attempts_by_root[i] = per
-            for a in sorted(attempts_by_root[i].get(cid, []), key=lambda a: a.get("attempt_id", 0)):
-                names_a = [c for c in att_cols if c in a]
-                con.execute(f"INSERT INTO attempts({', '.join(names_a)}) VALUES ({', '.join('?' * len(names_a))})", [a[c] for c in names_a])
-        con.execute("COMMIT")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
+    from audioset_fewshot.download.ledger import Ledger
+
+    rows: dict[str, dict[str, Any]] = {}
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    attempts_by_root: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for cid in sorted(chosen):
+        i, row = chosen[cid]
+        if row["status"] == "ok" and cid not in keep:
+            continue  # surplus or a bad copy: stays pending, as if never tried
+        rows[cid] = row
+        if i not in attempts_by_root:
+            per: dict[str, list[dict[str, Any]]] = {}
+            for a in _raw_rows(layouts[i].ledger_file, "attempts"):
+                per.setdefault(a["clip_id"], []).append(a)
+            attempts_by_root[i] = per
+        attempts[cid] = attempts_by_root[i].get(cid, [])
+    with Ledger(db_path) as ledger:
+        ledger.copy_results(rows, attempts)

@@ -27,6 +27,7 @@ from audioset_fewshot.manifest._ledger import (
     STATUS_FAILED_TRANSIENT,
     STATUS_OK,
     STATUS_PENDING,
+    class_status,
     read_ledger,
 )
 from audioset_fewshot.manifest.build import _class_names, select_ok
@@ -200,17 +201,16 @@ def dataset_status(root: Path | str, *, headers: Mapping[str, int] | None = None
             if c.clip_id in kept_ids:
                 d["obtained"] += 1
             s["obtained"] += 1
-        elif c.status == STATUS_PENDING:
-            d["pending"] += 1
         elif c.status == STATUS_FAILED_PERMANENT:
             d["perm"][c.reason or "unknown"] = d["perm"].get(c.reason or "unknown", 0) + 1
             s["perm"] += 1
         elif c.status == STATUS_FAILED_TRANSIENT:
             d["trans"][c.reason or "unknown"] = d["trans"].get(c.reason or "unknown", 0) + 1
             to_retry.append(c.clip_id)
+    per_class = class_status(clips)  # the ledger's one per-class aggregation
     classes = tuple(
         ClassStatus(
-            mid=m, name=names[m], target=plan.target(m), obtained=per[m]["obtained"], pending=per[m]["pending"],
+            mid=m, name=names[m], target=plan.target(m), obtained=per[m]["obtained"], pending=per_class[m][STATUS_PENDING] if m in per_class else 0,
             failed_permanent=dict(sorted(per[m]["perm"].items())), failed_transient=dict(sorted(per[m]["trans"].items())),
             candidates=candidates.get(m, 0),
         )

@@ -84,7 +84,9 @@ class OriginFS:
         try:
             if self.local_root is not None:
                 return open(self.full(rel), "rb", buffering=-1 if buffered else 0)
-            fh: IO[bytes] = self._fs.open(self.full(rel), "rb")
+            # unbuffered: no read-ahead cache (fsspec's default fetches megabytes for a 64-byte read)
+            kw = {} if buffered else {"cache_type": "none"}
+            fh: IO[bytes] = self._fs.open(self.full(rel), "rb", **kw)
             return fh
         except OSError as err:
             raise OriginError(f"origin {self.url!r}: cannot read {rel}: {err.strerror or err}") from err
