@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from support.manifest_helpers import DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "manifest"))
-from manifest_helpers import DOG, SPEECH, Clip, make_root, standard_clips, ytid  # noqa: E402
-
-from audioset_fewshot.cli import main  # noqa: E402
+from audioset_fewshot.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fewshot_synth import make_root, write_features_dir
+from support.fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot.episodes import write_episodes
 from audioset_fewshot.errors import UsageError

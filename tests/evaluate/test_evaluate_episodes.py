@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fewshot_synth import make_root, write_features_dir
+from support.fewshot_synth import make_root, write_features_dir
 
 from audioset_fewshot.episodes import choose_episodes, latest_episodes, write_episodes
 from audioset_fewshot.errors import UsageError

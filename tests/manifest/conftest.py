@@ -1,11 +1,11 @@
-"""Fixtures of the manifest tests (helpers in manifest_helpers.py)."""
+"""Fixtures of the manifest tests (helpers in support/manifest_helpers.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from manifest_helpers import make_root, standard_clips
+from support.manifest_helpers import make_root, standard_clips
 
 from audioset_fewshot.layout import DatasetLayout
 

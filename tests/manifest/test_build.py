@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
+from support.manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
 from audioset_fewshot.errors import ManifestError, StageNotReadyError
 from audioset_fewshot.layout import DatasetLayout

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
+from support.manifest_helpers import CAT, DOG, SPEECH, Clip, make_root, standard_clips, ytid
 
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest

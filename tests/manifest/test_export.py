@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from manifest_helpers import ytid
+from support.manifest_helpers import ytid
 
 from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.layout import DatasetLayout

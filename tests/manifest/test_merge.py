@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from manifest_helpers import DOG, SPEECH, Clip, make_root, ytid
+from support.manifest_helpers import DOG, SPEECH, Clip, make_root, ytid
 
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout

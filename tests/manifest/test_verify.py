@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from manifest_helpers import write_audio, ytid
+from support.manifest_helpers import write_audio, ytid
 
 from audioset_fewshot.errors import ManifestError
 from audioset_fewshot.layout import DatasetLayout

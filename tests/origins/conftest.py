@@ -1,11 +1,11 @@
-"""Fixtures of the origin tests (builders in origin_builders.py)."""
+"""Fixtures of the origin tests (builders in support/origin_builders.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from origin_builders import DOG, SPEECH, Seg, real_segments
+from support.origin_builders import DOG, SPEECH, Seg, real_segments
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
+from support.origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import SourceSpec
@@ -265,7 +265,7 @@ def test_webdataset_class_numbers_are_compared_through_the_class_order(tmp_path:
     import io
     import tarfile
 
-    from origin_builders import encode, signal
+    from support.origin_builders import encode, signal
 
     from audioset_fewshot.download.origins.registry import packaged_class_mids
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from origin_builders import (
+from support.origin_builders import (
     Seg,
     class_mids,
     flac_48k_24bit,
@@ -262,7 +262,7 @@ def test_origins_check_reports_the_right_counts(tmp_path: Path, dog_segments: li
 
 
 def test_origins_check_counts_the_current_plan(tmp_path: Path, dog_segments: list[Seg], speech_segments: list[Seg], shared_metadata_dir: Path) -> None:
-    from origin_builders import make_plan
+    from support.origin_builders import make_plan
 
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.plan import write_plan

@@ -1,11 +1,11 @@
-"""Fixtures of the process tests: dataset roots built from real FLAC clips (see process_clips.py)."""
+"""Fixtures of the process tests: dataset roots built from real FLAC clips (see support/process_clips.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root  # type: ignore[import-not-found]
+from support.process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root
 
 from audioset_fewshot.layout import DatasetLayout
 

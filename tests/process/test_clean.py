@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
+from support.process_clips import STANDARD, Clip, make_root
 
 from audioset_fewshot.config import CleanOptions
 from audioset_fewshot.errors import ManifestError, UsageError

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from process_clips import STANDARD, Clip, make_root  # type: ignore[import-not-found]
+from support.process_clips import STANDARD, Clip, make_root
 
 from audioset_fewshot.config import CleanOptions, PackOptions
 from audioset_fewshot.errors import ProcessingError, StageNotReadyError, UsageError

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from process_clips import DOG, SPEECH, STANDARD, Clip, make_root  # type: ignore[import-not-found]
+from support.process_clips import DOG, SPEECH, STANDARD, Clip, make_root
 
 from audioset_fewshot._integrity import hash_file, verify_file
 from audioset_fewshot.config import CleanOptions, PackOptions

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from process_clips import DOG, MUSIC, SPEECH, Clip, make_root  # type: ignore[import-not-found]
+from support.process_clips import DOG, MUSIC, SPEECH, Clip, make_root
 
 from audioset_fewshot.config import CleanOptions, PackOptions
 from audioset_fewshot.layout import DatasetLayout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from fewshot_synth import make_root
+from support.fewshot_synth import make_root
 
 from audioset_fewshot.adapters.learn2learn import TaskSet, audioset_tasksets
 from audioset_fewshot.adapters.torchmeta import AudiosetClassDataset, AudiosetMetaDataset, BatchMetaDataLoader, ClassSplitter

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fewshot_synth import make_root
+from support.fewshot_synth import make_root
 
 from audioset_fewshot.episodes import EpisodeSampler
 from audioset_fewshot.errors import UsageError

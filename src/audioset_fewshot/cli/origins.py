@@ -19,7 +19,7 @@ from audioset_fewshot.cli._common import config_option, given_knobs, metadata_di
 @click.option("--origin-layout", "layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
 @click.option("--sample", type=click.IntRange(min=0), default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
 def command(action: str, paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
-    """``origins check PATH...``: report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
+    """Check local copies of AudioSet: report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
     each segment list and of ROOT's plan it holds, the names it could not parse, and a
     decode check.  Exits 1 when an origin holds nothing usable."""
     from audioset_fewshot.download.origins.base import parse_origin
