@@ -219,8 +219,6 @@ SplitsOptions = SplitsConfig
 EpisodesOptions = EpisodesConfig
 EvaluateOptions = EvaluateConfig
 
-SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config) if isinstance(f.type, str) and f.type.endswith("Config") and f.name != "root")
-
 
 # ---------------------------------------------------------------------------------------
 # validation

@@ -225,18 +225,15 @@ def parse_canary(spec: str) -> tuple[str, float, float]:
 
 def check_canary(
     canaries: Sequence[tuple[str, float, float]],
+    options: DownloadOptions | None = None,
     *,
-    base_url: str,
     fetch: Callable[..., Any] | None = None,
-    sample_rate_hz: int = 16000,
-    audio_format: str = "flac",
-    format: str = "bestaudio[ext=m4a]/bestaudio",
-    timeout_s: float = 120.0,
-    cookies: str | None = None,
-    cookies_from_browser: str | None = None,
 ) -> list[Check]:
-    """Download each canary segment into a temp folder and check its exact length."""
-    from audioset_fewshot.download.runner import watch_url
+    """Download each canary segment into a temp folder, with the download options' host
+    and fetch settings, and check its exact length."""
+    from audioset_fewshot.download.runner import fetch_kwargs, watch_url
+
+    o = options if options is not None else DownloadOptions()
 
     if fetch is None:
         from audioset_fewshot.download.fetch import fetch_clip
@@ -247,18 +244,17 @@ def check_canary(
     checks = []
     with tempfile.TemporaryDirectory(prefix="afs-canary-") as tmp:
         for ytid, start_s, end_s in canaries:
-            dest = Path(tmp) / f"{ytid}.{audio_format}"
+            dest = Path(tmp) / f"{ytid}.{o.audio_format}"
             t0 = time.monotonic()
-            res = fetch(watch_url(base_url, ytid), start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format,
-                        format=format, timeout_s=timeout_s, cookies=cookies, cookies_from_browser=cookies_from_browser)  # fmt: skip
+            res = fetch(watch_url(o.base_url, ytid), start_s=start_s, end_s=end_s, dest=dest, **fetch_kwargs(o))
             dt = time.monotonic() - t0
-            want = int(round((end_s - start_s) * sample_rate_hz))
+            want = int(round((end_s - start_s) * o.sample_rate_hz))
             if not res.ok:
                 checks.append(Check(f"canary {ytid}", FAIL, f"{res.reason}: {(res.message or '')[:200]}"))
             elif res.samples != want:
                 checks.append(Check(f"canary {ytid}", FAIL, f"{res.samples} samples, expected exactly {want}"))
             else:
-                checks.append(Check(f"canary {ytid}", OK, f"{res.samples} samples at {sample_rate_hz} Hz in {dt:.1f} s"))
+                checks.append(Check(f"canary {ytid}", OK, f"{res.samples} samples at {o.sample_rate_hz} Hz in {dt:.1f} s"))
     return checks
 
 
@@ -273,7 +269,6 @@ def run_doctor(
     free disk to keep, the fetch settings of the canaries).  ``canaries``: also
     download those segments; ``need_bytes``: the plan's download estimate, None when
     there is no plan yet."""
-    from audioset_fewshot.download.runner import fetch_kwargs
 
     o = options if options is not None else DownloadOptions()
     root = Path(root)
@@ -286,5 +281,5 @@ def run_doctor(
     checks.append(check_writable(root))
     checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
     if canaries is not None:
-        checks += check_canary(canaries, base_url=o.base_url, **fetch_kwargs(o))
+        checks += check_canary(canaries, o)
     return DoctorReport(tuple(checks))

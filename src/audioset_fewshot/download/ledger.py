@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from audioset_fewshot.errors import DownloadError
 
@@ -211,6 +211,28 @@ def _versions(value: Any) -> dict[str, str] | None:
     if not isinstance(data, dict):
         return None
     return {str(k): str(v) for k, v in data.items()}
+
+
+class _HasCounts(Protocol):
+    @property
+    def obtained(self) -> int: ...
+    @property
+    def target(self) -> int: ...
+
+
+class ClassTotals:
+    """``obtained`` and ``target`` summed over ``classes`` (one progress line per class):
+    the totals of the runner's report and of ``status``."""
+
+    classes: Sequence[_HasCounts]
+
+    @property
+    def obtained(self) -> int:
+        return sum(c.obtained for c in self.classes)
+
+    @property
+    def target(self) -> int:
+        return sum(c.target for c in self.classes)
 
 
 def class_status(rows: Iterable[LedgerRow]) -> dict[str, Counter[ClipStatus]]:

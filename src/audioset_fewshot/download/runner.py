@@ -53,7 +53,7 @@ from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
-from audioset_fewshot.download.ledger import ClipStatus, Ledger, class_status, utc_now
+from audioset_fewshot.download.ledger import ClassTotals, ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -117,7 +117,7 @@ class DownloadEstimate:
 
 
 @dataclass(frozen=True)
-class DownloadReport:
+class DownloadReport(ClassTotals):
     """What a run did and where each class stands (read from the ledger at the end)."""
 
     root: str
@@ -133,14 +133,6 @@ class DownloadReport:
     attempt_reasons: Mapping[str, int] = field(default_factory=dict)
     # ok clips of the plan per origin ("youtube" or a local origin's name; download.origins)
     by_origin: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def obtained(self) -> int:
-        return sum(c.obtained for c in self.classes)
-
-    @property
-    def target(self) -> int:
-        return sum(c.target for c in self.classes)
 
     @property
     def complete(self) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot.config import SOURCES
+from audioset_fewshot.download.ledger import ClassTotals
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
     STATUS_FAILED_PERMANENT,
@@ -102,20 +103,12 @@ class SourceStatus:
 
 
 @dataclass(frozen=True)
-class StatusReport:
+class StatusReport(ClassTotals):
     root: Path
     plan_hash: str
     classes: tuple[ClassStatus, ...]
     sources: tuple[SourceStatus, ...]
     to_retry: tuple[str, ...]
-
-    @property
-    def obtained(self) -> int:
-        return sum(c.obtained for c in self.classes)
-
-    @property
-    def target(self) -> int:
-        return sum(c.target for c in self.classes)
 
     def failures_by_reason(self) -> dict[str, int]:
         out: dict[str, int] = {}
