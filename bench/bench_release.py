@@ -226,11 +226,13 @@ cand = build_candidate_index(table, sel.mids)
 rows = np.unique(np.concatenate([cand.rows(m) for m in sel.mids]))
 found = idx.find([SOURCES[int(s)] for s in table.source[rows]], table.ytid[rows].astype("S11"), np.round(table.start_s[rows] * 1000).astype(np.int64))
 t2 = time.perf_counter()
+k0 = resource.getrusage(resource.RUSAGE_CHILDREN); c0 = time.process_time()
 res = pack_rows(idx, found[found >= 0], out, workers=2)
 t3 = time.perf_counter()
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+pack_cpu = time.process_time() - c0 + kids.ru_utime + kids.ru_stime - k0.ru_utime - k0.ru_stime
 print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": int((found >= 0).sum()), "read_lists_s": t1 - t0,
-                  "select_s": t2 - t1, "pack_s": t3 - t2, "peak_rss_kib": hwm_kib()}))
+                  "select_s": t2 - t1, "pack_s": t3 - t2, "pack_cpu_s": pack_cpu, "peak_rss_kib": hwm_kib()}))
 """
 
 
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     sel_s = sel["select_s"] + sel["pack_s"]
     print(f"select: {sel['classes']} classes, {sel['clips']:,} candidate clips ({sel['found']:,} in the release): selection + lookup "
           f"{sel['select_s']:.1f} s + pack {sel['pack_s']:.1f} s = {sel_s:.1f} s (release indexed and segment lists read before: "
-          f"{sel['read_lists_s']:.1f} s)")
+          f"{sel['read_lists_s']:.1f} s); pack CPU {sel['pack_cpu_s']:.1f} s (parent + workers)")
     ratio = today_s / ours_s if ours_s else float("inf")
     peak = max(rss, wrss)
     print()

@@ -42,6 +42,7 @@ BENCHES: list[str] = [
     "episodes",
     "release",
     "origins",
+    "fewshot",
 ]
 TIMEOUT_S = 3600  # per benchmark
 

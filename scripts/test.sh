@@ -39,6 +39,12 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     "$VENV/bin/python" -m pip install -q --no-deps "torch==2.13.0"
 fi
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+# easyfsl (a test dependency: tests/pipeline/test_eval_demo.py runs its TaskSampler and
+# PrototypicalNetworks on a SplitDataset) declares torchvision, and pip would then replace this
+# project's torch with the one that torchvision pins. Installed without dependencies; its runtime
+# needs here are torch, tqdm, pandas and Pillow (already installed), and the import-time names it
+# takes from torchvision come from tests/pipeline/torchvision_stub when torchvision is absent.
+"$VENV/bin/python" -m pip install -q --no-deps "easyfsl==1.5.0"
 
 echo "ruff check src tests bench" >&2
 "$VENV/bin/python" -m ruff check src tests bench

@@ -41,7 +41,8 @@ RANKS: dict[str, int] = {
     "cli": 13,
 }
 FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__"}
-ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "compare": "evaluate"}
+ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "compare": "evaluate", "models": "evaluate",
+           "methods": "evaluate", "encoders": "evaluate"}
 HEAVY = ("torch", "yt_dlp")
 BASICCONFIG_ALLOWED = {"cli/__init__.py": 1}
 

@@ -30,10 +30,11 @@ from typing import Any
 from audioset_fewshot._io import atomic_write_json
 from audioset_fewshot.episodes import EpisodeFile, accuracy_ci, read_episodes
 from audioset_fewshot.errors import UsageError
-from audioset_fewshot.evaluate import METHODS, embed_centroid, embed_protonet, episode_accuracies, train_protonet
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import SPLITS, MetaSplits, read_splits
 from audioset_fewshot.torchdata import SplitDataset
+
+METHODS = ("protonet", "nearest-centroid")
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,11 @@ def side_by_side(root: Path | str, *, episodes: EpisodeFile | Path | str, logmel
 
     ``logmel`` / ``embeddings``: feature stores or features keys (default: the root's
     current features, and the newest vggish-release features folder)."""
+    from audioset_fewshot import methods as M
     from audioset_fewshot.process import load_features
 
     if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {method!r} for the side-by-side comparison; expected one of {', '.join(METHODS)}")
     layout = DatasetLayout(Path(root))
     lm = logmel if logmel is not None and not isinstance(logmel, str) else load_features(layout.root, key=logmel)
     if embeddings is None or isinstance(embeddings, str):
@@ -137,13 +139,22 @@ def side_by_side(root: Path | str, *, episodes: EpisodeFile | Path | str, logmel
     for store in (lm, em):
         test = SplitDataset(layout.root, header.split, features=store, norm=norm, splits=restricted)
         if method == "protonet":
+            import torch
+
+            # MetaAudio's CRNN on log-mels, the 1-D sequence encoder on the release's embeddings
             train = SplitDataset(layout.root, "train", features=store, norm=test.normalizer, splits=restricted)
-            model, _ = train_protonet(train, n_way=n_way, k_shot=k_shot, q_query=q_query, steps=steps, learning_rate=learning_rate,
-                                      seed=seed, threads=threads)
-            emb = embed_protonet(model, test, threads=threads)
+            settings = M.TrainSettings(n_way=n_way, k_shot=k_shot, q_query=q_query, steps=steps, learning_rate=learning_rate, seed=seed,
+                                       threads=threads, val_episodes=0)  # fmt: skip
+            before = torch.get_num_threads()
+            torch.set_num_threads(max(1, threads))
+            try:
+                trained = M.train_protonet(train, None, settings, val_k_shot=header.k_shot)
+                emb = M.embed_items(trained.model, test, 0)
+            finally:
+                torch.set_num_threads(before)
         else:
-            emb = embed_centroid(test)
-        mean, ci = accuracy_ci(episode_accuracies(emb, test, used))
+            emb = M.embed_mel_stats(test)
+        mean, ci = accuracy_ci(M.score_centroid(emb, M.episode_arrays(test, used), seed=seed))
         sides.append(Side(features_key=str(store.key), kind=str(getattr(store, "kind", "logmel")), mean=mean, ci95=ci))
     classes = {m for ep in used for m in ep.classes}
     out = SideBySide(method=method, split=header.split, n_way=header.n_way, k_shot=header.k_shot, q_query=header.q_query,

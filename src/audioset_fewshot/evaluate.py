@@ -1,66 +1,74 @@
-"""Baselines that show the whole loop working: a prototypical network and a
-nearest-centroid classifier, evaluated on fixed test episodes.
+"""The evaluate stage: few-shot methods on the fixed test episodes, one results table.
 
-``protonet``
-    A small CNN (input average-pooled to about 32 x 40 for CPU speed, then four
-    blocks of 3x3 conv, batch norm, ReLU and 2x2 max-pool with 32 channels, then
-    a 2x2 average pool: a 128-d embedding) trained on seeded meta-train episodes
-    (Adam, squared Euclidean distance to class prototypes, cross-entropy on the
-    queries), ``steps`` steps, on the CPU (one thread by default: with two, a
-    loaded 2-core machine ran 4-5x slower per step than with one).  Weights are
-    initialised from ``default_rng([seed, STREAM])``, not torch's global RNG.
-``nearest-centroid``
-    No training: the embedding of a clip is its normalised log-mel's mean and
-    standard deviation per mel bin over time; each query goes to the nearest
-    class centroid of the supports.
+Methods (see :mod:`audioset_fewshot.methods`): ``protonet``, ``simpleshot``,
+``finetune``, ``maml``, ``untrained``, ``nearest-centroid``, and ``hear`` (an outside
+encoder in the HEAR style, see :mod:`audioset_fewshot.encoders`); ``all`` is every
+method (``hear`` only when an encoder is given).  Backbones (see
+:mod:`audioset_fewshot.models`): ``crnn`` (MetaAudio's) and ``conv4``.
 
-On the VGGish release's embeddings (``features.kind: vggish-release``, items
-(10, 128): seconds x dimensions) ProtoNet's encoder is two 1-D convolutions
-over time followed by the mean over time, and nearest-centroid embeds a clip
-as its mean over time.
+Protocol (MetaAudio's): training on seeded meta-train episodes (or batches, for
+SimpleShot's pre-training), bounded by a step count and a wall-clock limit; every
+``val_every`` steps the accuracy on seeded validation episodes is measured and
+the best checkpoint is the one tested; accuracy on the fixed test episodes is the
+mean over episodes with a 95 % confidence interval ``1.96 * std / sqrt(T)``
+(population std).  Every test item is embedded once; an episode then costs a
+few array operations, so 10,000 episodes take seconds (MAML excepted: it adapts
+the network on each episode and is scored on the first ``maml_episodes``).
 
-Every test clip is embedded once; an episode then costs a few array lookups,
-so 10,000 episodes take seconds.  The result (mean accuracy, 95 % confidence
-interval ``1.96 * std / sqrt(T)`` with the population std, N, K, Q, T, and the
-hashes of the splits and the episode file) is written to ``eval/results.json``;
-calling again with the same inputs and parameters returns it without training.
+Outputs, under ``ROOT/eval/``:
+
+- ``results.csv`` and ``results.md``: one row per (method, backbone or encoder,
+  episode file) with N, K, Q, T, mean, CI, the splits and episode-file hashes,
+  the training steps and seconds, and whether the encoder saw AudioSet labels.
+  A row is keyed by the sha256 of its method's parameters and its inputs: a rerun
+  with the same key returns the stored row without training; a changed method,
+  backbone or episode file recomputes only that row.
+- ``results.json``: the first asked method's full record (training losses,
+  validation history), as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import dataclasses
+import io
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from audioset_fewshot._io import atomic_write_json
-from audioset_fewshot._progress import progress
-from audioset_fewshot.episodes import EpisodeError, EpisodeFile, EpisodeSampler, accuracy_ci, read_episodes
-from audioset_fewshot.errors import UsageError
+from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
+from audioset_fewshot.config import EvaluateConfig
+from audioset_fewshot.episodes import EpisodeFile, FixedEpisode, accuracy_ci, read_episodes
+from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.splits import read_splits
+from audioset_fewshot.splits import MetaSplits, read_splits
 from audioset_fewshot.torchdata import SplitDataset
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-METHODS = ("protonet", "nearest-centroid")
-_INIT_STREAM = 1001  # weights: default_rng([seed, _INIT_STREAM])
-_TRAIN_EPOCH = 0
-_POOLED = (32, 40)  # the CNN sees about this many mel bins x frames
-_CHANNELS = 32
-_EMBED_BATCH = 128
+SCHEMA_VERSION = 2
+METHODS = ("protonet", "simpleshot", "finetune", "maml", "untrained", "nearest-centroid", "hear")
+CHOICES = (*METHODS, "all")
+BACKBONES = ("crnn", "conv4")
+TABLE_COLUMNS = (
+    "method", "backbone", "n_way", "k_shot", "q_query", "episodes", "mean", "ci95", "split", "splits_sha256", "episodes_file",
+    "episodes_sha256", "features_key", "train_steps", "train_seconds", "eval_seconds", "selected_step", "val_accuracy",
+    "saw_audioset_labels", "class_disjoint", "key",
+)  # fmt: skip
+
+
+# The options object is the config section itself.
+EvalOptions = EvaluateConfig
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """What ``eval/results.json`` holds."""
+    """One row of the results table (and the record of ``results.json``)."""
 
     method: str
     mean: float
@@ -74,18 +82,24 @@ class EvalResult:
     episodes_sha256: str
     features_key: str
     params: dict[str, Any]
+    backbone: str = ""
+    episodes_file: str = ""
+    saw_audioset_labels: bool = False
     train: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    key: str = ""
     path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION, "stage": "evaluate", "method": self.method, "params": self.params,
-            "inputs": {"splits_sha256": self.splits_sha256, "episodes_sha256": self.episodes_sha256, "features_key": self.features_key},
+            "schema_version": SCHEMA_VERSION, "stage": "evaluate", "method": self.method, "backbone": self.backbone, "key": self.key,
+            "params": self.params,
+            "inputs": {"splits_sha256": self.splits_sha256, "episodes_sha256": self.episodes_sha256, "features_key": self.features_key,
+                       "episodes_file": self.episodes_file},
             "result": {"mean": self.mean, "ci95": self.ci95, "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query,
                        "episodes": self.episodes, "split": self.split,
                        "ci": "1.96 * std / sqrt(T), population std (ddof=0)"},
-            "train": self.train, "seconds": self.seconds,
+            "saw_audioset_labels": self.saw_audioset_labels, "train": self.train, "seconds": self.seconds,
         }  # fmt: skip
 
     @classmethod
@@ -94,174 +108,346 @@ class EvalResult:
         return cls(method=d["method"], mean=float(r["mean"]), ci95=float(r["ci95"]), n_way=int(r["n_way"]), k_shot=int(r["k_shot"]),
                    q_query=int(r["q_query"]), episodes=int(r["episodes"]), split=str(r["split"]), splits_sha256=i["splits_sha256"],
                    episodes_sha256=i["episodes_sha256"], features_key=i["features_key"], params=d["params"],
-                   train=d.get("train", {}), seconds=d.get("seconds", {}), path=path)
+                   backbone=str(d.get("backbone", "")), episodes_file=str(i.get("episodes_file", "")),
+                   saw_audioset_labels=bool(d.get("saw_audioset_labels", False)), train=d.get("train", {}),
+                   seconds=d.get("seconds", {}), key=str(d.get("key", "")), path=path)  # fmt: skip
+
+    def row(self) -> dict[str, str]:
+        """The results-table row (strings, as written to ``results.csv``)."""
+        values: dict[str, Any] = {
+            "method": self.method, "backbone": self.backbone, "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query,
+            "episodes": self.episodes, "mean": repr(float(self.mean)), "ci95": repr(float(self.ci95)), "split": self.split,
+            "splits_sha256": self.splits_sha256, "episodes_file": self.episodes_file, "episodes_sha256": self.episodes_sha256,
+            "features_key": self.features_key, "train_steps": self.train.get("steps", 0),
+            "train_seconds": f"{float(self.seconds.get('train', 0.0)):.1f}", "eval_seconds": f"{float(self.seconds.get('evaluate', 0.0)):.1f}",
+            "selected_step": self.train.get("selected_step", ""), "val_accuracy": self.train.get("val_accuracy", ""),
+            "saw_audioset_labels": "yes" if self.saw_audioset_labels else "no",
+            "class_disjoint": "no" if self.saw_audioset_labels else "yes", "key": self.key,
+        }  # fmt: skip
+        return {k: str(values[k]) for k in TABLE_COLUMNS}
 
     def summary(self) -> str:
-        return (f"{self.method}: {self.mean * 100:.2f} % +- {self.ci95 * 100:.2f} % (95 % CI) on {self.episodes} "
+        what = f"{self.method} ({self.backbone})" if self.backbone else self.method
+        return (f"{what}: {self.mean * 100:.2f} % +- {self.ci95 * 100:.2f} % (95 % CI) on {self.episodes} "
                 f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query {self.split} episodes; splits {self.splits_sha256[:12]}")
 
 
 # ---------------------------------------------------------------------------------------
-# torch helpers (imported lazily)
+# the table
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """Rows of ``results.csv`` (an empty list when missing or from another layout)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if rows and set(rows[0]) != set(TABLE_COLUMNS):
+        log.warning("%s has other columns than this version writes; it will be rewritten", path)
+        return []
+    return rows
+
+
+def render_csv(rows: Sequence[dict[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def render_markdown(rows: Sequence[dict[str, str]]) -> str:
+    """The results as a markdown table (accuracy and CI in percent)."""
+    head = ["method", "backbone", "N", "K", "Q", "T", "accuracy (%)", "95 % CI", "splits", "episode file", "train steps",
+            "train s", "saw AudioSet labels"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["method"], r["backbone"] or "-", r["n_way"], r["k_shot"], r["q_query"], r["episodes"],
+                 f"{100 * float(r['mean']):.2f}", f"\u00b1 {100 * float(r['ci95']):.2f}", r["splits_sha256"][:12],
+                 f"{r['episodes_file']} ({r['episodes_sha256'][:12]})", r["train_steps"], r["train_seconds"],
+                 r["saw_audioset_labels"] + ("" if r["class_disjoint"] == "yes" else " (not class-disjoint)")]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _identity(row: dict[str, str]) -> tuple[str, str, str]:
+    return row["method"], row["backbone"], row["episodes_file"]
+
+
+def _write_table(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
+    order = {m: i for i, m in enumerate(METHODS)}
+    rows = sorted(rows, key=lambda r: (r["episodes_file"], order.get(r["method"], 99), r["method"], r["backbone"]))
+    csv_text, md_text = render_csv(rows), render_markdown(rows)
+    for path, text in ((layout.eval_dir / "results.csv", csv_text), (layout.eval_dir / "results.md", md_text)):
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except FileNotFoundError:
+            pass
+        atomic_write_text(path, text)
+
+
+# ---------------------------------------------------------------------------------------
+# running
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[Any]:
+def _threads(n: int) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
-        yield torch
+        yield
     finally:
         torch.set_num_threads(before)
 
 
-def build_encoder(n_mels: int, frames: int, *, seed: int, channels: int = _CHANNELS) -> Any:
-    """The ProtoNet encoder for (B, 1, n_mels, frames) inputs, seeded weights."""
-    import torch
-    from torch import nn
-
-    kh, kw = max(1, n_mels // _POOLED[0]), max(1, frames // _POOLED[1])
-    layers: list[nn.Module] = [nn.AvgPool2d((kh, kw), ceil_mode=True)] if (kh, kw) != (1, 1) else []
-    c_in = 1
-    for _ in range(4):
-        layers += [nn.Conv2d(c_in, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
-        c_in = channels
-    layers += [nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten()]
-    model = nn.Sequential(*layers)
-    rng = np.random.default_rng([seed, _INIT_STREAM])
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-                bound = float(np.sqrt(6.0 / fan_in))  # He uniform, for ReLU
-                m.weight.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(m.weight.shape)).astype(np.float32)))
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-    return model
+def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[str]:
+    """``all``, one name or a comma-separated list -> method names, in table order."""
+    names = [m.strip() for m in (method.split(",") if isinstance(method, str) else method) if m.strip()]
+    out: list[str] = []
+    for m in names:
+        if m == "all":
+            out += [x for x in METHODS if x != "hear" or options.encoder]
+        elif m in METHODS:
+            out.append(m)
+        else:
+            raise UsageError(f"unknown method {m!r}; expected one of {', '.join(CHOICES)} (or a comma-separated list)")
+    if "hear" in out and not options.encoder:
+        raise UsageError("method 'hear' needs an encoder (evaluate.encoder: a module name or a .py file with load_model and "
+                         "get_scene_embeddings; on the evaluate command, its encoder option)")
+    return list(dict.fromkeys(out))
 
 
-def build_sequence_encoder(seconds: int, dim: int, *, seed: int, channels: int = 128) -> Any:
-    """The ProtoNet encoder for (B, seconds, dim) embedding sequences (the VGGish release's
-    (10, 128) items): two 1-D convolutions over time (kernel 3, batch norm, ReLU), then the
-    mean over time: a ``channels``-d embedding.  Seeded weights, as :func:`build_encoder`."""
-    import torch
-    from torch import nn
-
-    class _OverTime(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = nn.Sequential(nn.Conv1d(dim, channels, 3, padding=1), nn.BatchNorm1d(channels), nn.ReLU(),
-                                     nn.Conv1d(channels, channels, 3, padding=1), nn.BatchNorm1d(channels), nn.ReLU())
-
-        def forward(self, x: Any) -> Any:
-            return self.net(x.transpose(1, 2)).mean(dim=2)
-
-    model = _OverTime()
-    rng = np.random.default_rng([seed, _INIT_STREAM])
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv1d):
-                bound = float(np.sqrt(6.0 / (m.in_channels * m.kernel_size[0])))
-                m.weight.copy_(torch.from_numpy(rng.uniform(-bound, bound, size=tuple(m.weight.shape)).astype(np.float32)))
-                if m.bias is not None:
-                    m.bias.zero_()
-    return model
+def _piece_frames(features: Any, piece_seconds: float) -> int:
+    if piece_seconds <= 0:
+        return 0
+    if getattr(features, "item_shape", None) is not None:
+        log.warning("piece_seconds applies to log-mel features; embedding sequences are used whole")
+        return 0
+    params = (getattr(features, "meta", None) or {}).get("params", {})
+    sr, hop = int(params.get("sample_rate_hz", 16000)), int(params.get("hop_length", 512))
+    return int(round(piece_seconds * sr / hop))
 
 
-_SEQUENCE_ARCHITECTURE = "2x(conv1d over time k3-128, bn, relu), mean over time"
+def _method_params(method: str, o: EvalOptions, norm: Any, piece_frames: int, test_n_way: int, test_k: int) -> dict[str, Any]:
+    """The parameters that change ``method``'s row (and nothing else's)."""
+    p: dict[str, Any] = {"method": method, "norm": norm if isinstance(norm, str) else type(norm).__name__}
+    if method in ("protonet", "simpleshot", "finetune", "maml", "untrained"):
+        p.update({"backbone": o.backbone, "seed": o.seed, "piece_frames": piece_frames})
+    if method in ("protonet", "simpleshot", "finetune", "maml"):
+        p.update({"steps": o.steps, "max_seconds": o.max_seconds, "learning_rate": o.learning_rate, "val_episodes": o.val_episodes,
+                  "val_every": o.val_every})
+    if method in ("protonet", "maml"):
+        p.update({"n_way": test_n_way if method == "maml" else o.n_way, "k_shot": test_k if method == "maml" else o.k_shot,
+                  "q_query": o.q_query,
+                  "tasks_per_step": o.tasks_per_step})
+    if method in ("simpleshot", "finetune"):
+        p["batch_size"] = o.batch_size
+    if method == "finetune":
+        p["finetune_steps"] = o.finetune_steps
+    if method == "maml":
+        p.update({"inner_lr": o.inner_lr, "inner_steps": o.inner_steps, "maml_episodes": o.maml_episodes, "first_order": True})
+    if method == "hear":
+        from audioset_fewshot.encoders import encoder_identity
+
+        p.update({"encoder": encoder_identity(o.encoder or "", o.encoder_weights), "head": o.encoder_head,
+                  "saw_audioset_labels": o.encoder_saw_audioset_labels, "seed": o.seed})
+        if o.encoder_head == "linear":
+            p["finetune_steps"] = o.finetune_steps
+    return p
 
 
-def _proto_logits(torch: Any, support: Any, query: Any, n_way: int, k_shot: int) -> Any:
-    protos = support.reshape(n_way, k_shot, -1).mean(dim=1)
-    return -torch.cdist(query, protos) ** 2
+def evaluate_methods(
+    root: Path | str,
+    *,
+    episodes: EpisodeFile | Path | str,
+    methods: str | Sequence[str] | None = None,
+    options: EvalOptions | None = None,
+    norm: Any = "global",
+    features: Any = None,
+    force: bool = False,
+) -> list[EvalResult]:
+    """Evaluate each method on the fixed ``episodes``; update ``eval/results.csv`` / ``.md``.
+
+    Rows whose key (method parameters + splits, episodes and features hashes) is
+    already in the table are returned as stored, without training."""
+    o = options or EvalOptions()
+    names = resolve_methods(o.method if methods is None else methods, o)
+    if o.backbone not in BACKBONES:
+        raise UsageError(f"unknown backbone {o.backbone!r}; expected one of {', '.join(BACKBONES)}")
+    if o.steps < 0 or o.learning_rate <= 0 or o.max_seconds <= 0:
+        raise UsageError(f"steps must be >= 0 and learning_rate, max_seconds > 0; got {o.steps}, {o.learning_rate}, {o.max_seconds}")
+    if o.encoder_head not in ("nearest-centroid", "linear"):
+        raise UsageError(f"encoder_head must be nearest-centroid or linear, got {o.encoder_head!r}")
+    layout = DatasetLayout(Path(root))
+    ep_path = episodes.path if isinstance(episodes, EpisodeFile) else Path(episodes)
+    header, fixed = read_episodes(ep_path)
+    splits = read_splits(layout.root)
+    if header.splits_sha256 != splits.content_sha256:
+        raise UsageError(f"{ep_path} was drawn from other splits ({header.splits_sha256[:12]}, now {splits.content_sha256[:12]}); "
+                         "rewrite it with 'audioset-fewshot episodes --force'")
+    if features is None:
+        from audioset_fewshot.process import load_features
+
+        features = load_features(layout.root, verify=True)  # a NaN or a flipped byte must never reach a result
+    fkey = str(getattr(features, "key", ""))
+    piece_frames = _piece_frames(features, o.piece_seconds)
+    sequences = getattr(features, "item_shape", None) is not None
+    table = read_table(layout.eval_dir / "results.csv")
+    stored = {r["key"]: r for r in table}
+    inputs = {"splits_sha256": splits.content_sha256, "episodes_sha256": header.episodes_sha256, "features_key": fkey}
+    results: list[EvalResult] = []
+    todo: list[tuple[str, dict[str, Any], str]] = []
+    for m in names:
+        params = _method_params(m, o, norm, piece_frames, header.n_way, header.k_shot)
+        if sequences and params.get("backbone"):
+            params["backbone"] = "sequence"  # embedding sequences (the VGGish release) get the 1-D encoder
+        key = sha256_text(canonical_json({"params": params, "inputs": inputs}))
+        if not force and key in stored:
+            log.info("%s: stored result is up to date", m)
+            results.append(_from_row(stored[key], params))
+        else:
+            todo.append((m, params, key))
+            results.append(None)  # type: ignore[arg-type]  # filled below
+    if todo:
+        runner = _Runner(layout.root, splits, features, norm, header, fixed, o, piece_frames)
+        with _threads(o.threads):
+            for m, params, key in todo:
+                res = runner.run(m, params, key, ep_path.name)
+                results[[i for i, r in enumerate(results) if r is None][0]] = res
+                log.info("%s", res.summary())
+        new_ids = {_identity(r.row()) for r in results}
+        kept = [r for r in table if _identity(r) not in new_ids]
+        _write_table(layout, kept + [r.row() for r in results])
+    elif table:
+        _write_table(layout, table)
+    return results
 
 
-def train_protonet(dataset: SplitDataset, *, n_way: int, k_shot: int, q_query: int, steps: int, learning_rate: float, seed: int,
-                   threads: int = 1) -> tuple[Any, dict[str, Any]]:
-    """Meta-train the encoder on seeded episodes of ``dataset``; returns (model, training record)."""
-    sizes = np.asarray([len(v) for v in dataset.labels_to_indices.values()])
-    n_used = int(min(n_way, int((sizes >= k_shot + 1).sum())))
-    if n_used < 2:
-        raise EpisodeError(f"the train split has {int((sizes >= k_shot + 1).sum())} classes with at least {k_shot + 1} clips; "
-                           "ProtoNet training needs two; lower k_shot or obtain more clips")
-    # the largest query count (<= q_query) for which n_used classes have k_shot + q clips
-    q_used = int(min(q_query, np.sort(sizes)[::-1][n_used - 1] - k_shot))
-    if (n_used, q_used) != (n_way, q_query):
-        log.warning("train split too small for %d-way %d-shot %d-query episodes: training with %d-way %d-query",
-                    n_way, k_shot, q_query, n_used, q_used)
-    shape = dataset.shape
-    record: dict[str, Any] = {"steps": steps, "n_way": n_used, "k_shot": k_shot, "q_query": q_used, "learning_rate": learning_rate,
-                              "seed": seed, "threads": threads, "losses": []}
-    with _threads(threads) as torch:
-        model = build_encoder(shape[1], shape[2], seed=seed) if len(shape) == 3 else build_sequence_encoder(shape[0], shape[1], seed=seed)
-        if steps == 0:
-            return model.eval(), record
-        opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
-        sampler = EpisodeSampler(dataset, n_way=n_used, k_shot=k_shot, q_query=q_used, episodes=steps, seed=seed, epoch=_TRAIN_EPOCH)
-        target = torch.arange(n_used).repeat_interleave(q_used)
-        model.train()
-        window: list[float] = []
-        for step, idx in enumerate(progress(sampler, total=steps, desc="train protonet", unit="step")):
-            x, _ = dataset.batch(idx)
-            emb = model(x)
-            n_sup = n_used * k_shot
-            logits = _proto_logits(torch, emb[:n_sup], emb[n_sup:], n_used, k_shot)
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            window.append(loss.item())
-            if (step + 1) % 25 == 0 or step + 1 == steps:
-                record["losses"].append([step + 1, round(float(np.mean(window)), 5)])
-                window = []
-        model.eval()
-    return model, record
+def _from_row(row: dict[str, str], params: dict[str, Any]) -> EvalResult:
+    train: dict[str, Any] = {"steps": int(row["train_steps"] or 0)}
+    if row["selected_step"]:
+        train["selected_step"] = int(row["selected_step"])
+    if row["val_accuracy"]:
+        train["val_accuracy"] = float(row["val_accuracy"])
+    return EvalResult(method=row["method"], mean=float(row["mean"]), ci95=float(row["ci95"]), n_way=int(row["n_way"]),
+                      k_shot=int(row["k_shot"]), q_query=int(row["q_query"]), episodes=int(row["episodes"]), split=row["split"],
+                      splits_sha256=row["splits_sha256"], episodes_sha256=row["episodes_sha256"], features_key=row["features_key"],
+                      params=params, backbone=row["backbone"], episodes_file=row["episodes_file"],
+                      saw_audioset_labels=row["saw_audioset_labels"] == "yes", train=train,
+                      seconds={"train": float(row["train_seconds"]), "evaluate": float(row["eval_seconds"])}, key=row["key"])  # fmt: skip
 
 
-def embed_protonet(model: Any, dataset: SplitDataset, *, threads: int = 1) -> np.ndarray:
-    """Embeddings (items, dim) of every item of ``dataset``, model in eval mode."""
-    out = []
-    with _threads(threads) as torch, torch.no_grad():
-        for lo in range(0, len(dataset), _EMBED_BATCH):
-            x, _ = dataset.batch(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH)))
-            out.append(model(x).numpy())
-    return np.concatenate(out).astype(np.float64)
+class _Runner:
+    """Trains and scores methods on one root, sharing datasets (and SimpleShot's
+    pre-training between ``simpleshot`` and ``finetune``)."""
 
+    def __init__(self, root: Path, splits: MetaSplits, features: Any, norm: Any, header: EpisodeFile, fixed: list[FixedEpisode],
+                 o: EvalOptions, piece_frames: int) -> None:  # fmt: skip
+        self.root, self.splits, self.features, self.header, self.o = root, splits, features, header, o
+        self.test = SplitDataset(root, header.split, features=features, norm=norm, splits=splits)
+        self.norm = self.test.normalizer
+        self.fixed = fixed
+        self.piece_frames = piece_frames
+        self._train: SplitDataset | None = None
+        self._val: SplitDataset | None | bool = False
+        self._pretrained: Any = None
+        from audioset_fewshot.methods import episode_arrays
 
-def embed_centroid(dataset: SplitDataset) -> np.ndarray:
-    """Per-mel-bin mean and std over time of each item's normalised log-mel: (items, 2 * n_mels);
-    for embedding sequences (items shaped (seconds, dim)) the mean over time: (items, dim)."""
-    out = []
-    for lo in range(0, len(dataset), _EMBED_BATCH):
-        if len(dataset.shape) == 2:
-            out.append(dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH))).astype(np.float64).mean(axis=1))
-            continue
-        x = dataset.arrays(np.arange(lo, min(len(dataset), lo + _EMBED_BATCH)))[:, 0].astype(np.float64)
-        out.append(np.concatenate([x.mean(axis=2), x.std(axis=2)], axis=1))
-    return np.concatenate(out)
+        self.arrays = episode_arrays(self.test, fixed)
 
+    def train(self) -> SplitDataset:
+        if self._train is None:
+            self._train = SplitDataset(self.root, "train", features=self.features, norm=self.norm, splits=self.splits)
+        return self._train
 
-def episode_accuracies(embeddings: np.ndarray, dataset: SplitDataset, episodes: list[Any]) -> np.ndarray:
-    """Accuracy of nearest-prototype classification (squared Euclidean) on each fixed episode."""
-    acc = np.empty(len(episodes), dtype=np.float64)
-    for e, ep in enumerate(progress(episodes, desc="test episodes", unit="episode")):
-        sup = [[dataset.item_index(c, mid) for c in row] for mid, row in zip(ep.classes, ep.support, strict=True)]
-        qry = [[dataset.item_index(c, mid) for c in row] for mid, row in zip(ep.classes, ep.query, strict=True)]
-        protos = np.stack([embeddings[s].mean(axis=0) for s in sup])
-        q_idx = np.concatenate([np.asarray(r, dtype=np.int64) for r in qry])
-        truth = np.repeat(np.arange(len(qry)), [len(r) for r in qry])
-        d = ((embeddings[q_idx][:, None, :] - protos[None, :, :]) ** 2).sum(axis=2)
-        acc[e] = float((d.argmin(axis=1) == truth).mean())
-    return acc
+    def val(self) -> SplitDataset | None:
+        if self._val is False:
+            try:
+                self._val = SplitDataset(self.root, "val", features=self.features, norm=self.norm, splits=self.splits)
+            except (StageNotReadyError, UsageError) as exc:  # a root without validation clips trains without selection
+                log.warning("no validation split (%s): the last checkpoint is tested", exc)
+                self._val = None
+        return self._val if isinstance(self._val, SplitDataset) else None
+
+    def settings(self) -> Any:
+        from audioset_fewshot.methods import TrainSettings
+
+        o = self.o
+        return TrainSettings(backbone=o.backbone, n_way=o.n_way, k_shot=o.k_shot, q_query=o.q_query, steps=o.steps,
+                             max_seconds=o.max_seconds, learning_rate=o.learning_rate, seed=o.seed, threads=o.threads,
+                             piece_frames=self.piece_frames, val_episodes=o.val_episodes, val_every=max(1, o.val_every),
+                             tasks_per_step=o.tasks_per_step, inner_lr=o.inner_lr, inner_steps=o.inner_steps,
+                             batch_size=o.batch_size, finetune_steps=o.finetune_steps)  # fmt: skip
+
+    def run(self, method: str, params: dict[str, Any], key: str, episodes_file: str) -> EvalResult:
+        from audioset_fewshot import methods as M
+
+        s = self.settings()
+        h = self.header
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {}
+        arrays = self.arrays
+        backbone = M.backbone_label(self.test, self.o.backbone)
+        saw = False
+        if method == "nearest-centroid":
+            backbone = ""
+            t1 = time.perf_counter()
+            acc = M.score_centroid(M.embed_mel_stats(self.test), arrays, seed=s.seed)
+        elif method == "untrained":
+            trained = M.untrained(self.test, s)
+            record = trained.record
+            t1 = time.perf_counter()
+            acc = M.score_centroid(M.embed_items(trained.model, self.test, s.piece_frames), arrays, seed=s.seed)
+        elif method == "protonet":
+            trained = M.train_protonet(self.train(), self.val(), s, val_k_shot=h.k_shot)
+            record = trained.record
+            t1 = time.perf_counter()
+            acc = M.score_centroid(M.embed_items(trained.model, self.test, s.piece_frames), arrays, seed=s.seed)
+        elif method in ("simpleshot", "finetune"):
+            if self._pretrained is None:
+                self._pretrained = M.train_simpleshot(self.train(), self.val(), s, k_shot=h.k_shot)
+            trained = self._pretrained
+            record = dict(trained.record)
+            t1 = time.perf_counter()
+            emb = M.cl2n(M.embed_items(trained.model, self.test, s.piece_frames), trained.base_mean)
+            if method == "simpleshot":
+                acc = M.score_centroid(emb, arrays, seed=s.seed)
+            else:
+                acc = M.score_linear(emb, arrays, seed=s.seed, steps=s.finetune_steps, lr=s.finetune_lr)
+        elif method == "maml":
+            trained = M.train_maml(self.train(), self.val(), s, n_way=h.n_way, k_shot=h.k_shot)
+            record = trained.record
+            t1 = time.perf_counter()
+            arrays = arrays.head(min(len(arrays), max(1, self.o.maml_episodes)))
+            acc = M.score_maml(trained.model, self.test, arrays, s)
+        else:  # hear
+            from audioset_fewshot.encoders import embed_with_encoder
+
+            backbone = params["encoder"]["name"]
+            saw = self.o.encoder_saw_audioset_labels
+            emb, record = embed_with_encoder(self.root, self.test, self.o.encoder or "", self.o.encoder_weights)
+            t1 = time.perf_counter()
+            if self.o.encoder_head == "linear":
+                acc = M.score_linear(M.cl2n(emb, None), arrays, seed=s.seed, steps=s.finetune_steps, lr=s.finetune_lr)
+            else:
+                acc = M.score_centroid(emb, arrays, seed=s.seed)
+        t2 = time.perf_counter()
+        mean, ci = accuracy_ci(acc)
+        train_s = float(record.get("seconds", t1 - t0)) if method in M.TRAINED else round(t1 - t0, 3)
+        return EvalResult(method=method, mean=mean, ci95=ci, n_way=h.n_way, k_shot=h.k_shot, q_query=h.q_query, episodes=len(acc),
+                          split=h.split, splits_sha256=h.splits_sha256, episodes_sha256=h.episodes_sha256,
+                          features_key=str(getattr(self.features, "key", "")), params=params, backbone=backbone,
+                          episodes_file=episodes_file, saw_audioset_labels=saw, train=record,
+                          seconds={"train": round(train_s, 3), "evaluate": round(t2 - t1, 3)}, key=key)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
-# the stage
+# the stage's single-method entry (kept for the pipeline and older callers)
 
 
 def _load_result(path: Path) -> EvalResult | None:
@@ -278,71 +464,39 @@ def evaluate(
     root: Path | str,
     *,
     episodes: EpisodeFile | Path | str,
-    method: str = "protonet",
-    n_way: int = 5,
-    k_shot: int = 5,
-    q_query: int = 15,
-    steps: int = 300,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
+    method: str | None = None,
+    options: EvalOptions | None = None,
+    n_way: int | None = None,
+    k_shot: int | None = None,
+    q_query: int | None = None,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    seed: int | None = None,
     norm: Any = "global",
     features: Any = None,
-    threads: int = 1,
+    threads: int | None = None,
     force: bool = False,
 ) -> EvalResult:
-    """Train ``method`` on the train split (``n_way``/``k_shot``/``q_query``/``steps``
-    describe the training episodes) and evaluate it on the fixed ``episodes`` file.
-    Writes ``eval/results.json``; the same inputs and parameters return the stored result."""
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    if steps < 0 or learning_rate <= 0:
-        raise UsageError(f"steps must be >= 0 and learning_rate > 0, got {steps} and {learning_rate}")
+    """Evaluate ``method`` (a name, ``all`` or a comma-separated list; default the
+    options' method) and return the first
+    method's result, also written to ``eval/results.json``; see :func:`evaluate_methods`.
+    Keyword knobs given here override ``options``."""
+    o = options or EvalOptions()
+    given: dict[str, Any] = {"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate, "seed": seed,
+             "threads": threads}  # fmt: skip
+    o = dataclasses.replace(o, **{k: v for k, v in given.items() if v is not None})
+    results = evaluate_methods(root, episodes=episodes, methods=method, options=o, norm=norm, features=features, force=force)
+    first = results[0]
     layout = DatasetLayout(Path(root))
-    ep_path = episodes.path if isinstance(episodes, EpisodeFile) else Path(episodes)
-    header, fixed = read_episodes(ep_path)
-    splits = read_splits(layout.root)
-    if header.splits_sha256 != splits.content_sha256:
-        raise UsageError(f"{ep_path} was drawn from other splits ({header.splits_sha256[:12]}, now {splits.content_sha256[:12]}); "
-                         "rewrite it with 'audioset-fewshot episodes --force'")
-    if features is None:
-        from audioset_fewshot.process import load_features
-
-        features = load_features(layout.root, verify=True)  # a NaN or a flipped byte must never reach a result
-    params: dict[str, Any] = {"method": method, "norm": norm if isinstance(norm, str) else type(norm).__name__}
-    if method == "protonet":
-        params.update({"n_way": n_way, "k_shot": k_shot, "q_query": q_query, "steps": steps, "learning_rate": learning_rate,
-                       "seed": seed, "architecture": f"avgpool->{_POOLED[0]}x{_POOLED[1]}, 4x(conv3x3-{_CHANNELS}, bn, relu, maxpool2), avgpool 2x2"})
-        if getattr(features, "item_shape", None) is not None:
-            params["architecture"] = _SEQUENCE_ARCHITECTURE
-    fkey = str(getattr(features, "key", ""))
-    if not force:
-        old = _load_result(layout.eval_results)
-        if (old is not None and old.params == params and old.splits_sha256 == splits.content_sha256
-                and old.episodes_sha256 == header.episodes_sha256 and old.features_key == fkey):
-            log.info("%s is up to date", layout.eval_results)
-            return old
-    t0 = time.perf_counter()
-    test = SplitDataset(layout.root, header.split, features=features, norm=norm, splits=splits)
-    train_record: dict[str, Any] = {}
-    if method == "protonet":
-        train = SplitDataset(layout.root, "train", features=features, norm=test.normalizer, splits=splits)
-        model, train_record = train_protonet(train, n_way=n_way, k_shot=k_shot, q_query=q_query, steps=steps,
-                                             learning_rate=learning_rate, seed=seed, threads=threads)
-        t1 = time.perf_counter()
-        emb = embed_protonet(model, test, threads=threads)
-    else:
-        t1 = time.perf_counter()
-        emb = embed_centroid(test)
-    acc = episode_accuracies(emb, test, fixed)
-    t2 = time.perf_counter()
-    mean, ci = accuracy_ci(acc)
-    result = EvalResult(method=method, mean=mean, ci95=ci, n_way=header.n_way, k_shot=header.k_shot, q_query=header.q_query,
-                        episodes=len(fixed), split=header.split, splits_sha256=splits.content_sha256,
-                        episodes_sha256=header.episodes_sha256, features_key=fkey, params=params, train=train_record,
-                        seconds={"train": round(t1 - t0, 3), "evaluate": round(t2 - t1, 3)}, path=layout.eval_results)
-    atomic_write_json(layout.eval_results, result.to_dict())
-    log.info("%s", result.summary())
-    return result
+    old = _load_result(layout.eval_results)
+    if old is not None and old.key == first.key and not force:
+        return old
+    first = dataclasses.replace(first, path=layout.eval_results)
+    atomic_write_json(layout.eval_results, first.to_dict())
+    return first
 
 
-__all__ = ["METHODS", "EvalResult", "build_encoder", "build_sequence_encoder", "embed_centroid", "embed_protonet", "episode_accuracies", "evaluate", "train_protonet"]
+__all__ = [
+    "BACKBONES", "CHOICES", "METHODS", "TABLE_COLUMNS", "EvalOptions", "EvalResult", "evaluate", "evaluate_methods", "read_table",
+    "render_markdown", "resolve_methods",
+]

@@ -294,19 +294,7 @@ def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
     from audioset_fewshot.evaluate import evaluate
 
     v = ctx.config.evaluate
-    res = evaluate(
-        ctx.layout.root,
-        episodes=ctx.values["episodes"],
-        method=v.method,
-        n_way=v.n_way,
-        k_shot=v.k_shot,
-        q_query=v.q_query,
-        steps=v.steps,
-        learning_rate=v.learning_rate,
-        seed=v.seed,
-        norm=ctx.config.normalize.mode,
-        threads=v.threads,
-    )
+    res = evaluate(ctx.layout.root, episodes=ctx.values["episodes"], options=v, norm=ctx.config.normalize.mode)
     return {
         "method": res.method,
         "accuracy": res.mean,
@@ -365,7 +353,7 @@ def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
         "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
         "splits": (layout.splits_json,),
         "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))) if layout.episodes_dir.is_dir() else (),
-        "evaluate": (layout.eval_results,),
+        "evaluate": (layout.eval_results, layout.eval_dir / "results.csv"),
         "report": (layout.report_html,),
     }
     return table[name]

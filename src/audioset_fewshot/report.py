@@ -170,6 +170,7 @@ def collect(root: Path | str) -> dict[str, Any]:
     data["splits"] = _splits_summary(layout)
     data["episodes"] = _episodes_summary(layout)
     data["evaluate"] = _read_json(layout.eval_results)
+    data["results_table"] = _results_table(layout)
     data["side_by_side"] = _read_json(layout.eval_dir / "side_by_side.json")  # compare.side_by_side, when run
 
     mids = set(targets) | set((data["download"] or {}).get("obtained", {}))
@@ -177,6 +178,14 @@ def collect(root: Path | str) -> dict[str, Any]:
         mids.update(split)
     data["names"] = _class_names(sorted(mids))
     return data
+
+
+def _results_table(layout: DatasetLayout) -> list[dict[str, str]] | None:
+    """Rows of ``eval/results.csv`` (every method evaluated), or None."""
+    from audioset_fewshot.evaluate import read_table
+
+    rows = read_table(layout.eval_dir / "results.csv")
+    return rows or None
 
 
 def _features_summary(layout: DatasetLayout) -> dict[str, Any] | None:
@@ -374,6 +383,28 @@ def _fig_accuracy(ev: Mapping[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+def _fig_results(rows: Sequence[Mapping[str, str]], path: Path) -> None:
+    plt = _plt()
+    labels = [r["method"] + (f"\n{r['backbone']}" if r["backbone"] else "") + (f"\n{r['episodes_file'][:18]}" if len({x["episodes_file"] for x in rows}) > 1 else "")
+              for r in rows]
+    acc = [100 * float(r["mean"]) for r in rows]
+    ci = [100 * float(r["ci95"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(rows) + 1.5), 3.4))
+    colors = ["#999999" if r["method"] in ("untrained", "nearest-centroid") else "#c0504d" if r["class_disjoint"] != "yes" else "#3b7dd8"
+              for r in rows]
+    ax.bar(range(len(rows)), acc, yerr=ci, capsize=6, color=colors, width=0.6)
+    n_ways = {int(r["n_way"]) for r in rows}
+    if len(n_ways) == 1:
+        n = n_ways.pop()
+        ax.axhline(100.0 / n, color="#d8593b", linestyle="--", label=f"chance ({100.0 / n:.0f}%)")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Accuracy per method \u00b1 95% CI")
+    _save(fig, path)
+
+
 def _accuracy(ev: Mapping[str, Any]) -> tuple[float, float, int | None]:
     """(mean accuracy, 95 % CI half-width, N) from eval/results.json."""
     res: Mapping[str, Any] = ev["result"] if isinstance(ev.get("result"), Mapping) else ev
@@ -502,6 +533,18 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         if data.get("episodes"):
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
         figure(ev_sec, "accuracy.png", "baseline accuracy", lambda path: _fig_accuracy(ev, path))
+    # -- results table (every method evaluated), in the same section -----------------------
+    table = data.get("results_table")
+    if table and not ev_sec.missing:
+        ev_sec.body += "<h3>Every method</h3>" + _table(
+            ["method", "backbone", "N", "K", "Q", "T", "accuracy", "95% CI", "splits", "episode file", "train steps", "train s", "saw AudioSet labels"],
+            [[r["method"], r["backbone"] or "-", r["n_way"], r["k_shot"], r["q_query"], r["episodes"], f"{100 * float(r['mean']):.2f}%",
+              f"\u00b1 {100 * float(r['ci95']):.2f}", r["splits_sha256"][:12], f"{r['episodes_file']} ({r['episodes_sha256'][:12]})",
+              r["train_steps"], r["train_seconds"], r["saw_audioset_labels"] + ("" if r["class_disjoint"] == "yes" else " (not class-disjoint)")]
+             for r in table],
+        )
+        ev_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
+        figure(ev_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
     sections.append(ev_sec)
 
     # -- side by side: log-mels vs the release's VGGish embeddings (only when compared) ----

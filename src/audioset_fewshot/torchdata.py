@@ -10,7 +10,9 @@ sampler needs is available without reading a single spectrogram:
   ``label_sets`` (all AudioSet labels of each item's clip), ``carried_labels``
   (per item, the dense labels of this split its clip carries: the episode guard);
 - learn2learn's names: ``labels_to_indices`` ``{label: [item, ...]}``,
-  ``indices_to_labels`` ``{item: label}``, ``labels`` (the distinct labels).
+  ``indices_to_labels`` ``{item: label}``, ``labels`` (the distinct labels);
+- easyfsl's: ``get_labels()``, the plain list of every item's label, so that
+  ``easyfsl.samplers.TaskSampler(dataset, ...)`` samples episodes from it as is.
 
 A clip of a split carrying two classes of that split is two items (one per
 class), except under the ``owner`` leakage policy.  Normalisation statistics
@@ -122,6 +124,10 @@ class SplitDataset:
     # -- metadata ------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.clip_ids)
+
+    def get_labels(self) -> list[int]:
+        """Every item's dense label, in item order (what easyfsl's ``TaskSampler`` reads)."""
+        return self.targets.tolist()
 
     @property
     def num_classes(self) -> int:

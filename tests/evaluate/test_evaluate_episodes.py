@@ -23,7 +23,7 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("eval-episodes")
-    store, _ = make_root(path, n_classes=30, per_class=12, noise_db=12.0)
+    store, _ = make_root(path, n_classes=30, per_class=12, noise_db=12.0, n_mels=128, frames=90)  # the CRNN needs >= 81 x 81
     write_features_dir(path, store)
     return path
 

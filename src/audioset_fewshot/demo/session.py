@@ -72,10 +72,17 @@ def demo_overrides(root: Path, *, metadata_dir: Path, base_url: str, max_per_cla
         "episodes.k_shot": 5,
         "episodes.q_query": 5,
         "episodes.count": 300,
+        # the CRNN on 3 s pieces, briefly trained: a trained ProtoNet, an untrained one and the
+        # nearest centroid side by side (the demo's classes differ in structure, not spectrum)
+        "evaluate.method": "protonet,untrained,nearest-centroid",
         "evaluate.n_way": 5,
         "evaluate.k_shot": 5,
-        "evaluate.q_query": 5,
-        "evaluate.steps": 60,
+        "evaluate.q_query": 3,
+        "evaluate.steps": 40,
+        "evaluate.learning_rate": 2e-3,
+        "evaluate.piece_seconds": 3.0,
+        "evaluate.val_episodes": 50,
+        "evaluate.val_every": 20,
     }
 
 

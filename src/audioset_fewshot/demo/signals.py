@@ -1,14 +1,28 @@
-"""Seeded synthetic audio whose timbre depends on a class key.
+"""Seeded synthetic audio whose *structure* depends on a class key.
 
-Each class key (a MID, say) gets a fixed *timbre*: fundamental range, number
-and slope of harmonics, odd/even balance, amplitude modulation,
-note rate and envelope, and the colour and share of a noise component.  Each
-YouTube ID adds its own variation (pitch offset, note sequence, levels, stereo
-image) from ``default_rng([seed, STREAM, id_index])``, so clips of one class
-resemble each other without being copies, and few-shot classification on demo
-data is meaningful but not trivial.
+The demo has to tell a trained few-shot learner from an untrained one, so its
+classes are not told apart by their average spectrum.  Every class draws a
+clip's *spectral shape* (pitch, brightness, noise colour) from one pool that all
+classes share; what makes a class is its *structure* (:class:`Structure`):
 
-The note sequence and the noise make every source aperiodic, so a clip can be
+- the onset pattern: sustained notes, a regular pulse, pairs, triplets or
+  Poisson onsets, at a class rate;
+- the modulation: amplitude modulation at a class rate, pitch sweeps inside
+  each note, and the pitch pattern from note to note (flat, alternating,
+  rising, random);
+- the harmonic layout: all harmonics, odd ones, octaves, fifths or a bell's
+  inharmonic partials;
+- the envelope: attack and decay times.
+
+Classes come in families: the class key picks a family (a rhythm and a harmonic
+layout) and, within it, the rates, envelope and modulation, so classes of one
+family share their layout and differ in timing and modulation.  Each clip adds
+within-class variation (tempo and envelope jitter, its own pitch and
+brightness), background noise at a random SNR (0-20 dB) and, in about a third of
+the clips, a second event of another structure.  Per-clip randomness comes from
+``default_rng([seed, STREAM, id_index])``.
+
+The onset jitter and the noise make every source aperiodic, so a clip can be
 located in its source by cross-correlation.
 """
 
@@ -19,10 +33,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _CLASS_STREAM = 101
 _ID_STREAM = 102
+_DISTRACTOR_STREAM = 103
+
+RHYTHMS = ("sustained", "pulse", "pairs", "triplets", "poisson")
+LAYOUTS: dict[str, tuple[float, ...]] = {
+    "all": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0),
+    "odd": (1.0, 3.0, 5.0, 7.0, 9.0, 11.0),
+    "octaves": (1.0, 2.0, 4.0, 8.0),
+    "fifths": (1.0, 1.5, 2.0, 3.0, 4.5, 6.0),
+    "bell": (1.0, 2.76, 5.40, 8.93, 13.34),
+}
+PITCH_PATTERNS = ("flat", "alternate", "rising", "random")
+N_FAMILIES = 10
 
 
 def stable_int(text: str) -> int:
@@ -31,39 +57,52 @@ def stable_int(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class Timbre:
+class Structure:
     """The class-level parameters of the generator (see module docstring)."""
 
-    f0_hz: float
-    n_harmonics: int
-    slope_db_per_octave: float
-    odd_even: float  # gain of even harmonics relative to odd ones
-    am_rate_hz: float
-    am_depth: float
-    notes_per_s: float
+    family: int
+    rhythm: str
+    rate_hz: float  # onsets (or groups of onsets) per second
+    layout: str
     attack_s: float
     decay_s: float
-    noise_exponent: float  # power spectrum ~ f**noise_exponent (0 white, -1 pink, -2 brown)
-    noise_share: float
-    pitch_spread_semitones: float
+    am_rate_hz: float  # 0 = none
+    am_depth: float
+    sweep_st_per_s: float  # pitch glide inside a note, semitones per second
+    pitch_pattern: str
+    interval_st: float
 
 
-def class_timbre(class_key: str) -> Timbre:
-    """The fixed timbre of a class key; the same key always gives the same timbre."""
-    rng = np.random.default_rng([GENERATOR_VERSION, _CLASS_STREAM, stable_int(class_key)])
-    return Timbre(
-        f0_hz=float(np.exp(rng.uniform(np.log(70.0), np.log(900.0)))),
-        n_harmonics=int(rng.integers(1, 16)),
-        slope_db_per_octave=float(rng.uniform(-18.0, -2.0)),
-        odd_even=float(rng.uniform(0.0, 1.0)),
-        am_rate_hz=float(rng.uniform(0.5, 14.0)),
-        am_depth=float(rng.uniform(0.0, 0.8)),
-        notes_per_s=float(np.exp(rng.uniform(np.log(0.7), np.log(8.0)))),
-        attack_s=float(np.exp(rng.uniform(np.log(0.002), np.log(0.15)))),
-        decay_s=float(np.exp(rng.uniform(np.log(0.05), np.log(1.5)))),
-        noise_exponent=float(rng.uniform(-2.0, 1.0)),
-        noise_share=float(rng.uniform(0.05, 0.7)),
-        pitch_spread_semitones=float(rng.uniform(1.0, 12.0)),
+def _family(index: int) -> tuple[str, str]:
+    """Family ``index``: (rhythm, layout); the ten families cover every rhythm twice."""
+    layouts = tuple(LAYOUTS)
+    return RHYTHMS[index % len(RHYTHMS)], layouts[(index * 3 + index // len(RHYTHMS)) % len(layouts)]
+
+
+def class_structure(class_key: str) -> Structure:
+    """The fixed structure of a class key; the same key always gives the same structure."""
+    key = stable_int(class_key)
+    rng = np.random.default_rng([GENERATOR_VERSION, _CLASS_STREAM, key])
+    family = int(key % N_FAMILIES)
+    rhythm, layout = _family(family)
+    return _draw_structure(rng, family, rhythm, layout)
+
+
+def _draw_structure(rng: np.random.Generator, family: int, rhythm: str, layout: str) -> Structure:
+    am = rng.random() < 0.5
+    sweep = rng.random() < 0.4
+    return Structure(
+        family=family,
+        rhythm=rhythm,
+        rate_hz=float(np.exp(rng.uniform(np.log(0.8 if rhythm == "sustained" else 1.5), np.log(1.5 if rhythm == "sustained" else 6.0)))),
+        layout=layout,
+        attack_s=float(np.exp(rng.uniform(np.log(0.002), np.log(0.08)))),
+        decay_s=float(np.exp(rng.uniform(np.log(0.06), np.log(0.8)))),
+        am_rate_hz=float(rng.uniform(4.0, 16.0)) if am else 0.0,
+        am_depth=float(rng.uniform(0.5, 0.95)) if am else 0.0,
+        sweep_st_per_s=float(rng.choice([-1.0, 1.0]) * rng.uniform(6.0, 30.0)) if sweep else 0.0,
+        pitch_pattern=str(rng.choice(PITCH_PATTERNS)),
+        interval_st=float(rng.uniform(2.0, 9.0)),
     )
 
 
@@ -99,6 +138,85 @@ def _coloured_noise(rng: np.random.Generator, n: int, exponent: float, sample_ra
     return noise
 
 
+def _onsets(rng: np.random.Generator, st: Structure, duration_s: float, tempo: float) -> np.ndarray:
+    """Onset times (s) of one event of structure ``st``; ``tempo`` scales the class rate."""
+    period = 1.0 / (st.rate_hz * tempo)
+    start = float(rng.uniform(0.0, period))
+    if st.rhythm == "poisson":
+        gaps = rng.exponential(period, int(duration_s / period * 3) + 8) + 0.03
+        times = start + np.concatenate([[0.0], np.cumsum(gaps)])
+    else:
+        beats = start + np.arange(int(duration_s / period) + 2) * period
+        beats = beats + rng.normal(0.0, 0.02 * period, beats.size)  # a human-ish jitter
+        group = {"pairs": 2, "triplets": 3}.get(st.rhythm, 1)
+        step = min(0.11, period / (group + 1)) * float(rng.uniform(0.9, 1.1))
+        times = (beats[:, None] + np.arange(group)[None, :] * step).ravel()
+    return np.sort(times[(times >= 0.0) & (times < duration_s)])
+
+
+def _event(rng: np.random.Generator, st: Structure, n: int, sr: float) -> np.ndarray:
+    """One mono event of structure ``st``, ``n`` samples, peak 1; the clip's own
+    pitch, brightness and tempo are drawn here (the shared spectral pool)."""
+    duration_s = n / sr
+    f0 = float(np.exp(rng.uniform(np.log(110.0), np.log(880.0))))
+    slope = float(rng.uniform(-14.0, -3.0))  # dB per partial-ratio octave: brightness
+    tempo = float(rng.uniform(0.9, 1.1))
+    onsets = _onsets(rng, st, duration_s, tempo)
+    if onsets.size == 0:
+        onsets = np.zeros(1)
+    k = np.arange(onsets.size)
+    steps: np.ndarray
+    if st.pitch_pattern == "flat":
+        steps = np.zeros(onsets.size)
+    elif st.pitch_pattern == "alternate":
+        steps = (k % 2) * st.interval_st
+    elif st.pitch_pattern == "rising":
+        steps = (k % 4) * st.interval_st / 2.0
+    else:
+        steps = rng.uniform(-1.0, 1.0, onsets.size) * st.interval_st
+    pitches = f0 * 2.0 ** (steps / 12.0)
+    velocity = rng.uniform(0.6, 1.0, onsets.size)
+    onset_idx = np.minimum(np.round(onsets * sr).astype(np.int64), n - 1)
+    onset_idx[0] = 0 if st.rhythm == "sustained" and onset_idx[0] < sr * 0.2 else onset_idx[0]
+    counts = np.diff(np.append(onset_idx, n))
+    lead = int(onset_idx[0])
+    idx = np.repeat(np.arange(onsets.size), counts)
+    t_in = (np.arange(lead, n, dtype=np.float32) - np.repeat(onset_idx, counts).astype(np.float32)) / np.float32(sr)
+    glide = np.minimum(t_in.astype(np.float64), 0.5)  # a glide lasts at most 0.5 s
+    inst = np.repeat(pitches, counts) * (2.0 ** (st.sweep_st_per_s * glide / 12.0) if st.sweep_st_per_s else 1.0)
+    del glide
+    phase = np.cumsum(inst * (2.0 * np.pi / sr))
+    del inst
+    decay = st.decay_s * float(rng.uniform(0.8, 1.25))
+    sustain = 0.5 if st.rhythm == "sustained" else 0.0
+    env = (1.0 - np.exp(-t_in / np.float32(st.attack_s))) * (sustain + (1.0 - sustain) * np.exp(-t_in / np.float32(decay)))
+    env *= velocity[idx].astype(np.float32)
+    del t_in
+    tonal = np.zeros(n - lead, dtype=np.float32)
+    nyquist = sr / 2.0
+    top = float(pitches.max()) * (2.0 ** (max(0.0, st.sweep_st_per_s) * 0.5 / 12.0))
+    # the phase modulo 4 pi, once, in float32: sin(r * x) is continuous for every r with 2r an integer
+    wrapped = np.mod(phase, 4.0 * np.pi).astype(np.float32)
+    for ratio in LAYOUTS[st.layout]:
+        if top * ratio >= nyquist * 0.9:
+            break
+        gain = np.float32(10.0 ** (slope * np.log2(ratio) / 20.0))
+        if float(2 * ratio).is_integer():
+            tonal += gain * np.sin(np.float32(ratio) * wrapped)
+        else:
+            tonal += gain * np.sin(np.mod(ratio * phase, 2.0 * np.pi).astype(np.float32))
+    del phase, wrapped
+    tonal *= env
+    if st.am_rate_hz:
+        t = np.arange(n - lead, dtype=np.float32) / np.float32(sr)
+        rate = st.am_rate_hz * float(rng.uniform(0.92, 1.08))
+        tonal *= 1.0 - np.float32(st.am_depth * 0.5) * (1.0 + np.sin(np.float32(2 * np.pi * rate) * t))
+    out = np.zeros(n, dtype=np.float32)
+    out[lead:] = tonal
+    peak = float(np.max(np.abs(out))) or 1.0
+    return out / np.float32(peak)
+
+
 def synthesize(
     class_key: str,
     ytid: str,
@@ -111,59 +229,27 @@ def synthesize(
     """Generate ``(frames, channels)`` float32 audio in [-1, 1] for one source.
 
     Deterministic in (class_key, ytid, seed, duration, rate, channels, GENERATOR_VERSION).
-    About 1 s of CPU per minute of 44.1 kHz stereo.
     """
-    timbre = class_timbre(class_key)
+    st = class_structure(class_key)
     rng = np.random.default_rng([seed, _ID_STREAM, stable_int(ytid)])
     n = max(1, int(round(duration_s * sample_rate_hz)))
     sr = float(sample_rate_hz)
-
-    # note sequence: onsets (Poisson-ish), pitches around this id's base pitch
-    base_f0 = timbre.f0_hz * 2.0 ** (rng.uniform(-3.0, 3.0) / 12.0)
-    mean_gap = 1.0 / (timbre.notes_per_s * rng.uniform(0.7, 1.4))
-    n_notes = int(duration_s / mean_gap * 2) + 4
-    gaps = rng.exponential(mean_gap, n_notes) + 0.02
-    onsets = np.concatenate([[0.0], np.cumsum(gaps)])
-    onsets = onsets[onsets < duration_s]
-    pitches = base_f0 * 2.0 ** (rng.uniform(-1.0, 1.0, onsets.size) * timbre.pitch_spread_semitones / 12.0)
-    velocities = rng.uniform(0.5, 1.0, onsets.size)
-    onset_idx = np.minimum(np.round(onsets * sr).astype(np.int64), n - 1)
-    counts = np.diff(np.append(onset_idx, n))
-    idx = np.repeat(np.arange(onsets.size), counts)
-    t_in = (np.arange(n, dtype=np.float32) - np.repeat(onset_idx, counts).astype(np.float32)) / np.float32(sr)
-    # phase in float64 (it grows large), the rest in float32
-    phase = np.cumsum(np.repeat(pitches * (2.0 * np.pi / sr), counts))
-    x = np.mod(phase, 2.0 * np.pi).astype(np.float32)
-    del phase
-    env = (1.0 - np.exp(-t_in / np.float32(timbre.attack_s))) * (0.25 + 0.75 * np.exp(-t_in / np.float32(timbre.decay_s)))
-    env *= velocities[idx].astype(np.float32)
-    del t_in
-
-    # harmonics by the recurrence sin((k+1)x) = 2 cos(x) sin(kx) - sin((k-1)x): no sin() per harmonic
-    nyquist = sr / 2.0
-    two_cos = 2.0 * np.cos(x)
-    s_prev = np.zeros(n, dtype=np.float32)
-    s_k = np.sin(x)
-    tonal = np.zeros(n, dtype=np.float32)
-    top = base_f0 * 2.0 ** (timbre.pitch_spread_semitones / 12.0)
-    for k in range(1, timbre.n_harmonics + 1):
-        if top * k >= nyquist * 0.95:
-            break
-        gain = 10.0 ** (timbre.slope_db_per_octave * np.log2(k) / 20.0)
-        if k % 2 == 0:
-            gain *= timbre.odd_even
-        tonal += np.float32(gain) * s_k
-        s_prev, s_k = s_k, two_cos * s_k - s_prev
-    del two_cos, s_prev, s_k, x
-    tonal /= float(np.max(np.abs(tonal))) or 1.0
-    t = np.arange(n, dtype=np.float64) / sr
-    am = (1.0 - timbre.am_depth * 0.5 * (1.0 + np.sin(2 * np.pi * timbre.am_rate_hz * rng.uniform(0.8, 1.25) * t))).astype(np.float32)
-    del t
-    mono = np.float32(1.0 - timbre.noise_share) * tonal * env * am
-    del tonal, am
-
-    noise = _coloured_noise(rng, n, timbre.noise_exponent, sample_rate_hz)
-    noise *= np.float32(timbre.noise_share) * (0.6 + 0.4 * env / (float(np.max(env)) or 1.0))
+    mono = _event(rng, st, n, sr)
+    if rng.random() < 0.35:
+        # a second event of another structure, quieter, for a few seconds
+        other_rng = np.random.default_rng([seed, _DISTRACTOR_STREAM, stable_int(ytid)])
+        fam = int(other_rng.integers(0, N_FAMILIES))
+        rhythm, layout = _family(fam)
+        other = _draw_structure(other_rng, fam, rhythm, layout)
+        length = min(n, int(other_rng.uniform(1.5, 4.0) * sr))
+        start = int(other_rng.integers(0, n - length + 1))
+        gain = np.float32(10.0 ** (other_rng.uniform(-12.0, -4.0) / 20.0))
+        mono[start : start + length] += gain * _event(other_rng, other, length, sr)
+    snr_db = float(rng.uniform(0.0, 20.0))
+    noise = _coloured_noise(rng, n, float(rng.uniform(-2.0, 0.5)), sample_rate_hz)
+    rms_sig = float(np.sqrt(np.mean(mono.astype(np.float64) ** 2))) or 1.0
+    rms_noise = float(np.sqrt(np.mean(noise.astype(np.float64) ** 2))) or 1.0
+    noise *= np.float32(rms_sig / rms_noise * 10.0 ** (-snr_db / 20.0))
     level = rng.uniform(0.35, 0.7)
     out = np.empty((n, channels), dtype=np.float32)
     for ch in range(channels):

@@ -1,0 +1,1 @@
+"""torchvision.models stand-in (see ../../README.md)."""
