@@ -18,6 +18,10 @@ Faults can be set per ID (catalog, :meth:`MediaServer.set_fault`) or drawn
 for IDs at a seeded rate (``fault_rate``); latency and a per-connection
 bandwidth cap can be added.  Every request is logged (:attr:`MediaServer.requests`).
 
+What is served is defined beside it: the sources and formats in :mod:`.media`,
+the faults in :mod:`.faults` (both re-exported here); the demo's own rules
+(config, media preparation) in :mod:`.session`.
+
 The server binds 127.0.0.1 on an ephemeral port, is threaded, stops by itself
 after ``idle_timeout_s`` without requests or after ``max_requests`` requests,
 and every socket and every wait has a bound.
@@ -47,174 +51,43 @@ import numpy as np
 
 from audioset_fewshot._io import atomic_path, atomic_write_bytes
 from audioset_fewshot.demo import signals
+from audioset_fewshot.demo.faults import (
+    _RANDOM_FAULTS,
+    FAULTS,
+    MEDIA_BODY_FAULTS,
+    MEDIA_HTTP_FAULTS,
+    PAGE_HTTP_FAULTS,
+    PLAYABILITY_FAULTS,
+    SOURCE_FAULTS,
+    _source_fault,
+    fault_names,
+)
+from audioset_fewshot.demo.media import (
+    _ENCODER_ARGS,
+    CC_BY,
+    DEFAULT_ITAG,
+    FORMATS,
+    SHORT_SOURCE_S,
+    STANDARD_LICENSE,
+    MediaFormat,
+    SourceSpec,
+    _format_of,
+    default_spec,
+)
 from audioset_fewshot.errors import AudiosetFewshotError, UsageError
 from audioset_fewshot.validate import is_youtube_id, valid_youtube_id
 
 log = logging.getLogger(__name__)
 
-CC_BY = "Creative Commons Attribution license (reuse allowed)"
-STANDARD_LICENSE = "Standard YouTube License"
 
-# --- faults ---------------------------------------------------------------------------
-# Playability faults: the watch endpoint answers 200 with a non-OK playabilityStatus,
-# using YouTube's own reason texts.
-PLAYABILITY_FAULTS: dict[str, dict[str, Any]] = {
-    "unavailable": {"status": "ERROR", "reason": "Video unavailable", "subreason": "This video has been removed by the uploader"},
-    "private": {"status": "LOGIN_REQUIRED", "reason": "Private video", "subreason": "Sign in if you've been granted access to this video"},
-    "terminated": {
-        "status": "ERROR",
-        "reason": "Video unavailable",
-        "subreason": "This video is no longer available because the YouTube account associated with this video has been terminated.",
-    },
-    "copyright": {
-        "status": "ERROR",
-        "reason": "Video unavailable",
-        "subreason": "This video is no longer available due to a copyright claim by Demo Rights Holder",
-    },
-    "members-only": {
-        "status": "UNPLAYABLE",
-        "reason": "Join this channel to get access to members-only content like this video, and other exclusive perks.",
-    },
-    "age-gated": {"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm your age", "subreason": "This video may be inappropriate for some users."},
-    "geo-blocked": {"status": "UNPLAYABLE", "reason": "Video unavailable", "subreason": "The uploader has not made this video available in your country"},
-    "bot-check": {"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm you\u2019re not a bot", "subreason": "This helps protect our community. Learn more"},
-    "rate-limited": {"status": "UNPLAYABLE", "reason": "This content isn't available, try again later."},
-}
-# HTTP status faults on the watch endpoint.
-PAGE_HTTP_FAULTS: dict[str, int] = {"page-403": 403, "page-404": 404, "page-429": 429, "page-500": 500, "page-503": 503}
-# HTTP status faults on the media endpoint.
-MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-429": 429, "media-500": 500, "media-503": 503}
-# Faults in the media body or the audio itself.
-#   stall: send part of the body, then nothing (until the client gives up or the server stops)
-#   truncated: every media response ends after a third of the bytes it announced
-#   corrupt: seeded garbage bytes instead of the encoded audio
-#   silence: the source is digital silence
-#   short: the source is SHORT_SOURCE_S long (shorter than any 10 s segment)
-#   no-seek: range requests that do not start at byte 0 get 416 (a server that cannot seek)
-MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek")
-FAULTS: frozenset[str] = frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS)
-
-# The faults that change the media file itself (the rest are answers of the server): the
-# one set the media cache, the player response and the demo's media preparation use.
-SOURCE_FAULTS: frozenset[str] = frozenset({"silence", "short", "corrupt"})
-# The itag of the m4a/AAC file, which the default selector bestaudio[ext=m4a] takes.
-DEFAULT_ITAG = 140
-
-SHORT_SOURCE_S = 3.0
 STALL_MAX_S = 120.0  # a stalled connection is closed by the server after this, whatever the client does
 
-# Faults drawn at ``fault_rate``: (name, weight, sticky).  Sticky faults hit every
-# request for the ID (the video is gone); the others hit only the first request of
-# their kind, so a retry succeeds, as with YouTube's transient errors.
-_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = (
-    ("unavailable", 0.30, True),
-    ("private", 0.18, True),
-    ("terminated", 0.08, True),
-    ("copyright", 0.05, True),
-    ("age-gated", 0.05, True),
-    ("geo-blocked", 0.04, True),
-    ("members-only", 0.02, True),
-    ("silence", 0.03, True),
-    ("short", 0.03, True),
-    ("page-503", 0.07, False),
-    ("media-500", 0.07, False),
-    ("media-403", 0.05, False),
-    ("truncated", 0.03, False),
-)
-# Encoder settings per container (part of the cache key).
-_ENCODER_ARGS: dict[str, tuple[str, ...]] = {
-    # Fragmented MP4 like YouTube's DASH audio: an empty moov, ~1 s fragments, a global
-    # sidx at the front and no mfra at the end, so a reader seeks with one range request.
-    "m4a": ("-c:a", "aac", "-b:a", "128k", "-movflags", "+empty_moov+default_base_moof+global_sidx+skip_trailer", "-frag_duration", "1000000", "-f", "mp4"),
-    # Opus is always 48 kHz on YouTube; Cues at the front so seeking needs no tail read.
-    "webm": ("-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-cues_to_front", "1", "-f", "webm"),
-}
 _FAULT_STREAM = 201
-_SPEC_STREAM = 202
 _CORRUPT_STREAM = 203
 
 
 class MediaServerError(AudiosetFewshotError):
     """The demo media server could not start or could not generate media."""
-
-
-# --- sources --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What one demo video is: its class (which sets the timbre), length, format and metadata."""
-
-    class_key: str
-    duration_s: float = 30.0
-    sample_rate_hz: int = 44100
-    channels: int = 2
-    title: str = ""
-    uploader: str = "Demo Uploader"
-    channel_id: str = "UCdemo0000000000000000"
-    upload_date: str = "20150101"  # YYYYMMDD
-    license: str = STANDARD_LICENSE
-    fault: str | None = None
-
-    def __post_init__(self) -> None:
-        if not (0.05 <= self.duration_s <= 3 * 3600):
-            raise UsageError(f"SourceSpec.duration_s must be between 0.05 and 10800 s, got {self.duration_s}")
-        if self.sample_rate_hz not in (44100, 48000):
-            raise UsageError(f"SourceSpec.sample_rate_hz must be 44100 or 48000, got {self.sample_rate_hz}")
-        if self.channels not in (1, 2):
-            raise UsageError(f"SourceSpec.channels must be 1 or 2, got {self.channels}")
-        if not re.fullmatch(r"\d{8}", self.upload_date):
-            raise UsageError(f"SourceSpec.upload_date must be YYYYMMDD, got {self.upload_date!r}")
-        if self.fault is not None and self.fault not in FAULTS:
-            raise UsageError(f"unknown fault {self.fault!r}; known faults: {', '.join(sorted(FAULTS))}")
-
-
-def _source_fault(fault: str | None) -> str | None:
-    """The part of ``fault`` that shapes the media file (see :data:`SOURCE_FAULTS`)."""
-    return fault if fault in SOURCE_FAULTS else None
-
-
-def default_spec(ytid: str, *, seed: int = 0) -> SourceSpec:
-    """The spec of an ID that is not in the catalog: derived from the ID and the seed only."""
-    valid_youtube_id(ytid)
-    rng = np.random.default_rng([seed, _SPEC_STREAM, signals.stable_int(ytid)])
-    n_classes = 8
-    cls = int(rng.integers(0, n_classes))
-    day = int(rng.integers(0, 5000))
-    date = time.strftime("%Y%m%d", time.gmtime(1136073600 + day * 86400))
-    return SourceSpec(
-        class_key=f"demo-class-{cls}",
-        duration_s=float(rng.choice([10.0, 20.0, 30.0])),
-        sample_rate_hz=int(rng.choice([44100, 48000])),
-        channels=2,
-        title=f"Demo video {ytid}",
-        uploader=f"Demo Channel {int(rng.integers(0, 50))}",
-        channel_id="UC" + hashlib.sha256(ytid.encode()).hexdigest()[:22],
-        upload_date=date,
-        license=CC_BY if rng.random() < 0.3 else STANDARD_LICENSE,
-    )
-
-
-@dataclass(frozen=True)
-class MediaFormat:
-    itag: int
-    ext: str
-    mime_type: str
-    acodec: str
-    bitrate_bps: int
-
-
-FORMATS: dict[int, MediaFormat] = {
-    140: MediaFormat(140, "m4a", 'audio/mp4; codecs="mp4a.40.2"', "mp4a.40.2", 128_000),
-    251: MediaFormat(251, "webm", 'audio/webm; codecs="opus"', "opus", 128_000),
-}
-
-
-def _format_of(fmt: int | str) -> MediaFormat:
-    for f in FORMATS.values():
-        if str(fmt) in (str(f.itag), f.ext):
-            return f
-    raise UsageError(f"unknown media format {fmt!r}: use 140/'m4a' or 251/'webm'")
 
 
 @dataclass(frozen=True)
@@ -841,13 +714,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._finish(started, ytid, "media", status, sent, fault)
 
 
-def fault_names() -> list[str]:
-    """Every fault name the server understands, sorted."""
-    return sorted(FAULTS)
-
-
-__all__ = [
+__all__ = [  # the sources, formats and faults are defined in .media and .faults
     "CC_BY",
+    "DEFAULT_ITAG",
+    "MEDIA_BODY_FAULTS",
+    "MEDIA_HTTP_FAULTS",
+    "PAGE_HTTP_FAULTS",
+    "PLAYABILITY_FAULTS",
+    "SHORT_SOURCE_S",
+    "SOURCE_FAULTS",
+    "MediaFormat",
     "FAULTS",
     "FORMATS",
     "MediaServer",
