@@ -21,7 +21,7 @@ ENV = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
 
 
 def _clips() -> list[Clip]:
-    return [Clip(f"s{c}{i:09d}", mid, "tone" if i % 2 else "noise") for c, mid in enumerate((SPEECH, DOG, MUSIC)) for i in range(40)]
+    return [Clip(f"s{c}{i:09d}", mid, "tone" if i % 2 else "noise") for c, mid in enumerate((SPEECH, DOG, MUSIC)) for i in range(100)]
 
 
 def _pack_files(layout: DatasetLayout) -> dict[str, bytes]:
@@ -39,7 +39,7 @@ def test_sigterm_during_pack_then_rerun_is_byte_identical(tmp_path: Path) -> Non
     clean(root.root, CleanOptions(workers=1))
     cmd = [sys.executable, "-m", "audioset_fewshot", "process", "--root", str(root.root), "--stage", "pack", "--workers", "2"]
     terminated = 0
-    for delay in np.random.default_rng(143).uniform(0.0, 0.8, size=4):
+    for delay in np.random.default_rng(143).uniform(0.0, 0.3, size=6):
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not any(root.pack_dir.glob("*/audio.int16")) and proc.poll() is None and time.monotonic() < deadline:
