@@ -104,13 +104,13 @@ def machine_line(m: dict[str, Any], load_before: list[float], load_after: list[f
 class Row:
     """One figure of a benchmark, against its reference."""
 
-    key: str            # stable id, e.g. "process.pack_vs_decode"
-    measure: str        # what was measured, in words
-    kind: str           # bound | today | limit | info
-    ours: str           # our figure with its unit
-    against: str        # the reference figure with its unit and what it is
+    key: str  # stable id, e.g. "process.pack_vs_decode"
+    measure: str  # what was measured, in words
+    kind: str  # bound | today | limit | info
+    ours: str  # our figure with its unit
+    against: str  # the reference figure with its unit and what it is
     ratio: float | None = None
-    goal: float | None = None   # minimum ratio (bound, today) or maximum (limit)
+    goal: float | None = None  # minimum ratio (bound, today) or maximum (limit)
     met: bool | None = None
     values: dict[str, float] = field(default_factory=dict)  # the raw numbers behind the texts
 
@@ -151,8 +151,18 @@ class Report:
         self.figures: dict[str, Any] = {}
         self.notes: list[str] = []
 
-    def add(self, key: str, measure: str, *, kind: str, ours: str, against: str, ratio: float | None = None,
-            goal: float | None = None, values: dict[str, float] | None = None) -> Row:
+    def add(
+        self,
+        key: str,
+        measure: str,
+        *,
+        kind: str,
+        ours: str,
+        against: str,
+        ratio: float | None = None,
+        goal: float | None = None,
+        values: dict[str, float] | None = None,
+    ) -> Row:
         if kind not in KINDS:
             raise ValueError(f"row kind must be one of {KINDS}, got {kind!r}")
         met: bool | None = None

@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or WORK
     cache = work / "media"
     cache.mkdir(parents=True, exist_ok=True)
-    print(f"sources: {n_ids} x {duration_s:.0f} s (m4a), latency {LATENCY_S * 1000:.0f} ms/request, {BANDWIDTH_BPS / 1e6:.0f} MB/s per connection; cores: {os.cpu_count()}", flush=True)
+    print(
+        f"sources: {n_ids} x {duration_s:.0f} s (m4a), latency {LATENCY_S * 1000:.0f} ms/request, {BANDWIDTH_BPS / 1e6:.0f} MB/s per connection; cores: {os.cpu_count()}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     server = Server(cache, ids, duration_s)
     print(f"media server ready at {server.base_url} after {time.perf_counter() - t0:.1f} s (generation not timed)", flush=True)
@@ -220,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                 root = tmp / f"ours-j{jobs}"
 
                 def run_ours(plan: Any = plan, root: Path = root, jobs: int = jobs) -> int:
-                    rep = run_download(plan, root, DownloadOptions(jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0))
+                    rep = run_download(
+                        plan,
+                        root,
+                        DownloadOptions(
+                            jobs=jobs, max_per_hour=None, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0
+                        ),
+                    )
                     return rep.obtained
 
                 results.append(measure(f"ours --jobs {jobs}", server, run_ours))
@@ -237,23 +246,62 @@ def main(argv: list[str] | None = None) -> int:
         print("(quick: 30 s sources and few clips, a smoke run; the goals are for the full run with 5-minute sources)")
     print(f"speed  --jobs 1  vs seed: {r1:6.2f}x   (goal >= 2x)   {'MET' if r1 >= 2 else 'NOT MET'}")
     print(f"speed  --jobs 16 vs seed: {r16:6.2f}x   (goal >= 20x)  {'MET' if r16 >= 20 else 'NOT MET'}")
-    print(f"bytes on the wire per clip: ours {j1['wire_bytes_per_clip'] / 1e3:.0f} KB vs seed {seed['wire_bytes_per_clip'] / 1e3:.0f} KB = {100 * wire:.1f} %   (goal <= 15 %)  {'MET' if wire <= 0.15 else 'NOT MET'}")
+    print(
+        f"bytes on the wire per clip: ours {j1['wire_bytes_per_clip'] / 1e3:.0f} KB vs seed {seed['wire_bytes_per_clip'] / 1e3:.0f} KB = {100 * wire:.1f} %   (goal <= 15 %)  {'MET' if wire <= 0.15 else 'NOT MET'}"
+    )
     ext = max(j1["extractions_per_clip"], j16["extractions_per_clip"])
     print(f"extractions per obtained clip: ours {ext:.2f} vs seed {seed['extractions_per_clip']:.2f}   (goal <= 1.0)  {'MET' if ext <= 1.0 else 'NOT MET'}")
     print(f"CPU s per clip: seed {seed['cpu_s_per_clip']:.2f}, ours --jobs 1 {j1['cpu_s_per_clip']:.2f}, --jobs 16 {j16['cpu_s_per_clip']:.2f}")
-    rep.params.update(sources=n_ids, source_s=duration_s, seed_clips=n_seed, jobs1_clips=n_j1, jobs16_clips=n_j16,
-                      latency_ms=LATENCY_S * 1000, bandwidth_mb_s=BANDWIDTH_BPS / 1e6)
+    rep.params.update(
+        sources=n_ids,
+        source_s=duration_s,
+        seed_clips=n_seed,
+        jobs1_clips=n_j1,
+        jobs16_clips=n_j16,
+        latency_ms=LATENCY_S * 1000,
+        bandwidth_mb_s=BANDWIDTH_BPS / 1e6,
+    )
     seed_text = f"{seed['clips_per_s']:.2f} clips/s"
-    rep.add("jobs1_vs_seed", f"download, --jobs 1 ({LATENCY_S * 1000:.0f} ms latency, {BANDWIDTH_BPS / 1e6:.0f} MB/s, "
-            f"{duration_s / 60:g}-min sources)", kind="today", ours=f"{j1['clips_per_s']:.2f} clips/s", against=seed_text, ratio=r1,
-            goal=2.0, values={"ours": j1["clips_per_s"], "against": seed["clips_per_s"]})
-    rep.add("jobs16_vs_seed", "download, --jobs 16, governor off", kind="today", ours=f"{j16['clips_per_s']:.2f} clips/s", against=seed_text,
-            ratio=r16, goal=20.0, values={"ours": j16["clips_per_s"], "against": seed["clips_per_s"]})
-    rep.add("wire_bytes", "bytes on the wire per clip", kind="limit", ours=f"{j1['wire_bytes_per_clip'] / 1e3:,.0f} KB",
-            against=f"seed {seed['wire_bytes_per_clip'] / 1e3:,.0f} KB", ratio=wire, goal=0.15,
-            values={"ours": j1["wire_bytes_per_clip"], "against": seed["wire_bytes_per_clip"]})
-    rep.add("extractions", "extractions per obtained clip", kind="limit", ours=f"{ext:.2f}", against="1 per clip",
-            ratio=ext, goal=1.0, values={"ours": ext, "against": seed["extractions_per_clip"]})
+    rep.add(
+        "jobs1_vs_seed",
+        f"download, --jobs 1 ({LATENCY_S * 1000:.0f} ms latency, {BANDWIDTH_BPS / 1e6:.0f} MB/s, {duration_s / 60:g}-min sources)",
+        kind="today",
+        ours=f"{j1['clips_per_s']:.2f} clips/s",
+        against=seed_text,
+        ratio=r1,
+        goal=2.0,
+        values={"ours": j1["clips_per_s"], "against": seed["clips_per_s"]},
+    )
+    rep.add(
+        "jobs16_vs_seed",
+        "download, --jobs 16, governor off",
+        kind="today",
+        ours=f"{j16['clips_per_s']:.2f} clips/s",
+        against=seed_text,
+        ratio=r16,
+        goal=20.0,
+        values={"ours": j16["clips_per_s"], "against": seed["clips_per_s"]},
+    )
+    rep.add(
+        "wire_bytes",
+        "bytes on the wire per clip",
+        kind="limit",
+        ours=f"{j1['wire_bytes_per_clip'] / 1e3:,.0f} KB",
+        against=f"seed {seed['wire_bytes_per_clip'] / 1e3:,.0f} KB",
+        ratio=wire,
+        goal=0.15,
+        values={"ours": j1["wire_bytes_per_clip"], "against": seed["wire_bytes_per_clip"]},
+    )
+    rep.add(
+        "extractions",
+        "extractions per obtained clip",
+        kind="limit",
+        ours=f"{ext:.2f}",
+        against="1 per clip",
+        ratio=ext,
+        goal=1.0,
+        values={"ours": ext, "against": seed["extractions_per_clip"]},
+    )
     rep.figures.update(results=results)
     if args.quick:
         rep.note("quick: 30 s sources and few clips, a smoke run; the goals are for the full run with 5-minute sources")

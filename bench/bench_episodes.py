@@ -89,8 +89,9 @@ def bare_sampler(class_items: tuple[np.ndarray, ...], eligible: np.ndarray, *, e
         yield np.concatenate([class_items[c][rng.choice(len(class_items[c]), need, replace=False)] for c in classes]).tolist()
 
 
-def bench_ours_and_bound(classes: list[str], item_clip: list[str], item_label: list[str], episodes: int,
-                         rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+def bench_ours_and_bound(
+    classes: list[str], item_clip: list[str], item_label: list[str], episodes: int, rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
     """Ours and the bare sampler, interleaved: (best of ours, best of the bound) by CPU time."""
     from audioset_fewshot.episodes import EpisodeIndex, EpisodeSampler
 
@@ -136,26 +137,42 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ours_n, df_n = (3_000, 100) if args.quick else (20_000, 1_000)
     rounds = args.rounds or (2 if args.quick else 3)
-    rep = Report("episodes", quick=args.quick, params={"episodes": ours_n, "dataframe_episodes": df_n, "rounds": rounds,
-                                                        "n_way": N, "k_shot": K, "q_query": Q})
+    rep = Report("episodes", quick=args.quick, params={"episodes": ours_n, "dataframe_episodes": df_n, "rounds": rounds, "n_way": N, "k_shot": K, "q_query": Q})
     t0 = time.perf_counter()
     classes, item_clip, item_label = build_items()
     n_clips = len(set(item_clip))
-    print(f"index: {len(classes)} classes, {n_clips} candidate clips, {len(item_clip)} (class, clip) items "
-          f"({len(item_clip) - n_clips} extra items from multi-label clips), read in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"index: {len(classes)} classes, {n_clips} candidate clips, {len(item_clip)} (class, clip) items "
+        f"({len(item_clip) - n_clips} extra items from multi-label clips), read in {time.perf_counter() - t0:.1f} s"
+    )
     ours, bound = bench_ours_and_bound(classes, item_clip, item_label, ours_n, rounds)
     theirs = bench_dataframe(item_clip, item_label, df_n)
     shape = f"{N}w{K}s{Q}q over {len(classes)} classes"
-    rep.add("sampling_vs_bare", f"episode sampling, {shape}, guard on", kind="bound", ours=f"{ours['cpu_rate']:,.0f} episodes/s",
-            against=f"bare numpy {bound['cpu_rate']:,.0f}/s", ratio=ours["cpu_rate"] / bound["cpu_rate"], goal=GOAL_OF_BOUND,
-            values={"ours": ours["cpu_rate"], "against": bound["cpu_rate"]})
-    rep.add("sampling_vs_dataframe", "  same vs pandas filter per episode (MetaAudio)", kind="today",
-            ours=f"{ours['cpu_rate']:,.0f} episodes/s", against=f"{theirs['cpu_rate']:,.0f}/s", ratio=ours["cpu_rate"] / theirs["cpu_rate"],
-            values={"ours": ours["cpu_rate"], "against": theirs["cpu_rate"]})
+    rep.add(
+        "sampling_vs_bare",
+        f"episode sampling, {shape}, guard on",
+        kind="bound",
+        ours=f"{ours['cpu_rate']:,.0f} episodes/s",
+        against=f"bare numpy {bound['cpu_rate']:,.0f}/s",
+        ratio=ours["cpu_rate"] / bound["cpu_rate"],
+        goal=GOAL_OF_BOUND,
+        values={"ours": ours["cpu_rate"], "against": bound["cpu_rate"]},
+    )
+    rep.add(
+        "sampling_vs_dataframe",
+        "  same vs pandas filter per episode (MetaAudio)",
+        kind="today",
+        ours=f"{ours['cpu_rate']:,.0f} episodes/s",
+        against=f"{theirs['cpu_rate']:,.0f}/s",
+        ratio=ours["cpu_rate"] / theirs["cpu_rate"],
+        values={"ours": ours["cpu_rate"], "against": theirs["cpu_rate"]},
+    )
     rep.figures.update(ours=ours, bound=bound, dataframe=theirs, classes=len(classes), clips=n_clips, items=len(item_clip))
-    rep.note(f"{len(classes)} classes, {n_clips} clips, {len(item_clip)} (class, clip) items, {ours['classes_with_conflicts']} classes "
-             f"with guard conflicts; rates by CPU time, best of {rounds} rounds of {ours_n:,} episodes (dataframe: {df_n:,}); "
-             f"wall: ours {ours['rate']:,.0f}/s, bare {bound['rate']:,.0f}/s; index built once in {ours['build_s'] * 1000:.0f} ms")
+    rep.note(
+        f"{len(classes)} classes, {n_clips} clips, {len(item_clip)} (class, clip) items, {ours['classes_with_conflicts']} classes "
+        f"with guard conflicts; rates by CPU time, best of {rounds} rounds of {ours_n:,} episodes (dataframe: {df_n:,}); "
+        f"wall: ours {ours['rate']:,.0f}/s, bare {bound['rate']:,.0f}/s; index built once in {ours['build_s'] * 1000:.0f} ms"
+    )
     return rep.finish(args.json)
 
 

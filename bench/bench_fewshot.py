@@ -40,8 +40,18 @@ def _store(root: Path, n_classes: int, per_class: int, frames: int) -> tuple[obj
 
     rng = np.random.default_rng(0)
     mels = rng.normal(-40.0, 10.0, size=(n_classes * per_class, 128, frames)).astype(np.float32)
-    rows = [PackRow(row=i, ytid=f"{i // per_class:05d}{i % per_class:06d}", start_s=0.0, owner_mid=f"/m/b{i // per_class:03d}",
-                    labels=(f"/m/b{i // per_class:03d}",), true_samples=160000, length_action="none") for i in range(len(mels))]
+    rows = [
+        PackRow(
+            row=i,
+            ytid=f"{i // per_class:05d}{i % per_class:06d}",
+            start_s=0.0,
+            owner_mid=f"/m/b{i // per_class:03d}",
+            labels=(f"/m/b{i // per_class:03d}",),
+            true_samples=160000,
+            length_action="none",
+        )
+        for i in range(len(mels))
+    ]
     m64 = mels.astype(np.float64)
     store = FeatureStore(root=root, key="bench", path=root, mels=mels, index=tuple(rows), meta={}, stats_count=np.full(mels.shape[:2], frames, dtype=np.float64),
                          stats_sum=m64.sum(axis=2), stats_sumsq=(m64**2).sum(axis=2))  # fmt: skip
@@ -110,21 +120,53 @@ def main(argv: list[str] | None = None) -> int:
     score = bench_scoring(count)
     scale = 10_000 / count
     t10k = score["centroid_s"] * scale
-    rep.add("train_crnn_protonet", f"CRNN ProtoNet training, {N}w{K}s{Q}q, 10 s", kind="info",
-            ours=f"{train['cpu_episodes_per_s_10s']:.2f} episodes/s", against=f"wall {train['episodes_per_s_10s']:.2f}/s",
-            values={"ours": train["cpu_episodes_per_s_10s"], "wall": train["episodes_per_s_10s"]})
-    rep.add("train_crnn_protonet_5s", "  same on 5 s pieces", kind="info",
-            ours=f"{train['cpu_episodes_per_s_5s_pieces']:.2f} episodes/s", against=f"wall {train['episodes_per_s_5s_pieces']:.2f}/s",
-            values={"ours": train["cpu_episodes_per_s_5s_pieces"], "wall": train["episodes_per_s_5s_pieces"]})
-    rep.add("test_10k_episodes", f"10,000 test episodes {N}w{K}s{Q}q, embedded", kind="limit", ours=f"{t10k:.2f} s",
-            against=f"ceiling {GOAL_TEST_S:.0f} s", ratio=t10k / GOAL_TEST_S, goal=1.0, values={"ours": t10k, "against": GOAL_TEST_S})
-    rep.add("test_10k_pieces", "  same, 2 pieces per clip and a vote", kind="info", ours=f"{score['centroid_pieces_s'] * scale:.2f} s",
-            against="-", values={"ours": score["centroid_pieces_s"] * scale})
-    rep.add("test_10k_linear", "  same, linear head per episode (100 steps)", kind="info", ours=f"{score['linear_s'] * scale:.2f} s",
-            against="-", values={"ours": score["linear_s"] * scale})
+    rep.add(
+        "train_crnn_protonet",
+        f"CRNN ProtoNet training, {N}w{K}s{Q}q, 10 s",
+        kind="info",
+        ours=f"{train['cpu_episodes_per_s_10s']:.2f} episodes/s",
+        against=f"wall {train['episodes_per_s_10s']:.2f}/s",
+        values={"ours": train["cpu_episodes_per_s_10s"], "wall": train["episodes_per_s_10s"]},
+    )
+    rep.add(
+        "train_crnn_protonet_5s",
+        "  same on 5 s pieces",
+        kind="info",
+        ours=f"{train['cpu_episodes_per_s_5s_pieces']:.2f} episodes/s",
+        against=f"wall {train['episodes_per_s_5s_pieces']:.2f}/s",
+        values={"ours": train["cpu_episodes_per_s_5s_pieces"], "wall": train["episodes_per_s_5s_pieces"]},
+    )
+    rep.add(
+        "test_10k_episodes",
+        f"10,000 test episodes {N}w{K}s{Q}q, embedded",
+        kind="limit",
+        ours=f"{t10k:.2f} s",
+        against=f"ceiling {GOAL_TEST_S:.0f} s",
+        ratio=t10k / GOAL_TEST_S,
+        goal=1.0,
+        values={"ours": t10k, "against": GOAL_TEST_S},
+    )
+    rep.add(
+        "test_10k_pieces",
+        "  same, 2 pieces per clip and a vote",
+        kind="info",
+        ours=f"{score['centroid_pieces_s'] * scale:.2f} s",
+        against="-",
+        values={"ours": score["centroid_pieces_s"] * scale},
+    )
+    rep.add(
+        "test_10k_linear",
+        "  same, linear head per episode (100 steps)",
+        kind="info",
+        ours=f"{score['linear_s'] * scale:.2f} s",
+        against="-",
+        values={"ours": score["linear_s"] * scale},
+    )
     rep.figures.update(training=train, scoring=score)
-    rep.note(f"training: one thread, {steps} steps, rates by CPU time (wall in the reference column); scoring: "
-             f"{count:,} episodes{' (scaled to 10,000)' if scale != 1 else ''}, accuracy {score['centroid_accuracy']:.3f} (synthetic)")
+    rep.note(
+        f"training: one thread, {steps} steps, rates by CPU time (wall in the reference column); scoring: "
+        f"{count:,} episodes{' (scaled to 10,000)' if scale != 1 else ''}, accuracy {score['centroid_accuracy']:.3f} (synthetic)"
+    )
     return rep.finish(args.json)
 
 

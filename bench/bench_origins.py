@@ -161,7 +161,19 @@ def phase_ours(work: Path, jobs: int) -> dict[str, Any]:
     segs = json.loads((work / "segments.json").read_text())
     entries = [PlanEntry(f"{y}_{round(s * 1000)}", y, s, e, labels[0], tuple(labels), "balanced", k) for k, (y, s, e, labels) in enumerate(segs)]
     ranks: dict[str, int] = {}
-    entries = [PlanEntry(p.clip_id, p.ytid, p.start_s, p.end_s, p.owner_mid, p.labels, p.source, ranks.setdefault(p.owner_mid, 0) + (ranks.__setitem__(p.owner_mid, ranks[p.owner_mid] + 1) or 0) - 1) for p in entries]  # noqa: E501
+    entries = [
+        PlanEntry(
+            p.clip_id,
+            p.ytid,
+            p.start_s,
+            p.end_s,
+            p.owner_mid,
+            p.labels,
+            p.source,
+            ranks.setdefault(p.owner_mid, 0) + (ranks.__setitem__(p.owner_mid, ranks[p.owner_mid] + 1) or 0) - 1,
+        )
+        for p in entries
+    ]  # noqa: E501
     plan = SamplingPlan.exact(entries, params={"seed": 0, "exact": True})
     root = work / "ours-root"
     shutil.rmtree(root, ignore_errors=True)

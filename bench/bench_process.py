@@ -98,9 +98,24 @@ def make_corpus(n: int) -> Path:
         path = layout.clip_path(mid, ytid, 0.0)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), _signal(i), SR, subtype="PCM_16", format="FLAC")
-        rows.append(ManifestRow(owner_mid=mid, ytid=ytid, start_s=0.0, end_s=10.0, labels=(mid,), source="balanced",
-                                path=layout.clip_relpath(mid, ytid, 0.0), sample_rate_hz=SR, samples=10 * SR,
-                                sha256=sha256_file(path), itag="140", codec="aac", license="", channel_id=""))
+        rows.append(
+            ManifestRow(
+                owner_mid=mid,
+                ytid=ytid,
+                start_s=0.0,
+                end_s=10.0,
+                labels=(mid,),
+                source="balanced",
+                path=layout.clip_relpath(mid, ytid, 0.0),
+                sample_rate_hz=SR,
+                samples=10 * SR,
+                sha256=sha256_file(path),
+                itag="140",
+                codec="aac",
+                license="",
+                channel_id="",
+            )
+        )
     write_clips(layout.clips_csv, rows)
     atomic_write_json(marker, {"n": n})
     print(f"generated {n} clips in {time.perf_counter() - t0:.1f} s under {root}", flush=True)
@@ -122,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.clips or (120 if args.quick else 1500)
     rounds = args.rounds or (1 if args.quick else 3)
-    n_seed = min(n, 60 if args.quick else 300)        # clips for the (slow) seed approach
-    n_librosa = min(n, 40 if args.quick else 200)     # clips for librosa's log-mel
+    n_seed = min(n, 60 if args.quick else 300)  # clips for the (slow) seed approach
+    n_librosa = min(n, 40 if args.quick else 200)  # clips for librosa's log-mel
     episodes = 10 if args.quick else 50
     ncores = cores()
 
@@ -140,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     layout = DatasetLayout(root)
     paths = sorted(layout.audio_dir.rglob("*.flac"))
     _warm(paths)
-    rep = Report("process", quick=args.quick, params={"clips": n, "rounds": rounds, "seed_clips": n_seed, "librosa_clips": n_librosa,
-                                                       "episodes": episodes, "cores": ncores})
+    rep = Report(
+        "process",
+        quick=args.quick,
+        params={"clips": n, "rounds": rounds, "seed_clips": n_seed, "librosa_clips": n_librosa, "episodes": episodes, "cores": ncores},
+    )
     fig = rep.figures
 
     # -- decode + pack ----------------------------------------------------------------------
@@ -172,15 +190,35 @@ def main(argv: list[str] | None = None) -> int:
         t_pack.append(time.perf_counter() - t0)
         c_pack.append(_cpu() - cpu0)  # the pool's workers are reaped when it closes: RUSAGE_CHILDREN has them
     pack_rate, decode_rate = pk.rows / min(t_pack), len(paths) / min(t_decode)
-    rep.add("pack_vs_decode", f"decode + pack, {n} x 10 s FLAC", kind="bound", ours=f"{pack_rate:,.0f} clips/s",
-            against=f"decode only {decode_rate:,.0f} clips/s", ratio=pack_rate / decode_rate, goal=0.85,
-            values={"ours": pack_rate, "against": decode_rate})
+    rep.add(
+        "pack_vs_decode",
+        f"decode + pack, {n} x 10 s FLAC",
+        kind="bound",
+        ours=f"{pack_rate:,.0f} clips/s",
+        against=f"decode only {decode_rate:,.0f} clips/s",
+        ratio=pack_rate / decode_rate,
+        goal=0.85,
+        values={"ours": pack_rate, "against": decode_rate},
+    )
     pool_pack_cpu, pool_decode_cpu = min(c_pack) / pk.rows, min(c_decode) / len(paths)
-    rep.add("pack_cpu_vs_decode", "  same in CPU time per clip (pool + parent)", kind="info", ours=f"{pool_pack_cpu * 1e3:.2f} ms",
-            against=f"decode only {pool_decode_cpu * 1e3:.2f} ms", ratio=pool_decode_cpu / pool_pack_cpu,
-            values={"ours": pool_pack_cpu * 1e3, "against": pool_decode_cpu * 1e3})
-    fig.update(pack_s=t_pack, decode_pool_s=t_decode, pack_cpu_s=c_pack, decode_pool_cpu_s=c_decode, decode_cpu_ms=decode_cpu * 1e3,
-               pack_1worker_cpu_ms=pack_cpu * 1e3, disk_write_mb_s=_disk_write_speed())
+    rep.add(
+        "pack_cpu_vs_decode",
+        "  same in CPU time per clip (pool + parent)",
+        kind="info",
+        ours=f"{pool_pack_cpu * 1e3:.2f} ms",
+        against=f"decode only {pool_decode_cpu * 1e3:.2f} ms",
+        ratio=pool_decode_cpu / pool_pack_cpu,
+        values={"ours": pool_pack_cpu * 1e3, "against": pool_decode_cpu * 1e3},
+    )
+    fig.update(
+        pack_s=t_pack,
+        decode_pool_s=t_decode,
+        pack_cpu_s=c_pack,
+        decode_pool_cpu_s=c_decode,
+        decode_cpu_ms=decode_cpu * 1e3,
+        pack_1worker_cpu_ms=pack_cpu * 1e3,
+        disk_write_mb_s=_disk_write_speed(),
+    )
 
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         out = Path(tmp)
@@ -191,8 +229,16 @@ def main(argv: list[str] | None = None) -> int:
             cls_dir.mkdir(exist_ok=True)
             np.save(cls_dir / f"{p.stem}.npy", y)
         seed_rate = n_seed / (time.perf_counter() - t0)
-    rep.add("pack_vs_seed", "decode + pack vs seed (librosa + .npy per clip)", kind="today", ours=f"{pack_rate:,.0f} clips/s",
-            against=f"{seed_rate:,.0f} clips/s", ratio=pack_rate / seed_rate, goal=2.0, values={"ours": pack_rate, "against": seed_rate})
+    rep.add(
+        "pack_vs_seed",
+        "decode + pack vs seed (librosa + .npy per clip)",
+        kind="today",
+        ours=f"{pack_rate:,.0f} clips/s",
+        against=f"{seed_rate:,.0f} clips/s",
+        ratio=pack_rate / seed_rate,
+        goal=2.0,
+        values={"ours": pack_rate, "against": seed_rate},
+    )
 
     # -- log-mel -------------------------------------------------------------------------------
     from audioset_fewshot.process.features import BATCH_ROWS, mel_filterbank
@@ -215,20 +261,40 @@ def main(argv: list[str] | None = None) -> int:
         t_feat.append(time.perf_counter() - t0)
         feat_cpu.append((_cpu() - cpu0) / fr.rows)
     feat_rate, bare_rate = fr.rows / min(t_feat), pk.rows / min(t_bare)
-    rep.add("logmel_vs_stft", f"log-mel (n_fft 1024, hop 512, 128 mels), {n} clips", kind="bound", ours=f"{feat_rate:,.0f} clips/s",
-            against=f"torch.stft+matmul {bare_rate:,.0f} clips/s", ratio=feat_rate / bare_rate, goal=0.85,
-            values={"ours": feat_rate, "against": bare_rate})
-    rep.add("logmel_cpu_vs_stft", "  same in CPU time per clip", kind="info", ours=f"{min(feat_cpu) * 1e3:.2f} ms",
-            against=f"torch.stft+matmul {min(bare_cpu) * 1e3:.2f} ms", ratio=min(bare_cpu) / min(feat_cpu),
-            values={"ours": min(feat_cpu) * 1e3, "against": min(bare_cpu) * 1e3})
+    rep.add(
+        "logmel_vs_stft",
+        f"log-mel (n_fft 1024, hop 512, 128 mels), {n} clips",
+        kind="bound",
+        ours=f"{feat_rate:,.0f} clips/s",
+        against=f"torch.stft+matmul {bare_rate:,.0f} clips/s",
+        ratio=feat_rate / bare_rate,
+        goal=0.85,
+        values={"ours": feat_rate, "against": bare_rate},
+    )
+    rep.add(
+        "logmel_cpu_vs_stft",
+        "  same in CPU time per clip",
+        kind="info",
+        ours=f"{min(feat_cpu) * 1e3:.2f} ms",
+        against=f"torch.stft+matmul {min(bare_cpu) * 1e3:.2f} ms",
+        ratio=min(bare_cpu) / min(feat_cpu),
+        values={"ours": min(feat_cpu) * 1e3, "against": min(bare_cpu) * 1e3},
+    )
     t0 = time.perf_counter()
     for i in range(n_librosa):
         y = audio[i].astype(np.float32) / 32768.0
         s = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=1024, hop_length=512, n_mels=128, power=2.0)
         librosa.power_to_db(s, ref=1.0, amin=1e-10, top_db=None)
     librosa_rate = n_librosa / (time.perf_counter() - t0)
-    rep.add("logmel_vs_librosa", "log-mel vs librosa per clip (1 thread)", kind="today", ours=f"{feat_rate:,.0f} clips/s",
-            against=f"{librosa_rate:,.0f} clips/s", ratio=feat_rate / librosa_rate, values={"ours": feat_rate, "against": librosa_rate})
+    rep.add(
+        "logmel_vs_librosa",
+        "log-mel vs librosa per clip (1 thread)",
+        kind="today",
+        ours=f"{feat_rate:,.0f} clips/s",
+        against=f"{librosa_rate:,.0f} clips/s",
+        ratio=feat_rate / librosa_rate,
+        values={"ours": feat_rate, "against": librosa_rate},
+    )
     fig.update(features_s=t_feat, bare_stft_s=t_bare, features_cpu_ms=feat_cpu, bare_stft_cpu_ms=bare_cpu, batch_rows=BATCH_ROWS)
 
     # -- episode loading -------------------------------------------------------------------------
@@ -248,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     from audioset_fewshot.layout import clip_stem
     from audioset_fewshot.validate import mid_slug
 
-    files = [[per_file / mid_slug(store.index[r].owner_mid) / f"{clip_stem(store.index[r].ytid, store.index[r].start_s)}.npy" for r in rows]
-             for rows in eps]
+    files = [[per_file / mid_slug(store.index[r].owner_mid) / f"{clip_stem(store.index[r].ytid, store.index[r].start_s)}.npy" for r in rows] for rows in eps]
     _warm([f for fs in files for f in fs])
     bare = np.memmap(store.path / "mels.f32", dtype=np.float32, mode="r", shape=store.shape)
     np.asarray(store.mels[np.sort(np.asarray(eps[0]))])  # warm the memmap pages
@@ -270,19 +335,36 @@ def main(argv: list[str] | None = None) -> int:
     calls = {"packed": lambda r, f: packed(r), "bare": lambda r, f: bare_gather(r), "files": lambda r, f: one_file_each(f)}
     order = list(calls)
     for npass in range(6):  # interleaved, so that all three see the same machine load; whoever goes first
-        turn = order[npass % 3:] + order[:npass % 3]  # finds the episode's rows out of the CPU caches, so each goes first in turn
+        turn = order[npass % 3 :] + order[: npass % 3]  # finds the episode's rows out of the CPU caches, so each goes first in turn
         for rows, fs in zip(eps, files, strict=True):
             for name in turn:
                 times[name].append(_time(lambda c=calls[name], r=rows, f=fs: c(r, f)))
     t_packed, t_bare_g, t_files = (statistics.median(times[k]) for k in ("packed", "bare", "files"))
-    rep.add("episode_load_vs_memmap", "load a 5w5s15q episode of mels, warm", kind="bound", ours=f"{t_packed * 1e3:.2f} ms",
-            against=f"bare memmap gather {t_bare_g * 1e3:.2f} ms", ratio=t_bare_g / t_packed, goal=0.80,
-            values={"ours": t_packed * 1e3, "against": t_bare_g * 1e3})
-    rep.add("episode_load_vs_files", "  same vs one .npy per clip", kind="today", ours=f"{t_packed * 1e3:.2f} ms",
-            against=f"{t_files * 1e3:.2f} ms", ratio=t_files / t_packed, goal=5.0, values={"ours": t_packed * 1e3, "against": t_files * 1e3})
-    rep.note(f"decode CPU {decode_cpu * 1e3:.2f} ms/clip (pack with 1 worker {pack_cpu * 1e3:.2f}); clean {fig['clean_clips_s']:.0f} clips/s; disk {fig['disk_write_mb_s']:.0f} MB/s "
-             f"flushed (a durable int16 pack writes 0.32 MB/clip); best of {rounds} interleaved rounds; seed approach on {n_seed} clips, "
-             f"librosa on {n_librosa}, {episodes} episodes (medians of 6 passes, each approach first in turn); torch {torch.__version__}, librosa {librosa.__version__}")
+    rep.add(
+        "episode_load_vs_memmap",
+        "load a 5w5s15q episode of mels, warm",
+        kind="bound",
+        ours=f"{t_packed * 1e3:.2f} ms",
+        against=f"bare memmap gather {t_bare_g * 1e3:.2f} ms",
+        ratio=t_bare_g / t_packed,
+        goal=0.80,
+        values={"ours": t_packed * 1e3, "against": t_bare_g * 1e3},
+    )
+    rep.add(
+        "episode_load_vs_files",
+        "  same vs one .npy per clip",
+        kind="today",
+        ours=f"{t_packed * 1e3:.2f} ms",
+        against=f"{t_files * 1e3:.2f} ms",
+        ratio=t_files / t_packed,
+        goal=5.0,
+        values={"ours": t_packed * 1e3, "against": t_files * 1e3},
+    )
+    rep.note(
+        f"decode CPU {decode_cpu * 1e3:.2f} ms/clip (pack with 1 worker {pack_cpu * 1e3:.2f}); clean {fig['clean_clips_s']:.0f} clips/s; disk {fig['disk_write_mb_s']:.0f} MB/s "
+        f"flushed (a durable int16 pack writes 0.32 MB/clip); best of {rounds} interleaved rounds; seed approach on {n_seed} clips, "
+        f"librosa on {n_librosa}, {episodes} episodes (medians of 6 passes, each approach first in turn); torch {torch.__version__}, librosa {librosa.__version__}"
+    )
     return rep.finish(args.json)
 
 
@@ -291,7 +373,7 @@ def _decode_pool(paths: list[Path], workers: int) -> None:
     from audioset_fewshot.process._common import decoder_pool
     from audioset_fewshot.process.pack import TASK_ROWS
 
-    tasks = [[str(p) for p in paths[i:i + TASK_ROWS]] for i in range(0, len(paths), TASK_ROWS)]
+    tasks = [[str(p) for p in paths[i : i + TASK_ROWS]] for i in range(0, len(paths), TASK_ROWS)]
     with decoder_pool(workers) as pool:
         for _ in pool.imap_unordered(_decode_task, tasks):
             pass
@@ -310,7 +392,7 @@ def _bound_batches(audio: np.ndarray, rows: int, distinct: int = 16) -> list[Any
     out = []
     for b in range(min(distinct, -(-rows // BATCH_ROWS))):
         r0 = b * BATCH_ROWS
-        out.append(torch.from_numpy(audio[r0:r0 + BATCH_ROWS].astype(np.float32) / np.float32(32768.0)))
+        out.append(torch.from_numpy(audio[r0 : r0 + BATCH_ROWS].astype(np.float32) / np.float32(32768.0)))
     return out
 
 

@@ -123,8 +123,10 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
             by_file.setdefault(y[:2], []).append((y, float(start), float(end), tuple(numbers[m] for m in labels.split(","))))
         offset += n
         mids = [m for line in lines for m in line.rsplit('"', 2)[1].split(",")]
-        header = (f"# Segments csv created Sun Mar  5 10:54:31 2017\n# num_ytids={n}, num_segs={n}, num_unique_labels={len(set(mids))}, "
-                  f"num_positive_labels={len(mids)}\n# YTID, start_seconds, end_seconds, positive_labels\n")
+        header = (
+            f"# Segments csv created Sun Mar  5 10:54:31 2017\n# num_ytids={n}, num_segs={n}, num_unique_labels={len(set(mids))}, "
+            f"num_positive_labels={len(mids)}\n# YTID, start_seconds, end_seconds, positive_labels\n"
+        )
         (meta / LIST_FILES[source]).write_text(header + "\n".join(lines) + "\n", encoding="ascii")
         folder = base / TOP / SPLIT_DIRS[source]
         if records_ok:
@@ -237,8 +239,14 @@ print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": in
 
 
 def _child(code: str, *args: str, timeout_s: float) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout_s, check=False,
-                          env={**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -267,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     ours_s = ours["seconds"]
     rss = ours["peak_rss_kib"] / 1024
     wrss = ours["worker_peak_rss_kib"] / 1024
-    print(f"ours:  pack_release (index + pack, one pass) {ours_s:.1f} s for {ours['records']:,} records "
-          f"({ours['records'] / ours_s:,.0f} records/s), CPU {ours['cpu_s']:.1f} s; peak RSS parent {rss:.0f} MiB, largest worker {wrss:.0f} MiB")
+    print(
+        f"ours:  pack_release (index + pack, one pass) {ours_s:.1f} s for {ours['records']:,} records "
+        f"({ours['records'] / ours_s:,.0f} records/s), CPU {ours['cpu_s']:.1f} s; peak RSS parent {rss:.0f} MiB, largest worker {wrss:.0f} MiB"
+    )
     fraction = args.today_fraction if args.today_fraction is not None else (1.0 if args.quick else 0.125)
     step = max(1, round(1 / fraction))
     share = files[::step]
@@ -283,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     scale = total / today["records"]
     today_s = today["seconds"] * scale
     note = f" (measured on every {step}th file: {today['records']:,} records, scaled x{scale:.2f})" if step > 1 else ""
-    print(f"today: tfrecord loop {today['seconds']:.1f} s measured, {today_s:.1f} s for {total:,} records{note}; "
-          f"peak RSS {today['peak_rss_kib'] / 1024:.0f} MiB; it checks no CRC")
+    print(
+        f"today: tfrecord loop {today['seconds']:.1f} s measured, {today_s:.1f} s for {total:,} records{note}; "
+        f"peak RSS {today['peak_rss_kib'] / 1024:.0f} MiB; it checks no CRC"
+    )
     out_sel = work / "release-select-out"
     shutil.rmtree(out_sel, ignore_errors=True)
     try:
@@ -292,38 +304,95 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(out_sel, ignore_errors=True)
     sel_s = sel["select_s"] + sel["pack_s"]
-    print(f"select: {sel['classes']} classes, {sel['clips']:,} candidate clips ({sel['found']:,} in the release): selection + lookup "
-          f"{sel['select_s']:.1f} s + pack {sel['pack_s']:.1f} s = {sel_s:.1f} s (release indexed and segment lists read before: "
-          f"{sel['read_lists_s']:.1f} s); pack CPU {sel['pack_cpu_s']:.1f} s (parent + workers)")
+    print(
+        f"select: {sel['classes']} classes, {sel['clips']:,} candidate clips ({sel['found']:,} in the release): selection + lookup "
+        f"{sel['select_s']:.1f} s + pack {sel['pack_s']:.1f} s = {sel_s:.1f} s (release indexed and segment lists read before: "
+        f"{sel['read_lists_s']:.1f} s); pack CPU {sel['pack_cpu_s']:.1f} s (parent + workers)"
+    )
     ratio = today_s / ours_s if ours_s else float("inf")
     peak = max(rss, wrss)
     print()
     print(f"{'measure':<40}{'ours':>10}{'today':>12}{'ratio':>9}{'goal':>12}  met")
     print(f"{'index + pack all three lists (s)':<40}{ours_s:>10.1f}{today_s:>12.1f}{ratio:>8.1f}x{'<= 120 s':>12}  {'yes' if ours_s <= GOAL_S else 'NO'}")
     print(f"{'  vs the tfrecord loop':<40}{'':>10}{'':>12}{'':>9}{'>= 3x':>12}  {'yes' if ratio >= GOAL_RATIO else 'NO'}")
-    print(f"{'peak RSS, any process (MiB)':<40}{peak:>10.0f}{today['peak_rss_kib'] / 1024:>12.0f}{'':>9}{'<= 2048':>12}  {'yes' if peak <= GOAL_RSS_MIB else 'NO'}")
+    print(
+        f"{'peak RSS, any process (MiB)':<40}{peak:>10.0f}{today['peak_rss_kib'] / 1024:>12.0f}{'':>9}{'<= 2048':>12}  {'yes' if peak <= GOAL_RSS_MIB else 'NO'}"
+    )
     print(f"{'142 classes x all clips packed (s)':<40}{sel_s:>10.1f}{'':>12}{'':>9}{'<= 30 s':>12}  {'yes' if sel_s <= GOAL_SELECT_S else 'NO'}")
     ok = ours_s <= GOAL_S and ratio >= GOAL_RATIO and peak <= GOAL_RSS_MIB and sel_s <= GOAL_SELECT_S
-    record = {"bench": "release", "quick": args.quick, "records": total, "files": len(files), "ours_s": ours_s, "ours_cpu_s": ours["cpu_s"], "today_s": today_s, "ratio": ratio, "peak_rss_mib": peak, "select_s": sel_s,
-              "select_classes": sel["classes"], "select_clips": sel["found"], "met": ok}
+    record = {
+        "bench": "release",
+        "quick": args.quick,
+        "records": total,
+        "files": len(files),
+        "ours_s": ours_s,
+        "ours_cpu_s": ours["cpu_s"],
+        "today_s": today_s,
+        "ratio": ratio,
+        "peak_rss_mib": peak,
+        "select_s": sel_s,
+        "select_classes": sel["classes"],
+        "select_clips": sel["found"],
+        "met": ok,
+    }
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
     rep.params.update(records=total, files=len(files), today_files=len(share), workers=args.workers)
-    rep.add("index_pack_vs_tfrecord", f"VGGish release: index + pack {total:,} records", kind="today", ours=f"{ours_s:,.1f} s",
-            against=f"tfrecord loop {today_s:,.1f} s" + (f" (1/{step}, scaled)" if step > 1 else ""), ratio=ratio, goal=GOAL_RATIO,
-            values={"ours": ours_s, "against": today_s})
-    rep.add("index_pack_time", "  same, wall time", kind="limit", ours=f"{ours_s:,.1f} s", against=f"{GOAL_S:g} s", ratio=ours_s / GOAL_S,
-            goal=1.0, values={"ours": ours_s, "against": GOAL_S})
-    rep.add("peak_rss", "  peak RSS, any process", kind="limit", ours=f"{peak:,.0f} MiB", against=f"{GOAL_RSS_MIB:,.0f} MiB",
-            ratio=peak / GOAL_RSS_MIB, goal=1.0, values={"ours": peak, "against": GOAL_RSS_MIB})
-    rep.add("select_pack_time", f"{sel['classes']} classes x all clips packed", kind="limit", ours=f"{sel_s:,.1f} s",
-            against=f"{GOAL_SELECT_S:g} s", ratio=sel_s / GOAL_SELECT_S, goal=1.0, values={"ours": sel_s, "against": GOAL_SELECT_S})
+    rep.add(
+        "index_pack_vs_tfrecord",
+        f"VGGish release: index + pack {total:,} records",
+        kind="today",
+        ours=f"{ours_s:,.1f} s",
+        against=f"tfrecord loop {today_s:,.1f} s" + (f" (1/{step}, scaled)" if step > 1 else ""),
+        ratio=ratio,
+        goal=GOAL_RATIO,
+        values={"ours": ours_s, "against": today_s},
+    )
+    rep.add(
+        "index_pack_time",
+        "  same, wall time",
+        kind="limit",
+        ours=f"{ours_s:,.1f} s",
+        against=f"{GOAL_S:g} s",
+        ratio=ours_s / GOAL_S,
+        goal=1.0,
+        values={"ours": ours_s, "against": GOAL_S},
+    )
+    rep.add(
+        "peak_rss",
+        "  peak RSS, any process",
+        kind="limit",
+        ours=f"{peak:,.0f} MiB",
+        against=f"{GOAL_RSS_MIB:,.0f} MiB",
+        ratio=peak / GOAL_RSS_MIB,
+        goal=1.0,
+        values={"ours": peak, "against": GOAL_RSS_MIB},
+    )
+    rep.add(
+        "select_pack_time",
+        f"{sel['classes']} classes x all clips packed",
+        kind="limit",
+        ours=f"{sel_s:,.1f} s",
+        against=f"{GOAL_SELECT_S:g} s",
+        ratio=sel_s / GOAL_SELECT_S,
+        goal=1.0,
+        values={"ours": sel_s, "against": GOAL_SELECT_S},
+    )
     cpu_ratio = today["cpu_s"] * scale / ours["cpu_s"] if ours["cpu_s"] else float("inf")
-    print(f"CPU time (load-robust): ours {ours['cpu_s']:.1f} s (parent + workers), tfrecord loop {today['cpu_s'] * scale:.1f} s "
-          f"(scaled): {cpu_ratio:.1f}x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    rep.add("index_pack_cpu", "  same, CPU time (parent + workers)", kind="info", ours=f"{ours['cpu_s']:,.1f} s",
-            against=f"tfrecord loop {today['cpu_s'] * scale:,.1f} s", ratio=cpu_ratio, values={"ours": ours["cpu_s"], "against": today["cpu_s"] * scale})
+    print(
+        f"CPU time (load-robust): ours {ours['cpu_s']:.1f} s (parent + workers), tfrecord loop {today['cpu_s'] * scale:.1f} s "
+        f"(scaled): {cpu_ratio:.1f}x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    rep.add(
+        "index_pack_cpu",
+        "  same, CPU time (parent + workers)",
+        kind="info",
+        ours=f"{ours['cpu_s']:,.1f} s",
+        against=f"tfrecord loop {today['cpu_s'] * scale:,.1f} s",
+        ratio=cpu_ratio,
+        values={"ours": ours["cpu_s"], "against": today["cpu_s"] * scale},
+    )
     record["ours_cpu_s"], record["today_cpu_s"] = ours["cpu_s"], today["cpu_s"] * scale
     rep.figures.update(record)
     rep.finish(args.json)

@@ -40,12 +40,16 @@ def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     mem = f", {m['memory_gib']:.0f} GiB" if m.get("memory_gib") else ""
     libs = ", ".join(f"{k} {m[k]}" for k in ("numpy", "torch") if k in m)
-    loads = ", ".join(f"{name} {part['load_before'][0]:.1f} → {part['load_after'][0]:.1f}"
-                      for name, part in doc["benches"].items() if part.get("load_before") and part.get("load_after"))
+    loads = ", ".join(
+        f"{name} {part['load_before'][0]:.1f} → {part['load_after'][0]:.1f}"
+        for name, part in doc["benches"].items()
+        if part.get("load_before") and part.get("load_after")
+    )
     lines = [
         f"Measured {doc['started'][:16].replace('T', ' ')} UTC by `{doc['command']}` ({doc['seconds'] / 60:.0f} min) on "
         f"{m['cpu_model']}, {m['cores']} cores{mem}, {m['system']}, Python {m['python']}"
-        + (f" ({libs})" if libs else "") + f"; load average per benchmark, start → end: {loads}.",
+        + (f" ({libs})" if libs else "")
+        + f"; load average per benchmark, start → end: {loads}.",
         "",
         "| benchmark | ours | reference | against | ratio | goal | met |",
         "|---|---|---|---|---|---|---|",
@@ -53,8 +57,10 @@ def render(doc: dict[str, Any]) -> str:
     for part in doc["benches"].values():
         for r in part["rows"]:
             met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
-            lines.append(f"| {_cell(r['measure'])} | {_cell(r['ours'])} | {_cell(r['against'])} | {KIND_TEXT.get(r['kind'], r['kind'])} "
-                         f"| {_cell(r['ratio_text'])} | {_cell(r['goal_text'])} | {met} |")
+            lines.append(
+                f"| {_cell(r['measure'])} | {_cell(r['ours'])} | {_cell(r['against'])} | {KIND_TEXT.get(r['kind'], r['kind'])} "
+                f"| {_cell(r['ratio_text'])} | {_cell(r['goal_text'])} | {met} |"
+            )
     return "\n".join(lines)
 
 
@@ -66,8 +72,10 @@ def check_full(doc: dict[str, Any], expected: list[str]) -> None:
     if doc.get("quick"):
         raise ReadmeError("these figures come from a --quick run; the README takes only full sizes: python bench/run.py --readme")
     if doc.get("failed") or not doc.get("benches"):
-        raise ReadmeError(f"benchmarks failed in this run ({', '.join(doc.get('failed', [])) or 'none ran'}); "
-                          "the README takes a run where every benchmark finished: python bench/run.py --readme")
+        raise ReadmeError(
+            f"benchmarks failed in this run ({', '.join(doc.get('failed', [])) or 'none ran'}); "
+            "the README takes a run where every benchmark finished: python bench/run.py --readme"
+        )
     unknown = [n for n in doc["benches"] if n not in expected]
     if unknown:
         raise ReadmeError(f"unknown benchmarks {', '.join(unknown)} (known: {', '.join(expected)})")

@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHES)})")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--json", type=Path, default=HERE / "_work" / "results.json", metavar="PATH",
-                        help="where the collected figures go (default bench/_work/results.json)")
+    parser.add_argument(
+        "--json", type=Path, default=HERE / "_work" / "results.json", metavar="PATH", help="where the collected figures go (default bench/_work/results.json)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed or a benchmark fails")
     parser.add_argument("--readme", action="store_true", help="rewrite README.md's benchmark table from this run (full sizes; the table lists what ran)")
     args = parser.parse_args(argv)

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Run the test suite from a fresh checkout: a virtual environment with the project
 # and its test extras, Debian's chromium for the report screenshot test, then the
-# linters (ruff check, mypy on src; settings in pyproject.toml), then pytest.
+# linters (ruff check, ruff format --check, mypy on src; settings in pyproject.toml), then pytest.
 # --quick runs the fast lane only (pytest -m "not slow").  Other arguments go to
 # pytest.  VENV selects the environment (default .venv).
 # pytest's exit code 5 (no tests collected) is turned into a failure.
-# (ruff format --check is not run yet: the tree is formatted once, then it joins.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -48,6 +47,8 @@ fi
 
 echo "ruff check src tests bench" >&2
 "$VENV/bin/python" -m ruff check src tests bench
+echo "ruff format --check src tests bench" >&2
+"$VENV/bin/python" -m ruff format --check src tests bench
 echo "mypy (src)" >&2
 "$VENV/bin/python" -m mypy
 

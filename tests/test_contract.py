@@ -41,8 +41,15 @@ RANKS: dict[str, int] = {
     "cli": 13,
 }
 FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__"}
-ALIASES = {"adapters": "torchdata", "__main__": "cli", "release": "download", "compare": "evaluate", "models": "evaluate",
-           "methods": "evaluate", "encoders": "evaluate"}
+ALIASES = {
+    "adapters": "torchdata",
+    "__main__": "cli",
+    "release": "download",
+    "compare": "evaluate",
+    "models": "evaluate",
+    "methods": "evaluate",
+    "encoders": "evaluate",
+}
 HEAVY = ("torch", "yt_dlp")
 BASICCONFIG_ALLOWED = {"cli/__init__.py": 1}
 
@@ -194,7 +201,11 @@ def check_module(path: Path, pkg: Path = PKG) -> list[Violation]:
             ok = False
         if not ok:
             dotted = ".".join((ROOT, *target))
-            out.append(Violation(rel, line, f"stage '{mine}' (rank {RANKS[mine]}) imports {dotted} of stage '{theirs}' (rank {RANKS[theirs]}): imports must point upstream"))
+            out.append(
+                Violation(
+                    rel, line, f"stage '{mine}' (rank {RANKS[mine]}) imports {dotted} of stage '{theirs}' (rank {RANKS[theirs]}): imports must point upstream"
+                )
+            )
     return out
 
 

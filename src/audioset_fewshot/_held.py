@@ -30,8 +30,10 @@ def refuse_links_under_root(folder: Path | str) -> None:
         for part in Path(os.path.relpath(target, root)).parts:
             current = os.path.join(current, part)
             if os.path.islink(current):
-                raise UsageError(f"{current} is a symbolic link inside the dataset root; the tool never writes through a link "
-                                 f"it did not make: remove it (rm {current}) and run again")
+                raise UsageError(
+                    f"{current} is a symbolic link inside the dataset root; the tool never writes through a link "
+                    f"it did not make: remove it (rm {current}) and run again"
+                )
         return
 
 

@@ -35,8 +35,11 @@ def storage_error(err: OSError, path: Path | str) -> Exception:
     what = _STORAGE_ERRNOS.get(err.errno or 0)
     if what is None:
         return err
-    fix = ("make the folder writable or choose a root on a writable disk" if err.errno == errno.EROFS
-           else "free some space (or choose a root on a bigger disk) and run the same command again: work already committed is kept")
+    fix = (
+        "make the folder writable or choose a root on a writable disk"
+        if err.errno == errno.EROFS
+        else "free some space (or choose a root on a bigger disk) and run the same command again: work already committed is kept"
+    )
     return StorageError(f"cannot write {path}: {what} ({err.strerror}); {fix}")
 
 

@@ -31,10 +31,16 @@ from audioset_fewshot.layout import DatasetLayout
 MARKER = ".audioset-fewshot-root"
 MARKER_TEXT = "This folder is an audioset-fewshot dataset root; the tool writes here only under its lock (.lock).\n"
 # what an older version (without a marker) left in a root: such a folder is adopted
-_LEGACY = ("ledger.sqlite", "plan/plan.json", "manifest/clips.csv", "processed/clean.csv", "processed/pack/current.json",
-           "processed/features/current.json", "splits.json")
+_LEGACY = (
+    "ledger.sqlite",
+    "plan/plan.json",
+    "manifest/clips.csv",
+    "processed/clean.csv",
+    "processed/pack/current.json",
+    "processed/features/current.json",
+    "splits.json",
+)
 _OURS = {".lock", MARKER}
-
 
 
 def _key(root: Path) -> str:

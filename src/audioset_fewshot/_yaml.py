@@ -54,8 +54,7 @@ class _BoundedLoader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             self._references += 1
             if self._references > MAX_ALIASES:
-                raise self._fail(event.start_mark, f"more than {MAX_ALIASES} YAML anchors/aliases (&name, *name); "
-                                                   "a config needs none: write the values out")
+                raise self._fail(event.start_mark, f"more than {MAX_ALIASES} YAML anchors/aliases (&name, *name); a config needs none: write the values out")
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:

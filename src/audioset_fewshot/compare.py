@@ -53,8 +53,12 @@ def add_release_features(root: Path | str, *, release: Path | str, workers: int 
     rows = read_clips(layout.clips_csv, root=layout.root)
     if not rows:
         raise UsageError(f"{layout.clips_csv} lists no clips; download some first")
-    entries = [PlanEntry(clip_id=r.clip_id, ytid=r.ytid, start_s=r.start_s, end_s=r.end_s, owner_mid=r.owner_mid,
-                         labels=tuple(sorted(r.labels)), source=r.source, rank=i) for i, r in enumerate(rows)]
+    entries = [
+        PlanEntry(
+            clip_id=r.clip_id, ytid=r.ytid, start_s=r.start_s, end_s=r.end_s, owner_mid=r.owner_mid, labels=tuple(sorted(r.labels)), source=r.source, rank=i
+        )
+        for i, r in enumerate(rows)
+    ]
     plan = SamplingPlan.exact(entries, params={"from": "manifest/clips.csv"})
     rep = obtain_from_release(plan, root=layout.root, release=release, workers=workers)
     log.info("release holds %d of the root's %d clips", rep.obtained, len(rows))
@@ -90,15 +94,28 @@ class SideBySide:
     path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "stage": "side_by_side", "method": self.method, "split": self.split,
-                "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query, "episodes_total": self.episodes_total,
-                "episodes_used": self.episodes_used, "clips_common": self.clips_common, "classes": self.classes,
-                "logmel": self.logmel.to_dict(), "embeddings": self.embeddings.to_dict()}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "stage": "side_by_side",
+            "method": self.method,
+            "split": self.split,
+            "n_way": self.n_way,
+            "k_shot": self.k_shot,
+            "q_query": self.q_query,
+            "episodes_total": self.episodes_total,
+            "episodes_used": self.episodes_used,
+            "clips_common": self.clips_common,
+            "classes": self.classes,
+            "logmel": self.logmel.to_dict(),
+            "embeddings": self.embeddings.to_dict(),
+        }
 
     def summary(self) -> str:
-        return (f"{self.method} on {self.episodes_used} of {self.episodes_total} {self.n_way}-way {self.k_shot}-shot {self.split} "
-                f"episodes ({self.clips_common} clips in both): log-mel {self.logmel.mean * 100:.1f} % +- {self.logmel.ci95 * 100:.1f} %, "
-                f"VGGish release {self.embeddings.mean * 100:.1f} % +- {self.embeddings.ci95 * 100:.1f} %")
+        return (
+            f"{self.method} on {self.episodes_used} of {self.episodes_total} {self.n_way}-way {self.k_shot}-shot {self.split} "
+            f"episodes ({self.clips_common} clips in both): log-mel {self.logmel.mean * 100:.1f} % +- {self.logmel.ci95 * 100:.1f} %, "
+            f"VGGish release {self.embeddings.mean * 100:.1f} % +- {self.embeddings.ci95 * 100:.1f} %"
+        )
 
 
 def _restricted(splits: MetaSplits, keep: set[str]) -> MetaSplits:
@@ -106,9 +123,22 @@ def _restricted(splits: MetaSplits, keep: set[str]) -> MetaSplits:
     return dataclasses.replace(splits, pools=pools, multi_labels={c: m for c, m in splits.multi_labels.items() if c in keep})
 
 
-def side_by_side(root: Path | str, *, episodes: EpisodeFile | Path | str, logmel: Any = None, embeddings: Any = None,
-                 method: str = "nearest-centroid", n_way: int = 5, k_shot: int = 5, q_query: int = 15, steps: int = 300,
-                 learning_rate: float = 1e-3, seed: int = 0, norm: str = "global", threads: int = 1) -> SideBySide:
+def side_by_side(
+    root: Path | str,
+    *,
+    episodes: EpisodeFile | Path | str,
+    logmel: Any = None,
+    embeddings: Any = None,
+    method: str = "nearest-centroid",
+    n_way: int = 5,
+    k_shot: int = 5,
+    q_query: int = 15,
+    steps: int = 300,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    norm: str = "global",
+    threads: int = 1,
+) -> SideBySide:
     """Evaluate ``method`` on both feature sets of ``root`` (see the module docstring).
 
     ``logmel`` / ``embeddings``: feature stores or features keys (default: the root's
@@ -157,9 +187,20 @@ def side_by_side(root: Path | str, *, episodes: EpisodeFile | Path | str, logmel
         mean, ci = accuracy_ci(M.score_centroid(emb, M.episode_arrays(test, used), seed=seed))
         sides.append(Side(features_key=str(store.key), kind=str(getattr(store, "kind", "logmel")), mean=mean, ci95=ci))
     classes = {m for ep in used for m in ep.classes}
-    out = SideBySide(method=method, split=header.split, n_way=header.n_way, k_shot=header.k_shot, q_query=header.q_query,
-                     episodes_total=len(fixed), episodes_used=len(used), clips_common=len(common), classes=len(classes),
-                     logmel=sides[0], embeddings=sides[1], path=layout.eval_dir / RESULT_FILE)
+    out = SideBySide(
+        method=method,
+        split=header.split,
+        n_way=header.n_way,
+        k_shot=header.k_shot,
+        q_query=header.q_query,
+        episodes_total=len(fixed),
+        episodes_used=len(used),
+        clips_common=len(common),
+        classes=len(classes),
+        logmel=sides[0],
+        embeddings=sides[1],
+        path=layout.eval_dir / RESULT_FILE,
+    )
     atomic_write_json(layout.eval_dir / RESULT_FILE, out.to_dict())
     log.info("%s", out.summary())
     return out

@@ -78,8 +78,14 @@ class PlanConfig:
 @dataclass(frozen=True)
 class DownloadConfig:
     jobs: int = _f(4, "parallel download workers", min=1, max=64)
-    max_per_hour: float | Literal["auto"] | None = _f("auto", "extractions per hour across all workers: auto = YouTube's budget (300) for a remote host, none for the 127.0.0.1 demo server; 0 or null = unlimited", min=0.0)
-    min_interval_s: float | Literal["auto"] = _f("auto", "minimum seconds between two extractions: auto = 1 for a remote host, 0 for the 127.0.0.1 demo server", min=0.0)
+    max_per_hour: float | Literal["auto"] | None = _f(
+        "auto",
+        "extractions per hour across all workers: auto = YouTube's budget (300) for a remote host, none for the 127.0.0.1 demo server; 0 or null = unlimited",
+        min=0.0,
+    )
+    min_interval_s: float | Literal["auto"] = _f(
+        "auto", "minimum seconds between two extractions: auto = 1 for a remote host, 0 for the 127.0.0.1 demo server", min=0.0
+    )
     retries: int = _f(3, "attempts per clip for transient failures", min=0)
     retry_failed: bool = _f(False, "also retry clips that failed permanently")
     backoff_s: float = _f(5.0, "first retry delay (doubles, with jitter)", min=0.0)
@@ -95,7 +101,10 @@ class DownloadConfig:
     audio_format: Literal["flac", "wav"] = _f("flac", "container of the stored clips (16-bit)")
     sample_rate_hz: int = _f(16000, "sample rate of the stored clips", min=8000, max=48000)
     timeout_s: float = _f(120.0, "bound on one clip's extraction + ffmpeg read", min=1.0)
-    origins: list[str | dict[str, str]] = _f(["youtube"], "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins")
+    origins: list[str | dict[str, str]] = _f(
+        ["youtube"],
+        "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins",
+    )
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
 
 
@@ -119,7 +128,9 @@ class PackConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    kind: Literal["logmel", "vggish-release"] = _f("logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded")
+    kind: Literal["logmel", "vggish-release"] = _f(
+        "logmel", "logmel: log-mel spectrograms of the downloaded audio; vggish-release: Google's released VGGish embeddings, nothing downloaded"
+    )
     release: str | None = _f(None, "the VGGish embedding release (unpacked audioset_v1_embeddings folder or features.tar.gz); needed by kind vggish-release")
     n_fft: int = _f(1024, "FFT size", min=16, max=65536)
     hop_length: int = _f(512, "hop between frames (samples)", min=1, max=65536)
@@ -344,8 +355,9 @@ def _cross_checks(cfg: Config) -> None:
         parse_shard(cfg.plan.shard, key="plan.shard")
     parse_size(cfg.download.min_free, key="download.min_free")
     if cfg.features.kind == "vggish-release" and not cfg.features.release:
-        raise ConfigError("config key 'features.release': features.kind 'vggish-release' needs the release "
-                          "(the unpacked audioset_v1_embeddings folder or features.tar.gz)")
+        raise ConfigError(
+            "config key 'features.release': features.kind 'vggish-release' needs the release (the unpacked audioset_v1_embeddings folder or features.tar.gz)"
+        )
     if not cfg.download.origins:
         raise ConfigError("config key 'download.origins': give at least one origin (for example [youtube])")
     for i, entry in enumerate(cfg.download.origins):  # each entry's keys and layout: download.origins.parse_origin

@@ -77,8 +77,11 @@ def encoder_identity(spec: str, weights: str | None) -> dict[str, str]:
     """What names an encoder in the results: its name and the hashes of its source and weights."""
     module = load_encoder_module(spec)
     source = getattr(module, "__file__", None)
-    out = {"name": Path(spec).stem if spec.endswith(".py") else spec, "spec": spec,
-           "source_sha256": _file_sha256(Path(source)) if source and Path(source).is_file() else ""}
+    out = {
+        "name": Path(spec).stem if spec.endswith(".py") else spec,
+        "spec": spec,
+        "source_sha256": _file_sha256(Path(source)) if source and Path(source).is_file() else "",
+    }
     if weights:
         wp = Path(weights).expanduser()
         out["weights"] = weights
@@ -121,8 +124,14 @@ def embed_with_encoder(root: Path, dataset: SplitDataset, spec: str, weights: st
                 raise UsageError(f"encoder {spec!r}: get_scene_embeddings returned shape {arr.shape}, expected ({len(rows)}, dim)")
             out.append(arr.astype(np.float32))
     emb_all = np.concatenate(out)[:, None]
-    record = {"steps": 0, "seconds": 0.0, "encoder": spec, "sample_rate": rate, "dim": int(emb_all.shape[-1]),
-              "embed_seconds": round(time.perf_counter() - t0, 3)}
+    record = {
+        "steps": 0,
+        "seconds": 0.0,
+        "encoder": spec,
+        "sample_rate": rate,
+        "dim": int(emb_all.shape[-1]),
+        "embed_seconds": round(time.perf_counter() - t0, 3),
+    }
     return emb_all, record
 
 

@@ -57,8 +57,9 @@ class EpisodeIndex:
     items sharing a key are one clip and count as carrying each other's classes.
     """
 
-    def __init__(self, class_items: Sequence[Sequence[int] | np.ndarray], *, carried: Mapping[int, Iterable[int]] | None = None,
-                 item_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, class_items: Sequence[Sequence[int] | np.ndarray], *, carried: Mapping[int, Iterable[int]] | None = None, item_keys: Sequence[str] | None = None
+    ) -> None:
         self.class_items: tuple[np.ndarray, ...] = tuple(np.asarray(a, dtype=np.int64) for a in class_items)
         self.num_classes = len(self.class_items)
         carry: dict[int, set[int]] = {}
@@ -95,8 +96,9 @@ class EpisodeIndex:
         return {d: np.asarray(v, dtype=np.int64) for d, v in sorted(out.items())}
 
     @classmethod
-    def from_labels(cls, labels: Sequence[int] | np.ndarray, *, carried: Mapping[int, Iterable[int]] | None = None,
-                    item_keys: Sequence[str] | None = None) -> EpisodeIndex:
+    def from_labels(
+        cls, labels: Sequence[int] | np.ndarray, *, carried: Mapping[int, Iterable[int]] | None = None, item_keys: Sequence[str] | None = None
+    ) -> EpisodeIndex:
         """From one dense label per item (0..C-1)."""
         arr = np.asarray(labels, dtype=np.int64)
         if arr.size and arr.min() < 0:
@@ -104,7 +106,7 @@ class EpisodeIndex:
         n = int(arr.max()) + 1 if arr.size else 0
         order = np.argsort(arr, kind="stable")
         bounds = np.searchsorted(arr[order], np.arange(n + 1))
-        return cls([order[bounds[c]:bounds[c + 1]] for c in range(n)], carried=carried, item_keys=item_keys)
+        return cls([order[bounds[c] : bounds[c + 1]] for c in range(n)], carried=carried, item_keys=item_keys)
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> EpisodeIndex:
@@ -172,8 +174,9 @@ class EpisodeSampler:
     ``load_state_dict({**state, "next": steps_done})``.
     """
 
-    def __init__(self, dataset_or_index: Any, *, n_way: int, k_shot: int, q_query: int, episodes: int, seed: int,
-                 epoch: int = 0, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(
+        self, dataset_or_index: Any, *, n_way: int, k_shot: int, q_query: int, episodes: int, seed: int, epoch: int = 0, max_attempts: int = MAX_ATTEMPTS
+    ) -> None:
         _check_shape(n_way, k_shot, q_query)
         if episodes < 0:
             raise UsageError(f"episodes must be >= 0, got {episodes}")
@@ -188,7 +191,8 @@ class EpisodeSampler:
             raise EpisodeError(
                 f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query episodes need {self.n_way} classes with at least "
                 f"{need} clips each; only {len(self._eligible)} of {self.index.num_classes} classes have that many "
-                f"(largest: {sorted(sizes.tolist(), reverse=True)[: self.n_way]}). Lower n_way, k_shot or q_query, or obtain more clips")
+                f"(largest: {sorted(sizes.tolist(), reverse=True)[: self.n_way]}). Lower n_way, k_shot or q_query, or obtain more clips"
+            )
         self._next = 0  # first episode the next iteration yields (resume point)
 
     # -- one episode --------------------------------------------------------------------------
@@ -196,7 +200,7 @@ class EpisodeSampler:
         """Episode ``i`` of ``epoch`` (default: the sampler's epoch); depends on nothing else."""
         ep = self.epoch if epoch is None else int(epoch)
         classes, stacked = self._draw(int(i), ep)
-        return Episode(int(i), ep, tuple(classes), stacked[:, : self.k_shot], stacked[:, self.k_shot:])
+        return Episode(int(i), ep, tuple(classes), stacked[:, : self.k_shot], stacked[:, self.k_shot :])
 
     def _draw(self, i: int, ep: int) -> tuple[list[int], np.ndarray]:
         """(classes, items (n_way, k_shot + q_query)) of episode ``i`` of epoch ``ep``."""
@@ -208,8 +212,10 @@ class EpisodeSampler:
             picks = self.draw_items(classes, rng)
             if picks is not None:
                 return classes, np.concatenate(picks).reshape(n_way, need)
-        raise EpisodeError(f"episode {i} (seed {self.seed}, epoch {ep}): no draw in {self.max_attempts} attempts satisfies the "
-                           "episode guard (too many clips carry several of these classes); lower n_way, k_shot or q_query")
+        raise EpisodeError(
+            f"episode {i} (seed {self.seed}, epoch {ep}): no draw in {self.max_attempts} attempts satisfies the "
+            "episode guard (too many clips carry several of these classes); lower n_way, k_shot or q_query"
+        )
 
     def draw_items(self, classes: Sequence[int], rng: np.random.Generator) -> list[np.ndarray] | None:
         """``k_shot + q_query`` distinct items of each class in ``classes`` that carry no
@@ -284,8 +290,7 @@ class EpisodeSampler:
         start, self._next = self._next, 0
         k, need = self.k_shot, self.k_shot + self.q_query
         # supports class by class, then queries class by class, as Episode.indices() orders them
-        order = np.concatenate([np.arange(k) + j * need for j in range(self.n_way)]
-                               + [np.arange(k, need) + j * need for j in range(self.n_way)])
+        order = np.concatenate([np.arange(k) + j * need for j in range(self.n_way)] + [np.arange(k, need) + j * need for j in range(self.n_way)])
         for i in range(start, self.episodes):
             self._next = i + 1
             yield self._draw(i, self.epoch)[1].ravel()[order].tolist()
@@ -298,14 +303,20 @@ class EpisodeSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume at the next episode (plain JSON-able values)."""
-        return {"seed": self.seed, "epoch": self.epoch, "next": self._next, "episodes": self.episodes,
-                "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query}
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "next": self._next,
+            "episodes": self.episodes,
+            "n_way": self.n_way,
+            "k_shot": self.k_shot,
+            "q_query": self.q_query,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for key in ("seed", "n_way", "k_shot", "q_query"):
             if key in state and int(state[key]) != getattr(self, key):
-                raise UsageError(f"sampler state has {key}={state[key]} but this sampler has {key}={getattr(self, key)}; "
-                                 "resume with the same parameters")
+                raise UsageError(f"sampler state has {key}={state[key]} but this sampler has {key}={getattr(self, key)}; resume with the same parameters")
         self.epoch = int(state.get("epoch", self.epoch))
         nxt = int(state.get("next", 0))
         if not 0 <= nxt <= self.episodes:
@@ -376,10 +387,12 @@ class EpisodeFile:
     episodes_sha256: str
 
     def header(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "stage": "episodes",
-                "params": {"split": self.split, "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query,
-                           "count": self.count, "seed": self.seed},
-                "splits_sha256": self.splits_sha256}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "stage": "episodes",
+            "params": {"split": self.split, "n_way": self.n_way, "k_shot": self.k_shot, "q_query": self.q_query, "count": self.count, "seed": self.seed},
+            "splits_sha256": self.splits_sha256,
+        }
 
 
 @dataclass(frozen=True)
@@ -458,8 +471,18 @@ def _read_head_tail(path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return None
 
 
-def write_episodes(root: Path | str, *, split: str = "test", n_way: int = 5, k_shot: int = 1, q_query: int = 15,
-                   count: int = 10000, seed: int = 0, force: bool = False, splits: MetaSplits | None = None) -> EpisodeFile:
+def write_episodes(
+    root: Path | str,
+    *,
+    split: str = "test",
+    n_way: int = 5,
+    k_shot: int = 1,
+    q_query: int = 15,
+    count: int = 10000,
+    seed: int = 0,
+    force: bool = False,
+    splits: MetaSplits | None = None,
+) -> EpisodeFile:
     """Draw ``count`` fixed episodes of ``split`` from ``splits.json`` and write them as JSONL.
 
     First line ``{"header": {...params, splits_sha256}}``, then one episode per line
@@ -486,12 +509,16 @@ def write_episodes(root: Path | str, *, split: str = "test", n_way: int = 5, k_s
     lines: list[str] = []
     for i in range(count):
         ep = sampler.episode(i)
-        lines.append(_line({
-            "i": i,
-            "classes": [mids[c] for c in ep.classes],
-            "support": [[items[j][1] for j in row] for row in ep.support.tolist()],
-            "query": [[items[j][1] for j in row] for row in ep.query.tolist()],
-        }))
+        lines.append(
+            _line(
+                {
+                    "i": i,
+                    "classes": [mids[c] for c in ep.classes],
+                    "support": [[items[j][1] for j in row] for row in ep.support.tolist()],
+                    "query": [[items[j][1] for j in row] for row in ep.query.tolist()],
+                }
+            )
+        )
     body = "".join(lines)
     digest = sha256_text(body)
     with atomic_open(path, "w", newline="") as fh:
@@ -517,22 +544,42 @@ def read_episodes(path: Path | str) -> tuple[EpisodeFile, list[FixedEpisode]]:
         p = header["params"]
         body = "".join(lines[1:-1])
         if sha256_text(body) != footer["episodes_sha256"] or len(lines) - 2 != footer["count"] or footer["count"] != p["count"]:
-            raise UsageError(f"{path}: episode hash or count does not match the footer (the file was edited or truncated); "
-                             "rewrite it with 'audioset-fewshot episodes --force'")
+            raise UsageError(
+                f"{path}: episode hash or count does not match the footer (the file was edited or truncated); "
+                "rewrite it with 'audioset-fewshot episodes --force'"
+            )
         episodes = []
         for raw in lines[1:-1]:
             d = json.loads(raw)
-            episodes.append(FixedEpisode(int(d["i"]), tuple(d["classes"]), tuple(tuple(r) for r in d["support"]),
-                                         tuple(tuple(r) for r in d["query"])))
-        record = EpisodeFile(path, p["split"], int(p["n_way"]), int(p["k_shot"]), int(p["q_query"]), int(p["count"]),
-                             int(p["seed"]), str(header["splits_sha256"]), str(footer["episodes_sha256"]))
+            episodes.append(FixedEpisode(int(d["i"]), tuple(d["classes"]), tuple(tuple(r) for r in d["support"]), tuple(tuple(r) for r in d["query"])))
+        record = EpisodeFile(
+            path,
+            p["split"],
+            int(p["n_way"]),
+            int(p["k_shot"]),
+            int(p["q_query"]),
+            int(p["count"]),
+            int(p["seed"]),
+            str(header["splits_sha256"]),
+            str(footer["episodes_sha256"]),
+        )
     except (IndexError, KeyError, TypeError, ValueError) as err:
-        raise UsageError(f"{path}: malformed episode file ({type(err).__name__}: {err}); "
-                         "rewrite it with 'audioset-fewshot episodes --force'") from err
+        raise UsageError(f"{path}: malformed episode file ({type(err).__name__}: {err}); rewrite it with 'audioset-fewshot episodes --force'") from err
     return record, episodes
 
 
 __all__ = [
-    "Episode", "EpisodeError", "EpisodeFile", "EpisodeIndex", "EpisodeSampler", "FixedEpisode", "accuracy_ci", "choose_episodes",
-    "episodes_path", "latest_episodes", "read_episodes", "split_index", "write_episodes",
+    "Episode",
+    "EpisodeError",
+    "EpisodeFile",
+    "EpisodeIndex",
+    "EpisodeSampler",
+    "FixedEpisode",
+    "accuracy_ci",
+    "choose_episodes",
+    "episodes_path",
+    "latest_episodes",
+    "read_episodes",
+    "split_index",
+    "write_episodes",
 ]

@@ -128,8 +128,10 @@ class EvalResult:
 
     def summary(self) -> str:
         what = f"{self.method} ({self.backbone})" if self.backbone else self.method
-        return (f"{what}: {self.mean * 100:.2f} % +- {self.ci95 * 100:.2f} % (95 % CI) on {self.episodes} "
-                f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query {self.split} episodes; splits {self.splits_sha256[:12]}")
+        return (
+            f"{what}: {self.mean * 100:.2f} % +- {self.ci95 * 100:.2f} % (95 % CI) on {self.episodes} "
+            f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query {self.split} episodes; splits {self.splits_sha256[:12]}"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,8 +219,10 @@ def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[s
         else:
             raise UsageError(f"unknown method {m!r}; expected one of {', '.join(CHOICES)} (or a comma-separated list)")
     if "hear" in out and not options.encoder:
-        raise UsageError("method 'hear' needs an encoder (evaluate.encoder: a module name or a .py file with load_model and "
-                         "get_scene_embeddings; on the evaluate command, its encoder option)")
+        raise UsageError(
+            "method 'hear' needs an encoder (evaluate.encoder: a module name or a .py file with load_model and "
+            "get_scene_embeddings; on the evaluate command, its encoder option)"
+        )
     return list(dict.fromkeys(out))
 
 
@@ -239,12 +243,16 @@ def _method_params(method: str, o: EvalOptions, norm: Any, piece_frames: int, te
     if method in ("protonet", "simpleshot", "finetune", "maml", "untrained"):
         p.update({"backbone": o.backbone, "seed": o.seed, "piece_frames": piece_frames})
     if method in ("protonet", "simpleshot", "finetune", "maml"):
-        p.update({"steps": o.steps, "max_seconds": o.max_seconds, "learning_rate": o.learning_rate, "val_episodes": o.val_episodes,
-                  "val_every": o.val_every})
+        p.update({"steps": o.steps, "max_seconds": o.max_seconds, "learning_rate": o.learning_rate, "val_episodes": o.val_episodes, "val_every": o.val_every})
     if method in ("protonet", "maml"):
-        p.update({"n_way": test_n_way if method == "maml" else o.n_way, "k_shot": test_k if method == "maml" else o.k_shot,
-                  "q_query": o.q_query,
-                  "tasks_per_step": o.tasks_per_step})
+        p.update(
+            {
+                "n_way": test_n_way if method == "maml" else o.n_way,
+                "k_shot": test_k if method == "maml" else o.k_shot,
+                "q_query": o.q_query,
+                "tasks_per_step": o.tasks_per_step,
+            }
+        )
     if method in ("simpleshot", "finetune"):
         p["batch_size"] = o.batch_size
     if method == "finetune":
@@ -254,8 +262,14 @@ def _method_params(method: str, o: EvalOptions, norm: Any, piece_frames: int, te
     if method == "hear":
         from audioset_fewshot.encoders import encoder_identity
 
-        p.update({"encoder": encoder_identity(o.encoder or "", o.encoder_weights), "head": o.encoder_head,
-                  "saw_audioset_labels": o.encoder_saw_audioset_labels, "seed": o.seed})
+        p.update(
+            {
+                "encoder": encoder_identity(o.encoder or "", o.encoder_weights),
+                "head": o.encoder_head,
+                "saw_audioset_labels": o.encoder_saw_audioset_labels,
+                "seed": o.seed,
+            }
+        )
         if o.encoder_head == "linear":
             p["finetune_steps"] = o.finetune_steps
     return p
@@ -288,8 +302,10 @@ def evaluate_methods(
     header, fixed = read_episodes(ep_path)
     splits = read_splits(layout.root)
     if header.splits_sha256 != splits.content_sha256:
-        raise UsageError(f"{ep_path} was drawn from other splits ({header.splits_sha256[:12]}, now {splits.content_sha256[:12]}); "
-                         "rewrite it with 'audioset-fewshot episodes --force'")
+        raise UsageError(
+            f"{ep_path} was drawn from other splits ({header.splits_sha256[:12]}, now {splits.content_sha256[:12]}); "
+            "rewrite it with 'audioset-fewshot episodes --force'"
+        )
     if features is None:
         from audioset_fewshot.process import load_features
 
@@ -497,6 +513,15 @@ def evaluate(
 
 
 __all__ = [
-    "BACKBONES", "CHOICES", "METHODS", "TABLE_COLUMNS", "EvalOptions", "EvalResult", "evaluate", "evaluate_methods", "read_table",
-    "render_markdown", "resolve_methods",
+    "BACKBONES",
+    "CHOICES",
+    "METHODS",
+    "TABLE_COLUMNS",
+    "EvalOptions",
+    "EvalResult",
+    "evaluate",
+    "evaluate_methods",
+    "read_table",
+    "render_markdown",
+    "resolve_methods",
 ]

@@ -294,12 +294,15 @@ def _episode_shape(dataset: SplitDataset, n_way: int, k_shot: int, q_query: int,
     sizes = np.asarray([len(v) for v in dataset.labels_to_indices.values()])
     n_used = int(min(n_way, int((sizes >= k_shot + 1).sum())))
     if n_used < 2:
-        raise EpisodeError(f"the {dataset.split} split has {int((sizes >= k_shot + 1).sum())} classes with at least {k_shot + 1} "
-                           f"clips; {what} needs two; lower k_shot or obtain more clips")
+        raise EpisodeError(
+            f"the {dataset.split} split has {int((sizes >= k_shot + 1).sum())} classes with at least {k_shot + 1} "
+            f"clips; {what} needs two; lower k_shot or obtain more clips"
+        )
     q_used = int(min(q_query, np.sort(sizes)[::-1][n_used - 1] - k_shot))
     if (n_used, q_used) != (n_way, q_query):
-        log.warning("%s split too small for %d-way %d-shot %d-query %s episodes: using %d-way %d-query",
-                    dataset.split, n_way, k_shot, q_query, what, n_used, q_used)
+        log.warning(
+            "%s split too small for %d-way %d-shot %d-query %s episodes: using %d-way %d-query", dataset.split, n_way, k_shot, q_query, what, n_used, q_used
+        )
     return n_used, q_used
 
 
@@ -333,8 +336,14 @@ class _Validator:
     def restore(self, model: nn.Module, record: dict[str, Any]) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
-            record.update({"selected_step": self.best_step, "val_accuracy": round(self.best, 5), "val_history": self.history,
-                           "val_episodes": len(self.arrays) if self.arrays is not None else 0})
+            record.update(
+                {
+                    "selected_step": self.best_step,
+                    "val_accuracy": round(self.best, 5),
+                    "val_history": self.history,
+                    "val_episodes": len(self.arrays) if self.arrays is not None else 0,
+                }
+            )
 
 
 def _batch(dataset: SplitDataset, idx: Sequence[int] | np.ndarray, piece_frames: int, rng: np.random.Generator) -> torch.Tensor:
@@ -360,7 +369,7 @@ def _proto_logits(support: torch.Tensor, query: torch.Tensor, n_way: int, k_shot
     import torch
 
     protos = support.reshape(n_way, k_shot, -1).mean(dim=1)
-    return -torch.cdist(query, protos) ** 2
+    return -(torch.cdist(query, protos) ** 2)
 
 
 def _centroid_val(s: TrainSettings, val: SplitDataset | None, base: Callable[[nn.Module], np.ndarray | None] | None = None
@@ -402,8 +411,16 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
     model = untrained(train, s).model
     k_shot = s.k_shot
     n, q = _episode_shape(train, s.n_way, k_shot, s.q_query, "ProtoNet training")
-    record: dict[str, Any] = {"backbone": s.backbone, "n_way": n, "k_shot": k_shot, "q_query": q, "learning_rate": s.learning_rate,
-                              "steps_asked": s.steps, "tasks_per_step": s.tasks_per_step, "losses": []}
+    record: dict[str, Any] = {
+        "backbone": s.backbone,
+        "n_way": n,
+        "k_shot": k_shot,
+        "q_query": q,
+        "learning_rate": s.learning_rate,
+        "steps_asked": s.steps,
+        "tasks_per_step": s.tasks_per_step,
+        "losses": [],
+    }
     validator = _Validator(val, s, val_k_shot, _centroid_val(s, val))
     budget = _Budget(s.steps, s.max_seconds)
     rng = np.random.default_rng([s.seed, _BATCH_STREAM])
@@ -449,8 +466,14 @@ def train_simpleshot(train: SplitDataset, val: SplitDataset | None, s: TrainSett
         bound = 1.0 / 8.0
         classifier.weight.copy_(torch.from_numpy(init.uniform(-bound, bound, tuple(classifier.weight.shape)).astype(np.float32)))
         classifier.bias.zero_()
-    record: dict[str, Any] = {"backbone": s.backbone, "classes": train.num_classes, "batch_size": s.batch_size,
-                              "learning_rate": s.learning_rate, "steps_asked": s.steps, "losses": []}
+    record: dict[str, Any] = {
+        "backbone": s.backbone,
+        "classes": train.num_classes,
+        "batch_size": s.batch_size,
+        "learning_rate": s.learning_rate,
+        "steps_asked": s.steps,
+        "losses": [],
+    }
 
     subset = np.sort(np.random.default_rng([s.seed, _BATCH_STREAM, 2]).permutation(len(train))[:_VAL_BASE_ITEMS])
 
@@ -541,8 +564,9 @@ def score_maml(model: nn.Module, dataset: SplitDataset, arrays: EpisodeArrays, s
         sup = cut_pieces(dataset.arrays(arrays.support[e].ravel()), s.piece_frames)[np.arange(n * k), pick[e].ravel()]
         qp = cut_pieces(dataset.arrays(arrays.query[e].ravel()), s.piece_frames)  # (N*Q, P, 1, M, F)
         p = qp.shape[1]
-        logits = maml_episode_predictions(model, torch.from_numpy(np.ascontiguousarray(sup)),
-                                          torch.from_numpy(qp.reshape((n * q * p,) + qp.shape[2:])), n, k, s.inner_lr, s.inner_steps)
+        logits = maml_episode_predictions(
+            model, torch.from_numpy(np.ascontiguousarray(sup)), torch.from_numpy(qp.reshape((n * q * p,) + qp.shape[2:])), n, k, s.inner_lr, s.inner_steps
+        )
         pred = _vote(-logits.numpy().reshape(n, q, p, n))
         acc[e] = float((pred == np.arange(n)[:, None]).mean())
     return acc
@@ -558,9 +582,19 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
     n, q = _episode_shape(train, n_way, k_shot, s.q_query, "MAML training")
     if n != n_way:
         raise EpisodeError(f"MAML needs {n_way}-way training episodes (its head has {n_way} outputs); the train split has {n} usable classes")
-    record: dict[str, Any] = {"backbone": s.backbone, "n_way": n, "k_shot": k_shot, "q_query": q, "learning_rate": s.learning_rate,
-                              "inner_lr": s.inner_lr, "inner_steps": s.inner_steps, "first_order": True,
-                              "tasks_per_step": s.tasks_per_step, "steps_asked": s.steps, "losses": []}
+    record: dict[str, Any] = {
+        "backbone": s.backbone,
+        "n_way": n,
+        "k_shot": k_shot,
+        "q_query": q,
+        "learning_rate": s.learning_rate,
+        "inner_lr": s.inner_lr,
+        "inner_steps": s.inner_steps,
+        "first_order": True,
+        "tasks_per_step": s.tasks_per_step,
+        "steps_asked": s.steps,
+        "losses": [],
+    }
     vs = TrainSettings(**{**s.__dict__, "val_episodes": min(s.val_episodes, val_cap)})
 
     def score(m: nn.Module, arrays: EpisodeArrays) -> float:
@@ -609,7 +643,26 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
 
 
 __all__ = [
-    "METHODS", "TRAINED", "EpisodeArrays", "TrainSettings", "Trained", "base_mean", "cl2n", "cut_pieces", "embed_items",
-    "embed_mel_stats", "episode_arrays", "maml_episode_predictions", "piece_count", "random_pieces", "sampled_arrays",
-    "score_centroid", "score_linear", "score_maml", "train_maml", "train_protonet", "train_simpleshot", "untrained",
+    "METHODS",
+    "TRAINED",
+    "EpisodeArrays",
+    "TrainSettings",
+    "Trained",
+    "base_mean",
+    "cl2n",
+    "cut_pieces",
+    "embed_items",
+    "embed_mel_stats",
+    "episode_arrays",
+    "maml_episode_predictions",
+    "piece_count",
+    "random_pieces",
+    "sampled_arrays",
+    "score_centroid",
+    "score_linear",
+    "score_maml",
+    "train_maml",
+    "train_protonet",
+    "train_simpleshot",
+    "untrained",
 ]

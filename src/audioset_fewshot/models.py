@@ -83,8 +83,14 @@ def build_sequence_encoder(seconds: int, dim: int, *, seed: int, out_dim: int = 
     class OverTime(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = nn.Sequential(nn.Conv1d(dim, out_dim, 3, padding=1), nn.BatchNorm1d(out_dim), nn.ReLU(),
-                                     nn.Conv1d(out_dim, out_dim, 3, padding=1), nn.BatchNorm1d(out_dim), nn.ReLU())
+            self.net = nn.Sequential(
+                nn.Conv1d(dim, out_dim, 3, padding=1),
+                nn.BatchNorm1d(out_dim),
+                nn.ReLU(),
+                nn.Conv1d(out_dim, out_dim, 3, padding=1),
+                nn.BatchNorm1d(out_dim),
+                nn.ReLU(),
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             out: torch.Tensor = self.net(x.transpose(1, 2)).mean(dim=2)
@@ -119,8 +125,10 @@ def crnn_class() -> type[nn.Module]:
         def __init__(self, encoder: nn.Module, features: int, out_dim: int) -> None:
             super().__init__()
             if features != CHANNELS:
-                raise UsageError(f"the CRNN's skip connection needs {CHANNELS} features per time step after pooling, got {features} "
-                                 "(MetaAudio's layout assumes 81-242 mel bins, e.g. 128)")
+                raise UsageError(
+                    f"the CRNN's skip connection needs {CHANNELS} features per time step after pooling, got {features} "
+                    "(MetaAudio's layout assumes 81-242 mel bins, e.g. 128)"
+                )
             self.encoder = encoder
             self.rnn = nn.RNN(features, CHANNELS, num_layers=1, batch_first=True, bidirectional=False)
             self.head = nn.Sequential(nn.Dropout(DROPOUT), nn.BatchNorm1d(CHANNELS), nn.Linear(CHANNELS, out_dim))
@@ -173,5 +181,4 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-__all__ = ["BACKBONES", "CHANNELS", "build_backbone", "build_for_items", "build_sequence_encoder", "count_parameters", "crnn_class",
-           "encoder_output_shape"]
+__all__ = ["BACKBONES", "CHANNELS", "build_backbone", "build_for_items", "build_sequence_encoder", "count_parameters", "crnn_class", "encoder_output_shape"]

@@ -186,11 +186,21 @@ def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
 
     f = ctx.config.features
     assert f.release is not None  # the config's cross-checks guarantee it
-    rep = obtain_from_release(ctx.values["plan"], root=ctx.layout.root, release=f.release, workers=ctx.config.pack.workers,
-                              metadata_dir=ctx.config.metadata.metadata_dir)
-    return {"changed": rep.written, "origin": RELEASE_KIND, "obtained": rep.obtained, "target": rep.target, "obtained_now": rep.obtained if rep.written else 0,
-            "attempts": 0, "pauses": 0, "failures_by_reason": dict(rep.failures_by_reason),
-            "label_disagreements": rep.label_disagreements, "release_sha256": rep.content_sha256}
+    rep = obtain_from_release(
+        ctx.values["plan"], root=ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, metadata_dir=ctx.config.metadata.metadata_dir
+    )
+    return {
+        "changed": rep.written,
+        "origin": RELEASE_KIND,
+        "obtained": rep.obtained,
+        "target": rep.target,
+        "obtained_now": rep.obtained if rep.written else 0,
+        "attempts": 0,
+        "pauses": 0,
+        "failures_by_reason": dict(rep.failures_by_reason),
+        "label_disagreements": rep.label_disagreements,
+        "release_sha256": rep.content_sha256,
+    }
 
 
 def _stage_download(ctx: _Context) -> dict[str, Any]:

@@ -234,8 +234,10 @@ def _selected_mids(selection: Any) -> list[str]:
         mids = [mids]
     out = sorted({valid_mid(m) for m in mids})
     if not out:
-        raise UsageError("the class selection is empty: nothing to plan (lower selection.min_quality or name classes in selection.include; "
-                         "preview the choice with 'audioset-fewshot classes --min-quality 0.5')")
+        raise UsageError(
+            "the class selection is empty: nothing to plan (lower selection.min_quality or name classes in selection.include; "
+            "preview the choice with 'audioset-fewshot classes --min-quality 0.5')"
+        )
     return out
 
 

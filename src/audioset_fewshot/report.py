@@ -152,7 +152,9 @@ def collect(root: Path | str) -> dict[str, Any]:
         data["download"] = None
 
     clips = _read_csv(layout.clips_csv)
-    data["manifest"] = None if clips is None else {"clips": len(clips), "classes": len({c.get("owner_mid") for c in clips}), "sha256": sha256_file(layout.clips_csv)}
+    data["manifest"] = (
+        None if clips is None else {"clips": len(clips), "classes": len({c.get("owner_mid") for c in clips}), "sha256": sha256_file(layout.clips_csv)}
+    )
 
     clean = _read_csv(layout.clean_csv)
     if clean is not None:
@@ -203,9 +205,7 @@ def _splits_summary(layout: DatasetLayout) -> dict[str, Any] | None:
         return None
     classes = {s: [str(c.get("mid")) for c in doc.get("classes", {}).get(s, [])] for s in ("train", "val", "test")}
     rep = doc.get("leakage_report") or {}
-    leakage = {
-        when: {s: (rep.get(when) or {}).get(s, {}) for s in ("train", "val", "test")} for when in ("before", "after")
-    }
+    leakage = {when: {s: (rep.get(when) or {}).get(s, {}) for s in ("train", "val", "test")} for when in ("before", "after")}
     params = doc.get("params") or {}
     return {
         "classes": classes,
@@ -385,13 +385,14 @@ def _fig_accuracy(ev: Mapping[str, Any], path: Path) -> None:
 
 def _fig_results(rows: Sequence[Mapping[str, str]], path: Path) -> None:
     plt = _plt()
-    labels = [r["method"] + (f"\n{r['backbone']}" if r["backbone"] else "") + (f"\n{r['episodes_file'][:18]}" if len({x["episodes_file"] for x in rows}) > 1 else "")
-              for r in rows]
+    labels = [
+        r["method"] + (f"\n{r['backbone']}" if r["backbone"] else "") + (f"\n{r['episodes_file'][:18]}" if len({x["episodes_file"] for x in rows}) > 1 else "")
+        for r in rows
+    ]
     acc = [100 * float(r["mean"]) for r in rows]
     ci = [100 * float(r["ci95"]) for r in rows]
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(rows) + 1.5), 3.4))
-    colors = ["#999999" if r["method"] in ("untrained", "nearest-centroid") else "#c0504d" if r["class_disjoint"] != "yes" else "#3b7dd8"
-              for r in rows]
+    colors = ["#999999" if r["method"] in ("untrained", "nearest-centroid") else "#c0504d" if r["class_disjoint"] != "yes" else "#3b7dd8" for r in rows]
     ax.bar(range(len(rows)), acc, yerr=ci, capsize=6, color=colors, width=0.6)
     n_ways = {int(r["n_way"]) for r in rows}
     if len(n_ways) == 1:
@@ -505,10 +506,17 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         for n in ("train", "val", "test"):
             mids = s["classes"].get(n, [])
             lk = s.get("leakage")
-            rows.append([
-                n, len(mids), _leak_value(lk, n, "before"), _leak_value(lk, n, "before", "leaky_clips"), _leak_value(lk, n, "after"),
-                _leak_value(lk, n, "after", "leaky_clips"), ", ".join(names.get(m, m) for m in mids[:12]) + (" ..." if len(mids) > 12 else ""),
-            ])
+            rows.append(
+                [
+                    n,
+                    len(mids),
+                    _leak_value(lk, n, "before"),
+                    _leak_value(lk, n, "before", "leaky_clips"),
+                    _leak_value(lk, n, "after"),
+                    _leak_value(lk, n, "after", "leaky_clips"),
+                    ", ".join(names.get(m, m) for m in mids[:12]) + (" ..." if len(mids) > 12 else ""),
+                ]
+            )
         sp.body = _table(["split", "classes", "clips before", "leaky before", "clips after", "leaky after", "classes (first 12)"], rows)
         sp.body += f"<p>leakage policy <code>{_e(s.get('policy'))}</code>, seed {_e(s.get('seed'))}"
         if s.get("multi_label_fraction") is not None:
@@ -528,7 +536,9 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         acc, ci, n_way = _accuracy(ev)
         line = f"{100 * acc:.1f}% \u00b1 {100 * ci:.1f}% (95% CI)"
         flat = {**ev, **(ev.get("result") if isinstance(ev.get("result"), Mapping) else {})}
-        details = ", ".join(f"{k}={flat[k]}" for k in ("method", "n_way", "k_shot", "q_query", "episodes", "split") if k in flat and not isinstance(flat[k], (dict, list)))
+        details = ", ".join(
+            f"{k}={flat[k]}" for k in ("method", "n_way", "k_shot", "q_query", "episodes", "split") if k in flat and not isinstance(flat[k], (dict, list))
+        )
         ev_sec.body = f"<p class='big'>{_e(line)}</p><p>{_e(details)}</p>"
         if data.get("episodes"):
             ev_sec.body += "<p>episode files: " + ", ".join(f"<code>{_e(f)}</code>" for f in data["episodes"]["files"]) + "</p>"
@@ -538,10 +548,24 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
     if table and not ev_sec.missing:
         ev_sec.body += "<h3>Every method</h3>" + _table(
             ["method", "backbone", "N", "K", "Q", "T", "accuracy", "95% CI", "splits", "episode file", "train steps", "train s", "saw AudioSet labels"],
-            [[r["method"], r["backbone"] or "-", r["n_way"], r["k_shot"], r["q_query"], r["episodes"], f"{100 * float(r['mean']):.2f}%",
-              f"\u00b1 {100 * float(r['ci95']):.2f}", r["splits_sha256"][:12], f"{r['episodes_file']} ({r['episodes_sha256'][:12]})",
-              r["train_steps"], r["train_seconds"], r["saw_audioset_labels"] + ("" if r["class_disjoint"] == "yes" else " (not class-disjoint)")]
-             for r in table],
+            [
+                [
+                    r["method"],
+                    r["backbone"] or "-",
+                    r["n_way"],
+                    r["k_shot"],
+                    r["q_query"],
+                    r["episodes"],
+                    f"{100 * float(r['mean']):.2f}%",
+                    f"\u00b1 {100 * float(r['ci95']):.2f}",
+                    r["splits_sha256"][:12],
+                    f"{r['episodes_file']} ({r['episodes_sha256'][:12]})",
+                    r["train_steps"],
+                    r["train_seconds"],
+                    r["saw_audioset_labels"] + ("" if r["class_disjoint"] == "yes" else " (not class-disjoint)"),
+                ]
+                for r in table
+            ],
         )
         ev_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
         figure(ev_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
@@ -555,9 +579,11 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
             [label, side.get("features_key"), f"{100 * float(side.get('mean', 0.0)):.1f}%", f"\u00b1 {100 * float(side.get('ci95', 0.0)):.1f}%"]
             for label, side in (("log-mel (downloaded audio)", sbs["logmel"]), ("VGGish release embeddings", sbs["embeddings"]))
         ])  # fmt: skip
-        sb.body += (f"<p>{_e(sbs.get('method'))}, the same {_e(sbs.get('episodes_used'))} of {_e(sbs.get('episodes_total'))} "
-                    f"{_e(sbs.get('n_way'))}-way {_e(sbs.get('k_shot'))}-shot {_e(sbs.get('split'))} episodes over "
-                    f"{_e(sbs.get('classes'))} classes, on the {_e(sbs.get('clips_common'))} clips both feature sets hold</p>")
+        sb.body += (
+            f"<p>{_e(sbs.get('method'))}, the same {_e(sbs.get('episodes_used'))} of {_e(sbs.get('episodes_total'))} "
+            f"{_e(sbs.get('n_way'))}-way {_e(sbs.get('k_shot'))}-shot {_e(sbs.get('split'))} episodes over "
+            f"{_e(sbs.get('classes'))} classes, on the {_e(sbs.get('clips_common'))} clips both feature sets hold</p>"
+        )
         sections.append(sb)
 
     # -- attribution --------------------------------------------------------------------
@@ -568,7 +594,10 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
     elif not cc:
         at.body = "<p>No obtained clip carries a Creative Commons licence.</p>"
     else:
-        at.body = _table(["YouTube ID", "start (s)", "class", "title", "uploader", "licence"], [[r["ytid"], r["start_s"], names.get(r["owner_mid"], r["owner_mid"]), r["title"], r["uploader"], r["license"]] for r in cc])
+        at.body = _table(
+            ["YouTube ID", "start (s)", "class", "title", "uploader", "licence"],
+            [[r["ytid"], r["start_s"], names.get(r["owner_mid"], r["owner_mid"]), r["title"], r["uploader"], r["license"]] for r in cc],
+        )
     sections.append(at)
 
     for job in progress(jobs, desc="report figures", unit="fig"):

@@ -169,7 +169,9 @@ def select_classes(
         reasons: list[str] = []
         if not all_levels and not cls.is_leaf:
             n = len(cls.child_ids)
-            reasons.append(f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; set selection.all_levels, or 'classes --all-levels', to allow it)")
+            reasons.append(
+                f"not a leaf class (it has {n} {'child' if n == 1 else 'children'}; set selection.all_levels, or 'classes --all-levels', to allow it)"
+            )
         if cls.is_blacklisted:
             reasons.append("blacklisted in the ontology (restrictions: blacklist)")
         if cls.is_abstract:
@@ -269,8 +271,9 @@ def select_from_config(
     selection = rule(None)
     table: SegmentTable | None = None
     if counts:
-        files = resolve_segment_files(tuple(sources), metadata_dir=metadata.metadata_dir, cache_dir=metadata.cache_dir, urls=metadata.urls,
-                                      timeout_s=metadata.timeout_s)
+        files = resolve_segment_files(
+            tuple(sources), metadata_dir=metadata.metadata_dir, cache_dir=metadata.cache_dir, urls=metadata.urls, timeout_s=metadata.timeout_s
+        )
         table = read_segments(files)
         selection = rule(build_candidate_index(table, onto.mids))
     selection = dataclasses.replace(selection, inputs={"ontology": onto.sha256, "quality": quality_sha256()})

@@ -109,8 +109,7 @@ def _as_class(obj: Any, parents: Mapping[str, Sequence[str]] | None) -> SplitCla
         # the top-level category by name, as ontology_classes() records it (a SelectedClass
         # keeps the MID in top_level and the name in top_level_name)
         top = getattr(obj, "top_level_name", None) or getattr(obj, "top_level", "") or ""
-        cls = SplitClass(mid=mid, name=str(getattr(obj, "name", "") or ""), top_level=str(top),
-                         parents=tuple(getattr(obj, "parents", ()) or ()))
+        cls = SplitClass(mid=mid, name=str(getattr(obj, "name", "") or ""), top_level=str(top), parents=tuple(getattr(obj, "parents", ()) or ()))
     try:
         valid_mid(cls.mid)
     except ValidationError as err:
@@ -138,8 +137,13 @@ class PoolStats:
         return self.leaky_clips / self.clips if self.clips else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clips": self.clips, "ytids": self.ytids, "leaky_clips": self.leaky_clips,
-                "leaky_fraction": round(self.leaky_fraction, 6), "shared_ytids": self.shared_ytids}
+        return {
+            "clips": self.clips,
+            "ytids": self.ytids,
+            "leaky_clips": self.leaky_clips,
+            "leaky_fraction": round(self.leaky_fraction, 6),
+            "shared_ytids": self.shared_ytids,
+        }
 
 
 @dataclass(frozen=True)
@@ -239,29 +243,39 @@ class MetaSplits:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "splits.json") -> MetaSplits:
         try:
             if data.get("schema_version") != SCHEMA_VERSION:
-                raise UsageError(f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-                                 "rebuild it with 'audioset-fewshot splits --force'")
+                raise UsageError(
+                    f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; rebuild it with 'audioset-fewshot splits --force'"
+                )
             params = data["params"]
-            classes = {s: tuple(SplitClass(mid=valid_mid(c["mid"]), name=str(c["name"]), top_level=str(c["top_level"]))
-                                for c in data["classes"][s]) for s in SPLITS}
-            pools = {s: {valid_mid(m): tuple(str(i) for i in ids) for m, ids in data.get("pools", {}).get(s, {}).items()}
-                     for s in SPLITS}
+            classes = {
+                s: tuple(SplitClass(mid=valid_mid(c["mid"]), name=str(c["name"]), top_level=str(c["top_level"])) for c in data["classes"][s]) for s in SPLITS
+            }
+            pools = {s: {valid_mid(m): tuple(str(i) for i in ids) for m, ids in data.get("pools", {}).get(s, {}).items()} for s in SPLITS}
             multi = {str(c): tuple(str(m) for m in mids) for c, mids in data.get("multi_labels", {}).items()}
             rep = data.get("leakage_report")
             report = None
             if rep is not None:
+
                 def stats(d: Mapping[str, Any]) -> PoolStats:
                     return PoolStats(int(d["clips"]), int(d["ytids"]), int(d["leaky_clips"]), int(d["shared_ytids"]))
 
-                report = LeakageReport({s: stats(rep["before"][s]) for s in SPLITS}, {s: stats(rep["after"][s]) for s in SPLITS},
-                                       float(rep["multi_label_fraction"]))
-            out = cls(seed=int(params["seed"]), ratios=tuple(float(r) for r in params["ratios"]),  # type: ignore[arg-type]
-                      leakage=str(params["leakage"]), group=params["group"], classes=classes, pools=pools, multi_labels=multi,
-                      report=report, inputs={str(k): str(v) for k, v in data["inputs"].items()},
-                      content_sha256=str(data["content_sha256"]))
+                report = LeakageReport(
+                    {s: stats(rep["before"][s]) for s in SPLITS}, {s: stats(rep["after"][s]) for s in SPLITS}, float(rep["multi_label_fraction"])
+                )
+            out = cls(
+                seed=int(params["seed"]),
+                ratios=tuple(float(r) for r in params["ratios"]),  # type: ignore[arg-type]
+                leakage=str(params["leakage"]),
+                group=params["group"],
+                classes=classes,
+                pools=pools,
+                multi_labels=multi,
+                report=report,
+                inputs={str(k): str(v) for k, v in data["inputs"].items()},
+                content_sha256=str(data["content_sha256"]),
+            )
         except (KeyError, TypeError, ValueError, ValidationError) as err:
-            raise UsageError(f"{source}: malformed splits file ({type(err).__name__}: {err}); "
-                             "rebuild it with 'audioset-fewshot splits --force'") from err
+            raise UsageError(f"{source}: malformed splits file ({type(err).__name__}: {err}); rebuild it with 'audioset-fewshot splits --force'") from err
         if "pools" in data and out._hash() != out.content_sha256:
             raise UsageError(f"{source}: content hash mismatch (the file was edited); rebuild it with 'audioset-fewshot splits --force'")
         return out
@@ -288,8 +302,9 @@ def split_sizes(n: int, ratios: Sequence[float]) -> tuple[int, int, int]:
     n_val = math.ceil(round(ratios[1] * n, 9))
     n_test = n - n_train - n_val
     if n_test < 1:
-        raise UsageError(f"{n} classes are too few to split with ratios {list(ratios)}: the test split would be empty; "
-                         "select more classes or lower the train / val ratios")
+        raise UsageError(
+            f"{n} classes are too few to split with ratios {list(ratios)}: the test split would be empty; select more classes or lower the train / val ratios"
+        )
     return n_train, n_val, n_test
 
 
@@ -375,8 +390,7 @@ def _owner(clip: ClipLabels, selected: Sequence[str], counts: Mapping[str, int])
     return min(selected, key=lambda m: (counts[m], m))
 
 
-def _stats(pools: Mapping[str, Mapping[str, Sequence[str]]], clip_splits: Mapping[str, set[str]],
-           ytid_of: Mapping[str, str]) -> dict[str, PoolStats]:
+def _stats(pools: Mapping[str, Mapping[str, Sequence[str]]], clip_splits: Mapping[str, set[str]], ytid_of: Mapping[str, str]) -> dict[str, PoolStats]:
     ids = {s: {c for members in pools[s].values() for c in members} for s in SPLITS}
     ytids = {s: {ytid_of[c] for c in ids[s]} for s in SPLITS}
     out: dict[str, PoolStats] = {}
@@ -485,8 +499,11 @@ def make_splits(
         ytid_of = {c.clip_id: c.ytid for c in clip_list}
         n_selected = sum(1 for c in clip_list if any(m in split_of for m in c.labels))
         n_multi = sum(1 for c in clip_list if sum(1 for m in c.labels if m in split_of) >= 2)
-        report = LeakageReport(before=_stats(before, clip_splits, ytid_of), after=_stats(after, clip_splits, ytid_of),
-                               multi_label_fraction=n_multi / n_selected if n_selected else 0.0)
+        report = LeakageReport(
+            before=_stats(before, clip_splits, ytid_of),
+            after=_stats(after, clip_splits, ytid_of),
+            multi_label_fraction=n_multi / n_selected if n_selected else 0.0,
+        )
         pools_out = {s: {m: tuple(ids) for m, ids in after[s].items()} for s in SPLITS}
         pooled = {c for s in SPLITS for ids in after[s].values() for c in ids}
         for clip in clip_list:
@@ -495,8 +512,17 @@ def make_splits(
                 if len(sel) >= 2:
                     multi[clip.clip_id] = sel
         multi = dict(sorted(multi.items()))
-    out = MetaSplits(seed=int(seed), ratios=ratios_t, leakage=leakage, group=group, classes=split_classes, pools=pools_out,  # type: ignore[arg-type]
-                     multi_labels=multi, report=report, inputs=inputs)
+    out = MetaSplits(
+        seed=int(seed),
+        ratios=ratios_t,  # type: ignore[arg-type]
+        leakage=leakage,
+        group=group,
+        classes=split_classes,
+        pools=pools_out,
+        multi_labels=multi,
+        report=report,
+        inputs=inputs,
+    )
     object.__setattr__(out, "content_sha256", out._hash())
     return out
 
@@ -537,8 +563,10 @@ def root_clips(root: Path | str) -> list[ClipLabels]:
         from audioset_fewshot.manifest.clips import read_clips
 
         return [ClipLabels.of(r.ytid, r.start_s, r.labels, r.owner_mid) for r in read_clips(layout.clips_csv, root=layout.root)]
-    raise StageNotReadyError(f"{layout.root} has neither features ({layout.features_dir}) nor a manifest ({layout.clips_csv}); "
-                             "run 'audioset-fewshot manifest' (and 'process') first, or use 'splits --metadata-dir' to preview")
+    raise StageNotReadyError(
+        f"{layout.root} has neither features ({layout.features_dir}) nor a manifest ({layout.clips_csv}); "
+        "run 'audioset-fewshot manifest' (and 'process') first, or use 'splits --metadata-dir' to preview"
+    )
 
 
 def ontology_classes(mids: Iterable[str], ontology: Any = None) -> list[SplitClass]:
@@ -550,8 +578,7 @@ def ontology_classes(mids: Iterable[str], ontology: Any = None) -> list[SplitCla
     out = []
     for mid in sorted(set(mids)):
         if mid in onto:
-            out.append(SplitClass(mid=mid, name=onto.name(mid), top_level=onto.name(onto.top_level(mid)),
-                                  parents=tuple(sorted(onto.parents(mid)))))
+            out.append(SplitClass(mid=mid, name=onto.name(mid), top_level=onto.name(onto.top_level(mid)), parents=tuple(sorted(onto.parents(mid)))))
         else:  # a class the ontology does not know (a demo's synthetic class, say)
             out.append(SplitClass(mid=mid, name=mid))
     return out
@@ -595,8 +622,24 @@ def build_splits(
 
 
 __all__ = [
-    "GROUPS", "LEAKAGE_POLICIES", "SCHEMA_VERSION", "SPLITS", "ClipLabels", "LeakageReport", "MetaSplits", "PoolStats",
-    "SplitClass", "build_splits", "candidate_clips", "check_split", "make_splits", "ontology_classes", "read_splits", "root_clips", "split_sizes", "splits_from_metadata",
+    "GROUPS",
+    "LEAKAGE_POLICIES",
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "ClipLabels",
+    "LeakageReport",
+    "MetaSplits",
+    "PoolStats",
+    "SplitClass",
+    "build_splits",
+    "candidate_clips",
+    "check_split",
+    "make_splits",
+    "ontology_classes",
+    "read_splits",
+    "root_clips",
+    "split_sizes",
+    "splits_from_metadata",
 ]
 
 

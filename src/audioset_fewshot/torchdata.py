@@ -71,8 +71,7 @@ class SplitDataset:
     ``splits``: a :class:`~audioset_fewshot.splits.MetaSplits` (default: ``root/splits.json``).
     """
 
-    def __init__(self, root: Path | str, split: str, *, features: Any = None, norm: Any = "global",
-                 splits: MetaSplits | None = None) -> None:
+    def __init__(self, root: Path | str, split: str, *, features: Any = None, norm: Any = "global", splits: MetaSplits | None = None) -> None:
         self.root = Path(root)
         self.split = check_split(split)
         self.splits = splits if splits is not None else read_splits(self.root)
@@ -182,8 +181,10 @@ class SplitDataset:
         try:
             return lookup[(clip_id, class_id)]
         except KeyError:
-            raise UsageError(f"clip {clip_id} of class {class_id} is not in the {self.split} split's items "
-                             "(episodes and features out of step? rerun 'audioset-fewshot episodes --force')") from None
+            raise UsageError(
+                f"clip {clip_id} of class {class_id} is not in the {self.split} split's items "
+                "(episodes and features out of step? rerun 'audioset-fewshot episodes --force')"
+            ) from None
 
 
 __all__ = ["NORM_MODES", "SplitDataset", "fit_train_normalizer"]

@@ -33,8 +33,13 @@ def _load(name: str) -> ModuleType:
 def quick_run(tmp_path_factory: pytest.TempPathFactory, shared_metadata_dir: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``bench/run.py --quick episodes`` once, for real (a few seconds)."""
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--quick", "episodes", "--json", str(out)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "AUDIOSET_FEWSHOT_SHARED_METADATA": str(shared_metadata_dir)})
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "episodes", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AUDIOSET_FEWSHOT_SHARED_METADATA": str(shared_metadata_dir)},
+    )
     return proc, out
 
 
@@ -50,8 +55,7 @@ def test_run_collects_the_json_of_each_benchmark(quick_run: tuple[subprocess.Com
     assert "all benchmarks" in proc.stdout and "load average" in proc.stdout and "episodes.sampling_vs_bare" in proc.stdout
 
 
-def test_check_fails_on_a_missed_goal_and_an_unknown_benchmark(quick_run: tuple[subprocess.CompletedProcess[str], Path],
-                                                             tmp_path: Path) -> None:
+def test_check_fails_on_a_missed_goal_and_an_unknown_benchmark(quick_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
     run = _load("run")
     doc = json.loads(quick_run[1].read_text())
     _, missed = run.summary(doc)
@@ -75,8 +79,7 @@ def _full(doc: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
-def test_readme_table_is_rendered_from_the_json_with_the_machine(quick_run: tuple[subprocess.CompletedProcess[str], Path],
-                                                                tmp_path: Path) -> None:
+def test_readme_table_is_rendered_from_the_json_with_the_machine(quick_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
     readme = _load("readme")
     doc = json.loads(quick_run[1].read_text())
     target = tmp_path / "README.md"

@@ -57,7 +57,10 @@ def test_include_unknown_name_exits_2_with_a_suggestion(shared_metadata_dir: Pat
 def test_explain(shared_metadata_dir: Path) -> None:
     r = run("--explain", "Speech", "--no-counts")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "Speech (/m/09x0r) is excluded: not a leaf class (it has 7 children; set selection.all_levels, or 'classes --all-levels', to allow it)"
+    assert (
+        r.stdout.strip()
+        == "Speech (/m/09x0r) is excluded: not a leaf class (it has 7 children; set selection.all_levels, or 'classes --all-levels', to allow it)"
+    )
     r2 = run("--explain", "bark", "--include", "Speech", "--metadata-dir", str(shared_metadata_dir), "--sources", "eval")
     assert r2.returncode == 0 and r2.stdout.startswith("Bark (/m/05tny_) is selected")
     r3 = run("--explain", "Speech", "--include", "Speech", "--no-counts")
@@ -68,7 +71,9 @@ def test_explain(shared_metadata_dir: Path) -> None:
 
 def test_config_file_and_flags(tmp_path: Path, shared_metadata_dir: Path) -> None:
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"selection:\n  min_quality: 1.0\n  exclude: [Bark]\nmetadata:\n  metadata_dir: {shared_metadata_dir}\nplan:\n  sources: [eval]\n", encoding="utf-8")
+    cfg.write_text(
+        f"selection:\n  min_quality: 1.0\n  exclude: [Bark]\nmetadata:\n  metadata_dir: {shared_metadata_dir}\nplan:\n  sources: [eval]\n", encoding="utf-8"
+    )
     r = run("-c", str(cfg), "--format", "json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)

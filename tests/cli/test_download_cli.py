@@ -91,7 +91,11 @@ def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp
     meta = tmp_path / "meta"
     meta.mkdir()
     n_labels = sum(len(lab.split(",")) for _, lab in rows)
-    lines = ["# Segments csv created Wed Nov 25 09:00:00 2026", f"# num_ytids={len(rows)}, num_segs={len(rows)}, num_unique_labels=2, num_positive_labels={n_labels}", "# YTID, start_seconds, end_seconds, positive_labels"]
+    lines = [
+        "# Segments csv created Wed Nov 25 09:00:00 2026",
+        f"# num_ytids={len(rows)}, num_segs={len(rows)}, num_unique_labels=2, num_positive_labels={n_labels}",
+        "# YTID, start_seconds, end_seconds, positive_labels",
+    ]
     lines += [f'{y}, 1.000, 11.000, "{lab}"' for y, lab in rows]
     (meta / "balanced_train_segments.csv").write_text("\n".join(lines) + "\n")
     root = tmp_path / "root"

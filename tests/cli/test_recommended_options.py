@@ -79,8 +79,9 @@ class CallGraph:
                     self.classes[m][n.name] = names
         self.aliases = {m: self._aliases(m, tree) for m, tree in self.trees.items()}
         # classes a module can hold instances of: its own and those it imports by name
-        self.known = {m: {(src, a) for src, a in self.aliases[m].values() if a in self.classes.get(src, {})} | {(m, c) for c in self.classes[m]}
-                      for m in self.trees}
+        self.known = {
+            m: {(src, a) for src, a in self.aliases[m].values() if a in self.classes.get(src, {})} | {(m, c) for c in self.classes[m]} for m in self.trees
+        }
         self.edges: dict[str, set[str]] = {}
         self.constants = {node_id for m, tree in self.trees.items() for node_id, _ in self._units(m, tree) if ":=" in node_id}
         for m, tree in self.trees.items():

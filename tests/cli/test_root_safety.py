@@ -21,8 +21,7 @@ ENV = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "audioset_fewshot", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env=ENV, check=False)
+    return subprocess.run([sys.executable, "-m", "audioset_fewshot", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV, check=False)
 
 
 def tree_state(root: Path) -> dict[str, tuple[str, str, int]]:
@@ -107,10 +106,16 @@ def test_a_command_refused_by_the_lock_changes_no_byte(tmp_path: Path) -> None:
     manifest.write_text("x\n")
     commands = [
         ["run", "-c", str(other), "--root", str(root), "--until", "plan"],  # another recipe: must not rewrite config.yaml
-        ["plan", "--root", str(root)], ["download", "--root", str(root)], ["manifest", "--root", str(root)],
-        ["process", "--root", str(root)], ["splits", "--root", str(root)], ["episodes", "--root", str(root)],
-        ["evaluate", "--root", str(root)], ["report", "--root", str(root)],
-        ["merge", str(shard), "--into", str(root)], ["rebuild", str(manifest), "--root", str(root)],
+        ["plan", "--root", str(root)],
+        ["download", "--root", str(root)],
+        ["manifest", "--root", str(root)],
+        ["process", "--root", str(root)],
+        ["splits", "--root", str(root)],
+        ["episodes", "--root", str(root)],
+        ["evaluate", "--root", str(root)],
+        ["report", "--root", str(root)],
+        ["merge", str(shard), "--into", str(root)],
+        ["rebuild", str(manifest), "--root", str(root)],
     ]
     with RootLock(root):
         before = tree_state(root)

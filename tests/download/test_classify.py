@@ -11,8 +11,14 @@ from audioset_fewshot.download.classify import classify_ffmpeg_error, classify_t
 YOUTUBE_MESSAGES = [
     ("ERROR: [youtube] abcdefghijk: Video unavailable. This video has been removed by the uploader", R.UNAVAILABLE),
     ("ERROR: [youtube] abcdefghijk: Video unavailable", R.UNAVAILABLE),
-    ("ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available because the uploader has closed their YouTube account.", R.UNAVAILABLE),
-    ("ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available because the YouTube account associated with this video has been terminated.", R.TERMINATED),
+    (
+        "ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available because the uploader has closed their YouTube account.",
+        R.UNAVAILABLE,
+    ),
+    (
+        "ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available because the YouTube account associated with this video has been terminated.",
+        R.TERMINATED,
+    ),
     ("ERROR: [youtube] abcdefghijk: Video unavailable. This video is no longer available due to a copyright claim by Some Label", R.COPYRIGHT),
     ("ERROR: [youtube] abcdefghijk: Video unavailable. This video has been removed for violating YouTube's Terms of Service", R.COPYRIGHT),
     ("ERROR: [youtube] abcdefghijk: Private video. Sign in if you've been granted access to this video. Use --cookies-from-browser or --cookies", R.PRIVATE),
@@ -58,7 +64,9 @@ def test_geo_restricted_error_class_wins() -> None:
     assert f.reason == R.GEO_BLOCKED and f.permanent
 
 
-@pytest.mark.parametrize(("status", "reason"), [(429, R.HTTP_429), (500, R.HTTP_5XX), (503, R.HTTP_5XX), (404, R.NOT_FOUND), (410, R.NOT_FOUND), (403, R.HTTP_403)])
+@pytest.mark.parametrize(
+    ("status", "reason"), [(429, R.HTTP_429), (500, R.HTTP_5XX), (503, R.HTTP_5XX), (404, R.NOT_FOUND), (410, R.NOT_FOUND), (403, R.HTTP_403)]
+)
 def test_http_errors_of_the_page_by_status(status: int, reason: str) -> None:
     import io
 

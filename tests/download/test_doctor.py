@@ -19,7 +19,9 @@ SECRET = "s3cr3tCookieValue-DoNotLeak"
 
 def cookie_file(tmp_path: Path, *, domain: str = ".youtube.com", expiry: int | None = None, header: bool = True) -> Path:
     exp = int(time.time()) + 86400 if expiry is None else expiry
-    text = ("# Netscape HTTP Cookie File\n" if header else "") + f"{domain}\tTRUE\t/\tTRUE\t{exp}\tSID\t{SECRET}\n#HttpOnly_{domain}\tTRUE\t/\tTRUE\t{exp}\tHSID\t{SECRET}2\n"
+    text = (
+        "# Netscape HTTP Cookie File\n" if header else ""
+    ) + f"{domain}\tTRUE\t/\tTRUE\t{exp}\tSID\t{SECRET}\n#HttpOnly_{domain}\tTRUE\t/\tTRUE\t{exp}\tHSID\t{SECRET}2\n"
     p = tmp_path / "cookies.txt"
     p.write_text(text)
     return p

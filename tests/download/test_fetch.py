@@ -23,7 +23,9 @@ M4A = "bestaudio[ext=m4a]/bestaudio"
 OPUS = "bestaudio[ext=webm]"
 
 CATALOG = {
-    "clip44k_aaa": SourceSpec("/m/09x0r", duration_s=16.0, sample_rate_hz=44100, license=CC_BY, uploader="Alice", channel_id="UCalice00000000000000000", upload_date="20120304"),
+    "clip44k_aaa": SourceSpec(
+        "/m/09x0r", duration_s=16.0, sample_rate_hz=44100, license=CC_BY, uploader="Alice", channel_id="UCalice00000000000000000", upload_date="20120304"
+    ),
     "clip48k_bbb": SourceSpec("/m/0bt9lr", duration_s=16.0, sample_rate_hz=48000),
     "-dashfirst1": SourceSpec("/m/07yv9", duration_s=12.0),  # real IDs may start with '-'
     "mono_source": SourceSpec("/m/07yv9", duration_s=6.0, channels=1),
@@ -38,7 +40,19 @@ def srv(media_server: MediaServer) -> MediaServer:
 
 def decode_reference(path: Path) -> np.ndarray:
     """The whole served file decoded by ffmpeg: mean of the channels, resampled to 16 kHz."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-af", "pan=mono|c0=0.5*c0+0.5*c1,aresample=16000:resampler=soxr:precision=28", "-f", "f32le", "-"]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-af",
+        "pan=mono|c0=0.5*c0+0.5*c1,aresample=16000:resampler=soxr:precision=28",
+        "-f",
+        "f32le",
+        "-",
+    ]
     out = subprocess.run(cmd, capture_output=True, timeout=60, check=True).stdout
     return np.frombuffer(out, dtype=np.float32).astype(np.float64)
 
@@ -348,7 +362,13 @@ def test_hostile_ids_are_refused_before_any_request(srv: MediaServer, tmp_path: 
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "http://127.0.0.1:1/other?v=abcdefghijk", "http://127.0.0.1:1/watch?v=abcdefghijk&v=bcdefghijkl", "http://a b/watch?v=abcdefghijk", "-i"],
+    [
+        "file:///etc/passwd",
+        "http://127.0.0.1:1/other?v=abcdefghijk",
+        "http://127.0.0.1:1/watch?v=abcdefghijk&v=bcdefghijkl",
+        "http://a b/watch?v=abcdefghijk",
+        "-i",
+    ],
 )
 def test_malformed_urls_are_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="invalid watch URL"):

@@ -55,7 +55,11 @@ def test_attempts_move_status_and_survive_reopen(tmp_path: Path) -> None:
     with Ledger(path) as led:
         led.sync_plan(plan)
         ids = [e.clip_id for e in plan.entries]
-        led.record_attempt(ids[0], Res(True, sha256="a" * 64, samples=160000, sample_rate_hz=16000, itag="140", license="cc", tool_versions={"yt-dlp": "x"}), relpath="audio/m_0dog/x.flac")
+        led.record_attempt(
+            ids[0],
+            Res(True, sha256="a" * 64, samples=160000, sample_rate_hz=16000, itag="140", license="cc", tool_versions={"yt-dlp": "x"}),
+            relpath="audio/m_0dog/x.flac",
+        )
         led.record_attempt(ids[1], Res(False, "unavailable", True, "Video unavailable"))
         led.record_attempt(ids[2], Res(False, "http-5xx", False, "HTTP 503"))
         led.record_attempt(ids[2], Res(False, "rate-limited", False, "try again later"), counted=False)
@@ -79,7 +83,10 @@ def test_sync_never_drops_results(tmp_path: Path) -> None:
         led.sync_plan(_plan(4))
         led.record_attempt("abcdefghij0_0", Res(True), relpath="audio/x.flac")
         smaller = _plan(2, target=1)  # entries 0, 1 only
-        smaller = SamplingPlan.build([e for e in smaller.entries if e.rank == 0] + [PlanEntry("abcdefghijZ_0", "abcdefghijZ", 0.0, 10.0, "/m/0dog", ("/m/0dog",), "eval", 5)], {"/m/0dog": 1})
+        smaller = SamplingPlan.build(
+            [e for e in smaller.entries if e.rank == 0] + [PlanEntry("abcdefghijZ_0", "abcdefghijZ", 0.0, 10.0, "/m/0dog", ("/m/0dog",), "eval", 5)],
+            {"/m/0dog": 1},
+        )
         rep = led.sync_plan(smaller)
         assert rep.added == 1 and rep.dropped == 3
         assert {r.clip_id for r in led.rows()} == {"abcdefghij0_0", "abcdefghijZ_0"}
@@ -112,7 +119,12 @@ def test_one_typed_record_matches_the_schema_and_one_aggregation(tmp_path: Path)
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as led:
         led.sync_plan(_plan(4))
-        led.record_attempt("abcdefghij0_0", Res(ok=True, sha256="ab" * 32, samples=160000, sample_rate_hz=16000, fallback=True, tool_versions={"yt-dlp": "1"}), counted=True, relpath="audio/x.flac")
+        led.record_attempt(
+            "abcdefghij0_0",
+            Res(ok=True, sha256="ab" * 32, samples=160000, sample_rate_hz=16000, fallback=True, tool_versions={"yt-dlp": "1"}),
+            counted=True,
+            relpath="audio/x.flac",
+        )
         led.record_attempt("abcdefghij1_0", Res(ok=False, reason="private", permanent=True), counted=True)
         cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(clips)")]
         rows = led.rows()

@@ -27,8 +27,9 @@ def _ids() -> list[str]:
 
 def _plan() -> SamplingPlan:
     entries = [PlanEntry(f"{y}_1000", y, 1.0, 11.0, MID, (MID,), "balanced", k) for k, y in enumerate(_ids())]
-    return SamplingPlan.build(entries, {MID: 3}, params={"seed": 0, "max_per_class": 3, "sources": ["balanced"],
-                                                        "owner_policy": "fewest-candidates", "shard": None, "classes": [MID]})
+    return SamplingPlan.build(
+        entries, {MID: 3}, params={"seed": 0, "max_per_class": 3, "sources": ["balanced"], "owner_policy": "fewest-candidates", "shard": None, "classes": [MID]}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,7 @@ def test_run_rerun_zero_requests_and_exact_clips(media_cache: Path, tmp_path: Pa
 
 def test_rate_limit_burst_pauses_the_pool_and_fails_nothing(media_cache: Path, tmp_path: Path) -> None:
     with server(media_cache) as srv:
-        for (mid, k) in FAULTS:
+        for mid, k in FAULTS:
             srv.set_fault(yt(mid, k), None)
         srv.rate_limit_burst(3)
         t0 = time.monotonic()
@@ -140,7 +140,22 @@ def _write_config(path: Path, root: Path) -> None:
 
 
 def _download_cmd(cfg: Path, base_url: str) -> list[str]:
-    return [sys.executable, "-m", "audioset_fewshot", "download", "-c", str(cfg), "--base-url", base_url, "--max-per-hour", "0", "--min-free", "0B", "--jobs", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "audioset_fewshot",
+        "download",
+        "-c",
+        str(cfg),
+        "--base-url",
+        base_url,
+        "--max-per-hour",
+        "0",
+        "--min-free",
+        "0B",
+        "--jobs",
+        "2",
+    ]
 
 
 @pytest.mark.slow
@@ -200,7 +215,10 @@ def test_a_host_that_accepts_and_never_answers_is_named_at_once_and_stops_the_ru
     plan = the_plan()
     write_plan(plan, DatasetLayout(tmp_path / "root"))
     t0 = time.monotonic()
-    with caplog.at_level("WARNING", logger="audioset_fewshot.download.runner"), pytest.raises(DownloadError, match=r"first 3 attempts all failed with 'network'.*check the connection"):
+    with (
+        caplog.at_level("WARNING", logger="audioset_fewshot.download.runner"),
+        pytest.raises(DownloadError, match=r"first 3 attempts all failed with 'network'.*check the connection"),
+    ):
         run_download(plan, tmp_path / "root", DownloadOptions(base_url=silent_host, jobs=1, retries=0, early_abort=3, timeout_s=6.0, min_free="0B"))
     assert time.monotonic() - t0 < 60
     first = [r.getMessage() for r in caplog.records if "no answer from" in r.getMessage()]

@@ -13,8 +13,13 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_episodes.py"
 
 def test_bench_quick(shared_metadata_dir: Path, tmp_path: Path) -> None:
     out_json = tmp_path / "episodes.json"
-    out = subprocess.run([sys.executable, str(BENCH), "--quick", "--rounds", "1", "--json", str(out_json)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "AUDIOSET_FEWSHOT_SHARED_METADATA": str(shared_metadata_dir)})
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--rounds", "1", "--json", str(out_json)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AUDIOSET_FEWSHOT_SHARED_METADATA": str(shared_metadata_dir)},
+    )
     assert out.returncode == 0, out.stderr
     assert "142 classes" in out.stdout and "load average" in out.stdout
     assert "bare numpy" in out.stdout and ">= 60% of bound" in out.stdout

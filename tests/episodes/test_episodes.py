@@ -221,8 +221,26 @@ def test_split_index_items_are_class_clip_pairs() -> None:
 
 def test_cli_episodes(tmp_path: Path) -> None:
     root = _root_with_splits(tmp_path)
-    cmd = [sys.executable, "-m", "audioset_fewshot", "episodes", "--root", str(root), "--split", "test", "--n-way", "3",
-           "--k-shot", "1", "--q-query", "5", "--count", "50", "--seed", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audioset_fewshot",
+        "episodes",
+        "--root",
+        str(root),
+        "--split",
+        "test",
+        "--n-way",
+        "3",
+        "--k-shot",
+        "1",
+        "--q-query",
+        "5",
+        "--count",
+        "50",
+        "--seed",
+        "2",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "test_3w1s5q_50_seed2.jsonl" in out.stdout and "50 episodes" in out.stdout

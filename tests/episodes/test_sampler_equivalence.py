@@ -49,16 +49,19 @@ def reference_episode(s: EpisodeSampler, i: int, epoch: int) -> tuple[list[int],
         picks = reference_items(s.index, classes, rng, s.k_shot + s.q_query)
         if picks is not None:
             stacked = np.stack(picks)
-            return classes, stacked[:, : s.k_shot].ravel().tolist() + stacked[:, s.k_shot:].ravel().tolist()
+            return classes, stacked[:, : s.k_shot].ravel().tolist() + stacked[:, s.k_shot :].ravel().tolist()
     raise AssertionError("the reference found no draw")
 
 
-@pytest.mark.parametrize(("n", "k", "q", "multi", "episodes"), [
-    (5, 5, 15, 0.18, 600),   # the benchmark's shape
-    (20, 1, 5, 0.3, 300),    # many classes per episode: the guard bites in most draws
-    (10, 5, 5, 0.6, 300),    # heavy multi-labelling: redraws
-    (3, 2, 0, 0.18, 300),    # no queries
-])
+@pytest.mark.parametrize(
+    ("n", "k", "q", "multi", "episodes"),
+    [
+        (5, 5, 15, 0.18, 600),  # the benchmark's shape
+        (20, 1, 5, 0.3, 300),  # many classes per episode: the guard bites in most draws
+        (10, 5, 5, 0.6, 300),  # heavy multi-labelling: redraws
+        (3, 2, 0, 0.18, 300),  # no queries
+    ],
+)
 def test_fast_sampler_equals_the_reference(n: int, k: int, q: int, multi: float, episodes: int) -> None:
     index, _ = multi_label_index(np.random.default_rng([n, k, q]), n_classes=60, mean_size=60, multi=multi)
     s = EpisodeSampler(index, n_way=n, k_shot=k, q_query=q, episodes=episodes, seed=3, epoch=2)

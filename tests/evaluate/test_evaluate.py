@@ -160,8 +160,7 @@ def test_cli_end_to_end_on_a_features_dir(tmp_path: Path) -> None:
     store, _ = make_root(tmp_path, n_classes=30, per_class=14, noise_db=12.0, multi=0.0, **SHAPE)
     write_features_dir(tmp_path, store)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("episodes:\n  n_way: 5\n  k_shot: 5\n  q_query: 5\n  count: 100\n"
-                   "evaluate:\n  q_query: 5\n  steps: 4\n  val_episodes: 5\n  val_every: 2\n")
+    cfg.write_text("episodes:\n  n_way: 5\n  k_shot: 5\n  q_query: 5\n  count: 100\nevaluate:\n  q_query: 5\n  steps: 4\n  val_episodes: 5\n  val_every: 2\n")
     cmd = [sys.executable, "-m", "audioset_fewshot", "evaluate", "-c", str(cfg), "--root", str(tmp_path)]
     out = subprocess.run(cmd + ["--method", "nearest-centroid,untrained"], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr

@@ -51,8 +51,9 @@ def test_a_full_disk_before_a_run_is_a_clear_error(full_disk: Path) -> None:
     with pytest.raises(StorageError, match=r"cannot write .*x\.json: the disk is full"):
         atomic_write_text(full_disk / "x.json", "{}" * 10_000)
     assert [p.name for p in full_disk.iterdir()] == ["filler"]  # the temp file is gone
-    res = subprocess.run([sys.executable, "-m", "audioset_fewshot", "process", "--root", str(full_disk / "root")],
-                         capture_output=True, text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "audioset_fewshot", "process", "--root", str(full_disk / "root")], capture_output=True, text=True, timeout=60, check=False
+    )
     assert res.returncode != 0
     assert "internal error" not in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert str(full_disk) in res.stderr and ("disk is full" in res.stderr or "No space left" in res.stderr), res.stderr

@@ -26,7 +26,9 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
 # the same through merge keys (mappings that include each other), which a naive walker expands forever
-MERGE_BOMB = "a: &a {x: 1, y: 2}\n" + "".join(f"k{i}: &k{i} {{<<: [*{'a' if i == 0 else f'k{i - 1}'}, *{'a' if i == 0 else f'k{i - 1}'}], z{i}: 1}}\n" for i in range(30))
+MERGE_BOMB = "a: &a {x: 1, y: 2}\n" + "".join(
+    f"k{i}: &k{i} {{<<: [*{'a' if i == 0 else f'k{i - 1}'}, *{'a' if i == 0 else f'k{i - 1}'}], z{i}: 1}}\n" for i in range(30)
+)
 
 CASES: dict[str, tuple[bytes, str]] = {
     "billion-laughs": (BILLION_LAUGHS.encode(), rf":3: more than {MAX_ALIASES} YAML anchors/aliases"),

@@ -78,7 +78,7 @@ def test_stale_class_file_removed(small_root: DatasetLayout) -> None:
 
 
 def test_youtube_text_is_made_safe(tmp_path: Path) -> None:
-    clips = [Clip(ytid(1), CAT, 0, license="Creative\nCommons\u202e,\"x\"")]
+    clips = [Clip(ytid(1), CAT, 0, license='Creative\nCommons\u202e,"x"')]
     lay = make_root(tmp_path / "r", clips)
     build_manifest(lay.root)
     (row,) = read_clips(lay.clips_csv)

@@ -120,7 +120,7 @@ def test_recover_takes_clips_missing_from_the_manifest_and_rejects_damaged_ones(
         for rel in (damaged, damaged_unlisted):
             data = bytearray((tmp_path / rel).read_bytes())
             mid = len(data) // 2  # inside the audio frames (the first kilobytes hold metadata and padding)
-            data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+            data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])
             (tmp_path / rel).write_bytes(bytes(data))
         layout.ledger_file.unlink()
         with pytest.raises(UsageError, match="nothing to recover"):
@@ -142,11 +142,13 @@ def test_cli_recover_and_status_on_a_garbled_ledger(media_cache: Path, tmp_path:
         files, _ = _downloaded(tmp_path, srv)
     _garble(layout.ledger_file)
     env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
-    status = subprocess.run([sys.executable, "-m", "audioset_fewshot", "status", "--root", str(tmp_path)], capture_output=True, text=True,
-                            timeout=60, env=env, check=False)
+    status = subprocess.run(
+        [sys.executable, "-m", "audioset_fewshot", "status", "--root", str(tmp_path)], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
     assert status.returncode != 0 and "recover --root" in status.stderr and "internal error" not in status.stderr
-    res = subprocess.run([sys.executable, "-m", "audioset_fewshot", "recover", "--root", str(tmp_path)], capture_output=True, text=True,
-                         timeout=60, env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "audioset_fewshot", "recover", "--root", str(tmp_path)], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
     assert res.returncode == 0, res.stderr
     assert "recovered 6 of 8 planned clips" in res.stdout and "damaged ledger is kept as" in res.stdout
     assert list(tmp_path.glob("ledger.sqlite.damaged-*")) and _files(tmp_path) == files

@@ -15,7 +15,13 @@ def format_row(ytid: str, start_s: float, end_s: float, labels: Sequence[str]) -
     return f'{ytid}, {start_s:.3f}, {end_s:.3f}, "{",".join(labels)}"\n'
 
 
-def segment_text(rows: Sequence[tuple[str, float, float, Sequence[str]]] | None = None, *, lines: Sequence[str] = (), num_segs: int | None = None, num_positive: int | None = None) -> str:
+def segment_text(
+    rows: Sequence[tuple[str, float, float, Sequence[str]]] | None = None,
+    *,
+    lines: Sequence[str] = (),
+    num_segs: int | None = None,
+    num_positive: int | None = None,
+) -> str:
     """File text in the official layout; ``lines`` are raw data lines appended after ``rows``."""
     rows = list(rows or [])
     body = [format_row(*r) for r in rows] + [ln if ln.endswith("\n") else ln + "\n" for ln in lines]

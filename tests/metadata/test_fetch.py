@@ -249,7 +249,9 @@ def test_a_host_that_accepts_and_never_answers_is_bounded_and_named(silent_host:
             fetch_url(f"{silent_host}/csv/eval.csv", tmp_path / "eval.csv", timeout_s=0.5, retries=1)
     assert time.monotonic() - t0 < 5.0
     # each attempt is reported when it fails, not only at the end
-    assert [r.getMessage() for r in caplog.records if "no response within 0.5 s" in r.getMessage()][0].endswith("(attempt 1 of 2; the partial file is kept and resumed)")
+    assert [r.getMessage() for r in caplog.records if "no response within 0.5 s" in r.getMessage()][0].endswith(
+        "(attempt 1 of 2; the partial file is kept and resumed)"
+    )
 
 
 def test_classes_against_a_silent_host_fails_within_the_configured_timeout(silent_host: str, tmp_path: Path) -> None:

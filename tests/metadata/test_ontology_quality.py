@@ -32,7 +32,13 @@ def test_ontology_structure(onto) -> None:
     assert len(onto) == 632 and onto.sha256
     assert sum(c.is_leaf for c in onto) + sum(not c.is_leaf for c in onto) == 632
     assert [onto.name(r) for r in onto.roots] == [
-        "Human sounds", "Animal", "Music", "Natural sounds", "Sounds of things", "Source-ambiguous sounds", "Channel, environment and background",
+        "Human sounds",
+        "Animal",
+        "Music",
+        "Natural sounds",
+        "Sounds of things",
+        "Source-ambiguous sounds",
+        "Channel, environment and background",
     ]
     assert onto.is_leaf(BARK) and not onto.is_leaf(SPEECH)
     assert len(onto.children(SPEECH)) == 7 and BARK in onto.children(DOG)
@@ -83,7 +89,15 @@ def _write_onto(tmp_path: Path, classes: list[dict]) -> Path:
 
 
 def _cls(mid: str, name: str, children=(), restrictions=()) -> dict:
-    return {"id": mid, "name": name, "description": "", "citation_uri": "", "positive_examples": [], "child_ids": list(children), "restrictions": list(restrictions)}
+    return {
+        "id": mid,
+        "name": name,
+        "description": "",
+        "citation_uri": "",
+        "positive_examples": [],
+        "child_ids": list(children),
+        "restrictions": list(restrictions),
+    }
 
 
 def test_ontology_from_a_path_and_bad_files(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ GOOD = format_row("abcdefghijk", 0, 10, ["/m/09x0r"])
         ('abcdefghijk, 0.000, inf, "/m/09x0r"', r"end time 'inf' is not a finite number"),
         ('abcdefghijk, 0.000, 10.000, "/m/09x0r', r"missing its closing quote"),
         ('abcdefghijk, 0.000, 10.000, /m/09x0r"', r"missing the opening quote"),
-        ('abcdefghijk, 0.000, 10.000, /m/09x0r', r"missing the opening quote"),
+        ("abcdefghijk, 0.000, 10.000, /m/09x0r", r"missing the opening quote"),
         ('abcdefghijk, 20.000, 10.000, "/m/09x0r"', r"0 <= start < end"),
         ('abcdefghijk, 10.000, 10.000, "/m/09x0r"', r"0 <= start < end"),
         ('abcdefghijk, -1.000, 10.000, "/m/09x0r"', r"start time '-1.000' is not a finite number"),
@@ -273,7 +273,9 @@ def test_candidate_index_matches_brute_force(shared_table) -> None:
         assert list(by_src) == list(SOURCES) and sum(by_src.values()) == rows.size
         assert by_src["balanced"] == sum(1 for r in rows.tolist() if r < table.source_rows("eval").start)
     assert index.count("/m/0_not_there") == 0 and index.rows("/m/0_not_there").size == 0
-    assert index.count("/m/09x0r") == sum(1 for i in range(sub.stop) if table.label_idx[table.label_ptr[i] : table.label_ptr[i + 1]].tolist().count(table.label_index("/m/09x0r")))
+    assert index.count("/m/09x0r") == sum(
+        1 for i in range(sub.stop) if table.label_idx[table.label_ptr[i] : table.label_ptr[i + 1]].tolist().count(table.label_index("/m/09x0r"))
+    )
     with pytest.raises(UnknownNameError, match=r"unknown indexed class '/m/05tny'.*'/m/05tny_'"):
         index.rows("/m/05tny")
     with pytest.raises(ValidationError, match="invalid class id"):
@@ -365,7 +367,9 @@ def test_vectorised_parser_agrees_with_the_line_parser_on_mutated_lines(tmp_path
 
 def test_labels_longer_than_the_fast_path_width(write_segments) -> None:
     long_mid = "/m/" + "a" * 20
-    p = write_segments(lines=[f'abcdefghijk, 0.000, 10.000, "/m/09x0r,{long_mid}"', 'bbcdefghijk, 0.000, 10.000, "/m/09x0r"', f'cbcdefghijk, 0.000, 10.000, "{long_mid}"'])
+    p = write_segments(
+        lines=[f'abcdefghijk, 0.000, 10.000, "/m/09x0r,{long_mid}"', 'bbcdefghijk, 0.000, 10.000, "/m/09x0r"', f'cbcdefghijk, 0.000, 10.000, "{long_mid}"']
+    )
     t = read_segments({"balanced": p})
     assert [t.labels(i) for i in range(3)] == [("/m/09x0r", long_mid), ("/m/09x0r",), (long_mid,)]
     assert build_candidate_index(t, [long_mid]).rows(long_mid).tolist() == [0, 2]

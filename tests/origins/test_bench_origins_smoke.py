@@ -18,7 +18,19 @@ def test_bench_origins_smoke(shared_metadata_dir: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads((tmp_path / "o.json").read_text())
     rows = {r["key"]: r for r in doc["rows"]}
-    assert set(rows) == {f"origins.{k}" for k in ("ingest_vs_today", "ingest_vs_decode", "ingest_rss", "ingest_cpu", "ingest_cpu_per_clip", "ingest_idle_projection", "bytes_read", "bytes_row_groups")}
+    assert set(rows) == {
+        f"origins.{k}"
+        for k in (
+            "ingest_vs_today",
+            "ingest_vs_decode",
+            "ingest_rss",
+            "ingest_cpu",
+            "ingest_cpu_per_clip",
+            "ingest_idle_projection",
+            "bytes_read",
+            "bytes_row_groups",
+        )
+    }
     assert doc["figures"]["ours"]["clips"] == 6 and doc["figures"]["today"]["clips"] == 6
     assert rows["origins.bytes_read"]["ratio"] <= 1.5  # the page reader reads little more than the clip
     assert "ingest 6 x 10 s 48 kHz FLAC from parquet" in out.stdout

@@ -215,7 +215,9 @@ def test_cli_origin_flag_replaces_the_list(tmp_path: Path, dog_segments: list[Se
     write_plan(make_plan({DOG: dogs}, 2), DatasetLayout(root))
     write_hf_parquet(tmp_path / "hf", dogs)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"root: {root}\nplan:\n  max_per_class: 2\n  sources: [balanced]\n  owner_policy: first-label\nmetadata:\n  metadata_dir: {shared_metadata_dir}\n")
+    cfg.write_text(
+        f"root: {root}\nplan:\n  max_per_class: 2\n  sources: [balanced]\n  owner_policy: first-label\nmetadata:\n  metadata_dir: {shared_metadata_dir}\n"
+    )
     r = subprocess.run([sys.executable, "-m", "audioset_fewshot", "download", "-c", str(cfg), "--origin", str(tmp_path / "hf"), "--min-free", "0B"],
                        capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert r.returncode == 0, r.stderr

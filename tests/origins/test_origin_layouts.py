@@ -231,7 +231,9 @@ def test_fsspec_url_origin(tmp_path: Path, dog_segments: list[Seg]) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "audioset_fewshot", "origins", "check", *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "audioset_fewshot", "origins", "check", *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def test_origins_check_reports_the_right_counts(tmp_path: Path, dog_segments: list[Seg], shared_metadata_dir: Path) -> None:

@@ -93,7 +93,9 @@ def test_every_shape_reads_the_right_values(values: list[bytes | None], kw: dict
 
 
 def test_an_encoding_it_does_not_read_falls_back_to_the_row_group(values: list[bytes | None]) -> None:
-    buf, md = _file(list(values[:100]), use_dictionary=False, column_encoding={"audio.bytes": "DELTA_LENGTH_BYTE_ARRAY", "audio.path": "PLAIN", "video_id": "PLAIN"})
+    buf, md = _file(
+        list(values[:100]), use_dictionary=False, column_encoding={"audio.bytes": "DELTA_LENGTH_BYTE_ARRAY", "audio.path": "PLAIN", "video_id": "PLAIN"}
+    )
     chunk = ChunkReader(buf, md, "audio.bytes")
     got, n = read_binary_values(buf, md, row_group=0, rows=[5], column_path="audio.bytes", chunk=chunk)
     assert got[5] == values[5] and chunk.fallbacks == 1

@@ -26,7 +26,18 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 def test_rebuild_of_the_demo_against_serve_demo_root_gives_identical_hashes(demo_run: Any, tmp_path: Path) -> None:
     listed = len(read_clips(DatasetLayout(demo_run.root).clips_csv))
-    cmd = [sys.executable, "-m", "audioset_fewshot", "serve-demo", "--root", str(demo_run.root), "--cache-dir", str(demo_run.media_cache), "--idle-timeout", "60"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audioset_fewshot",
+        "serve-demo",
+        "--root",
+        str(demo_run.root),
+        "--cache-dir",
+        str(demo_run.media_cache),
+        "--idle-timeout",
+        "60",
+    ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None

@@ -105,6 +105,7 @@ def _easyfsl_runnable(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils.data import Sampler
 
     if "data_source" not in inspect.signature(Sampler.__init__).parameters:
+
         def accept(self: Any, data_source: Any = None) -> None:
             pass
 

@@ -45,7 +45,11 @@ def test_run_until_plan_on_real_metadata_then_up_to_date(tmp_path: Path, shared_
     second = run(cfg, root=root, until="plan")
     assert second.stage("plan").status == UP_TO_DATE
     # a changed parameter reruns the stage
-    third = run(load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.sources": ["balanced", "eval"], "plan.max_per_class": 6}), root=root, until="plan")
+    third = run(
+        load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.sources": ["balanced", "eval"], "plan.max_per_class": 6}),
+        root=root,
+        until="plan",
+    )
     assert third.stage("plan").status == RAN
 
 
@@ -151,4 +155,3 @@ def test_a_saved_config_is_read_relative_to_its_folder(tmp_path: Path) -> None:
     back = load_config(moved / "config.yaml")
     assert back.root == str(moved) and back.metadata.metadata_dir == str(moved / "lists")
     assert back.metadata.cache_dir == str(tmp_path / "cache")
-

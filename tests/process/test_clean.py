@@ -11,11 +11,21 @@ from audioset_fewshot.errors import ManifestError, UsageError
 from audioset_fewshot.process import clean, read_clean
 
 EXPECTED = {  # ytid -> (verdict, reason) with min_duration_s=4
-    "aaaaaaaaaa1": ("keep", "ok"), "aaaaaaaaaa2": ("keep", "ok"), "aaaaaaaaaa3": ("keep", "ok"),
-    "bbbbbbbbbb1": ("keep", "ok"), "bbbbbbbbbb2": ("reject", "digital-silence"), "bbbbbbbbbb3": ("reject", "too-short"),
-    "bbbbbbbbbb4": ("reject", "undecodable"), "-bbbbbbbbb5": ("keep", "ok"), "cccccccccc1": ("reject", "silent"),
-    "cccccccccc2": ("reject", "clipped"), "cccccccccc3": ("reject", "undecodable"), "cccccccccc4": ("reject", "missing"),
-    "cccccccccc5": ("keep", "ok"), "dddddddddd1": ("keep", "silence-class"), "dddddddddd2": ("keep", "silence-class"),
+    "aaaaaaaaaa1": ("keep", "ok"),
+    "aaaaaaaaaa2": ("keep", "ok"),
+    "aaaaaaaaaa3": ("keep", "ok"),
+    "bbbbbbbbbb1": ("keep", "ok"),
+    "bbbbbbbbbb2": ("reject", "digital-silence"),
+    "bbbbbbbbbb3": ("reject", "too-short"),
+    "bbbbbbbbbb4": ("reject", "undecodable"),
+    "-bbbbbbbbb5": ("keep", "ok"),
+    "cccccccccc1": ("reject", "silent"),
+    "cccccccccc2": ("reject", "clipped"),
+    "cccccccccc3": ("reject", "undecodable"),
+    "cccccccccc4": ("reject", "missing"),
+    "cccccccccc5": ("keep", "ok"),
+    "dddddddddd1": ("keep", "silence-class"),
+    "dddddddddd2": ("keep", "silence-class"),
 }
 
 
@@ -31,8 +41,7 @@ def test_every_clip_gets_the_right_verdict(dataset) -> None:  # type: ignore[no-
     # policy drop: every reject is dropped, every keep kept; nothing vanishes
     assert len(rep.verdicts) == len(STANDARD)
     assert all((v.action == "kept") == (v.verdict == "keep") for v in rep.verdicts)
-    assert rep.by_reason == {"clipped": 1, "digital-silence": 1, "missing": 1, "ok": 6, "silence-class": 2,
-                             "silent": 1, "too-short": 1, "undecodable": 2}
+    assert rep.by_reason == {"clipped": 1, "digital-silence": 1, "missing": 1, "ok": 6, "silence-class": 2, "silent": 1, "too-short": 1, "undecodable": 2}
     assert (rep.kept, rep.dropped, rep.rejected) == (8, 7, 7)
 
 

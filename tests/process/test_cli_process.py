@@ -9,8 +9,7 @@ from audioset_fewshot.process import load_features
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "audioset_fewshot", "process", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "audioset_fewshot", "process", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow  # two CLI runs, each importing torch in a fresh interpreter

@@ -11,9 +11,14 @@ from audioset_fewshot.process.features import hz_to_mel, mel_to_hz
 librosa = pytest.importorskip("librosa")
 
 
-@pytest.mark.parametrize(("sr", "n_fft", "n_mels", "f_min", "f_max"), [
-    (16000, 1024, 128, 0.0, None), (16000, 512, 64, 50.0, 7000.0), (22050, 2048, 40, 0.0, None),
-])
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels", "f_min", "f_max"),
+    [
+        (16000, 1024, 128, 0.0, None),
+        (16000, 512, 64, 50.0, 7000.0),
+        (22050, 2048, 40, 0.0, None),
+    ],
+)
 def test_filterbank_matches_librosa(sr: int, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> None:
     ours = mel_filterbank(sample_rate_hz=sr, n_fft=n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max)
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
@@ -39,8 +44,7 @@ def _librosa_db(y: np.ndarray, **kw: object) -> np.ndarray:
 def test_log_mel_matches_librosa_within_1e4_db(rng: np.random.Generator, top_db: float | None) -> None:
     sr = 16000
     t = np.arange(10 * sr) / sr
-    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3100 * t * (1 + t / 20))
-         + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3100 * t * (1 + t / 20)) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
     y[40000:48000] = 0.0  # a stretch of digital silence exercises the amin floor
     ours = log_mel(y, sample_rate_hz=sr, top_db=top_db)
     ref = _librosa_db(y, sr=sr, n_fft=1024, hop_length=512, n_mels=128, power=2.0, amin=1e-10, top_db=top_db)

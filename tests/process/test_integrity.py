@@ -79,7 +79,6 @@ def test_truncated_pack_or_index_is_a_clear_error(tone_root: DatasetLayout) -> N
         features(tone_root.root, FeaturesOptions(n_mels=16))  # never computed from a damaged pack
 
 
-
 def test_truncated_features_index_is_a_clear_error(tone_root: DatasetLayout) -> None:
     _, fr = _processed(tone_root)
     index = fr.path / "index.csv"  # type: ignore[attr-defined]

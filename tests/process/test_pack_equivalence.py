@@ -88,5 +88,5 @@ def test_content_hashes_are_the_tasks_rows_and_a_resumed_pack_keeps_them(tmp_pat
     data = rec.audio_path.read_bytes()
     chunk = meta["content"]["chunk_bytes"]
     assert meta["content"]["size"] == len(data) and len(meta["content"]["sha256"]) == 3
-    assert meta["content"]["sha256"] == [hashlib.sha256(data[i:i + chunk]).hexdigest() for i in range(0, len(data), chunk)]
+    assert meta["content"]["sha256"] == [hashlib.sha256(data[i : i + chunk]).hexdigest() for i in range(0, len(data), chunk)]
     assert hash_file(rec.audio_path, chunk_bytes=chunk) == meta["content"]

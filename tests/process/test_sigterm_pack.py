@@ -29,6 +29,17 @@ def _pack_files(layout: DatasetLayout) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def _array_stamps(layout: DatasetLayout) -> dict[Path, tuple[int, int]]:
+    out = {}
+    for p in layout.pack_dir.glob("*/audio.int16"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        out[p] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
 def test_sigterm_during_pack_then_rerun_is_byte_identical(tmp_path: Path) -> None:
     ref = make_root(tmp_path / "ref", _clips())
     clean(ref.root, CleanOptions(workers=1))
@@ -40,9 +51,12 @@ def test_sigterm_during_pack_then_rerun_is_byte_identical(tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "audioset_fewshot", "process", "--root", str(root.root), "--stage", "pack", "--workers", "2"]
     terminated = 0
     for delay in np.random.default_rng(143).uniform(0.0, 0.3, size=6):
+        # signal only once this process writes the array (a file from an earlier, interrupted
+        # attempt is already there: its presence says nothing about this process's handler)
+        before = _array_stamps(root)
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while not any(root.pack_dir.glob("*/audio.int16")) and proc.poll() is None and time.monotonic() < deadline:
+        while _array_stamps(root) == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(float(delay))
         if proc.poll() is None:

@@ -16,7 +16,7 @@ from .release_data import class_centres, real_rows, segments_from_table
 
 @dataclass(frozen=True)
 class SmallRelease:
-    folder: Path          # the unpacked audioset_v1_embeddings folder
+    folder: Path  # the unpacked audioset_v1_embeddings folder
     tar_gz: Path
     segments: tuple[Segment, ...]
 

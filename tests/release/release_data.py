@@ -24,8 +24,9 @@ def class_centres(mids: Sequence[str], *, seed: int = 7, scale: float = 1.0) -> 
     return {m: rng.normal(0.0, scale, EMBEDDING_DIM) for m in sorted(mids)}
 
 
-def embedding_for(ytid: str, start_ms: int, labels: Sequence[str], centres: dict[str, np.ndarray], *, seconds: int = 10,
-                  noise: float = 0.35, seed: int = 7) -> np.ndarray:
+def embedding_for(
+    ytid: str, start_ms: int, labels: Sequence[str], centres: dict[str, np.ndarray], *, seconds: int = 10, noise: float = 0.35, seed: int = 7
+) -> np.ndarray:
     """uint8 (seconds, 128) for one clip: mean of its labels' centres + per-second noise."""
     key = int.from_bytes(ytid.encode("ascii"), "little") % (2**63)
     rng = np.random.default_rng([seed, 2, key, start_ms])
@@ -39,8 +40,9 @@ def real_rows(metadata_dir: Path, sources: Iterable[str] = ("balanced", "eval", 
     return read_segments(resolve_segment_files(tuple(sources), metadata_dir=metadata_dir))
 
 
-def segments_from_table(table, rows: Iterable[int], label_numbers: dict[str, int], centres: dict[str, np.ndarray], *,
-                        seconds_of: dict[int, int] | None = None) -> list[Segment]:
+def segments_from_table(
+    table, rows: Iterable[int], label_numbers: dict[str, int], centres: dict[str, np.ndarray], *, seconds_of: dict[int, int] | None = None
+) -> list[Segment]:
     from audioset_fewshot.config import SOURCES
 
     out = []
@@ -50,7 +52,14 @@ def segments_from_table(table, rows: Iterable[int], label_numbers: dict[str, int
         start_ms = round(float(table.start_s[r]) * 1000)
         labels = table.labels(r)
         secs = (seconds_of or {}).get(r, 10)
-        out.append(Segment(SOURCES[int(table.source[r])], ytid, float(table.start_s[r]), float(table.end_s[r]),
-                           tuple(sorted(label_numbers[m] for m in labels if m in label_numbers)),
-                           embedding_for(ytid, start_ms, labels, centres, seconds=secs)))
+        out.append(
+            Segment(
+                SOURCES[int(table.source[r])],
+                ytid,
+                float(table.start_s[r]),
+                float(table.end_s[r]),
+                tuple(sorted(label_numbers[m] for m in labels if m in label_numbers)),
+                embedding_for(ytid, start_ms, labels, centres, seconds=secs),
+            )
+        )
     return out

@@ -35,7 +35,7 @@ def test_index_finds_every_segment_in_folder_and_tar_alike(small_release: SmallR
     assert (rows >= 0).all()
     for seg, r in zip(small_release.segments, rows, strict=True):
         assert a.ytid[r].decode() == seg.ytid and a.labels(int(r)) == seg.labels and int(a.seconds[r]) == seg.embedding.shape[0]
-        assert a.file_name(int(r)) == f"{ {'balanced': 'bal_train', 'eval': 'eval', 'unbalanced': 'unbal_train'}[seg.source]}/{seg.ytid[:2]}.tfrecord"
+        assert a.file_name(int(r)) == f"{ {'balanced': 'bal_train', 'eval': 'eval', 'unbalanced': 'unbal_train'}[seg.source] }/{seg.ytid[:2]}.tfrecord"
     assert (a.status == OK).all() and not a.problems and not a.damaged
     # absent keys: another start time, another list
     miss = a.find(["eval", "balanced"], [small_release.segments[0].ytid, "zzzzzzzzzzz"], [999_999, 0])

@@ -30,8 +30,7 @@ from audioset_fewshot.splits import build_splits
 from .release_data import class_centres, embedding_for, real_rows
 
 MAX_PER_CLASS = 20
-EPISODES = {"episodes.count": 200, "episodes.k_shot": 1, "episodes.q_query": 5, "evaluate.steps": 40,
-            "evaluate.k_shot": 1, "evaluate.q_query": 5}
+EPISODES = {"episodes.count": 200, "episodes.k_shot": 1, "episodes.q_query": 5, "evaluate.steps": 40, "evaluate.k_shot": 1, "evaluate.q_query": 5}
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,27 @@ class Built:
     metadata: Path
     folder: Path
     tar_gz: Path
-    left_out: frozenset[str]   # clip ids of planned candidates the release lacks
-    corrupt: str               # clip id of the record whose payload CRC fails
-    relabelled: str            # clip id written with labels other than the segment list's
+    left_out: frozenset[str]  # clip ids of planned candidates the release lacks
+    corrupt: str  # clip id of the record whose payload CRC fails
+    relabelled: str  # clip id written with labels other than the segment list's
 
 
 def _overrides(meta: Path, release: Path, **extra: object) -> dict[str, object]:
-    return {"metadata.metadata_dir": str(meta), "plan.max_per_class": MAX_PER_CLASS, "features.kind": "vggish-release",
-            "features.release": str(release), **EPISODES, **extra}
+    return {
+        "metadata.metadata_dir": str(meta),
+        "plan.max_per_class": MAX_PER_CLASS,
+        "features.kind": "vggish-release",
+        "features.release": str(release),
+        **EPISODES,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, shared_metadata_dir: Path) -> Built:
     base = tmp_path_factory.mktemp("rel-e2e")
     plan_root = base / "plan-only"
-    run(load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.max_per_class": MAX_PER_CLASS}),
-        root=plan_root, until="plan")
+    run(load_config(None, {"metadata.metadata_dir": str(shared_metadata_dir), "plan.max_per_class": MAX_PER_CLASS}), root=plan_root, until="plan")
     plan = read_plan(DatasetLayout(plan_root))
     mids = read_label_indices(packaged_label_indices())
     numbers = {m: i for i, m in enumerate(mids)}
@@ -69,8 +73,16 @@ def built(tmp_path_factory: pytest.TempPathFactory, shared_metadata_dir: Path) -
                 continue
             secs = 8 if e.rank % 13 == 5 else 10
             ms = round(e.start_s * 1000)
-            segs.append(Segment(e.source, e.ytid, e.start_s, e.end_s, tuple(sorted(numbers[m] for m in e.labels)),
-                                embedding_for(e.ytid, ms, e.labels, centres, seconds=secs)))
+            segs.append(
+                Segment(
+                    e.source,
+                    e.ytid,
+                    e.start_s,
+                    e.end_s,
+                    tuple(sorted(numbers[m] for m in e.labels)),
+                    embedding_for(e.ytid, ms, e.labels, centres, seconds=secs),
+                )
+            )
             if e.rank == 0 and mid != plan.classes[0]:
                 first_ok.append(e.clip_id)
     # one record carries labels other than the segment list's (the list must win)
@@ -87,8 +99,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, shared_metadata_dir: Path) -
             continue
         from audioset_fewshot.config import SOURCES
 
-        segs.append(Segment(SOURCES[int(table.source[r])], ytid, start, float(table.end_s[r]), (1, 2),
-                            embedding_for(ytid, round(start * 1000), ("/m/05zppz",), centres)))
+        segs.append(
+            Segment(
+                SOURCES[int(table.source[r])], ytid, start, float(table.end_s[r]), (1, 2), embedding_for(ytid, round(start * 1000), ("/m/05zppz",), centres)
+            )
+        )
     folder = write_release(base / "release", segs)
     # corrupt one planned record: flip a byte of its payload (past the context, in the embeddings)
     victim_id = first_ok[1]
@@ -103,8 +118,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, shared_metadata_dir: Path) -
     data[at + len(framed) - 40] ^= 0xFF
     path.write_bytes(bytes(data))
     tar = write_tar_gz(folder, base / "features.tar.gz")
-    return Built(metadata=shared_metadata_dir, folder=folder, tar_gz=tar, left_out=frozenset(left_out), corrupt=victim_id,
-                 relabelled=first_ok[0])
+    return Built(metadata=shared_metadata_dir, folder=folder, tar_gz=tar, left_out=frozenset(left_out), corrupt=victim_id, relabelled=first_ok[0])
 
 
 @pytest.fixture
@@ -239,9 +253,17 @@ def _logmels_of(store: object, root: Path, *, drop_every: int = 40) -> object:
     mels = np.stack([(centre[r.owner_mid] + rng.normal(0, 2, (16, 20))).astype(np.float32) for r in kept])
     rows = tuple(PackRow(i, r.ytid, r.start_s, r.owner_mid, r.labels, 160000, "none") for i, r in enumerate(kept))
     m64 = mels.astype(np.float64)
-    return FeatureStore(root=root, key="lmsynthetic", path=root / "processed" / "features" / "lmsynthetic", mels=mels, index=rows,
-                        meta={"shape": list(mels.shape)}, stats_count=np.full((len(rows), 16), 20.0), stats_sum=m64.sum(axis=2),
-                        stats_sumsq=(m64**2).sum(axis=2))
+    return FeatureStore(
+        root=root,
+        key="lmsynthetic",
+        path=root / "processed" / "features" / "lmsynthetic",
+        mels=mels,
+        index=rows,
+        meta={"shape": list(mels.shape)},
+        stats_count=np.full((len(rows), 16), 20.0),
+        stats_sum=m64.sum(axis=2),
+        stats_sumsq=(m64**2).sum(axis=2),
+    )
 
 
 def test_side_by_side_scores_both_feature_sets_on_the_same_episodes(built: Built, tmp_path: Path, no_network: None) -> None:
@@ -281,9 +303,28 @@ def test_the_run_command_obtains_from_the_release(built: Built, tmp_path: Path) 
     import sys
 
     root = tmp_path / "cli-root"
-    proc = subprocess.run([sys.executable, "-m", "audioset_fewshot", "run", "--root", str(root), "--metadata-dir", str(built.metadata),
-                           "--kind", "vggish-release", "--release", str(built.tar_gz), "--until", "manifest"],
-                          capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audioset_fewshot",
+            "run",
+            "--root",
+            str(root),
+            "--metadata-dir",
+            str(built.metadata),
+            "--kind",
+            "vggish-release",
+            "--release",
+            str(built.tar_gz),
+            "--until",
+            "manifest",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "from the VGGish embedding release" in proc.stdout and "not-in-release" in proc.stdout
     assert DatasetLayout(root).release_clips_csv.is_file() and not DatasetLayout(root).ledger_file.exists()

@@ -29,8 +29,16 @@ from audioset_fewshot.release.tfrecord import (
 
 def _records(n: int, rng: np.random.Generator) -> list[tuple[str, float, float, tuple[int, ...], np.ndarray]]:
     ids = ["-0RWZT-miFs", "a_b-c_d-e_f", "zzzzzzzzzzz", "--PJHxphWEs", "00000000000"]
-    return [(ids[i % len(ids)], 30.0 + i, 40.0 + i, tuple(sorted({int(v) for v in rng.integers(0, 527, 1 + i % 3)})),
-             rng.integers(0, 256, (10 - (i % 4 == 3) * 3, 128), dtype=np.uint8)) for i in range(n)]
+    return [
+        (
+            ids[i % len(ids)],
+            30.0 + i,
+            40.0 + i,
+            tuple(sorted({int(v) for v in rng.integers(0, 527, 1 + i % 3)})),
+            rng.integers(0, 256, (10 - (i % 4 == 3) * 3, 128), dtype=np.uint8),
+        )
+        for i in range(n)
+    ]
 
 
 def test_masked_crc_matches_tensorflow_definition_and_the_tfrecord_package() -> None:
@@ -55,8 +63,7 @@ def test_round_trip_and_the_tfrecord_package_reads_what_we_write(tmp_path: Path,
     # a second, independent reader: the tfrecord package (vahidk/tfrecord)
     from tfrecord.reader import sequence_loader
 
-    loaded = list(sequence_loader(str(path), None, {"video_id": "byte", "start_time_seconds": "float", "labels": "int"},
-                                  {"audio_embedding": "byte"}))
+    loaded = list(sequence_loader(str(path), None, {"video_id": "byte", "start_time_seconds": "float", "labels": "int"}, {"audio_embedding": "byte"}))
     assert len(loaded) == len(recs)
     for (ctx, feats), r in zip(loaded, recs, strict=True):
         assert ctx["video_id"] == r[0].encode() and float(ctx["start_time_seconds"][0]) == r[1]

@@ -50,14 +50,21 @@ def _fake_root(root: Path) -> DatasetLayout:
             {
                 "params": {"seed": 0, "leakage": "exclusive"},
                 "classes": {"train": [{"mid": "/m/05tny_"}], "val": [], "test": [{"mid": "/m/07qrkrw"}]},
-                "leakage_report": {"before": {"train": stats, "val": stats, "test": stats}, "after": {"train": {**stats, "clips": 1, "leaky_clips": 0}}, "multi_label_fraction": 0.1},
+                "leakage_report": {
+                    "before": {"train": stats, "val": stats, "test": stats},
+                    "after": {"train": {**stats, "clips": 1, "leaky_clips": 0}},
+                    "multi_label_fraction": 0.1,
+                },
                 "content_sha256": "ab" * 32,
             }
         ),
         encoding="utf-8",
     )
     layout.eval_dir.mkdir()
-    layout.eval_results.write_text(json.dumps({"method": "protonet", "result": {"mean": 0.75, "ci95": 0.02, "n_way": 5, "k_shot": 5, "q_query": 5, "episodes": 300, "split": "test"}}), encoding="utf-8")
+    layout.eval_results.write_text(
+        json.dumps({"method": "protonet", "result": {"mean": 0.75, "ci95": 0.02, "n_way": 5, "k_shot": 5, "q_query": 5, "episodes": 300, "split": "test"}}),
+        encoding="utf-8",
+    )
     return layout
 
 
@@ -78,7 +85,15 @@ def test_report_from_artifacts_escapes_youtube_text(tmp_path: Path) -> None:
     assert "<td>aaaaaaaaaaa</td><td>0.000</td>" in text
     assert "75.0% \u00b1 2.0%" in text
     images = referenced_images(text)
-    assert {"obtained_vs_target.png", "failures_by_reason.png", "availability_by_source.png", "clip_lengths.png", "loudness.png", "splits.png", "accuracy.png"} <= set(images)
+    assert {
+        "obtained_vs_target.png",
+        "failures_by_reason.png",
+        "availability_by_source.png",
+        "clip_lengths.png",
+        "loudness.png",
+        "splits.png",
+        "accuracy.png",
+    } <= set(images)
     for name in images:
         png = layout.report_dir / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -45,7 +45,10 @@ def test_every_class_is_chosen_or_has_a_reason(onto, quality) -> None:
 
 def test_explain_in_and_out(onto, quality) -> None:
     sel = select_classes(onto, quality)
-    assert sel.explain("Speech") == "Speech (/m/09x0r) is excluded: not a leaf class (it has 7 children; set selection.all_levels, or 'classes --all-levels', to allow it)"
+    assert (
+        sel.explain("Speech")
+        == "Speech (/m/09x0r) is excluded: not a leaf class (it has 7 children; set selection.all_levels, or 'classes --all-levels', to allow it)"
+    )
     assert sel.explain("bark").startswith("Bark (/m/05tny_) is selected: a leaf class, not blacklisted or abstract, QA rate 1.00 (9/9) >= 0.8")
     assert "top-level category: Animal" in sel.explain(BARK)
     low = next(m for m, q in quality.items() if q.num_rated and q.rate < 0.8 and onto.is_leaf(m) and not onto.is_blacklisted(m))

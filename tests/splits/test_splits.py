@@ -109,8 +109,7 @@ def test_exclusive_works_per_youtube_video() -> None:
         s = make_splits(classes, seed=seed, ratios=(0.25, 0.25, 0.5))
         if s.split_of(a) != s.split_of(b):
             break
-    clips = [ClipLabels.of("AAAAAAAAAAA", 0.0, [a]), ClipLabels.of("AAAAAAAAAAA", 30.0, [b]),
-             ClipLabels.of("BBBBBBBBBBB", 0.0, [a, "/m/unselected"])]
+    clips = [ClipLabels.of("AAAAAAAAAAA", 0.0, [a]), ClipLabels.of("AAAAAAAAAAA", 30.0, [b]), ClipLabels.of("BBBBBBBBBBB", 0.0, [a, "/m/unselected"])]
     s = make_splits(classes, seed=seed, ratios=(0.25, 0.25, 0.5), clips=clips)
     # both segments of video AAAAAAAAAAA are dropped (the video carries labels of two splits)
     assert s.pools[s.split_of(a)][a] == ("BBBBBBBBBBB_0",)
@@ -227,12 +226,26 @@ def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
     rows = []
     for c in _clips(10, 3):
         ytid, start = c.ytid, 0.0
-        rows.append(ManifestRow(owner_mid=c.owner_mid, ytid=ytid, start_s=start, end_s=10.0, labels=c.labels, source="balanced",
-                                path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{ytid}_0.flac", sample_rate_hz=16000, samples=160000, sha256="0" * 64,
-                                itag="140", codec="aac", license="", channel_id=""))
+        rows.append(
+            ManifestRow(
+                owner_mid=c.owner_mid,
+                ytid=ytid,
+                start_s=start,
+                end_s=10.0,
+                labels=c.labels,
+                source="balanced",
+                path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{ytid}_0.flac",
+                sample_rate_hz=16000,
+                samples=160000,
+                sha256="0" * 64,
+                itag="140",
+                codec="aac",
+                license="",
+                channel_id="",
+            )
+        )
     write_clips(tmp_path / "manifest" / "clips.csv", rows)
-    out = subprocess.run([sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path), "--report"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path), "--report"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     s = read_splits(tmp_path / "splits.json")
     assert isinstance(s, MetaSplits) and s.sizes() == {"train": 7, "val": 1, "test": 2}
@@ -242,13 +255,30 @@ def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
 def test_cli_flags_ratios_group_and_format(tmp_path: Path) -> None:
     from audioset_fewshot.manifest.clips import ManifestRow, write_clips
 
-    rows = [ManifestRow(owner_mid=c.owner_mid, ytid=c.ytid, start_s=0.0, end_s=10.0, labels=c.labels, source="eval",
-                        path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{c.ytid}_0.flac", sample_rate_hz=16000, samples=160000,
-                        sha256="0" * 64, itag="140", codec="aac", license="", channel_id="") for c in _clips(20, 2)]
+    rows = [
+        ManifestRow(
+            owner_mid=c.owner_mid,
+            ytid=c.ytid,
+            start_s=0.0,
+            end_s=10.0,
+            labels=c.labels,
+            source="eval",
+            path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{c.ytid}_0.flac",
+            sample_rate_hz=16000,
+            samples=160000,
+            sha256="0" * 64,
+            itag="140",
+            codec="aac",
+            license="",
+            channel_id="",
+        )
+        for c in _clips(20, 2)
+    ]
     write_clips(tmp_path / "manifest" / "clips.csv", rows)
     base = [sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path)]
-    out = subprocess.run(base + ["--ratios", "0.5,0.25,0.25", "--group", "none", "--format", "json", "--seed", "3"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        base + ["--ratios", "0.5,0.25,0.25", "--group", "none", "--format", "json", "--seed", "3"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["sizes"] == {"train": 10, "val": 5, "test": 5} and data["params"]["seed"] == 3

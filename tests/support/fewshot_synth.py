@@ -18,8 +18,9 @@ def class_mids(n: int) -> list[str]:
     return [f"/m/s{i:03d}" for i in range(n)]
 
 
-def make_store(root: Path, *, n_classes: int = 20, per_class: int = 12, n_mels: int = 32, frames: int = 48, seed: int = 0,
-               multi: float = 0.1, noise_db: float = 6.0) -> FeatureStore:
+def make_store(
+    root: Path, *, n_classes: int = 20, per_class: int = 12, n_mels: int = 32, frames: int = 48, seed: int = 0, multi: float = 0.1, noise_db: float = 6.0
+) -> FeatureStore:
     rng = np.random.default_rng([seed, 1])
     mids = class_mids(n_classes)
     bins = np.arange(n_mels)[:, None]
@@ -39,12 +40,19 @@ def make_store(root: Path, *, n_classes: int = 20, per_class: int = 12, n_mels: 
             if rng.random() < multi:
                 labels.add(mids[int(rng.integers(n_classes))])
             ytid = f"{c:05d}{j:06d}"
-            rows.append(PackRow(row=r, ytid=ytid, start_s=float(j), owner_mid=mid, labels=tuple(sorted(labels)),
-                                true_samples=160000, length_action="none"))
+            rows.append(PackRow(row=r, ytid=ytid, start_s=float(j), owner_mid=mid, labels=tuple(sorted(labels)), true_samples=160000, length_action="none"))
     count = np.full((len(rows), n_mels), frames, dtype=np.float64)
-    return FeatureStore(root=Path(root), key="synthetic", path=Path(root) / "processed" / "features" / "synthetic", mels=mels,
-                        index=tuple(rows), meta={"shape": list(mels.shape)}, stats_count=count,
-                        stats_sum=mels.astype(np.float64).sum(axis=2), stats_sumsq=(mels.astype(np.float64) ** 2).sum(axis=2))
+    return FeatureStore(
+        root=Path(root),
+        key="synthetic",
+        path=Path(root) / "processed" / "features" / "synthetic",
+        mels=mels,
+        index=tuple(rows),
+        meta={"shape": list(mels.shape)},
+        stats_count=count,
+        stats_sum=mels.astype(np.float64).sum(axis=2),
+        stats_sumsq=(mels.astype(np.float64) ** 2).sum(axis=2),
+    )
 
 
 def make_root(root: Path, *, seed: int = 0, leakage: str = "exclusive", **kw: object) -> tuple[FeatureStore, MetaSplits]:
@@ -74,9 +82,11 @@ def write_features_dir(root: Path, store: FeatureStore) -> None:
     for name in ("stats_count", "stats_sum", "stats_sumsq"):
         np.save(folder / f"{name}.npy", getattr(store, name))
     meta = {
-        "schema_version": SCHEMA_VERSION, "shape": list(store.mels.shape),
+        "schema_version": SCHEMA_VERSION,
+        "shape": list(store.mels.shape),
         # the hashes the features stage records, so that a verified open (evaluation) accepts it
-        "content": hash_file(folder / "mels.f32"), "index_csv_sha256": sha256_file(folder / "index.csv"),
+        "content": hash_file(folder / "mels.f32"),
+        "index_csv_sha256": sha256_file(folder / "index.csv"),
         "stats_sha256": {name: sha256_file(folder / f"stats_{name}.npy") for name in ("count", "sum", "sumsq")},
     }
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")

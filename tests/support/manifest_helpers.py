@@ -66,10 +66,7 @@ def make_root(
     """Write plan/, ledger.sqlite and audio/ for ``clips`` (ok ones get a real FLAC)."""
     clips = list(clips)
     layout = DatasetLayout(root)
-    entries = [
-        PlanEntry(clip_stem(c.ytid, c.start_s), c.ytid, c.start_s, c.end_s, c.owner, c.all_labels, c.source, c.rank)
-        for c in clips
-    ]
+    entries = [PlanEntry(clip_stem(c.ytid, c.start_s), c.ytid, c.start_s, c.end_s, c.owner, c.all_labels, c.source, c.rank) for c in clips]
     if targets is None:
         targets = {}
         for c in clips:
@@ -102,7 +99,9 @@ def make_root(
                 ledger.record_attempt(cid, result, relpath=rel)
             else:
                 permanent = c.status == "failed-permanent"
-                result = SimpleNamespace(ok=False, reason=c.reason or ("unavailable" if permanent else "network"), permanent=permanent, message="boom", extractions=1)
+                result = SimpleNamespace(
+                    ok=False, reason=c.reason or ("unavailable" if permanent else "network"), permanent=permanent, message="boom", extractions=1
+                )
                 ledger.record_attempt(cid, result)
     return layout
 

@@ -72,12 +72,24 @@ def make_root(root: Path, clips: list[Clip], *, seed: int = 7) -> DatasetLayout:
         write_clip(path, c.kind, rng)
         sha = sha256_file(path) if path.exists() else "0" * 64
         seconds = 3.0 if c.kind == "short" else 10.0
-        rows.append(ManifestRow(
-            owner_mid=c.owner, ytid=c.ytid, start_s=c.start_s, end_s=c.start_s + 10.0,
-            labels=tuple(sorted({c.owner, *c.labels})), source="balanced",
-            path=layout.clip_relpath(c.owner, c.ytid, c.start_s), sample_rate_hz=SR, samples=int(seconds * SR),
-            sha256=sha, itag="140", codec="aac", license="", channel_id="",
-        ))
+        rows.append(
+            ManifestRow(
+                owner_mid=c.owner,
+                ytid=c.ytid,
+                start_s=c.start_s,
+                end_s=c.start_s + 10.0,
+                labels=tuple(sorted({c.owner, *c.labels})),
+                source="balanced",
+                path=layout.clip_relpath(c.owner, c.ytid, c.start_s),
+                sample_rate_hz=SR,
+                samples=int(seconds * SR),
+                sha256=sha,
+                itag="140",
+                codec="aac",
+                license="",
+                channel_id="",
+            )
+        )
     write_clips(layout.clips_csv, rows)
     return layout
 
@@ -99,5 +111,3 @@ STANDARD = [
     Clip("dddddddddd1", SILENCE, "silence"),
     Clip("dddddddddd2", SILENCE, "quiet"),
 ]
-
-

@@ -74,8 +74,9 @@ def test_torchmeta_class_and_combination_datasets(root) -> None:
 
 def test_torchmeta_batch_loader(root) -> None:
     path, store, _ = root
-    meta = AudiosetMetaDataset(path, num_classes_per_task=3, meta_split="test", features=store,
-                               dataset_transform=ClassSplitter(num_train_per_class=1, num_test_per_class=4))
+    meta = AudiosetMetaDataset(
+        path, num_classes_per_task=3, meta_split="test", features=store, dataset_transform=ClassSplitter(num_train_per_class=1, num_test_per_class=4)
+    )
     loader = BatchMetaDataLoader(meta, batch_size=4, num_batches=2)
     batches = list(loader)
     assert len(batches) == 2 == len(loader)

@@ -96,8 +96,18 @@ def test_the_sampler_collate_gives_episode_labels_0_to_n_minus_1(root) -> None:
         sampler.collate([ds[0], ds[1], ds[2]])
 
 
-MINE = ["splits.py", "episodes.py", "torchdata.py", "evaluate.py", "adapters/learn2learn.py", "adapters/torchmeta.py",
-        "adapters/__init__.py", "cli/splits.py", "cli/episodes.py", "cli/evaluate.py"]
+MINE = [
+    "splits.py",
+    "episodes.py",
+    "torchdata.py",
+    "evaluate.py",
+    "adapters/learn2learn.py",
+    "adapters/torchmeta.py",
+    "adapters/__init__.py",
+    "cli/splits.py",
+    "cli/episodes.py",
+    "cli/evaluate.py",
+]
 
 
 def test_torch_is_not_imported_at_module_top_level() -> None:

@@ -40,8 +40,7 @@ class TaskSet:
             raise UsageError(f"num_tasks must be -1 (unlimited) or a positive count, got {num_tasks}")
         self.dataset = dataset
         self.ways, self.samples, self.num_tasks, self.seed = int(ways), int(samples), int(num_tasks), int(seed)
-        self._sampler = EpisodeSampler(dataset, n_way=ways, k_shot=samples, q_query=0,
-                                       episodes=num_tasks if num_tasks > 0 else 2**62, seed=seed)
+        self._sampler = EpisodeSampler(dataset, n_way=ways, k_shot=samples, q_query=0, episodes=num_tasks if num_tasks > 0 else 2**62, seed=seed)
         self._draws = 0
 
     def __len__(self) -> int:
@@ -88,9 +87,18 @@ class TaskSets(NamedTuple):
     test: TaskSet
 
 
-def audioset_tasksets(root: Path | str, *, train_ways: int = 5, train_samples: int = 10, test_ways: int = 5,
-                      test_samples: int = 10, num_tasks: int = -1, features: Any = None, norm: Any = "global",
-                      seed: int = 0) -> TaskSets:
+def audioset_tasksets(
+    root: Path | str,
+    *,
+    train_ways: int = 5,
+    train_samples: int = 10,
+    test_ways: int = 5,
+    test_samples: int = 10,
+    num_tasks: int = -1,
+    features: Any = None,
+    norm: Any = "global",
+    seed: int = 0,
+) -> TaskSets:
     """learn2learn-style task sets of a processed root's train / val / test splits
     (normalisation fitted on the train split)."""
     if features is None:

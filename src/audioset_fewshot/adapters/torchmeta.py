@@ -64,8 +64,18 @@ class ClassItems:
 class AudiosetClassDataset:
     """torchmeta ``ClassDataset`` look-alike: ``len`` = classes, item = a class's clips."""
 
-    def __init__(self, root: Path | str, *, meta_train: bool = False, meta_val: bool = False, meta_test: bool = False,
-                 meta_split: str | None = None, features: Any = None, norm: Any = "global", dataset: SplitDataset | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        meta_train: bool = False,
+        meta_val: bool = False,
+        meta_test: bool = False,
+        meta_split: str | None = None,
+        features: Any = None,
+        norm: Any = "global",
+        dataset: SplitDataset | None = None,
+    ) -> None:
         split = _meta_split(meta_train, meta_val, meta_test, meta_split)
         self.meta_split = split
         self.dataset = dataset if dataset is not None else SplitDataset(root, split, features=features, norm=norm)
@@ -105,14 +115,27 @@ class AudiosetMetaDataset:
     """torchmeta ``CombinationMetaDataset`` look-alike: item = a tuple of class indices
     -> a task (``{"train": (x, y), "test": (x, y)}`` once a ClassSplitter is set)."""
 
-    def __init__(self, root: Path | str | None = None, *, num_classes_per_task: int, meta_train: bool = False, meta_val: bool = False,
-                 meta_test: bool = False, meta_split: str | None = None, features: Any = None, norm: Any = "global",
-                 class_dataset: AudiosetClassDataset | None = None, dataset_transform: Any = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        num_classes_per_task: int,
+        meta_train: bool = False,
+        meta_val: bool = False,
+        meta_test: bool = False,
+        meta_split: str | None = None,
+        features: Any = None,
+        norm: Any = "global",
+        class_dataset: AudiosetClassDataset | None = None,
+        dataset_transform: Any = None,
+        seed: int = 0,
+    ) -> None:
         if class_dataset is None:
             if root is None:
                 raise UsageError("give a dataset root or a class_dataset")
-            class_dataset = AudiosetClassDataset(root, meta_train=meta_train, meta_val=meta_val, meta_test=meta_test,
-                                                 meta_split=meta_split, features=features, norm=norm)
+            class_dataset = AudiosetClassDataset(
+                root, meta_train=meta_train, meta_val=meta_val, meta_test=meta_test, meta_split=meta_split, features=features, norm=norm
+            )
         self.dataset = class_dataset
         self.num_classes_per_task = int(num_classes_per_task)
         if not 2 <= self.num_classes_per_task <= class_dataset.num_classes:
@@ -130,8 +153,7 @@ class AudiosetMetaDataset:
         key = (t.num_train_per_class, t.num_test_per_class)
         cached = getattr(self, "_cached", None)
         if cached is None or cached[0] != key:
-            sampler = EpisodeSampler(self.dataset.dataset, n_way=self.num_classes_per_task, k_shot=key[0], q_query=key[1],
-                                     episodes=2**62, seed=self.seed)
+            sampler = EpisodeSampler(self.dataset.dataset, n_way=self.num_classes_per_task, k_shot=key[0], q_query=key[1], episodes=2**62, seed=self.seed)
             cached = (key, sampler)
             self._cached = cached
         return cached[1]
@@ -145,10 +167,9 @@ class AudiosetMetaDataset:
         rng = np.random.default_rng([self.seed, _TUPLE_STREAM, *classes])
         picks = sampler.draw_items(classes, rng)
         if picks is None:
-            raise EpisodeError(f"classes {classes} cannot field {sampler.k_shot + sampler.q_query} clips each that carry "
-                               "no other class of the task")
+            raise EpisodeError(f"classes {classes} cannot field {sampler.k_shot + sampler.q_query} clips each that carry no other class of the task")
         stacked = np.stack(picks)
-        return stacked[:, : sampler.k_shot], stacked[:, sampler.k_shot:]
+        return stacked[:, : sampler.k_shot], stacked[:, sampler.k_shot :]
 
     def _task(self, support: np.ndarray, query: np.ndarray) -> dict[str, tuple[Any, Any]]:
         import torch
@@ -177,8 +198,9 @@ class BatchMetaDataLoader:
     seeded sequence of ``epoch``; ``num_batches`` bounds the iteration (torchmeta's
     loader runs until stopped)."""
 
-    def __init__(self, dataset: AudiosetMetaDataset, *, batch_size: int = 1, num_batches: int | None = None, epoch: int = 0,
-                 shuffle: bool = True, num_workers: int = 0) -> None:
+    def __init__(
+        self, dataset: AudiosetMetaDataset, *, batch_size: int = 1, num_batches: int | None = None, epoch: int = 0, shuffle: bool = True, num_workers: int = 0
+    ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset, self.batch_size, self.num_batches, self.epoch = dataset, int(batch_size), num_batches, int(epoch)

@@ -25,7 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def config_option(func: F) -> F:
-    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="YAML config file (see 'audioset-fewshot init').")(func)
+    return click.option(
+        "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="YAML config file (see 'audioset-fewshot init')."
+    )(func)
 
 
 FORCE_ROOT = "audioset_fewshot.force_root"  # ctx.meta key set by --force-root
@@ -53,7 +55,9 @@ def force_root_option(func: F) -> F:
 
 
 def root_option(func: F) -> F:
-    func = click.option("--root", type=click.Path(file_okay=False), callback=_root_value, default=None, help="Dataset root (overrides the config's root).")(func)
+    func = click.option("--root", type=click.Path(file_okay=False), callback=_root_value, default=None, help="Dataset root (overrides the config's root).")(
+        func
+    )
     return force_root_option(func)
 
 
@@ -74,7 +78,11 @@ def metadata_dir_option(func: F) -> F:
 
 def origin_option(func: F) -> F:
     """The ``download.origins`` knob, one ``--origin`` per origin."""
-    return knob("download.origins", flag="--origin", help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.")(func)
+    return knob(
+        "download.origins",
+        flag="--origin",
+        help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.",
+    )(func)
 
 
 def keys_in_file(config_path: Path | None) -> set[str]:

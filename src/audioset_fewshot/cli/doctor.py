@@ -16,7 +16,9 @@ from audioset_fewshot.layout import DatasetLayout
 @root_option
 @knob("download.cookies", type=click.Path(dir_okay=False, path_type=Path), help="Netscape cookies file to check (its values are never shown).")
 @knobs("download.base_url", "download.min_free")
-@click.option("--canary", is_flag=True, help="Also download a few known segments (download.canary_ids, else the plan's first clips) and check their exact length.")
+@click.option(
+    "--canary", is_flag=True, help="Also download a few known segments (download.canary_ids, else the plan's first clips) and check their exact length."
+)
 @click.pass_context
 def command(ctx: click.Context, config_path: Path | None, root: Path | None, canary: bool, **knob_values: Any) -> None:
     """Check yt-dlp (version, age), the JS runtime, ffmpeg, cookies, disk and the root."""
@@ -30,8 +32,15 @@ def command(ctx: click.Context, config_path: Path | None, root: Path | None, can
     plan = read_plan(layout) if layout.plan_file.exists() and layout.plan_meta_file.exists() else None
     need: int | None = None  # no plan yet: no size estimate
     if plan is not None:
-        need = estimate_download(plan, root=layout.root, max_per_hour=dc.max_per_hour, min_interval_s=dc.min_interval_s, audio_format=dc.audio_format,
-                                 sample_rate_hz=dc.sample_rate_hz, base_url=dc.base_url).bytes
+        need = estimate_download(
+            plan,
+            root=layout.root,
+            max_per_hour=dc.max_per_hour,
+            min_interval_s=dc.min_interval_s,
+            audio_format=dc.audio_format,
+            sample_rate_hz=dc.sample_rate_hz,
+            base_url=dc.base_url,
+        ).bytes
     canaries = None
     if canary:
         if dc.canary_ids:

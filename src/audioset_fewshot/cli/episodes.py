@@ -21,7 +21,8 @@ def command(config_path: Path | None, root: Path | None, force: bool, **knob_val
     cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
     hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
     ec = cfg.episodes
-    rec = write_episodes(Path(cfg.root), split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query,
-                         count=ec.count, seed=ec.seed, force=force)
-    click.echo(f"{rec.path}: {rec.count} episodes, {rec.split} split, {rec.n_way}-way {rec.k_shot}-shot {rec.q_query}-query, "
-               f"seed {rec.seed}, sha256 {rec.episodes_sha256[:12]}, splits {rec.splits_sha256[:12]}")
+    rec = write_episodes(Path(cfg.root), split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed, force=force)
+    click.echo(
+        f"{rec.path}: {rec.count} episodes, {rec.split} split, {rec.n_way}-way {rec.k_shot}-shot {rec.q_query}-query, "
+        f"seed {rec.seed}, sha256 {rec.episodes_sha256[:12]}, splits {rec.splits_sha256[:12]}"
+    )

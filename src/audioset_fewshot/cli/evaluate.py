@@ -18,11 +18,20 @@ from audioset_fewshot.evaluate import evaluate_methods
 @root_option
 @knobs(*EVALUATE_KEYS)
 @click.option("--force", is_flag=True, help="Train and evaluate again even when a stored row of eval/results.csv is up to date.")
-@click.option("--compare-release", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Also evaluate on Google's VGGish embedding release (folder or features.tar.gz) for the root's clips, side by side, "
-                   "on the clips and episodes both feature sets have (eval/side_by_side.json).")
-@click.option("--episodes", "episodes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The fixed test episodes: this file (default: the one 'episodes' wrote last, else the config's).")
+@click.option(
+    "--compare-release",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Also evaluate on Google's VGGish embedding release (folder or features.tar.gz) for the root's clips, side by side, "
+    "on the clips and episodes both feature sets have (eval/side_by_side.json).",
+)
+@click.option(
+    "--episodes",
+    "episodes_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The fixed test episodes: this file (default: the one 'episodes' wrote last, else the config's).",
+)
 @knob("episodes.split", flag="--test-split")
 @knob("episodes.n_way", flag="--test-n-way")
 @knob("episodes.k_shot", flag="--test-k-shot")
@@ -45,8 +54,10 @@ def command(config_path: Path | None, root: Path | None, force: bool, compare_re
     root_path = Path(cfg.root)
     shape = {key.split(".", 1)[1]: flags[key] for key in flags if key.startswith("episodes.")}
     episodes = choose_episodes(root_path, file=episodes_file, shape=shape, defaults=dataclasses.asdict(ec))
-    click.echo(f"test episodes: {episodes.path} ({episodes.split} split, {episodes.n_way}-way {episodes.k_shot}-shot "
-               f"{episodes.q_query}-query, {episodes.count} episodes, seed {episodes.seed})")
+    click.echo(
+        f"test episodes: {episodes.path} ({episodes.split} split, {episodes.n_way}-way {episodes.k_shot}-shot "
+        f"{episodes.q_query}-query, {episodes.count} episodes, seed {episodes.seed})"
+    )
     results = evaluate_methods(root_path, episodes=episodes, options=ev, norm=cfg.normalize.mode, force=force)
     for r in results:
         click.echo(r.summary())
@@ -59,7 +70,18 @@ def command(config_path: Path | None, root: Path | None, force: bool, compare_re
         from audioset_fewshot.compare import add_release_features, side_by_side
 
         key = add_release_features(root_path, release=compare_release, workers=cfg.pack.workers)
-        both = side_by_side(root_path, episodes=episodes, embeddings=key, method=results[0].method, n_way=ev.n_way, k_shot=ev.k_shot,
-                            q_query=ev.q_query, steps=ev.steps, learning_rate=ev.learning_rate, seed=ev.seed, norm=cfg.normalize.mode,
-                            threads=ev.threads)
+        both = side_by_side(
+            root_path,
+            episodes=episodes,
+            embeddings=key,
+            method=results[0].method,
+            n_way=ev.n_way,
+            k_shot=ev.k_shot,
+            q_query=ev.q_query,
+            steps=ev.steps,
+            learning_rate=ev.learning_rate,
+            seed=ev.seed,
+            norm=cfg.normalize.mode,
+            threads=ev.threads,
+        )
         click.echo(both.summary())

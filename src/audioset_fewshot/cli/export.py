@@ -28,7 +28,9 @@ def command(config_path: Path | None, root: Path | None, cc_only: bool, into: Pa
     if fmt == "json":
         click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
         return
-    click.echo(f"exported {len(rep.exported)} Creative Commons clip(s) into {rep.into} ({rep.copied} copied); {rep.skipped_licence} clip(s) under other licences left out")
+    click.echo(
+        f"exported {len(rep.exported)} Creative Commons clip(s) into {rep.into} ({rep.copied} copied); {rep.skipped_licence} clip(s) under other licences left out"
+    )
     click.echo(f"attribution: {rep.into / 'ATTRIBUTION.txt'}")
     for p in rep.bad_source:
         click.echo(f"not exported (missing or corrupt): {p}", err=True)

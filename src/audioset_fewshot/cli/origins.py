@@ -16,7 +16,13 @@ from audioset_fewshot.cli._common import config_option, given_knobs, metadata_di
 @config_option
 @root_option
 @metadata_dir_option
-@click.option("--origin-layout", "layout", type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]), default=None, help="Layout of every PATH (default: detected from the files).")
+@click.option(
+    "--origin-layout",
+    "layout",
+    type=click.Choice(["hf-parquet", "webdataset", "pann-hdf5", "directory"]),
+    default=None,
+    help="Layout of every PATH (default: detected from the files).",
+)
 @click.option("--sample", type=click.IntRange(min=0), default=3, show_default=True, help="Clips decoded through the proof path, per origin.")
 def command(action: str, paths: tuple[str, ...], config_path: Path | None, root: Path | None, layout: str | None, sample: int, **knob_values: Any) -> None:
     """Check local copies of AudioSet: report the layout of each PATH (a folder, a file or an fsspec URL), how many clips of
@@ -33,8 +39,9 @@ def command(action: str, paths: tuple[str, ...], config_path: Path | None, root:
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:
         try:
-            files = resolve_segment_files([source], metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls,
-                                              timeout_s=cfg.metadata.timeout_s)
+            files = resolve_segment_files(
+                [source], metadata_dir=cfg.metadata.metadata_dir, cache_dir=cfg.metadata.cache_dir, urls=cfg.metadata.urls, timeout_s=cfg.metadata.timeout_s
+            )
             table = read_segments(files)
         except AudiosetFewshotError as err:
             click.echo(f"segment list {source}: not counted ({err})", err=True)

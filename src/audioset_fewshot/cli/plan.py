@@ -35,7 +35,9 @@ def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> 
     plan = plan_from_config(cfg)
     written = write_plan(plan, layout)
     n_classes = len(plan.classes)
-    click.echo(f"{'wrote' if written else 'unchanged:'} {layout.plan_file} ({len(plan.entries)} candidates for {n_classes} classes, hash {plan.content_hash[:12]})")
+    click.echo(
+        f"{'wrote' if written else 'unchanged:'} {layout.plan_file} ({len(plan.entries)} candidates for {n_classes} classes, hash {plan.content_hash[:12]})"
+    )
     if plan.shortfalls:
         click.echo(f"{len(plan.shortfalls)} classes have fewer candidates than their target:")
         for mid, sf in list(plan.shortfalls.items())[:20]:

@@ -49,20 +49,23 @@ def command(config_path: Path | None, root: Path | None, stage: str, force: bool
         c = cfg.clean
         rep = clean(root_dir, c, force=force)
         reasons = ", ".join(f"{k} {v}" for k, v in rep.by_reason.items())
-        click.echo(f"clean: {len(rep.verdicts)} clips, {rep.kept} kept, {rep.rejected} rejected, {rep.dropped} dropped "
-                   f"(policy {c.policy}) [{reasons}] in {time.perf_counter() - t0:.1f} s -> {rep.path}")
+        click.echo(
+            f"clean: {len(rep.verdicts)} clips, {rep.kept} kept, {rep.rejected} rejected, {rep.dropped} dropped "
+            f"(policy {c.policy}) [{reasons}] in {time.perf_counter() - t0:.1f} s -> {rep.path}"
+        )
     if "pack" in run:
         t0 = time.perf_counter()
         p = cfg.pack
         pk = pack(root_dir, p, force=force)
         actions = ", ".join(f"{k} {v}" for k, v in pk.length_actions.items())
         dropped = f", {len(pk.dropped_by_length)} dropped as too short" if pk.dropped_by_length else ""
-        click.echo(f"pack: {pk.rows} rows x {pk.samples} samples {pk.dtype} at {pk.sample_rate_hz} Hz [{actions}]{dropped} "
-                   f"in {time.perf_counter() - t0:.1f} s -> {pk.path}")
+        click.echo(
+            f"pack: {pk.rows} rows x {pk.samples} samples {pk.dtype} at {pk.sample_rate_hz} Hz [{actions}]{dropped} "
+            f"in {time.perf_counter() - t0:.1f} s -> {pk.path}"
+        )
     if "features" in run:
         t0 = time.perf_counter()
         f = cfg.features
         fr = features(root_dir, f, force=force)
         extra = f"; per-file copies in {fr.per_file_dir}" if fr.per_file_dir else ""
-        click.echo(f"features: {fr.rows} x {fr.n_mels} x {fr.frames} log-mel (key {fr.key}) "
-                   f"in {time.perf_counter() - t0:.1f} s -> {fr.path}{extra}")
+        click.echo(f"features: {fr.rows} x {fr.n_mels} x {fr.frames} log-mel (key {fr.key}) in {time.perf_counter() - t0:.1f} s -> {fr.path}{extra}")

@@ -24,8 +24,10 @@ def command(config_path: Path | None, root: Path | None, force: bool) -> None:
     rep = recover(Path(cfg.root), force=force)
     if rep.moved_to is not None:
         click.echo(f"the damaged ledger is kept as {rep.moved_to}")
-    click.echo(f"recovered {rep.ok} of {rep.planned} planned clips ({rep.from_manifest} from the manifest, hashes checked; "
-               f"{rep.from_files} from files alone) and {rep.failures} recorded failures into {Path(cfg.root) / 'ledger.sqlite'}")
+    click.echo(
+        f"recovered {rep.ok} of {rep.planned} planned clips ({rep.from_manifest} from the manifest, hashes checked; "
+        f"{rep.from_files} from files alone) and {rep.failures} recorded failures into {Path(cfg.root) / 'ledger.sqlite'}"
+    )
     for line in rep.rejected:
         click.echo(f"not recovered: {line}", err=True)
     click.echo(f"run 'audioset-fewshot download --root {cfg.root}' (or run) to fetch only what is missing")

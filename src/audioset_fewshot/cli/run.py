@@ -69,7 +69,9 @@ def summary_lines(report: RunReport) -> list[str]:
     """The concise end-of-run summary (what each stage did and where the artifacts are)."""
     lines: list[str] = []
     if report.setup.get("media_files"):
-        lines.append(f"demo media: {report.setup.get('media_files')} files ready in {float(report.setup.get('media_seconds', 0.0)):.1f} s ({report.setup.get('media_cache')})")
+        lines.append(
+            f"demo media: {report.setup.get('media_files')} files ready in {float(report.setup.get('media_seconds', 0.0)):.1f} s ({report.setup.get('media_cache')})"
+        )
     for st in report.stages:
         note = ""
         if st.name == "download" and st.summary.get("attempts"):
@@ -81,8 +83,10 @@ def summary_lines(report: RunReport) -> list[str]:
         lines.append(f"clips: obtained {dl.get('obtained')}/{dl.get('target')} ({dl.get('obtained_now')} this run, {dl.get('pauses')} rate-limit pauses)")
         lines.append(f"failures by reason: {_fmt_counts(dl.get('failures_by_reason') or {})}")
         if dl.get("origin") == "vggish-release":
-            lines.append(f"from the VGGish embedding release {str(dl.get('release_sha256', ''))[:12]}: "
-                         f"{dl.get('label_disagreements', 0)} clips whose release labels differ from the segment lists (the lists win)")
+            lines.append(
+                f"from the VGGish embedding release {str(dl.get('release_sha256', ''))[:12]}: "
+                f"{dl.get('label_disagreements', 0)} clips whose release labels differ from the segment lists (the lists win)"
+            )
     cl = s.get("clean")
     if cl:
         lines.append(f"clean: kept {cl.get('kept')}/{cl.get('clips')} ({_fmt_counts(cl.get('by_reason') or {})})")
@@ -93,10 +97,7 @@ def summary_lines(report: RunReport) -> list[str]:
         before, after = sp.get("clips_before"), sp.get("clips_after")
         if before and after:
             removed = {k: int(before.get(k, 0)) - int(after.get(k, 0)) for k in ("train", "val", "test")}
-            lines.append(
-                "leakage removed (clips): "
-                + ", ".join(f"{k} {removed[k]} of {before.get(k, 0)}" for k in ("train", "val", "test"))
-            )
+            lines.append("leakage removed (clips): " + ", ".join(f"{k} {removed[k]} of {before.get(k, 0)}" for k in ("train", "val", "test")))
     ev = s.get("evaluate")
     if ev and "accuracy" in ev:
         lines.append(

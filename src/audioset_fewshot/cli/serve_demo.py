@@ -17,17 +17,38 @@ def _default_cache_dir() -> Path:
 
 
 @click.command(name="serve-demo")
-@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="A demo root (made by 'run --demo'): serve its catalogue, so its manifest rebuilds with the same hashes.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A demo root (made by 'run --demo'): serve its catalogue, so its manifest rebuilds with the same hashes.",
+)
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0 = a free ephemeral port).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where generated media is cached (default: $XDG_CACHE_HOME/audioset-fewshot/demo-media).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where generated media is cached (default: $XDG_CACHE_HOME/audioset-fewshot/demo-media).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated audio and of random faults.")
 @click.option("--fault-rate", type=float, default=0.0, show_default=True, help="Fraction of IDs that get a seeded random fault (0..1).")
-@click.option("--idle-timeout-s", "--idle-timeout", "idle_timeout_s", type=float, default=300.0, show_default=True, help="Stop after this many seconds without a request.")
+@click.option(
+    "--idle-timeout-s", "--idle-timeout", "idle_timeout_s", type=float, default=300.0, show_default=True, help="Stop after this many seconds without a request."
+)
 @click.option("--max-requests", type=int, default=100_000, show_default=True, help="Stop after this many requests.")
 @click.option("--latency-s", type=float, default=0.0, show_default=True, help="Delay added to every request (seconds).")
 @click.option("--bandwidth-bps", "--bandwidth", "bandwidth_bps", type=float, default=None, help="Per-connection cap in bytes per second (default: none).")
-def command(root: Path | None, port: int, cache_dir: Path | None, seed: int, fault_rate: float, idle_timeout_s: float, max_requests: int, latency_s: float, bandwidth_bps: float | None) -> None:
+def command(
+    root: Path | None,
+    port: int,
+    cache_dir: Path | None,
+    seed: int,
+    fault_rate: float,
+    idle_timeout_s: float,
+    max_requests: int,
+    latency_s: float,
+    bandwidth_bps: float | None,
+) -> None:
     """Serve watch pages and media for any 11-character ID until idle or Ctrl-C.
 
     Point a download at the printed URL: ``audioset-fewshot download --base-url URL``

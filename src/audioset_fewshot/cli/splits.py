@@ -32,9 +32,11 @@ from audioset_fewshot.splits import SPLITS, MetaSplits, build_splits, splits_fro
 
 def render_table(splits: MetaSplits, *, report: bool) -> str:
     sizes = splits.sizes()
-    lines = [f"seed {splits.seed}, ratios {'/'.join(f'{r:g}' for r in splits.ratios)}, leakage {splits.leakage}, "
-             f"group {splits.group or 'none'}, hash {splits.content_sha256[:12]}",
-             "split  classes  clips"]
+    lines = [
+        f"seed {splits.seed}, ratios {'/'.join(f'{r:g}' for r in splits.ratios)}, leakage {splits.leakage}, "
+        f"group {splits.group or 'none'}, hash {splits.content_sha256[:12]}",
+        "split  classes  clips",
+    ]
     for s in SPLITS:
         lines.append(f"{s:<6} {sizes[s]:>7}  {len(splits.pool_ids(s)):>5}")
     if report and splits.report is not None:

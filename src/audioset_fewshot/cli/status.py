@@ -53,7 +53,9 @@ def command(config_path: Path | None, root: Path | None, fmt: str, **knob_values
     width = max([len(c.name) for c in rep.classes] + [10])
     click.echo(f"{'class':<{width}}  {'mid':<12} {'obtained':>8} {'target':>6} {'pending':>7}  failed (permanent | transient)")
     for c in rep.classes:
-        click.echo(f"{c.name:<{width}}  {c.mid:<12} {c.obtained:>8} {c.target:>6} {c.pending:>7}  {_reasons(c.failed_permanent)} | {_reasons(c.failed_transient)}")
+        click.echo(
+            f"{c.name:<{width}}  {c.mid:<12} {c.obtained:>8} {c.target:>6} {c.pending:>7}  {_reasons(c.failed_permanent)} | {_reasons(c.failed_transient)}"
+        )
     click.echo(f"total: {rep.obtained}/{rep.target} clips; failures by reason: {_reasons(rep.failures_by_reason())}")
     for s in rep.sources:
         avail = "-" if s.availability is None else f"{100 * s.availability:.1f} %"

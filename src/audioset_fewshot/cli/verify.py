@@ -15,7 +15,13 @@ from audioset_fewshot.errors import EXIT_ERROR
 @click.command(name="verify")
 @config_option
 @root_option
-@click.option("--manifest", "manifest", type=click.Path(dir_okay=False, path_type=Path), default=None, help="clips.csv to check against (default ROOT/manifest/clips.csv).")
+@click.option(
+    "--manifest",
+    "manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="clips.csv to check against (default ROOT/manifest/clips.csv).",
+)
 @click.option("--deep", is_flag=True, help="Also read every processed array (pack, features): chunk hashes and non-finite values.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.pass_context

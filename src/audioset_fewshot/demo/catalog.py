@@ -242,10 +242,7 @@ def render_segment_list(segments: list[DemoSegment] | tuple[DemoSegment, ...]) -
     """Text of one segment list in the official layout (header counts are exact)."""
     rows = sorted(segments, key=lambda s: (s.ytid, s.start_s))
     labels = [m for s in rows for m in s.labels]
-    header = (
-        f"# num_ytids={len({s.ytid for s in rows})}, num_segs={len(rows)}, "
-        f"num_unique_labels={len(set(labels))}, num_positive_labels={len(labels)}"
-    )
+    header = f"# num_ytids={len({s.ytid for s in rows})}, num_segs={len(rows)}, num_unique_labels={len(set(labels))}, num_positive_labels={len(labels)}"
     lines = [CREATED_LINE, header, COLUMNS_LINE]
     for s in rows:
         lines.append(f'{s.ytid}, {s.start_s:.3f}, {s.end_s:.3f}, "{",".join(s.labels)}"')
@@ -276,7 +273,7 @@ def demo_catalog(segments: tuple[DemoSegment, ...]) -> dict[str, SourceSpec]:
             sample_rate_hz=s.sample_rate_hz,
             channels=s.channels,
             # titles carry HTML-special characters on purpose: every page that shows them must escape them
-            title=f"Demo <{s.class_key}> clip {s.ytid} & \"friends\"",
+            title=f'Demo <{s.class_key}> clip {s.ytid} & "friends"',
             uploader=f"Demo channel {channel[:6]} <b>&amp;</b>",
             channel_id=f"UC{channel}",
             license=s.license,
@@ -298,9 +295,7 @@ def build_demo_metadata(
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     classes = pick_demo_classes(seed=seed, n_classes=n_classes)
-    segments = make_demo_segments(
-        classes, seed=seed, per_class=per_class, unavailable_fraction=unavailable_fraction, multi_label_fraction=multi_label_fraction
-    )
+    segments = make_demo_segments(classes, seed=seed, per_class=per_class, unavailable_fraction=unavailable_fraction, multi_label_fraction=multi_label_fraction)
     files: dict[str, Path] = {}
     for source, name in SEGMENT_FILES.items():
         path = dest / name

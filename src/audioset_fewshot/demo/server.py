@@ -408,7 +408,9 @@ class MediaServer:
             if silent:
                 audio = np.zeros((int(round(duration * spec.sample_rate_hz)), spec.channels), dtype=np.float32)
             else:
-                audio = signals.synthesize(spec.class_key, ytid, seed=self.seed, duration_s=duration, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels)
+                audio = signals.synthesize(
+                    spec.class_key, ytid, seed=self.seed, duration_s=duration, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels
+                )
             raw = audio.astype("<f4", copy=False).tobytes()
             del audio
             for f, (target, *_rest) in todo:

@@ -145,8 +145,9 @@ def demo_catalog_of(root: Path | str) -> dict[str, SourceSpec]:
 
     layout = DatasetLayout(Path(root))
     if not is_demo_root(layout.root):
-        raise UsageError(f"{layout.root} is not a demo root (its config.yaml does not say demo: true); "
-                         f"make one with 'audioset-fewshot run --demo --root {layout.root}'")
+        raise UsageError(
+            f"{layout.root} is not a demo root (its config.yaml does not say demo: true); make one with 'audioset-fewshot run --demo --root {layout.root}'"
+        )
     return dict(build_demo_metadata(layout.root / "demo-metadata").catalog)
 
 

@@ -166,13 +166,19 @@ def check_cookies(path: Path | str | None, *, now: float | None = None) -> Check
             yt_latest = max(yt_latest, expiry)
     header_ok = text.lstrip().startswith(("# Netscape HTTP Cookie File", "# HTTP Cookie File"))
     if rows == 0 or (bad_lines and not header_ok):
-        return Check("cookies", FAIL, "the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)")
+        return Check(
+            "cookies",
+            FAIL,
+            "the cookies file is not a Netscape cookies file (export it with a 'cookies.txt' browser extension or yt-dlp --cookies-from-browser)",
+        )
     if yt_rows == 0:
         return Check("cookies", FAIL, f"the cookies file has {rows} cookies but none for youtube.com: export them while logged in to YouTube")
     if yt_live == 0:
         when = time.strftime("%Y-%m-%d", time.gmtime(yt_latest)) if yt_latest else "?"
         return Check("cookies", FAIL, f"every youtube.com cookie in the cookies file has expired (latest {when}): export fresh cookies")
-    return Check("cookies", OK, f"Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing")
+    return Check(
+        "cookies", OK, f"Netscape format, {yt_live} live youtube.com cookies (values not shown); YouTube rotates them, re-export when downloads start failing"
+    )
 
 
 def _existing_parent(path: Path) -> Path:
@@ -188,8 +194,10 @@ def check_disk(root: Path, *, need_bytes: int | None, min_free_bytes: int) -> Ch
     free = shutil.disk_usage(base).free
     want = (need_bytes or 0) + min_free_bytes
     if need_bytes is None:
-        text = (f"{free / 1e9:.2f} GB free at {base}; no plan yet, so no size estimate (min_free {min_free_bytes / 1e9:.2f} GB;"
-                " 'audioset-fewshot plan' writes one, then run doctor again)")
+        text = (
+            f"{free / 1e9:.2f} GB free at {base}; no plan yet, so no size estimate (min_free {min_free_bytes / 1e9:.2f} GB;"
+            " 'audioset-fewshot plan' writes one, then run doctor again)"
+        )
     else:
         text = f"{free / 1e9:.2f} GB free at {base}; the plan needs about {need_bytes / 1e9:.2f} GB plus min_free {min_free_bytes / 1e9:.2f} GB"
     if free < min_free_bytes:

@@ -353,9 +353,7 @@ def fetch_clip(
     return done(ok=True, path=dest, **meta, **outcome)
 
 
-def _extract(
-    url: str, *, format: str, deadline: float, cookies: str | None, cookies_from_browser: str | None
-) -> tuple[dict[str, Any] | None, Failure | None]:
+def _extract(url: str, *, format: str, deadline: float, cookies: str | None, cookies_from_browser: str | None) -> tuple[dict[str, Any] | None, Failure | None]:
     """``extract_info(download=False)`` once; returns (info, None) or (None, failure)."""
     import yt_dlp
 
@@ -397,8 +395,9 @@ def _extract(
             host = urllib.parse.urlsplit(url).netloc
             waited = (f"no answer from {host} within {socket_timeout_s:.3g} s" if "timed out" in failure.message.lower()
                       else f"no connection to {host}")  # fmt: skip
-            failure = Failure(R.NETWORK, f"{waited} while extracting {url} (yt-dlp socket_timeout {socket_timeout_s:.3g} s, "
-                                         f"a third of download.timeout_s): {failure.message}")
+            failure = Failure(
+                R.NETWORK, f"{waited} while extracting {url} (yt-dlp socket_timeout {socket_timeout_s:.3g} s, a third of download.timeout_s): {failure.message}"
+            )
         return None, failure
     if not isinstance(info, dict):
         return None, Failure(R.EXTRACTOR_BROKEN, f"yt-dlp returned no information for {url}")
@@ -412,7 +411,19 @@ def _extract(
     return info, None
 
 
-def _ffmpeg_cmd(src: str, out: Path, *, start_s: float, duration_s: float, channels: int, sample_rate_hz: int, audio_format: str, headers: str, rw_timeout_s: float, local: bool) -> list[str]:
+def _ffmpeg_cmd(
+    src: str,
+    out: Path,
+    *,
+    start_s: float,
+    duration_s: float,
+    channels: int,
+    sample_rate_hz: int,
+    audio_format: str,
+    headers: str,
+    rw_timeout_s: float,
+    local: bool,
+) -> list[str]:
     # -xerror: a read error mid-stream must fail the run (by default ffmpeg treats it as
     # the end of the input, exits 0 and leaves a short or empty file)
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror", "-y"]
@@ -472,7 +483,13 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
     duration_s = end_s - start_s
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
     env = _env_for(media_url)
-    common: dict[str, Any] = {"start_s": start_s, "duration_s": duration_s, "channels": channels, "sample_rate_hz": sample_rate_hz, "audio_format": audio_format}
+    common: dict[str, Any] = {
+        "start_s": start_s,
+        "duration_s": duration_s,
+        "channels": channels,
+        "sample_rate_hz": sample_rate_hz,
+        "audio_format": audio_format,
+    }
     fallback = False
     with atomic_path(dest, suffix="." + audio_format) as tmp:
         cmd = _ffmpeg_cmd(media_url, tmp, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, **common)
@@ -519,7 +536,9 @@ def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: flo
             reason = classify_ffmpeg_error(stderr, 0).reason if stderr.strip() else R.NETWORK
             # an HTTP status or network error if ffmpeg named one, else most likely a cut body
             reason = R.NETWORK if reason == R.FFMPEG_ERROR else reason
-            return Failure(reason, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})")
+            return Failure(
+                reason, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})"
+            )
         src = f"{src_duration} s" if src_duration is not None else "unknown length"
         return Failure(R.QC_REJECT, f"short: the source ({src}) gave {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment {start_s:g}-{end_s:g} s")
     samples = data[:expected, 0]

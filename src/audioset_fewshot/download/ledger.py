@@ -106,8 +106,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def recover_hint(path: Path) -> str:
     """What to do about a damaged ledger: never delete it (that would forget every clip)."""
-    return (f"rebuild it from the clips on disk and the manifest with 'audioset-fewshot recover --root {path.parent}' "
-            "(it keeps every downloaded clip; do not delete the ledger, a new one would fetch them all again)")
+    return (
+        f"rebuild it from the clips on disk and the manifest with 'audioset-fewshot recover --root {path.parent}' "
+        "(it keeps every downloaded clip; do not delete the ledger, a new one would fetch them all again)"
+    )
 
 
 def utc_now() -> str:
@@ -277,8 +279,10 @@ class Ledger:
         self.path = Path(path)
         self.readonly = readonly
         if self.path.is_symlink():  # SQLite would write through it, outside the root
-            raise DownloadError(f"{self.path} is a symbolic link; a ledger is never opened through a link: put the real file there "
-                                f"(or rebuild it from the files with 'audioset-fewshot recover --root {self.path.parent}')")
+            raise DownloadError(
+                f"{self.path} is a symbolic link; a ledger is never opened through a link: put the real file there "
+                f"(or rebuild it from the files with 'audioset-fewshot recover --root {self.path.parent}')"
+            )
         # a ledger file that exists must hold a ledger: starting an empty one over it would
         # treat every downloaded clip as unknown (and a download would remove their files)
         self._existed = self.path.exists()
@@ -319,7 +323,9 @@ class Ledger:
     def _init_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            raise DownloadError(f"{self.path}: ledger schema_version {version}, this version reads {SCHEMA_VERSION}; use a matching audioset-fewshot or a new root")
+            raise DownloadError(
+                f"{self.path}: ledger schema_version {version}, this version reads {SCHEMA_VERSION}; use a matching audioset-fewshot or a new root"
+            )
         if version == 0 and (self.readonly or (self._existed and not self._safe_to_start())):
             raise DownloadError(f"{self.path} holds no ledger (empty or garbled); {recover_hint(self.path)}")
         if self.readonly:
@@ -534,7 +540,9 @@ class Ledger:
             raise DownloadError(f"unknown ledger status {status!r}; expected one of {', '.join(STATUSES)}")
         with self._tx():
             if status == "ok":
-                self._db.execute("UPDATE clips SET status = ?, reason = ?, message = ?, updated_at = ? WHERE clip_id = ?", (status, reason, message, utc_now(), clip_id))
+                self._db.execute(
+                    "UPDATE clips SET status = ?, reason = ?, message = ?, updated_at = ? WHERE clip_id = ?", (status, reason, message, utc_now(), clip_id)
+                )
             else:
                 self._db.execute(
                     "UPDATE clips SET status = ?, reason = ?, message = ?, updated_at = ?, obtained_at = NULL, path = NULL, sha256 = NULL, samples = NULL WHERE clip_id = ?",

@@ -146,7 +146,9 @@ class DownloadReport(ClassTotals):
         short = [c for c in self.classes if c.shortfall]
         shown = self.classes if len(self.classes) <= 20 else short
         for c in shown:
-            lines.append(f"  {c.mid}: {c.obtained}/{c.target} (candidates {c.candidates}, failed {c.failed_permanent} permanent + {c.failed_transient} transient)")
+            lines.append(
+                f"  {c.mid}: {c.obtained}/{c.target} (candidates {c.candidates}, failed {c.failed_permanent} permanent + {c.failed_transient} transient)"
+            )
         if len(shown) < len(self.classes):
             lines.append(f"  ... and {len(self.classes) - len(shown)} complete classes")
         if self.by_origin and set(self.by_origin) != {"youtube"}:
@@ -244,7 +246,9 @@ def estimate_download(plan: Any, *, root: Path | str, max_per_hour: Rate = AUTO,
     gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s)
     spe = gov.seconds_per_extraction()
     mean_dur = float(np.mean([e.end_s - e.start_s for e in plan.entries])) if plan.entries else 10.0
-    return DownloadEstimate(todo, spe, todo * spe / 3600.0, todo * bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz, duration_s=mean_dur))
+    return DownloadEstimate(
+        todo, spe, todo * spe / 3600.0, todo * bytes_per_clip(audio_format=audio_format, sample_rate_hz=sample_rate_hz, duration_s=mean_dur)
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,7 +372,11 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
             r = rows.get(e.clip_id)
             if r is not None and r.status.failed:
                 failures[r.reason or reasons.UNKNOWN] += 1
-        classes.append(ClassProgress(mid, plan.target(mid), st[ClipStatus.OK], len(entries), st[ClipStatus.FAILED_PERMANENT], st[ClipStatus.FAILED_TRANSIENT], st[ClipStatus.PENDING]))
+        classes.append(
+            ClassProgress(
+                mid, plan.target(mid), st[ClipStatus.OK], len(entries), st[ClipStatus.FAILED_PERMANENT], st[ClipStatus.FAILED_TRANSIENT], st[ClipStatus.PENDING]
+            )
+        )
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
         attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
@@ -615,4 +623,3 @@ class _Run:
                     f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
                     " Nothing is lost: run the same command again once fixed"
                 )
-

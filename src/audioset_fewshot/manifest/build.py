@@ -404,5 +404,7 @@ def build_manifest(root: Path | str) -> ManifestRecord:
                 stale.unlink()
                 written.append(stale.relative_to(layout.root).as_posix())
     if record.missing_files:
-        log.warning("%d clip(s) marked ok in the ledger have no file (first: %s); run 'audioset-fewshot verify'", len(record.missing_files), record.missing_files[0])
+        log.warning(
+            "%d clip(s) marked ok in the ledger have no file (first: %s); run 'audioset-fewshot verify'", len(record.missing_files), record.missing_files[0]
+        )
     return dataclasses.replace(record, written=tuple(written))

@@ -61,9 +61,23 @@ class ManifestRow:
 
 # Column order of the file (differs from the sort order of the dataclass).
 CLIPS_COLUMNS: tuple[str, ...] = (
-    "ytid", "start_s", "end_s", "owner_mid", "labels", "source", "path",
-    "sample_rate_hz", "samples", "sha256", "itag", "codec", "license", "channel_id",
-    "origin", "origin_revision", "source_sample_rate_hz",
+    "ytid",
+    "start_s",
+    "end_s",
+    "owner_mid",
+    "labels",
+    "source",
+    "path",
+    "sample_rate_hz",
+    "samples",
+    "sha256",
+    "itag",
+    "codec",
+    "license",
+    "channel_id",
+    "origin",
+    "origin_revision",
+    "source_sample_rate_hz",
 )
 # the header before origins existed: read as clips from YouTube
 LEGACY_CLIPS_COLUMNS: tuple[str, ...] = CLIPS_COLUMNS[:-3]
@@ -218,9 +232,7 @@ def _parse_row(rec: dict[str, str], *, guard: PathGuard | None) -> ManifestRow:
     rel = _lexically_safe(rec["path"])
     ext = rel.rsplit(".", 1)[-1] if "." in rel else ""
     if ext not in AUDIO_EXTS or rel != expected_relpath(owner, ytid, start_s, ext):
-        raise ValidationError(
-            f"path {rel!r} is not where this clip lives; expected {expected_relpath(owner, ytid, start_s, 'flac')!r} (or .wav)"
-        )
+        raise ValidationError(f"path {rel!r} is not where this clip lives; expected {expected_relpath(owner, ytid, start_s, 'flac')!r} (or .wav)")
     if guard is not None:
         guard.check(rel)
     sample_rate_hz = _count(rec["sample_rate_hz"], "sample_rate_hz")
@@ -228,11 +240,22 @@ def _parse_row(rec: dict[str, str], *, guard: PathGuard | None) -> ManifestRow:
     if sample_rate_hz <= 0 or samples <= 0 or not math.isfinite(samples):
         raise ValidationError(f"sample_rate_hz and samples must be positive, got {sample_rate_hz} and {samples}")
     return ManifestRow(
-        owner_mid=owner, ytid=ytid, start_s=start_s, end_s=end_s, labels=labels, source=rec["source"],
-        path=rel, sample_rate_hz=sample_rate_hz, samples=samples, sha256=valid_sha256(rec["sha256"]),
-        itag=_plain_text(rec["itag"], "itag"), codec=_plain_text(rec["codec"], "codec"),
-        license=_plain_text(rec["license"], "license"), channel_id=_plain_text(rec["channel_id"], "channel_id"),
-        origin=_plain_text(rec.get("origin", "youtube"), "origin") or "youtube", origin_revision=_plain_text(rec.get("origin_revision", ""), "origin_revision"),
+        owner_mid=owner,
+        ytid=ytid,
+        start_s=start_s,
+        end_s=end_s,
+        labels=labels,
+        source=rec["source"],
+        path=rel,
+        sample_rate_hz=sample_rate_hz,
+        samples=samples,
+        sha256=valid_sha256(rec["sha256"]),
+        itag=_plain_text(rec["itag"], "itag"),
+        codec=_plain_text(rec["codec"], "codec"),
+        license=_plain_text(rec["license"], "license"),
+        channel_id=_plain_text(rec["channel_id"], "channel_id"),
+        origin=_plain_text(rec.get("origin", "youtube"), "origin") or "youtube",
+        origin_revision=_plain_text(rec.get("origin_revision", ""), "origin_revision"),
         source_sample_rate_hz=str(_count(rec["source_sample_rate_hz"], "source_sample_rate_hz")) if rec.get("source_sample_rate_hz") else "",
     )
 
@@ -291,4 +314,15 @@ def rows_by_owner(rows: Sequence[ManifestRow]) -> dict[str, list[ManifestRow]]:
     return out
 
 
-__all__ = ["CLIPS_COLUMNS", "SCHEMA_VERSION", "ManifestRow", "PathGuard", "clean_text", "expected_relpath", "read_clips", "render_clips", "rows_by_owner", "write_clips"]
+__all__ = [
+    "CLIPS_COLUMNS",
+    "SCHEMA_VERSION",
+    "ManifestRow",
+    "PathGuard",
+    "clean_text",
+    "expected_relpath",
+    "read_clips",
+    "render_clips",
+    "rows_by_owner",
+    "write_clips",
+]

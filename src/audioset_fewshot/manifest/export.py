@@ -133,7 +133,17 @@ def export_clips(root: Path | str, *, into: Path | str, cc_only: bool = True) ->
         uploader = clean_text(lc.uploader if lc else "", limit=200)
         blocks.append(_attribution_block(row, title, uploader))
         attrib_rows.append(
-            [row.ytid, f"{row.start_s:.3f}", f"{row.end_s:.3f}", _cell(title), _cell(uploader), row.channel_id, segment_url(row.ytid, row.start_s), _cell(row.license), row.path]
+            [
+                row.ytid,
+                f"{row.start_s:.3f}",
+                f"{row.end_s:.3f}",
+                _cell(title),
+                _cell(uploader),
+                row.channel_id,
+                segment_url(row.ytid, row.start_s),
+                _cell(row.license),
+                row.path,
+            ]
         )
     keep = {r.path for r in exported}
     removed: list[str] = []

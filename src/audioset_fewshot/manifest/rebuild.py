@@ -210,14 +210,20 @@ def _causes(want: Mapping[str, ManifestRow], ledger: Mapping[str, LedgerClip], d
     out: list[str] = []
     demo = is_demo_url(f"{base_url.rstrip('/')}/watch?v=aaaaaaaaaaa")
     if other_length or too_short:
-        text = (f"{len(other_length) + len(too_short)} clip(s) came back with another length than the manifest lists "
-                f"({len(too_short)} source(s) too short for their segment, e.g. {(too_short or other_length)[0]}): "
-                f"the host at {base_url} serves other media under these IDs than the one the manifest was made from")
+        text = (
+            f"{len(other_length) + len(too_short)} clip(s) came back with another length than the manifest lists "
+            f"({len(too_short)} source(s) too short for their segment, e.g. {(too_short or other_length)[0]}): "
+            f"the host at {base_url} serves other media under these IDs than the one the manifest was made from"
+        )
         if demo:
-            text += ("; a demo manifest rebuilds only against its own catalogue: start "
-                     "'audioset-fewshot serve-demo --root DEMO' and pass the URL it prints as --base-url")
+            text += (
+                "; a demo manifest rebuilds only against its own catalogue: start "
+                "'audioset-fewshot serve-demo --root DEMO' and pass the URL it prints as --base-url"
+            )
         out.append(text)
     if same_length:
-        out.append(f"{len(same_length)} rebuilt clip(s) have the listed length but other bytes (e.g. {same_length[0]}): "
-                   "another ffmpeg or yt-dlp version than the manifest's lock.json records, or the video was re-encoded")
+        out.append(
+            f"{len(same_length)} rebuilt clip(s) have the listed length but other bytes (e.g. {same_length[0]}): "
+            "another ffmpeg or yt-dlp version than the manifest's lock.json records, or the video was re-encoded"
+        )
     return tuple(out)

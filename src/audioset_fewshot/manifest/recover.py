@@ -159,8 +159,9 @@ def recover(root: Path | str, *, force: bool = False) -> RecoverReport:
                     found = _clip_on_disk(layout, e)
                     if found is not None:
                         rel, info = found
-                        led.record_attempt(cid, SimpleNamespace(ok=True, message="recovered from its file (not in the manifest)", **info),
-                                           counted=False, relpath=rel)
+                        led.record_attempt(
+                            cid, SimpleNamespace(ok=True, message="recovered from its file (not in the manifest)", **info), counted=False, relpath=rel
+                        )
                         done.add(cid)
                         from_files += 1
                         continue
@@ -177,10 +178,10 @@ def recover(root: Path | str, *, force: bool = False) -> RecoverReport:
         finally:
             for suffix in _SIDE_FILES:
                 Path(str(tmp) + suffix).unlink(missing_ok=True)
-    log.info("recover: %d clips from the manifest, %d from files, %d failures restored, %d rejected",
-             from_manifest, from_files, failures, len(rejected))
-    return RecoverReport(root=layout.root, moved_to=moved, planned=len(planned), from_manifest=from_manifest, from_files=from_files,
-                         failures=failures, rejected=tuple(rejected))
+    log.info("recover: %d clips from the manifest, %d from files, %d failures restored, %d rejected", from_manifest, from_files, failures, len(rejected))
+    return RecoverReport(
+        root=layout.root, moved_to=moved, planned=len(planned), from_manifest=from_manifest, from_files=from_files, failures=failures, rejected=tuple(rejected)
+    )
 
 
 def _clip_on_disk(layout: DatasetLayout, entry: Any) -> tuple[str, dict[str, Any]] | None:
@@ -216,7 +217,7 @@ def _flac_md5_matches(path: Path, samples: Any) -> bool:
         head = fh.read(4 + 4 + 34)
     if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:  # STREAMINFO is the first block
         return False
-    recorded = head[8 + 18:8 + 34]
+    recorded = head[8 + 18 : 8 + 34]
     bits = ((head[8 + 12] & 0x01) << 4 | head[8 + 13] >> 4) + 1
     if bits != 16:
         return True  # our clips are 16-bit; other depths are not checked here

@@ -29,7 +29,16 @@ from audioset_fewshot.manifest.build import UNAVAILABLE_COLUMNS, _csv_text, _wri
 from audioset_fewshot.release.obtain import ORIGIN, read_obtained
 
 RELEASE_CLIPS_COLUMNS: tuple[str, ...] = (
-    "ytid", "start_s", "end_s", "owner_mid", "labels", "source", "origin", "seconds", "release_sha256", "release_labels",
+    "ytid",
+    "start_s",
+    "end_s",
+    "owner_mid",
+    "labels",
+    "source",
+    "origin",
+    "seconds",
+    "release_sha256",
+    "release_labels",
 )
 
 
@@ -64,8 +73,7 @@ def build_release_manifest(root: Path | str) -> ReleaseManifestRecord:
     layout.manifest_dir.mkdir(parents=True, exist_ok=True)
     _write_if_changed(layout.release_clips_csv, clips_text, layout, written)
     _write_if_changed(layout.unavailable_csv, unavailable_text, layout, written)
-    return ReleaseManifestRecord(clips=len(ok), classes=len({r.owner_mid for r in ok}), unavailable=len(failed), release_sha256=content,
-                                 written=tuple(written))
+    return ReleaseManifestRecord(clips=len(ok), classes=len({r.owner_mid for r in ok}), unavailable=len(failed), release_sha256=content, written=tuple(written))
 
 
 __all__ = ["RELEASE_CLIPS_COLUMNS", "ReleaseManifestRecord", "build_release_manifest"]

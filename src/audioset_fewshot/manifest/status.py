@@ -210,7 +210,9 @@ def dataset_status(root: Path | str, *, headers: Mapping[str, int] | None = None
         for m in mids
     )  # fmt: skip
     sources = tuple(
-        SourceStatus(source=name, planned=v["planned"], attempted=v["attempted"], obtained=v["obtained"], failed_permanent=v["perm"], header_segments=hdr.get(name))
+        SourceStatus(
+            source=name, planned=v["planned"], attempted=v["attempted"], obtained=v["obtained"], failed_permanent=v["perm"], header_segments=hdr.get(name)
+        )
         for name in SOURCES
         if (v := src.get(name)) is not None
     )

@@ -127,9 +127,7 @@ def verify(root: Path | str, *, manifest: Path | str | None = None) -> VerifyRep
         if info is None:
             problems.append(Problem(row.path, CORRUPT_LENGTH, "does not decode as audio"))
         elif info != (row.samples, row.sample_rate_hz):
-            problems.append(
-                Problem(row.path, CORRUPT_LENGTH, f"{info[0]} samples at {info[1]} Hz, manifest {row.samples} at {row.sample_rate_hz} Hz")
-            )
+            problems.append(Problem(row.path, CORRUPT_LENGTH, f"{info[0]} samples at {info[1]} Hz, manifest {row.samples} at {row.sample_rate_hz} Hz"))
     problems += _unexpected(layout, listed)
     return VerifyReport(root=layout.root, manifest=manifest_path, checked=len(rows), problems=tuple(sorted(problems)))
 

@@ -138,7 +138,9 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name("." + dest.name + ".part")
 
 
-def fetch_url(url: str, dest: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3, force: bool = False, lock_wait_s: float | None = None) -> Path:
+def fetch_url(
+    url: str, dest: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3, force: bool = False, lock_wait_s: float | None = None
+) -> Path:
     """Download ``url`` to ``dest`` atomically and resumably; write the provenance file.
 
     A no-op when ``dest`` exists with a provenance record for the same URL and
@@ -187,7 +189,9 @@ def _download_lock(dest: Path, *, wait_s: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise MetadataError(f"another process has been fetching {dest.name} for over {wait_s:.0f} s (lock {lock_path}); let it finish, then run again") from None
+                    raise MetadataError(
+                        f"another process has been fetching {dest.name} for over {wait_s:.0f} s (lock {lock_path}); let it finish, then run again"
+                    ) from None
                 time.sleep(0.1)
         try:
             yield
@@ -351,7 +355,10 @@ def _read_body(resp: http.client.HTTPResponse, url: str, part: Path, have: int, 
         else:
             raise _Transient(f"unexpected HTTP status {status}")
         got = offset
-        with open(part, mode) as fh, progress_bar(total=total, desc=f"fetch {part.name.strip('.').removesuffix('.part')}", unit="B", unit_scale=True, initial=offset) as bar:
+        with (
+            open(part, mode) as fh,
+            progress_bar(total=total, desc=f"fetch {part.name.strip('.').removesuffix('.part')}", unit="B", unit_scale=True, initial=offset) as bar,
+        ):
             try:
                 while True:
                     chunk = resp.read(_CHUNK)

@@ -232,7 +232,14 @@ class Ontology:
 
     def to_records(self) -> list[dict[str, Any]]:
         return [
-            {"mid": c.mid, "name": c.name, "leaf": c.is_leaf, "restrictions": list(c.restrictions), "parents": list(c.parent_ids), "top_level": self.top_level(c.mid)}
+            {
+                "mid": c.mid,
+                "name": c.name,
+                "leaf": c.is_leaf,
+                "restrictions": list(c.restrictions),
+                "parents": list(c.parent_ids),
+                "top_level": self.top_level(c.mid),
+            }
             for c in self
         ]
 

@@ -49,9 +49,7 @@ _MAX_LINE_BYTES = 1 << 16
 _TIME_MAX_CHARS = 20  # longer time fields take the per-line path
 _MID_MAX_BYTES = 16  # longer labels take the per-line path (then fail: MIDs are <= 13 chars)
 
-_COUNTS_RE = re.compile(
-    rb"num_ytids\s*=\s*(\d+)\s*,\s*num_segs\s*=\s*(\d+)\s*,\s*num_unique_labels\s*=\s*(\d+)\s*,\s*num_positive_labels\s*=\s*(\d+)"
-)
+_COUNTS_RE = re.compile(rb"num_ytids\s*=\s*(\d+)\s*,\s*num_segs\s*=\s*(\d+)\s*,\s*num_unique_labels\s*=\s*(\d+)\s*,\s*num_positive_labels\s*=\s*(\d+)")
 _CREATED_RE = re.compile(rb"Segments csv created\s*(.*)")
 _NUMBER_RE = re.compile(r"[+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -239,7 +237,9 @@ def parse_line(line: str, *, path: Path | str = "<string>", line_no: int = 0) ->
         raise ParseError(p, line_no, f"segment times must satisfy 0 <= start < end, got start={head[1].strip()} end={head[2].strip()}")
     rest = head[3].strip()
     if not rest.startswith('"'):
-        raise ParseError(p, line_no, f"the label list must be one double-quoted field such as \"/m/09x0r,/t/dd00088\"; missing the opening quote in {rest[:60]!r}")
+        raise ParseError(
+            p, line_no, f'the label list must be one double-quoted field such as "/m/09x0r,/t/dd00088"; missing the opening quote in {rest[:60]!r}'
+        )
     if len(rest) < 2 or not rest.endswith('"'):
         raise ParseError(p, line_no, f"the label list {rest[:60]!r} is missing its closing quote")
     inner = rest[1:-1]
@@ -477,7 +477,18 @@ def _parse_block(buf: bytes, first_line: int, path: Path, vocab: _Vocab) -> _Blo
     return block
 
 
-def _merge_slow(block: _Block, g_idx: np.ndarray, tok_line: np.ndarray, slow: np.ndarray, b: np.ndarray, starts: np.ndarray, ends: np.ndarray, first_line: int, path: Path, vocab: _Vocab) -> _Block:
+def _merge_slow(
+    block: _Block,
+    g_idx: np.ndarray,
+    tok_line: np.ndarray,
+    slow: np.ndarray,
+    b: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    first_line: int,
+    path: Path,
+    vocab: _Vocab,
+) -> _Block:
     """Lines off the fast path: parse each with :func:`parse_line` (raises on the first bad one)."""
     rows: list[tuple[int, str, float, float, list[int]]] = []
     for i in slow.tolist():

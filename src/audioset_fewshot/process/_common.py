@@ -70,8 +70,7 @@ def disk_full_is_processing_error(stage: str, folder: Path) -> Iterator[None]:
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ProcessingError(
-                f"{stage}: the disk holding {folder} is full; free some space and run the same command again "
-                "(work already committed is kept)"
+                f"{stage}: the disk holding {folder} is full; free some space and run the same command again (work already committed is kept)"
             ) from err
         raise
 

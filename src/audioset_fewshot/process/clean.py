@@ -49,8 +49,19 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CLEAN_COLUMNS: tuple[str, ...] = (
-    "ytid", "start_s", "owner_mid", "path", "verdict", "reason", "action",
-    "sample_rate_hz", "frames", "duration_s", "rms_dbfs", "peak", "clipped_fraction",
+    "ytid",
+    "start_s",
+    "owner_mid",
+    "path",
+    "verdict",
+    "reason",
+    "action",
+    "sample_rate_hz",
+    "frames",
+    "duration_s",
+    "rms_dbfs",
+    "peak",
+    "clipped_fraction",
 )
 REASONS: tuple[str, ...] = ("ok", "silence-class", "missing", "undecodable", "too-short", "digital-silence", "silent", "clipped")
 UNREADABLE = frozenset({"missing", "undecodable"})
@@ -153,8 +164,7 @@ def measure_file(path: Path) -> _Measure:
     return _Measure(None, sr, frames, rms_dbfs, peak, clipped)
 
 
-def _verdict(row: ManifestRow, m: _Measure, *, min_duration_s: float, silence_dbfs: float,
-             max_clipped_fraction: float, policy: str) -> ClipVerdict:
+def _verdict(row: ManifestRow, m: _Measure, *, min_duration_s: float, silence_dbfs: float, max_clipped_fraction: float, policy: str) -> ClipVerdict:
     duration = (m.frames / m.sample_rate_hz) if (m.frames is not None and m.sample_rate_hz) else None
     if m.reason is not None:
         reason = m.reason
@@ -171,9 +181,19 @@ def _verdict(row: ManifestRow, m: _Measure, *, min_duration_s: float, silence_db
     verdict: Literal["keep", "reject"] = "keep" if reason in ("ok", "silence-class") else "reject"
     kept = verdict == "keep" or (policy == "keep" and reason not in UNREADABLE)
     return ClipVerdict(
-        ytid=row.ytid, start_s=row.start_s, owner_mid=row.owner_mid, path=row.path, verdict=verdict,
-        reason=reason, action="kept" if kept else "dropped", sample_rate_hz=m.sample_rate_hz,
-        frames=m.frames, duration_s=duration, rms_dbfs=m.rms_dbfs, peak=m.peak, clipped_fraction=m.clipped_fraction,
+        ytid=row.ytid,
+        start_s=row.start_s,
+        owner_mid=row.owner_mid,
+        path=row.path,
+        verdict=verdict,
+        reason=reason,
+        action="kept" if kept else "dropped",
+        sample_rate_hz=m.sample_rate_hz,
+        frames=m.frames,
+        duration_s=duration,
+        rms_dbfs=m.rms_dbfs,
+        peak=m.peak,
+        clipped_fraction=m.clipped_fraction,
     )
 
 
@@ -190,11 +210,23 @@ def render_clean(verdicts: Sequence[ClipVerdict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CLEAN_COLUMNS)
     for v in sorted(verdicts, key=lambda v: (v.owner_mid, v.ytid, v.start_s)):
-        w.writerow([
-            v.ytid, f"{v.start_s:.3f}", v.owner_mid, v.path, v.verdict, v.reason, v.action,
-            _fmt(v.sample_rate_hz, "d"), _fmt(v.frames, "d"), _fmt(v.duration_s, ".6f"),
-            _fmt(v.rms_dbfs, ".3f"), _fmt(v.peak, ".6f"), _fmt(v.clipped_fraction, ".6f"),
-        ])
+        w.writerow(
+            [
+                v.ytid,
+                f"{v.start_s:.3f}",
+                v.owner_mid,
+                v.path,
+                v.verdict,
+                v.reason,
+                v.action,
+                _fmt(v.sample_rate_hz, "d"),
+                _fmt(v.frames, "d"),
+                _fmt(v.duration_s, ".6f"),
+                _fmt(v.rms_dbfs, ".3f"),
+                _fmt(v.peak, ".6f"),
+                _fmt(v.clipped_fraction, ".6f"),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -214,13 +246,23 @@ def read_clean(path: Path | str) -> tuple[ClipVerdict, ...]:
         raise StageNotReadyError(f"{path}: unexpected header; rerun 'audioset-fewshot process --stage clean --force'")
     out = []
     for rec in reader:
-        out.append(ClipVerdict(
-            ytid=rec["ytid"], start_s=float(rec["start_s"]), owner_mid=rec["owner_mid"], path=rec["path"],
-            verdict=rec["verdict"], reason=rec["reason"], action=rec["action"],  # type: ignore[arg-type]
-            sample_rate_hz=_opt(rec["sample_rate_hz"], int), frames=_opt(rec["frames"], int),
-            duration_s=_opt(rec["duration_s"], float), rms_dbfs=_opt(rec["rms_dbfs"], float),
-            peak=_opt(rec["peak"], float), clipped_fraction=_opt(rec["clipped_fraction"], float),
-        ))
+        out.append(
+            ClipVerdict(
+                ytid=rec["ytid"],
+                start_s=float(rec["start_s"]),
+                owner_mid=rec["owner_mid"],
+                path=rec["path"],
+                verdict=rec["verdict"],  # type: ignore[arg-type]
+                reason=rec["reason"],
+                action=rec["action"],  # type: ignore[arg-type]
+                sample_rate_hz=_opt(rec["sample_rate_hz"], int),
+                frames=_opt(rec["frames"], int),
+                duration_s=_opt(rec["duration_s"], float),
+                rms_dbfs=_opt(rec["rms_dbfs"], float),
+                peak=_opt(rec["peak"], float),
+                clipped_fraction=_opt(rec["clipped_fraction"], float),
+            )
+        )
     return tuple(out)
 
 
@@ -257,15 +299,22 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
     _check_params(min_duration_s, silence_dbfs, max_clipped_fraction, policy)
     layout = DatasetLayout(Path(root))
     params = {
-        "min_duration_s": float(min_duration_s), "silence_dbfs": float(silence_dbfs),
-        "max_clipped_fraction": float(max_clipped_fraction), "policy": policy,
+        "min_duration_s": float(min_duration_s),
+        "silence_dbfs": float(silence_dbfs),
+        "max_clipped_fraction": float(max_clipped_fraction),
+        "policy": policy,
     }
     clips_sha = sha256_file(layout.clips_csv) if layout.clips_csv.is_file() else ""
     meta_path = clean_meta_path(layout)
     if not force and clips_sha:
         meta = read_json(meta_path)
-        if (meta and meta.get("schema_version") == SCHEMA_VERSION and meta.get("params") == params
-                and meta.get("inputs", {}).get("clips_csv_sha256") == clips_sha and layout.clean_csv.is_file()):
+        if (
+            meta
+            and meta.get("schema_version") == SCHEMA_VERSION
+            and meta.get("params") == params
+            and meta.get("inputs", {}).get("clips_csv_sha256") == clips_sha
+            and layout.clean_csv.is_file()
+        ):
             text = layout.clean_csv.read_text(encoding="utf-8")
             if sha256_text(text) == meta.get("outputs", {}).get("clean_csv_sha256"):
                 log.info("clean: %s is up to date", layout.clean_csv)
@@ -278,8 +327,7 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
     else:
         measures = [_measure_one(j) for j in progress(jobs, desc="clean", unit="clip")]
     verdicts = tuple(
-        _verdict(r, m, min_duration_s=min_duration_s, silence_dbfs=silence_dbfs,
-                 max_clipped_fraction=max_clipped_fraction, policy=policy)
+        _verdict(r, m, min_duration_s=min_duration_s, silence_dbfs=silence_dbfs, max_clipped_fraction=max_clipped_fraction, policy=policy)
         for r, m in zip(rows, measures, strict=True)
     )
     verdicts = tuple(sorted(verdicts, key=lambda v: (v.owner_mid, v.ytid, v.start_s)))
@@ -295,15 +343,23 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
 
 
 def _write_meta(meta_path: Path, params: dict[str, Any], clips_sha: str, report: CleanReport) -> None:
-    atomic_write_json(meta_path, {
-        "schema_version": SCHEMA_VERSION,
-        "stage": "clean",
-        "params": params,
-        "inputs": {"clips_csv_sha256": clips_sha},
-        "outputs": {"clean_csv_sha256": report.sha256},
-        "counts": {"clips": len(report.verdicts), "kept": report.kept, "dropped": report.dropped,
-                   "rejected": report.rejected, "by_reason": report.by_reason},
-    })
+    atomic_write_json(
+        meta_path,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "stage": "clean",
+            "params": params,
+            "inputs": {"clips_csv_sha256": clips_sha},
+            "outputs": {"clean_csv_sha256": report.sha256},
+            "counts": {
+                "clips": len(report.verdicts),
+                "kept": report.kept,
+                "dropped": report.dropped,
+                "rejected": report.rejected,
+                "by_reason": report.by_reason,
+            },
+        },
+    )
 
 
 __all__ = ["CLEAN_COLUMNS", "REASONS", "CleanReport", "ClipVerdict", "clean", "measure_file", "read_clean"]

@@ -189,7 +189,7 @@ class LogMel:
         blocks = xp[:, : (t - 1 + r) * hop].reshape(b, t - 1 + r, hop)
         out = torch.empty((b, t, n_fft), dtype=x.dtype)
         for j in range(r):
-            torch.mul(blocks[:, j:j + t, :], self._window[j * hop:(j + 1) * hop], out=out[:, :, j * hop:(j + 1) * hop])
+            torch.mul(blocks[:, j : j + t, :], self._window[j * hop : (j + 1) * hop], out=out[:, :, j * hop : (j + 1) * hop])
         return out
 
     def power_spectrogram(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,8 +206,18 @@ class LogMel:
         """The same as :meth:`power_spectrogram` through ``torch.stft`` (the reference)."""
         import torch
 
-        spec = torch.stft(x, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.n_fft, window=self._window,
-                          center=True, pad_mode="constant", normalized=False, onesided=True, return_complex=True)
+        spec = torch.stft(
+            x,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=self._window,
+            center=True,
+            pad_mode="constant",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
         p = spec.abs().pow(self.power)
         return p.transpose(1, 2)
 
@@ -231,9 +241,19 @@ class LogMel:
         return self.to_db(self.mel(self.power_spectrogram(x))).transpose(1, 2).contiguous()
 
 
-def log_mel(audio: np.ndarray, *, sample_rate_hz: int = 16000, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 128,
-            f_min: float = 0.0, f_max: float | None = None, power: float = 2.0, amin: float = 1e-10,
-            top_db: float | None = None) -> np.ndarray:
+def log_mel(
+    audio: np.ndarray,
+    *,
+    sample_rate_hz: int = 16000,
+    n_fft: int = 1024,
+    hop_length: int = 512,
+    n_mels: int = 128,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    power: float = 2.0,
+    amin: float = 1e-10,
+    top_db: float | None = None,
+) -> np.ndarray:
     """Log-mel of float audio (samples,) or (batch, samples) -> float32 (..., n_mels, frames)."""
     import torch
 
@@ -386,7 +406,9 @@ def load_features(root: Path | str, *, key: str | None = None, verify: bool = Fa
 
         return load_embeddings(layout.root, folder, verify=verify)
     if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StageNotReadyError(f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'")
+        raise StageNotReadyError(
+            f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'"
+        )
     shape = tuple(int(s) for s in meta["shape"])
     fix = "rebuild them with 'audioset-fewshot process --stage features' (or 'audioset-fewshot run')"
     check_size(folder / "mels.f32", 4 * int(np.prod(shape)), fix=fix)
@@ -398,10 +420,18 @@ def load_features(root: Path | str, *, key: str | None = None, verify: bool = Fa
     mels = np.memmap(folder / "mels.f32", dtype=np.float32, mode="r", shape=shape) if shape[0] else np.zeros(shape, np.float32)
     index = read_index(folder / "index.csv")
     if len(index) != shape[0]:
-        raise ProcessingError(f"{folder}: index.csv has {len(index)} rows but mels.f32 {shape[0]}; rebuild with 'audioset-fewshot process --stage features --force'")
+        raise ProcessingError(
+            f"{folder}: index.csv has {len(index)} rows but mels.f32 {shape[0]}; rebuild with 'audioset-fewshot process --stage features --force'"
+        )
     return FeatureStore(
-        root=layout.root, key=key, path=folder, mels=mels, index=index, meta=meta,
-        stats_count=np.load(folder / "stats_count.npy"), stats_sum=np.load(folder / "stats_sum.npy"),
+        root=layout.root,
+        key=key,
+        path=folder,
+        mels=mels,
+        index=index,
+        meta=meta,
+        stats_count=np.load(folder / "stats_count.npy"),
+        stats_sum=np.load(folder / "stats_sum.npy"),
         stats_sumsq=np.load(folder / "stats_sumsq.npy"),
     )
 
@@ -430,8 +460,18 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _check_params(sample_rate_hz: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float | None,
-                  power: float, amin: float, top_db: float | None, layout: str) -> None:
+def _check_params(
+    sample_rate_hz: int,
+    n_fft: int,
+    hop_length: int,
+    n_mels: int,
+    f_min: float,
+    f_max: float | None,
+    power: float,
+    amin: float,
+    top_db: float | None,
+    layout: str,
+) -> None:
     if n_fft < 16 or hop_length < 1 or n_mels < 1:
         raise UsageError(f"features: need n_fft >= 16, hop_length >= 1, n_mels >= 1 (got {n_fft}, {hop_length}, {n_mels})")
     if n_fft > 65536 or hop_length > 65536 or n_mels > 1024:  # a huge value would allocate gigabytes per batch
@@ -463,10 +503,20 @@ def features(root: Path | str, options: FeaturesOptions | None = None, *, force:
     pk = load_pack(lay.root)
     _check_params(pk.sample_rate_hz, n_fft, hop_length, n_mels, f_min, f_max, power, amin, top_db, layout)
     params = {
-        "sample_rate_hz": pk.sample_rate_hz, "n_fft": int(n_fft), "hop_length": int(hop_length), "n_mels": int(n_mels),
-        "f_min": float(f_min), "f_max": None if f_max is None else float(f_max), "power": float(power),
-        "amin": float(amin), "top_db": None if top_db is None else float(top_db),
-        "window": "hann-periodic", "center": True, "pad_mode": "constant", "mel_scale": "slaney", "mel_norm": "slaney",
+        "sample_rate_hz": pk.sample_rate_hz,
+        "n_fft": int(n_fft),
+        "hop_length": int(hop_length),
+        "n_mels": int(n_mels),
+        "f_min": float(f_min),
+        "f_max": None if f_max is None else float(f_max),
+        "power": float(power),
+        "amin": float(amin),
+        "top_db": None if top_db is None else float(top_db),
+        "window": "hann-periodic",
+        "center": True,
+        "pad_mode": "constant",
+        "mel_scale": "slaney",
+        "mel_norm": "slaney",
         "db_ref": 1.0,
     }
     index_sha = sha256_file(pk.index_path)
@@ -485,20 +535,27 @@ def features(root: Path | str, options: FeaturesOptions | None = None, *, force:
     if meta is None or damage or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
         # never commit features of a damaged pack: its hashes are checked beside the computation
         # (one more reader of the array, not a whole pass before the first batch)
-        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames,
-                        verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True))
+        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames, verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True))
     else:
         log.info("features: %s is up to date", folder)
     write_current(lay.features_dir, key)
     per_file = None
     if layout == "per-file":
         per_file = export_per_file(lay.root, key=key, force=force)
-    return FeatureRecord(key=key, path=folder, rows=int(meta["shape"][0]), n_mels=n_mels, frames=frames, params=params,
-                         pack_key=pk.key, per_file_dir=per_file)
+    return FeatureRecord(key=key, path=folder, rows=int(meta["shape"][0]), n_mels=n_mels, frames=frames, params=params, pack_key=pk.key, per_file_dir=per_file)
 
 
-def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dict[str, Any], inputs: dict[str, str],
-             frames: int, verify_pack: Callable[[], object] | None = None) -> dict[str, Any]:
+def _compute(
+    lay: DatasetLayout,
+    pk: Any,
+    folder: Path,
+    *,
+    key: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+    frames: int,
+    verify_pack: Callable[[], object] | None = None,
+) -> dict[str, Any]:
     """Compute the features into ``.tmp-<key>`` and rename it into place.
 
     ``verify_pack`` runs in a thread of its own while the batches are computed; the
@@ -521,8 +578,17 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
     try:
         with disk_full_is_processing_error("features", lay.features_dir):
             check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
-            tf = LogMel(pk.sample_rate_hz, params["n_fft"], params["hop_length"], n_mels, params["f_min"], params["f_max"],
-                        params["power"], params["amin"], params["top_db"])
+            tf = LogMel(
+                pk.sample_rate_hz,
+                params["n_fft"],
+                params["hop_length"],
+                n_mels,
+                params["f_min"],
+                params["f_max"],
+                params["power"],
+                params["amin"],
+                params["top_db"],
+            )
             n_threads = _cores()
 
             def job(r0: int, r1: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
@@ -537,8 +603,12 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
             # torch ops release the GIL: one single-threaded torch per core, fed by a
             # thread each, beats intra-op threads on these small batches (and does not
             # spin-wait when the machine is busy)
-            with open(tmp / "mels.f32", "wb") as fh, _torch_threads(1), \
-                    ThreadPoolExecutor(n_threads) as ex, progress_bar(total=rows, desc="features", unit="clip") as bar:
+            with (
+                open(tmp / "mels.f32", "wb") as fh,
+                _torch_threads(1),
+                ThreadPoolExecutor(n_threads) as ex,
+                progress_bar(total=rows, desc="features", unit="clip") as bar,
+            ):
                 flush = BackgroundFlush(fh.fileno())
                 hasher = ChunkHasher()
                 unflushed = 0
@@ -552,8 +622,10 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
                     if nxt is not None:
                         pending.append(ex.submit(job, nxt, min(rows, nxt + BATCH_ROWS)))
                     if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
-                        raise ProcessingError(f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of pack {pk.key} "
-                                              f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'")
+                        raise ProcessingError(
+                            f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of pack {pk.key} "
+                            f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'"
+                        )
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
                     buf = np.ascontiguousarray(y).data.cast("B")
@@ -572,10 +644,22 @@ def _compute(lay: DatasetLayout, pk: Any, folder: Path, *, key: str, params: dic
             np.save(tmp / "stats_sumsq.npy", sumsq)
             shutil.copyfile(pk.index_path, tmp / "index.csv")
             meta = {
-                "schema_version": SCHEMA_VERSION, "stage": "features", "key": key, "params": params, "inputs": inputs,
-                "shape": [rows, n_mels, frames], "dtype": "float32", "file": "mels.f32",
-                "stats": {"count": "stats_count.npy", "sum": "stats_sum.npy", "sumsq": "stats_sumsq.npy",
-                          "dtype": "float64", "shape": [rows, n_mels], "of": "dB values per clip and mel bin over frames"},
+                "schema_version": SCHEMA_VERSION,
+                "stage": "features",
+                "key": key,
+                "params": params,
+                "inputs": inputs,
+                "shape": [rows, n_mels, frames],
+                "dtype": "float32",
+                "file": "mels.f32",
+                "stats": {
+                    "count": "stats_count.npy",
+                    "sum": "stats_sum.npy",
+                    "sumsq": "stats_sumsq.npy",
+                    "dtype": "float64",
+                    "shape": [rows, n_mels],
+                    "of": "dB values per clip and mel bin over frames",
+                },
                 "content": hasher.record(),
                 "index_csv_sha256": sha256_file(tmp / "index.csv"),
                 "stats_sha256": {name: sha256_file(tmp / f"stats_{name}.npy") for name in _STATS},
@@ -640,6 +724,17 @@ def export_per_file(root: Path | str, *, key: str | None = None, force: bool = F
 
 
 __all__ = [
-    "FeatureRecord", "FeatureRow", "FeatureStore", "LogMel", "export_per_file", "features", "features_damage", "hz_to_mel",
-    "load_features", "log_mel", "mel_filterbank", "mel_to_hz", "n_frames",
+    "FeatureRecord",
+    "FeatureRow",
+    "FeatureStore",
+    "LogMel",
+    "export_per_file",
+    "features",
+    "features_damage",
+    "hz_to_mel",
+    "load_features",
+    "log_mel",
+    "mel_filterbank",
+    "mel_to_hz",
+    "n_frames",
 ]

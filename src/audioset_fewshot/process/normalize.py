@@ -46,9 +46,9 @@ Mode = Literal["none", "per_sample", "global", "channel"]
 class Stats:
     """Pooled statistics of a set of rows: per mel bin and over everything (float64)."""
 
-    count: np.ndarray          # (n_mels,) values per bin
-    channel_mean: np.ndarray   # (n_mels,)
-    channel_std: np.ndarray    # (n_mels,)
+    count: np.ndarray  # (n_mels,) values per bin
+    channel_mean: np.ndarray  # (n_mels,)
+    channel_std: np.ndarray  # (n_mels,)
     global_mean: float
     global_std: float
 
@@ -91,17 +91,16 @@ def compute_stats_direct(store: FeatureStore, rows: Sequence[int] | np.ndarray, 
     count = np.full(n_mels, float(r.size * frames))
     s = np.zeros(n_mels)
     for i in range(0, r.size, block_rows):
-        s += store.mels[r[i:i + block_rows]].astype(np.float64).sum(axis=(0, 2))
+        s += store.mels[r[i : i + block_rows]].astype(np.float64).sum(axis=(0, 2))
     mean = s / count
     gmean = float(s.sum() / count.sum())
     dev = np.zeros(n_mels)
     gdev = 0.0
     for i in range(0, r.size, block_rows):
-        x = store.mels[r[i:i + block_rows]].astype(np.float64)
+        x = store.mels[r[i : i + block_rows]].astype(np.float64)
         dev += np.square(x - mean[None, :, None]).sum(axis=(0, 2))
         gdev += float(np.square(x - gmean).sum())
-    return Stats(count=count, channel_mean=mean, channel_std=np.sqrt(dev / count),
-                 global_mean=gmean, global_std=math.sqrt(gdev / count.sum()))
+    return Stats(count=count, channel_mean=mean, channel_std=np.sqrt(dev / count), global_mean=gmean, global_std=math.sqrt(gdev / count.sum()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,24 +163,41 @@ class Normalizer:
             arr = np.asarray(a, dtype=np.float64)
             return float(arr) if arr.ndim == 0 else [float(v) for v in arr]
 
-        return {"schema_version": SCHEMA_VERSION, "mode": self.mode, "mean": enc(self.mean), "std": enc(self.std),
-                "eps": self.eps, "feature_key": self.feature_key, "rows_sha256": self.rows_sha256, "rows": self.rows}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "mode": self.mode,
+            "mean": enc(self.mean),
+            "std": enc(self.std),
+            "eps": self.eps,
+            "feature_key": self.feature_key,
+            "rows_sha256": self.rows_sha256,
+            "rows": self.rows,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: Path | None = None) -> Normalizer:
         def dec(v: Any) -> np.ndarray | None:
             return None if v is None else np.asarray(v, dtype=np.float64)
 
-        return cls(mode=d["mode"], mean=dec(d["mean"]), std=dec(d["std"]), eps=float(d["eps"]),
-                   feature_key=d.get("feature_key"), rows_sha256=d.get("rows_sha256"), rows=int(d.get("rows", 0)), path=path)
+        return cls(
+            mode=d["mode"],
+            mean=dec(d["mean"]),
+            std=dec(d["std"]),
+            eps=float(d["eps"]),
+            feature_key=d.get("feature_key"),
+            rows_sha256=d.get("rows_sha256"),
+            rows=int(d.get("rows", 0)),
+            path=path,
+        )
 
 
 def normalizer_path(root: Path, *, mode: str, feature_key: str, rows_hash: str) -> Path:
     return DatasetLayout(root).norm_dir / f"{mode}-{feature_key}-{rows_hash[:16]}.json"
 
 
-def fit_normalizer(store: FeatureStore, rows: Sequence[int] | np.ndarray | None = None, *, mode: Mode = "global",
-                   eps: float = 1e-8, cache: bool = True) -> Normalizer:
+def fit_normalizer(
+    store: FeatureStore, rows: Sequence[int] | np.ndarray | None = None, *, mode: Mode = "global", eps: float = 1e-8, cache: bool = True
+) -> Normalizer:
     """Fit a normaliser of ``mode`` on ``rows`` of ``store`` (all rows when None).
 
     ``global`` / ``channel`` pool the per-clip sums in float64 and are cached in
@@ -197,16 +213,28 @@ def fit_normalizer(store: FeatureStore, rows: Sequence[int] | np.ndarray | None 
     path = normalizer_path(store.root, mode=mode, feature_key=store.key, rows_hash=rh)
     if cache:
         cached = read_json(path)
-        if (cached and cached.get("schema_version") == SCHEMA_VERSION and cached.get("rows_sha256") == rh
-                and cached.get("feature_key") == store.key and cached.get("mode") == mode and cached.get("eps") == eps):
+        if (
+            cached
+            and cached.get("schema_version") == SCHEMA_VERSION
+            and cached.get("rows_sha256") == rh
+            and cached.get("feature_key") == store.key
+            and cached.get("mode") == mode
+            and cached.get("eps") == eps
+        ):
             return Normalizer.from_dict(cached, path=path)
     st = stats_from_sums(store, r)
     if mode == "global":
-        norm = Normalizer(mode=mode, mean=np.asarray(st.global_mean, dtype=np.float64), std=np.asarray(st.global_std, dtype=np.float64), eps=eps,
-                          feature_key=store.key, rows_sha256=rh, rows=int(r.size))
+        norm = Normalizer(
+            mode=mode,
+            mean=np.asarray(st.global_mean, dtype=np.float64),
+            std=np.asarray(st.global_std, dtype=np.float64),
+            eps=eps,
+            feature_key=store.key,
+            rows_sha256=rh,
+            rows=int(r.size),
+        )
     else:
-        norm = Normalizer(mode=mode, mean=st.channel_mean, std=st.channel_std, eps=eps,
-                          feature_key=store.key, rows_sha256=rh, rows=int(r.size))
+        norm = Normalizer(mode=mode, mean=st.channel_mean, std=st.channel_std, eps=eps, feature_key=store.key, rows_sha256=rh, rows=int(r.size))
     if cache:
         with disk_full_is_processing_error("normalize", path.parent):
             atomic_write_json(path, norm.to_dict())

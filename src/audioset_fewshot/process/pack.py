@@ -76,8 +76,8 @@ from audioset_fewshot.process.clean import clean_meta_path, read_clean
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-TASK_ROWS = 32          # rows decoded per worker task
-CHECKPOINT_ROWS = 256   # progress.json is rewritten after about this many finished rows (the array is flushed after every task)
+TASK_ROWS = 32  # rows decoded per worker task
+CHECKPOINT_ROWS = 256  # progress.json is rewritten after about this many finished rows (the array is flushed after every task)
 INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "owner_mid", "labels", "true_samples", "length_action")
 LENGTH_ACTIONS: tuple[str, ...] = ("none", "pad_zero", "pad_repeat", "trimmed")
 DTYPES = ("int16", "float32")
@@ -320,8 +320,15 @@ def read_index(path: Path | str) -> tuple[PackRow, ...]:
     for i, rec in enumerate(reader):
         try:
             row = int(rec["row"])
-            item = PackRow(row, rec["ytid"], float(rec["start_s"]), rec["owner_mid"],
-                           tuple(m for m in rec["labels"].split(";") if m), int(rec["true_samples"]), rec["length_action"])
+            item = PackRow(
+                row,
+                rec["ytid"],
+                float(rec["start_s"]),
+                rec["owner_mid"],
+                tuple(m for m in rec["labels"].split(";") if m),
+                int(rec["true_samples"]),
+                rec["length_action"],
+            )
         except (TypeError, ValueError, AttributeError) as err:  # a truncated or garbled line
             raise ProcessingError(f"{path}:{i + 2}: malformed row ({err}); rebuild with 'audioset-fewshot process --force'") from None
         if row != i:
@@ -332,10 +339,18 @@ def read_index(path: Path | str) -> tuple[PackRow, ...]:
 
 def _record(folder: Path, meta: dict[str, Any]) -> PackRecord:
     return PackRecord(
-        key=meta["key"], path=folder, audio_path=folder / meta["audio_file"], index_path=folder / "index.csv",
-        rows=int(meta["rows"]), samples=int(meta["samples"]), dtype=meta["dtype"],
-        sample_rate_hz=int(meta["params"]["sample_rate_hz"]), params=dict(meta["params"]), inputs=dict(meta["inputs"]),
-        dropped_by_length=tuple(meta["dropped_by_length"]), length_actions=dict(meta["length_actions"]),
+        key=meta["key"],
+        path=folder,
+        audio_path=folder / meta["audio_file"],
+        index_path=folder / "index.csv",
+        rows=int(meta["rows"]),
+        samples=int(meta["samples"]),
+        dtype=meta["dtype"],
+        sample_rate_hz=int(meta["params"]["sample_rate_hz"]),
+        params=dict(meta["params"]),
+        inputs=dict(meta["inputs"]),
+        dropped_by_length=tuple(meta["dropped_by_length"]),
+        length_actions=dict(meta["length_actions"]),
     )
 
 
@@ -415,9 +430,7 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
     clean_sha = sha256_file(layout.clean_csv)
     clean_meta = read_json(clean_meta_path(layout)) or {}
     if clean_meta.get("inputs", {}).get("clips_csv_sha256") != clips_sha or clean_meta.get("outputs", {}).get("clean_csv_sha256") != clean_sha:
-        raise StageNotReadyError(
-            f"{layout.clean_csv} was not made from the current {layout.clips_csv}; run 'audioset-fewshot process --stage clean' again"
-        )
+        raise StageNotReadyError(f"{layout.clean_csv} was not made from the current {layout.clips_csv}; run 'audioset-fewshot process --stage clean' again")
     params = {"sample_rate_hz": int(sample_rate_hz), "dtype": dtype, "length_s": float(length_s), "length_policy": length_policy}
     inputs = {"clips_csv_sha256": clips_sha, "clean_csv_sha256": clean_sha}
     key = cache_key({"schema_version": SCHEMA_VERSION, "stage": "pack", "params": params, "inputs": inputs})
@@ -464,8 +477,7 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
     state = read_json(progress_path)
     done: dict[str, list[Any]] = {}
     header = {"key": key, "rows": n_rows, "task_rows": TASK_ROWS, "chunk_bytes": chunk_bytes}
-    if (state and all(state.get(k) == v for k, v in header.items())
-            and audio_path.is_file() and audio_path.stat().st_size == nbytes):
+    if state and all(state.get(k) == v for k, v in header.items()) and audio_path.is_file() and audio_path.stat().st_size == nbytes:
         done = dict(state.get("done", {}))
         log.info("pack: resuming %s, %d of %d tasks already done", folder, len(done), -(-n_rows // TASK_ROWS))
     else:
@@ -483,7 +495,7 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
     for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
         if str(task_id) in done:
             continue
-        paths = [p for _, p in jobs[start:start + TASK_ROWS]]
+        paths = [p for _, p in jobs[start : start + TASK_ROWS]]
         tasks.append((task_id, str(audio_path), dtype, length, sample_rate_hz, length_policy, start, paths))
 
     ckpt = _Checkpointer(audio_path, progress_path, header)
@@ -518,7 +530,7 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
         for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
             ts, acts, digest = done[str(task_id)]
             digests.append(digest)
-            for i, (m, _) in enumerate(jobs[start:start + TASK_ROWS]):
+            for i, (m, _) in enumerate(jobs[start : start + TASK_ROWS]):
                 index_rows.append(PackRow(start + i, m.ytid, m.start_s, m.owner_mid, tuple(m.labels), int(ts[i]), str(acts[i])))
         index_text = render_index(index_rows)
         atomic_write_text(folder / "index.csv", index_text)

@@ -21,8 +21,9 @@ FILE_NAME = "audioset_fewshot/release/example.proto"
 _F = descriptor_pb2.FieldDescriptorProto
 
 
-def _field(msg: Any, name: str, number: int, ftype: int, *, repeated: bool = False, type_name: str | None = None,
-           packed: bool = False, oneof: int | None = None) -> None:
+def _field(
+    msg: Any, name: str, number: int, ftype: int, *, repeated: bool = False, type_name: str | None = None, packed: bool = False, oneof: int | None = None
+) -> None:
     f = msg.field.add()
     f.name = name
     f.number = number

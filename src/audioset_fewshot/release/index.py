@@ -58,20 +58,20 @@ class FileIndex:
     name: str
     sha256: str
     size: int
-    ytid: np.ndarray       # S11
-    start_ms: np.ndarray   # int64
-    end_ms: np.ndarray     # int64
-    seconds: np.ndarray    # int16
-    number: np.ndarray     # int32, record number in the file
-    offset: np.ndarray     # int64, byte offset of the record's frame
-    status: np.ndarray     # int8, OK or CORRUPT
+    ytid: np.ndarray  # S11
+    start_ms: np.ndarray  # int64
+    end_ms: np.ndarray  # int64
+    seconds: np.ndarray  # int16
+    number: np.ndarray  # int32, record number in the file
+    offset: np.ndarray  # int64, byte offset of the record's frame
+    status: np.ndarray  # int8, OK or CORRUPT
     label_ptr: np.ndarray  # int64 (n + 1)
     label_idx: np.ndarray  # int32, class indices as stored
     problems: tuple[str, ...] = ()  # every corrupt record, named
-    damaged: str | None = None      # the file broke off here
-    unreadable: int = 0             # corrupt records that did not even decode (their clip is unknown)
+    damaged: str | None = None  # the file broke off here
+    unreadable: int = 0  # corrupt records that did not even decode (their clip is unknown)
     embeddings: np.ndarray | None = None  # uint8 (n, 10, 128), when asked for
-    mask: np.ndarray | None = None        # uint8 (n, 10)
+    mask: np.ndarray | None = None  # uint8 (n, 10)
 
 
 def index_bytes(source: str, name: str, data: bytes | memoryview, *, embeddings: bool = False) -> FileIndex:
@@ -92,8 +92,8 @@ def index_bytes(source: str, name: str, data: bytes | memoryview, *, embeddings:
             if payload is None:
                 # the CRC failed; the framing is intact, so try to say which clip it was
                 state = CORRUPT
-                length = int.from_bytes(view[rec.offset:rec.offset + 8], "little")
-                payload = view[rec.offset + 12:rec.offset + 12 + length]
+                length = int.from_bytes(view[rec.offset : rec.offset + 8], "little")
+                payload = view[rec.offset + 12 : rec.offset + 12 + length]
             try:
                 p = decode_parts(payload)
             except RecordError as err:
@@ -136,13 +136,24 @@ def index_bytes(source: str, name: str, data: bytes | memoryview, *, embeddings:
     label_ptr = np.zeros(len(kept) + 1, dtype=np.int64)
     label_ptr[1:] = np.cumsum([len(p.labels) for p in kept])
     return FileIndex(
-        source=source, name=name, sha256=hashlib.sha256(view).hexdigest(), size=len(view),
+        source=source,
+        name=name,
+        sha256=hashlib.sha256(view).hexdigest(),
+        size=len(view),
         ytid=np.array([p.ytid.encode("ascii") for p in kept], dtype="S11"),
-        start_ms=np.array([p.start_ms for p in kept], dtype=np.int64), end_ms=np.array([p.end_ms for p in kept], dtype=np.int64),
-        seconds=seconds[keep].astype(np.int16), number=np.array(numbers, dtype=np.int32)[keep],
-        offset=np.array(offsets, dtype=np.int64)[keep], status=status_a[keep], label_ptr=label_ptr,
+        start_ms=np.array([p.start_ms for p in kept], dtype=np.int64),
+        end_ms=np.array([p.end_ms for p in kept], dtype=np.int64),
+        seconds=seconds[keep].astype(np.int16),
+        number=np.array(numbers, dtype=np.int32)[keep],
+        offset=np.array(offsets, dtype=np.int64)[keep],
+        status=status_a[keep],
+        label_ptr=label_ptr,
         label_idx=np.array([i for p in kept for i in p.labels], dtype=np.int32),
-        problems=tuple(problems), damaged=damaged, unreadable=unreadable, embeddings=emb_out, mask=mask_out,
+        problems=tuple(problems),
+        damaged=damaged,
+        unreadable=unreadable,
+        embeddings=emb_out,
+        mask=mask_out,
     )
 
 
@@ -187,7 +198,7 @@ class ReleaseIndex:
         return int(self.ytid.shape[0])
 
     def labels(self, row: int) -> tuple[int, ...]:
-        return tuple(int(i) for i in self.label_idx[self.label_ptr[row]:self.label_ptr[row + 1]])
+        return tuple(int(i) for i in self.label_idx[self.label_ptr[row] : self.label_ptr[row + 1]])
 
     def file_name(self, row: int) -> str:
         return self.files[int(self.file[row])][1]
@@ -316,8 +327,7 @@ def pack_release(release: Path | str | Release, folder: Path | str, *, sources: 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     parts: list[FileIndex] = []
-    with open(out / "embeddings.u8", "wb") as emb_fh, open(out / "mask.u8", "wb") as mask_fh, \
-            progress_bar(total=None, desc="pack release", unit="file") as bar:
+    with open(out / "embeddings.u8", "wb") as emb_fh, open(out / "mask.u8", "wb") as mask_fh, progress_bar(total=None, desc="pack release", unit="file") as bar:
         for fi in _file_results(rel, srcs, workers, embeddings=True):
             assert fi.embeddings is not None and fi.mask is not None
             emb_fh.write(np.ascontiguousarray(fi.embeddings).data)
@@ -350,10 +360,23 @@ def _combine(rel: Release, sources: tuple[str, ...], parts: Sequence[FileIndex])
     for msg in damaged.values():
         log.warning("%s", msg)
     idx = ReleaseIndex(
-        release=rel.path, kind=rel.kind, sources=sources, files=files, source=source, ytid=cat("ytid", "S11"),
-        start_ms=cat("start_ms", np.int64), end_ms=cat("end_ms", np.int64), seconds=cat("seconds", np.int16), file=file_,
-        number=cat("number", np.int32), offset=cat("offset", np.int64), status=cat("status", np.int8),
-        label_ptr=np.concatenate(ptrs), label_idx=cat("label_idx", np.int32), problems=problems, damaged=damaged,
+        release=rel.path,
+        kind=rel.kind,
+        sources=sources,
+        files=files,
+        source=source,
+        ytid=cat("ytid", "S11"),
+        start_ms=cat("start_ms", np.int64),
+        end_ms=cat("end_ms", np.int64),
+        seconds=cat("seconds", np.int16),
+        file=file_,
+        number=cat("number", np.int32),
+        offset=cat("offset", np.int64),
+        status=cat("status", np.int8),
+        label_ptr=np.concatenate(ptrs),
+        label_idx=cat("label_idx", np.int32),
+        problems=problems,
+        damaged=damaged,
         content_sha256=sha256_text(canonical_json([[name, sha] for _, name, sha, _, _ in files])),
         unreadable={p.name: p.unreadable for p in parts if p.unreadable},
     )

@@ -68,8 +68,12 @@ def read_label_indices(path: Path | str, ontology: Any = None) -> tuple[str, ...
         mids.append(mid)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ReleaseError(f"{p} disagrees with the ontology in {len(problems)} row(s): " + "; ".join(problems[:5]) + more
-                           + ". Use the class_labels_indices.csv of the same AudioSet release as the ontology")
+        raise ReleaseError(
+            f"{p} disagrees with the ontology in {len(problems)} row(s): "
+            + "; ".join(problems[:5])
+            + more
+            + ". Use the class_labels_indices.csv of the same AudioSet release as the ontology"
+        )
     if len(set(mids)) != len(mids):
         raise ReleaseError(f"{p}: a MID is listed twice; the file is not an official class_labels_indices.csv")
     return tuple(mids)

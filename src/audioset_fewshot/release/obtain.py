@@ -76,8 +76,20 @@ CORRUPT_RECORD = "corrupt-record"
 RELEASE_DAMAGED = "release-damaged"
 REASONS = (NOT_IN_RELEASE, CORRUPT_RECORD, RELEASE_DAMAGED)
 OBTAINED_COLUMNS: tuple[str, ...] = (
-    "owner_mid", "rank", "ytid", "start_s", "end_s", "source", "labels", "status", "reason", "seconds", "file", "record",
-    "offset", "release_labels",
+    "owner_mid",
+    "rank",
+    "ytid",
+    "start_s",
+    "end_s",
+    "source",
+    "labels",
+    "status",
+    "reason",
+    "seconds",
+    "file",
+    "record",
+    "offset",
+    "release_labels",
 )
 MAX_PROBLEMS_LISTED = 200
 
@@ -119,9 +131,15 @@ class ObtainReport:
     written: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"obtained": self.obtained, "target": self.target, "looked_up": self.looked_up,
-                "failures_by_reason": dict(self.failures_by_reason), "label_disagreements": self.label_disagreements,
-                "content_sha256": self.content_sha256, "kind": self.kind}
+        return {
+            "obtained": self.obtained,
+            "target": self.target,
+            "looked_up": self.looked_up,
+            "failures_by_reason": dict(self.failures_by_reason),
+            "label_disagreements": self.label_disagreements,
+            "content_sha256": self.content_sha256,
+            "kind": self.kind,
+        }
 
 
 def release_identity(rel: Release, sources: Sequence[str]) -> str:
@@ -148,8 +166,24 @@ def render_obtained(rows: Sequence[ObtainedRow]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(OBTAINED_COLUMNS)
     for r in sorted(rows, key=lambda r: (r.owner_mid, r.rank, r.ytid, r.start_s)):
-        w.writerow([r.owner_mid, r.rank, r.ytid, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.source, ";".join(r.labels), r.status, r.reason,
-                    r.seconds, r.file, r.record, r.offset, "" if r.release_labels is None else ";".join(r.release_labels)])
+        w.writerow(
+            [
+                r.owner_mid,
+                r.rank,
+                r.ytid,
+                f"{r.start_s:.3f}",
+                f"{r.end_s:.3f}",
+                r.source,
+                ";".join(r.labels),
+                r.status,
+                r.reason,
+                r.seconds,
+                r.file,
+                r.record,
+                r.offset,
+                "" if r.release_labels is None else ";".join(r.release_labels),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -166,10 +200,24 @@ def read_obtained(root: Path | str) -> list[ObtainedRow]:
     out = []
     for rec in reader:
         rl = rec["release_labels"]
-        out.append(ObtainedRow(rec["owner_mid"], int(rec["rank"]), rec["ytid"], float(rec["start_s"]), float(rec["end_s"]), rec["source"],
-                               tuple(m for m in rec["labels"].split(";") if m), rec["status"], rec["reason"], int(rec["seconds"]),
-                               rec["file"], int(rec["record"]), int(rec["offset"]),
-                               None if rl == "" else tuple(m for m in rl.split(";") if m)))
+        out.append(
+            ObtainedRow(
+                rec["owner_mid"],
+                int(rec["rank"]),
+                rec["ytid"],
+                float(rec["start_s"]),
+                float(rec["end_s"]),
+                rec["source"],
+                tuple(m for m in rec["labels"].split(";") if m),
+                rec["status"],
+                rec["reason"],
+                int(rec["seconds"]),
+                rec["file"],
+                int(rec["record"]),
+                int(rec["offset"]),
+                None if rl == "" else tuple(m for m in rl.split(";") if m),
+            )
+        )
     return out
 
 
@@ -190,24 +238,49 @@ def _missing_reason(idx: ReleaseIndex, source: str, ytid: str) -> str:
     return NOT_IN_RELEASE
 
 
-def obtain_from_release(plan: Any, *, root: Path | str, release: Path | str, workers: int = 2, labels_csv: Path | str | None = None,
-                        metadata_dir: Path | str | None = None, force: bool = False) -> ObtainReport:
+def obtain_from_release(
+    plan: Any,
+    *,
+    root: Path | str,
+    release: Path | str,
+    workers: int = 2,
+    labels_csv: Path | str | None = None,
+    metadata_dir: Path | str | None = None,
+    force: bool = False,
+) -> ObtainReport:
     """Look the plan's clips up in the release (see the module docstring)."""
     layout = DatasetLayout(Path(root))
     rel = open_release(release)
     sources = tuple(s for s in SPLIT_DIRS if any(e.source == s for e in plan.entries))
     labels_path = Path(labels_csv) if labels_csv is not None else find_label_indices(metadata_dir, rel.top)
     labels_sha = sha256_file(labels_path)
-    key = sha256_text(canonical_json({"schema_version": SCHEMA_VERSION, "plan": plan.content_hash, "sources": list(sources),
-                                      "release": release_identity(rel, sources), "labels_sha256": labels_sha}))[:16]
+    key = sha256_text(
+        canonical_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "plan": plan.content_hash,
+                "sources": list(sources),
+                "release": release_identity(rel, sources),
+                "labels_sha256": labels_sha,
+            }
+        )
+    )[:16]
     old = _read_json(layout.release_obtained_json)
     if not force and old is not None and old.get("key") == key and layout.release_obtained_csv.is_file():
         c = old["counts"]
         log.info("%s is up to date", layout.release_obtained_json)
-        return ObtainReport(obtained=int(c["obtained"]), target=int(c["target"]), looked_up=int(c["looked_up"]),
-                            failures_by_reason=dict(c["failures_by_reason"]), label_disagreements=int(old["labels"]["disagreements"]),
-                            content_sha256=str(old["release"]["content_sha256"]), kind=str(old["release"]["kind"]),
-                            problems=tuple(old["release"]["problems"]), damaged=dict(old["release"]["damaged"]), written=False)
+        return ObtainReport(
+            obtained=int(c["obtained"]),
+            target=int(c["target"]),
+            looked_up=int(c["looked_up"]),
+            failures_by_reason=dict(c["failures_by_reason"]),
+            label_disagreements=int(old["labels"]["disagreements"]),
+            content_sha256=str(old["release"]["content_sha256"]),
+            kind=str(old["release"]["kind"]),
+            problems=tuple(old["release"]["problems"]),
+            damaged=dict(old["release"]["damaged"]),
+            written=False,
+        )
     mids = read_label_indices(labels_path)
     idx = index_release(rel, sources=sources, workers=workers)
     entries = list(plan.entries)
@@ -228,8 +301,9 @@ def obtain_from_release(plan: Any, *, root: Path | str, release: Path | str, wor
             if r < 0:
                 reason = _missing_reason(idx, e.source, e.ytid)
                 failures[reason] += 1
-                rows.append(ObtainedRow(e.owner_mid, e.rank, e.ytid, e.start_s, e.end_s, e.source, e.labels, "failed", reason, 0,
-                                        file_name(e.source, e.ytid), -1, -1))
+                rows.append(
+                    ObtainedRow(e.owner_mid, e.rank, e.ytid, e.start_s, e.end_s, e.source, e.labels, "failed", reason, 0, file_name(e.source, e.ytid), -1, -1)
+                )
                 continue
             theirs = mids_of(idx.labels(r), mids)
             differs: tuple[str, ...] | None = None
@@ -243,35 +317,94 @@ def obtain_from_release(plan: Any, *, root: Path | str, release: Path | str, wor
             secs = int(idx.seconds[r])
             if int(idx.status[r]) == CORRUPT:
                 failures[CORRUPT_RECORD] += 1
-                rows.append(ObtainedRow(e.owner_mid, e.rank, e.ytid, e.start_s, e.end_s, e.source, e.labels, "failed", CORRUPT_RECORD,
-                                        secs, idx.file_name(r), int(idx.number[r]), int(idx.offset[r]), differs))
+                rows.append(
+                    ObtainedRow(
+                        e.owner_mid,
+                        e.rank,
+                        e.ytid,
+                        e.start_s,
+                        e.end_s,
+                        e.source,
+                        e.labels,
+                        "failed",
+                        CORRUPT_RECORD,
+                        secs,
+                        idx.file_name(r),
+                        int(idx.number[r]),
+                        int(idx.offset[r]),
+                        differs,
+                    )
+                )
                 continue
             got += 1
-            rows.append(ObtainedRow(e.owner_mid, e.rank, e.ytid, e.start_s, e.end_s, e.source, e.labels, "ok", "", secs,
-                                    idx.file_name(r), int(idx.number[r]), int(idx.offset[r]), differs))
+            rows.append(
+                ObtainedRow(
+                    e.owner_mid,
+                    e.rank,
+                    e.ytid,
+                    e.start_s,
+                    e.end_s,
+                    e.source,
+                    e.labels,
+                    "ok",
+                    "",
+                    secs,
+                    idx.file_name(r),
+                    int(idx.number[r]),
+                    int(idx.offset[r]),
+                    differs,
+                )
+            )
         obtained += got
     if disagreements:
-        log.warning("release labels differ from the segment lists for %d clips (%d with numbers outside %s); the segment lists win",
-                    disagreements, out_of_range, labels_path.name)
+        log.warning(
+            "release labels differ from the segment lists for %d clips (%d with numbers outside %s); the segment lists win",
+            disagreements,
+            out_of_range,
+            labels_path.name,
+        )
     text = render_obtained(rows)
     counts = {"obtained": obtained, "target": target, "looked_up": len(rows), "failures_by_reason": dict(sorted(failures.items()))}
     meta = {
-        "schema_version": SCHEMA_VERSION, "stage": "obtain", "origin": ORIGIN, "key": key,
+        "schema_version": SCHEMA_VERSION,
+        "stage": "obtain",
+        "origin": ORIGIN,
+        "key": key,
         "params": {"release": str(rel.path), "sources": list(sources), "labels_csv": str(labels_path)},
         "inputs": {"plan_hash": plan.content_hash, "labels_sha256": labels_sha, "obtained_sha256": sha256_text(text)},
-        "release": {"kind": rel.kind, "content_sha256": idx.content_sha256, "files": len(idx.files), "records": len(idx),
-                    "by_list": idx.counts(), "duplicates": idx.duplicates, "problems": list(idx.problems[:MAX_PROBLEMS_LISTED]),
-                    "problems_total": len(idx.problems), "damaged": dict(idx.damaged)},
-        "labels": {"file": labels_path.name, "disagreements": disagreements, "out_of_range": out_of_range,
-                   "rule": "the segment list's labels win; release_labels in obtained.csv keeps the release's own"},
+        "release": {
+            "kind": rel.kind,
+            "content_sha256": idx.content_sha256,
+            "files": len(idx.files),
+            "records": len(idx),
+            "by_list": idx.counts(),
+            "duplicates": idx.duplicates,
+            "problems": list(idx.problems[:MAX_PROBLEMS_LISTED]),
+            "problems_total": len(idx.problems),
+            "damaged": dict(idx.damaged),
+        },
+        "labels": {
+            "file": labels_path.name,
+            "disagreements": disagreements,
+            "out_of_range": out_of_range,
+            "rule": "the segment list's labels win; release_labels in obtained.csv keeps the release's own",
+        },
         "counts": counts,
     }
     atomic_write_text(layout.release_obtained_csv, text)
     atomic_write_json(layout.release_obtained_json, meta)
     log.info("release: %d of %d clips obtained (%s)", obtained, target, ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "no failures")
-    return ObtainReport(obtained=obtained, target=target, looked_up=len(rows), failures_by_reason=dict(sorted(failures.items())),
-                        label_disagreements=disagreements, content_sha256=idx.content_sha256, kind=rel.kind, problems=idx.problems,
-                        damaged=dict(idx.damaged))
+    return ObtainReport(
+        obtained=obtained,
+        target=target,
+        looked_up=len(rows),
+        failures_by_reason=dict(sorted(failures.items())),
+        label_disagreements=disagreements,
+        content_sha256=idx.content_sha256,
+        kind=rel.kind,
+        problems=idx.problems,
+        damaged=dict(idx.damaged),
+    )
 
 
 @dataclass(frozen=True)
@@ -286,8 +419,7 @@ class ReleaseFeatures:
     longer_than_10s: int = 0
 
 
-def release_features(root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False,
-                     make_current: bool = True) -> ReleaseFeatures:
+def release_features(root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False, make_current: bool = True) -> ReleaseFeatures:
     """Pack the obtained clips' embeddings into ``processed/features/<key>/`` (see the module docstring).
 
     The folder is built as ``.tmp-<key>`` and renamed into place (``meta.json``
@@ -301,8 +433,7 @@ def release_features(root: Path | str, *, release: Path | str, workers: int = 2,
     obtained_sha = sha256_file(layout.release_obtained_csv)
     meta_in = _read_json(layout.release_obtained_json) or {}
     content = str(meta_in.get("release", {}).get("content_sha256", ""))
-    params = {"kind": KIND, "seconds": 10, "dim": 128, "dequantise": "q / 255 * 4 - 2; a missing second reads 0.0",
-              "row_order": "owner_mid, ytid, start_s"}
+    params = {"kind": KIND, "seconds": 10, "dim": 128, "dequantise": "q / 255 * 4 - 2; a missing second reads 0.0", "row_order": "owner_mid, ytid, start_s"}
     inputs = {"obtained_sha256": obtained_sha, "release_content_sha256": content}
     key = sha256_text(canonical_json({"schema_version": SCHEMA_VERSION, "stage": "features", "params": params, "inputs": inputs}))[:16]
     fdir = layout.features_dir
@@ -320,19 +451,29 @@ def release_features(root: Path | str, *, release: Path | str, workers: int = 2,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            res = pack_records(open_release(release), {k: (np.asarray(o, np.int64), np.asarray(w, np.int64)) for k, (o, w) in jobs.items()},
-                               len(ordered), tmp, workers=workers)
-            index = [EmbeddingRow(i, r.ytid, r.start_s, r.end_s, r.owner_mid, tuple(sorted(r.labels)), r.source, min(10, r.seconds))
-                     for i, r in enumerate(ordered)]
+            res = pack_records(
+                open_release(release), {k: (np.asarray(o, np.int64), np.asarray(w, np.int64)) for k, (o, w) in jobs.items()}, len(ordered), tmp, workers=workers
+            )
+            index = [
+                EmbeddingRow(i, r.ytid, r.start_s, r.end_s, r.owner_mid, tuple(sorted(r.labels)), r.source, min(10, r.seconds)) for i, r in enumerate(ordered)
+            ]
             atomic_write_text(tmp / "index.csv", render_index(index))
             for name in ("embeddings.u8", "mask.u8"):
                 with open(tmp / name, "rb+") as fh:
                     os.fsync(fh.fileno())
-            meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "stage": "features", "kind": KIND, "key": key, "params": params, "inputs": inputs,
-                    "shape": [len(ordered), 10, 128], "dtype": "uint8", "files": {"embeddings": "embeddings.u8", "mask": "mask.u8",
-                                                                                    "index": "index.csv"},
-                    "longer_than_10s": res["longer_than_10s"],
-                    "sha256": {name: sha256_file(tmp / name) for name in ("index.csv", "embeddings.u8", "mask.u8")}}
+            meta: dict[str, Any] = {
+                "schema_version": SCHEMA_VERSION,
+                "stage": "features",
+                "kind": KIND,
+                "key": key,
+                "params": params,
+                "inputs": inputs,
+                "shape": [len(ordered), 10, 128],
+                "dtype": "uint8",
+                "files": {"embeddings": "embeddings.u8", "mask": "mask.u8", "index": "index.csv"},
+                "longer_than_10s": res["longer_than_10s"],
+                "sha256": {name: sha256_file(tmp / name) for name in ("index.csv", "embeddings.u8", "mask.u8")},
+            }
             atomic_write_json(tmp / "meta.json", meta)
             fsync_dir(tmp)
             shutil.rmtree(folder, ignore_errors=True)
@@ -347,10 +488,22 @@ def release_features(root: Path | str, *, release: Path | str, workers: int = 2,
         log.info("release features: %s is up to date", folder)
     if make_current and (_read_json(current) or {}).get("key") != key:
         atomic_write_json(current, {"key": key})
-    return ReleaseFeatures(key=key, path=folder, rows=int(old["shape"][0]), seconds=10, dim=128,
-                           longer_than_10s=int(old.get("longer_than_10s", 0)))
+    return ReleaseFeatures(key=key, path=folder, rows=int(old["shape"][0]), seconds=10, dim=128, longer_than_10s=int(old.get("longer_than_10s", 0)))
 
 
-__all__ = ["CORRUPT_RECORD", "NOT_IN_RELEASE", "OBTAINED_COLUMNS", "ORIGIN", "REASONS", "RELEASE_DAMAGED", "ObtainReport",
-           "ObtainedRow", "ReleaseFeatures", "obtain_from_release", "read_obtained", "release_features", "release_identity",
-           "render_obtained"]
+__all__ = [
+    "CORRUPT_RECORD",
+    "NOT_IN_RELEASE",
+    "OBTAINED_COLUMNS",
+    "ORIGIN",
+    "REASONS",
+    "RELEASE_DAMAGED",
+    "ObtainReport",
+    "ObtainedRow",
+    "ReleaseFeatures",
+    "obtain_from_release",
+    "read_obtained",
+    "release_features",
+    "release_identity",
+    "render_obtained",
+]

@@ -60,8 +60,9 @@ class EmbeddingRecord:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EmbeddingRecord):
             return NotImplemented
-        return (self.ytid, self.start_ms, self.end_ms, self.labels) == (other.ytid, other.start_ms, other.end_ms, other.labels) \
-            and np.array_equal(self.embedding, other.embedding)
+        return (self.ytid, self.start_ms, self.end_ms, self.labels) == (other.ytid, other.start_ms, other.end_ms, other.labels) and np.array_equal(
+            self.embedding, other.embedding
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -150,12 +151,12 @@ def _split(b: bytes) -> tuple[bytes, bytes] | None:
     n, pos = _varint(b, 1)
     if n < 0 or pos + n >= len(b) or b[pos + n] != 0x12:
         return None
-    ctx = b[pos:pos + n]
+    ctx = b[pos : pos + n]
     n2, p2 = _varint(b, pos + n + 1)
     if n2 < 0 or p2 + n2 != len(b) or p2 >= len(b) or b[p2] != 0x0A:
         return None
     n3, p3 = _varint(b, p2 + 1)
-    if n3 < 0 or p3 + n3 != len(b) or b[p3:p3 + len(_LIST_KEY)] != _LIST_KEY:
+    if n3 < 0 or p3 + n3 != len(b) or b[p3 : p3 + len(_LIST_KEY)] != _LIST_KEY:
         return None
     p4 = p3 + len(_LIST_KEY)
     if p4 >= len(b) or b[p4] != 0x12:
@@ -250,7 +251,7 @@ def embeddings_of(parts: Sequence[RecordParts]) -> tuple[np.ndarray, np.ndarray,
     ok_rows = (blob[:, : len(SECOND_HEADER)] == _HEADER_ROW).all(axis=1)
     if not fast.all() or not ok_rows.all():  # some record is laid out otherwise: check record by record
         return _embeddings_mixed(parts, fast, seconds)
-    return seconds, np.ascontiguousarray(blob[:, len(SECOND_HEADER):]), []
+    return seconds, np.ascontiguousarray(blob[:, len(SECOND_HEADER) :]), []
 
 
 def _embeddings_mixed(parts: Sequence[RecordParts], fast: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
@@ -261,7 +262,7 @@ def _embeddings_mixed(parts: Sequence[RecordParts], fast: np.ndarray, seconds: n
             if fast[i]:
                 arr = np.frombuffer(p.blob, dtype=np.uint8).reshape(-1, SECOND_BYTES)
                 if (arr[:, : len(SECOND_HEADER)] == _HEADER_ROW).all():
-                    chunks.append(arr[:, len(SECOND_HEADER):])
+                    chunks.append(arr[:, len(SECOND_HEADER) :])
                     continue
             emb = _embedding_slow(p.blob, p.ytid)
         except RecordError as err:
@@ -283,4 +284,20 @@ def decode(payload: bytes | memoryview) -> EmbeddingRecord:
     return EmbeddingRecord(ytid=p.ytid, start_ms=p.start_ms, end_ms=p.end_ms, labels=p.labels, embedding=emb)
 
 
-__all__ = ["EMBEDDING_DIM", "QUANT_MAX", "QUANT_MIN", "SECONDS", "EmbeddingRecord", "RecordError", "RecordParts", "SECOND_BYTES", "SECOND_HEADER", "decode", "decode_parts", "embeddings_of", "dequantize", "encode", "quantize"]
+__all__ = [
+    "EMBEDDING_DIM",
+    "QUANT_MAX",
+    "QUANT_MIN",
+    "SECONDS",
+    "EmbeddingRecord",
+    "RecordError",
+    "RecordParts",
+    "SECOND_BYTES",
+    "SECOND_HEADER",
+    "decode",
+    "decode_parts",
+    "embeddings_of",
+    "dequantize",
+    "encode",
+    "quantize",
+]

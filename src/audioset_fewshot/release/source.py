@@ -78,8 +78,10 @@ class Release:
             d = self.top / SPLIT_DIRS[s]
             if not d.is_dir():
                 have = sorted(p.name for p in self.top.iterdir() if p.is_dir())
-                raise ReleaseError(f"release {self.top}: split folder {SPLIT_DIRS[s]!r} (the {s} list) is missing; found "
-                                   f"{', '.join(have) or 'no folders'}. Unpack the whole features.tar.gz, or drop {s!r} from plan.sources")
+                raise ReleaseError(
+                    f"release {self.top}: split folder {SPLIT_DIRS[s]!r} (the {s} list) is missing; found "
+                    f"{', '.join(have) or 'no folders'}. Unpack the whole features.tar.gz, or drop {s!r} from plan.sources"
+                )
             for p in sorted(d.glob("*.tfrecord")):
                 out.append(ReleaseFile(s, f"{SPLIT_DIRS[s]}/{p.name}", p))
         return out
@@ -104,34 +106,43 @@ class Release:
                         continue
                     data = fh.read()
                     if len(data) != info.size:
-                        raise ReleaseError(f"{self.path}: member {info.name} is cut short ({len(data)} of {info.size} bytes); "
-                                           "the download is incomplete: fetch features.tar.gz again")
+                        raise ReleaseError(
+                            f"{self.path}: member {info.name} is cut short ({len(data)} of {info.size} bytes); "
+                            "the download is incomplete: fetch features.tar.gz again"
+                        )
                     seen.add(hit[0])
                     yield ReleaseFile(hit[0], hit[1]), data
         except (tarfile.ReadError, EOFError, gzip.BadGzipFile, OSError) as err:
             if isinstance(err, ReleaseError):
                 raise
-            raise ReleaseError(f"{self.path}: cannot read the tar.gz ({type(err).__name__}: {err}); the file is damaged or "
-                               "incomplete: fetch features.tar.gz again") from err
+            raise ReleaseError(
+                f"{self.path}: cannot read the tar.gz ({type(err).__name__}: {err}); the file is damaged or incomplete: fetch features.tar.gz again"
+            ) from err
         missing = [s for s in sources if s not in seen]
         if missing:
-            raise ReleaseError(f"{self.path}: no {', '.join(SPLIT_DIRS[s] + '/' for s in missing)} members (the "
-                               f"{', '.join(missing)} list); this is not a complete AudioSet embedding release, or drop "
-                               f"{', '.join(repr(s) for s in missing)} from plan.sources")
+            raise ReleaseError(
+                f"{self.path}: no {', '.join(SPLIT_DIRS[s] + '/' for s in missing)} members (the "
+                f"{', '.join(missing)} list); this is not a complete AudioSet embedding release, or drop "
+                f"{', '.join(repr(s) for s in missing)} from plan.sources"
+            )
 
 
 def open_release(path: Path | str) -> Release:
     """Open a release folder or ``features.tar.gz`` (checked, not read yet)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ReleaseError(f"release {p} does not exist; give the unpacked audioset_v1_embeddings folder or features.tar.gz "
-                           "(storage.googleapis.com/us_audioset/youtube_corpus/v1/features/features.tar.gz)")
+        raise ReleaseError(
+            f"release {p} does not exist; give the unpacked audioset_v1_embeddings folder or features.tar.gz "
+            "(storage.googleapis.com/us_audioset/youtube_corpus/v1/features/features.tar.gz)"
+        )
     p = p.resolve()
     if p.is_dir():
         top = p / TOP if (p / TOP).is_dir() else p
         if not any((top / d).is_dir() for d in SPLIT_DIRS.values()):
-            raise ReleaseError(f"release folder {p} holds none of {', '.join(SPLIT_DIRS.values())} (nor {TOP}/ with them); "
-                               "point features.release at the unpacked audioset_v1_embeddings folder")
+            raise ReleaseError(
+                f"release folder {p} holds none of {', '.join(SPLIT_DIRS.values())} (nor {TOP}/ with them); "
+                "point features.release at the unpacked audioset_v1_embeddings folder"
+            )
         return Release(path=p, kind="folder", top=top)
     with open(p, "rb") as fh:
         magic = fh.read(2)
@@ -140,5 +151,4 @@ def open_release(path: Path | str) -> Release:
     return Release(path=p, kind="tar.gz")
 
 
-__all__ = ["OFFICIAL_FILES", "SOURCE_OF_DIR", "SPLIT_DIRS", "TOP", "Release", "ReleaseError", "ReleaseFile", "file_name",
-           "member_name", "open_release"]
+__all__ = ["OFFICIAL_FILES", "SOURCE_OF_DIR", "SPLIT_DIRS", "TOP", "Release", "ReleaseError", "ReleaseFile", "file_name", "member_name", "open_release"]

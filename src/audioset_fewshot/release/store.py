@@ -61,12 +61,11 @@ _IN_FLIGHT_PER_WORKER = 8
 
 
 def _payload(data: memoryview, offset: int, name: str) -> memoryview:
-    length = int.from_bytes(data[offset:offset + 8], "little")
-    payload = data[offset + 12:offset + 12 + length]
-    stored = int.from_bytes(data[offset + 12 + length:offset + 16 + length], "little")
+    length = int.from_bytes(data[offset : offset + 8], "little")
+    payload = data[offset + 12 : offset + 12 + length]
+    stored = int.from_bytes(data[offset + 12 + length : offset + 16 + length], "little")
     if len(payload) != length or stored != masked_crc(payload):
-        raise TFRecordError(f"{name}: the record at byte {offset} changed since the release was indexed (CRC mismatch); "
-                            "index the release again")
+        raise TFRecordError(f"{name}: the record at byte {offset} changed since the release was indexed (CRC mismatch); index the release again")
     return payload
 
 
@@ -122,8 +121,7 @@ def _pack_path(path: str, name: str, offsets: np.ndarray, out_rows: np.ndarray, 
     return pack_bytes(Path(path).read_bytes(), name, offsets, out_rows, emb_path, mask_path)
 
 
-def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Path | str, *, workers: int = 2,
-              release: Release | None = None) -> dict[str, int]:
+def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Path | str, *, workers: int = 2, release: Release | None = None) -> dict[str, int]:
     """Write ``embeddings.u8`` and ``mask.u8`` in ``folder`` for the index ``rows`` (output
     row i = ``rows[i]``).  Returns ``{"rows": n, "longer_than_10s": m}``."""
     want = np.asarray(rows, dtype=np.int64)
@@ -137,8 +135,7 @@ def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Pat
     return pack_records(release or open_release(index.release), jobs, int(want.size), folder, workers=workers)
 
 
-def pack_records(release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int, folder: Path | str, *,
-                 workers: int = 2) -> dict[str, int]:
+def pack_records(release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int, folder: Path | str, *, workers: int = 2) -> dict[str, int]:
     """Write ``rows`` rows of ``embeddings.u8`` and ``mask.u8`` in ``folder``: ``jobs`` maps a
     release file name (``bal_train/5v.tfrecord``) to (record byte offsets, output rows).
     A folder release reads only those files; a ``.tar.gz`` is streamed once."""
@@ -191,8 +188,7 @@ def _pack_jobs(rel: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], 
                 yield pending.popleft().result()
     missing = sorted(set(jobs) - done)
     if missing:
-        raise ReleaseError(f"{rel.path}: {len(missing)} file(s) indexed before are not in the tar.gz now ({', '.join(missing[:3])}); "
-                           "index the release again")
+        raise ReleaseError(f"{rel.path}: {len(missing)} file(s) indexed before are not in the tar.gz now ({', '.join(missing[:3])}); index the release again")
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,9 +233,21 @@ def read_index(path: Path) -> tuple[EmbeddingRow, ...]:
     out = []
     for i, rec in enumerate(reader):
         if int(rec["row"]) != i:
-            raise ProcessingError(f"{path}:{i + 2}: row {rec['row']} out of order; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
-        out.append(EmbeddingRow(i, rec["ytid"], float(rec["start_s"]), float(rec["end_s"]), rec["owner_mid"],
-                                tuple(m for m in rec["labels"].split(";") if m), rec["source"], int(rec["seconds"])))
+            raise ProcessingError(
+                f"{path}:{i + 2}: row {rec['row']} out of order; delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
+            )
+        out.append(
+            EmbeddingRow(
+                i,
+                rec["ytid"],
+                float(rec["start_s"]),
+                float(rec["end_s"]),
+                rec["owner_mid"],
+                tuple(m for m in rec["labels"].split(";") if m),
+                rec["source"],
+                int(rec["seconds"]),
+            )
+        )
     return tuple(out)
 
 
@@ -284,7 +292,7 @@ class EmbeddingStore:
     key: str
     path: Path
     embeddings: np.ndarray  # uint8 (rows, 10, 128)
-    mask: np.ndarray        # uint8 (rows, 10)
+    mask: np.ndarray  # uint8 (rows, 10)
     index: tuple[EmbeddingRow, ...]
     meta: dict[str, Any]
     kind: str = KIND
@@ -339,8 +347,8 @@ class EmbeddingStore:
             ss = np.zeros((n, EMBEDDING_DIM))
             for lo in range(0, n, 4096):
                 x = self.take(np.arange(lo, min(n, lo + 4096))).astype(np.float64)  # missing seconds are 0: they add nothing
-                s[lo:lo + x.shape[0]] = x.sum(axis=1)
-                ss[lo:lo + x.shape[0]] = np.square(x).sum(axis=1)
+                s[lo : lo + x.shape[0]] = x.sum(axis=1)
+                ss[lo : lo + x.shape[0]] = np.square(x).sum(axis=1)
             self._stats.update(count=count, sum=s, sumsq=ss)
         return self._stats
 
@@ -378,17 +386,23 @@ def load_embeddings(root: Path | str, folder: Path | str, *, verify: bool = Fals
     n = int(meta["shape"][0])
     index = read_index(path / "index.csv")
     if len(index) != n:
-        raise ProcessingError(f"{path}: index.csv has {len(index)} rows but the arrays {n}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
+        raise ProcessingError(
+            f"{path}: index.csv has {len(index)} rows but the arrays {n}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
+        )
     for name, size in ((EMBEDDINGS_FILE, n * ROW_BYTES), (MASK_FILE, n * SECONDS)):
         actual = (path / name).stat().st_size
         if actual != size:
-            raise IntegrityError(f"{path / name}: {actual} bytes, expected {size}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
+            raise IntegrityError(
+                f"{path / name}: {actual} bytes, expected {size}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
+            )
     recorded = meta.get("sha256") or {}
     for name in ("index.csv", EMBEDDINGS_FILE, MASK_FILE) if verify else ("index.csv",):
         want = recorded.get(name)
         if want is not None and sha256_file(path / name) != want:
-            raise IntegrityError(f"{path / name}: sha256 differs from the one recorded in meta.json (the file changed after it was "
-                                 "written); delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
+            raise IntegrityError(
+                f"{path / name}: sha256 differs from the one recorded in meta.json (the file changed after it was "
+                "written); delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
+            )
     emb: np.ndarray
     mask: np.ndarray
     if n:
@@ -399,5 +413,18 @@ def load_embeddings(root: Path | str, folder: Path | str, *, verify: bool = Fals
     return EmbeddingStore(root=Path(root), key=str(meta["key"]), path=path, embeddings=emb, mask=mask, index=index, meta=meta)
 
 
-__all__ = ["EMBEDDINGS_FILE", "INDEX_COLUMNS", "KIND", "MASK_FILE", "ROW_BYTES", "EmbeddingRow", "EmbeddingStore",
-           "load_embeddings", "pack_bytes", "pack_records", "pack_rows", "read_index", "render_index"]
+__all__ = [
+    "EMBEDDINGS_FILE",
+    "INDEX_COLUMNS",
+    "KIND",
+    "MASK_FILE",
+    "ROW_BYTES",
+    "EmbeddingRow",
+    "EmbeddingStore",
+    "load_embeddings",
+    "pack_bytes",
+    "pack_records",
+    "pack_rows",
+    "read_index",
+    "render_index",
+]

@@ -88,27 +88,38 @@ def read_records(data: bytes | bytearray | memoryview, *, name: str = "<bytes>",
     unpack_len, unpack_crc = _LEN.unpack_from, _CRC.unpack_from
     while pos < size:
         if size - pos < _HEADER:
-            raise TFRecordError(f"{name}: truncated at record {number} (byte {pos}): {size - pos} bytes left, a record header needs {_HEADER}; "
-                                "the file was cut short: download or unpack it again")
+            raise TFRecordError(
+                f"{name}: truncated at record {number} (byte {pos}): {size - pos} bytes left, a record header needs {_HEADER}; "
+                "the file was cut short: download or unpack it again"
+            )
         (length,) = unpack_len(view, pos)
         if verify:
-            c = crc(view[pos:pos + 8])
+            c = crc(view[pos : pos + 8])
             if unpack_crc(view, pos + 8)[0] != ((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF):
-                raise TFRecordError(f"{name}: record {number} (byte {pos}): the length field fails its CRC; the rest of the file "
-                                    "cannot be located (not a TFRecord file, or damaged): download or unpack it again")
+                raise TFRecordError(
+                    f"{name}: record {number} (byte {pos}): the length field fails its CRC; the rest of the file "
+                    "cannot be located (not a TFRecord file, or damaged): download or unpack it again"
+                )
         if length > MAX_RECORD_BYTES:
             raise TFRecordError(f"{name}: record {number} (byte {pos}): length {length} is implausible; not a TFRecord file of embeddings")
         end = pos + _HEADER + length + 4
         if end > size:
-            raise TFRecordError(f"{name}: truncated in record {number} (byte {pos}): it needs {end - pos} bytes, {size - pos} are left; "
-                                "the file was cut short: download or unpack it again")
-        payload = view[pos + _HEADER:end - 4]
+            raise TFRecordError(
+                f"{name}: truncated in record {number} (byte {pos}): it needs {end - pos} bytes, {size - pos} are left; "
+                "the file was cut short: download or unpack it again"
+            )
+        payload = view[pos + _HEADER : end - 4]
         if verify:
             c = crc(payload)
             stored = unpack_crc(view, end - 4)[0]
             if stored != ((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF):
-                yield Record(number, pos, None, f"{name}: record {number} (byte {pos}): payload CRC mismatch (stored {stored:#010x}, "
-                                                f"computed {masked_crc(payload):#010x}); the record is skipped")
+                yield Record(
+                    number,
+                    pos,
+                    None,
+                    f"{name}: record {number} (byte {pos}): payload CRC mismatch (stored {stored:#010x}, "
+                    f"computed {masked_crc(payload):#010x}); the record is skipped",
+                )
                 pos = end
                 number += 1
                 continue

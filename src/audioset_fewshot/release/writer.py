@@ -61,8 +61,11 @@ def write_tar_gz(folder: Path | str, dest: Path | str, *, compresslevel: int = 1
     src = Path(folder)
     out = Path(dest)
     tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for d in sorted(p for p in src.iterdir() if p.is_dir()):
             info = tarfile.TarInfo(f"{TOP}/{d.name}")
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0

@@ -187,7 +187,9 @@ def parse_origin(entry: str | Mapping[str, Any]) -> OriginSpec | None:
             if revision is not None and revision != m.group("rev"):
                 raise UsageError(f"origin {path!r}: the URL names revision {m.group('rev')!r} but 'revision' says {revision!r}")
             revision = m.group("rev")
-    return OriginSpec(path=path.strip(), layout=layout, name=name, revision=None if revision is None else str(revision), repo=None if repo is None else str(repo))
+    return OriginSpec(
+        path=path.strip(), layout=layout, name=name, revision=None if revision is None else str(revision), repo=None if repo is None else str(repo)
+    )
 
 
 def parse_origins(entries: Sequence[str | Mapping[str, Any]] | None) -> tuple[list[OriginSpec], bool]:

@@ -106,7 +106,9 @@ def check_origin(
                 by_id.setdefault(c.ytid, []).append(c)
             plan_held = 0
             for e in plan_entries:
-                if any((c.source in (None, e.source)) and (c.start_s is None or abs(c.start_s - e.start_s) <= START_TOLERANCE_S) for c in by_id.get(e.ytid, ())):
+                if any(
+                    (c.source in (None, e.source)) and (c.start_s is None or abs(c.start_s - e.start_s) <= START_TOLERANCE_S) for c in by_id.get(e.ytid, ())
+                ):
                     plan_held += 1
         decoded: list[tuple[str, str]] = []
         picks: list[int] = np.linspace(0, len(clips) - 1, num=min(sample, len(clips)), dtype=int).tolist() if clips else []

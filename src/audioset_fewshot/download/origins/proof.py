@@ -178,7 +178,9 @@ def prove_origin_clip(
     try:
         clip = clip_samples(audio, sample_rate_hz=sample_rate_hz, duration_s=end_s - start_s, tmp_dir=dest.parent)
     except ProofFailure as fail:
-        return ClipResult(ok=False, reason=fail.reason, permanent=True, message=f"origin {info.name}: {fail.message}", elapsed_s=round(time.monotonic() - t0, 4), **base)
+        return ClipResult(
+            ok=False, reason=fail.reason, permanent=True, message=f"origin {info.name}: {fail.message}", elapsed_s=round(time.monotonic() - t0, 4), **base
+        )
     with atomic_path(dest, suffix="." + audio_format) as tmp:
         sf.write(str(tmp), clip.samples, sample_rate_hz, subtype="PCM_16", format="FLAC" if audio_format == "flac" else "WAV")
         digest = sha256_file(tmp)

@@ -213,7 +213,13 @@ class OriginSet:
             theirs = origin_labels(origin, clip)
             ours = tuple(sorted(entry.labels))
             if theirs is not None and tuple(sorted(theirs)) != ours:
-                log.info("%s: origin %s labels %s, the segment list %s (the list's labels are kept)", entry.clip_id, origin.info.name, ";".join(theirs), ";".join(ours))
+                log.info(
+                    "%s: origin %s labels %s, the segment list %s (the list's labels are kept)",
+                    entry.clip_id,
+                    origin.info.name,
+                    ";".join(theirs),
+                    ";".join(ours),
+                )
                 res = _replace(res, origin_labels=";".join(sorted(theirs)))
             return res, failures
         return None, failures
