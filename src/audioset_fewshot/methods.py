@@ -346,6 +346,31 @@ class _Validator:
             )
 
 
+class _TrainLog:
+    """What every trainer does around its optimiser steps: the loss window logged every 10
+    steps, validation every ``val_every`` steps and once at the end, the best weights restored."""
+
+    def __init__(self, validator: _Validator, record: dict[str, Any], total: int, val_every: int) -> None:
+        self.validator, self.record, self.total, self.val_every = validator, record, total, val_every
+        self.window: list[float] = []
+        self.done = 0
+
+    def end_step(self, model: nn.Module, step: int) -> None:
+        self.done = step + 1
+        if self.done % 10 == 0 or self.done == self.total:
+            self.record["losses"].append([self.done, round(float(np.mean(self.window)), 5)])
+            self.window = []
+        if self.done % self.val_every == 0:
+            self.validator.check(model, self.done)
+
+    def finish(self, model: nn.Module, budget: _Budget) -> None:
+        history = self.validator.history
+        if self.done and (not history or history[-1][0] != self.done):
+            self.validator.check(model, self.done)
+        self.validator.restore(model, self.record)
+        self.record.update({"steps": self.done, "seconds": budget.seconds()})
+
+
 def _batch(dataset: SplitDataset, idx: Sequence[int] | np.ndarray, piece_frames: int, rng: np.random.Generator) -> torch.Tensor:
     import torch
 
@@ -427,8 +452,7 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
     sampler = EpisodeSampler(train, n_way=n, k_shot=k_shot, q_query=q, episodes=s.steps * s.tasks_per_step, seed=s.seed, epoch=_TRAIN_EPOCH)
     opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
     target = torch.arange(n).repeat_interleave(q)
-    window: list[float] = []
-    done = 0
+    tlog = _TrainLog(validator, record, s.steps, s.val_every)
     for step in _steps(budget, s.steps, "protonet"):
         model.train()
         opt.zero_grad()
@@ -438,18 +462,10 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
             logits = _proto_logits(emb[: n * k_shot], emb[n * k_shot :], n, k_shot)
             loss = nn.functional.cross_entropy(logits, target) / s.tasks_per_step
             loss.backward()
-            window.append(loss.item() * s.tasks_per_step)
+            tlog.window.append(loss.item() * s.tasks_per_step)
         opt.step()
-        done = step + 1
-        if done % 10 == 0 or done == s.steps:
-            record["losses"].append([done, round(float(np.mean(window)), 5)])
-            window = []
-        if done % s.val_every == 0:
-            validator.check(model, done)
-    if done and (not validator.history or validator.history[-1][0] != done):
-        validator.check(model, done)
-    validator.restore(model, record)
-    record.update({"steps": done, "seconds": budget.seconds()})
+        tlog.end_step(model, step)
+    tlog.finish(model, budget)
     return Trained(model.eval(), record)
 
 
@@ -485,8 +501,7 @@ def train_simpleshot(train: SplitDataset, val: SplitDataset | None, s: TrainSett
     rng = np.random.default_rng([s.seed, _BATCH_STREAM])
     opt = torch.optim.Adam(list(model.parameters()) + list(classifier.parameters()), lr=s.learning_rate)
     targets = torch.from_numpy(train.targets)
-    window: list[float] = []
-    done = 0
+    tlog = _TrainLog(validator, record, s.steps, s.val_every)
     for step in _steps(budget, s.steps, "simpleshot"):
         model.train()
         idx = rng.choice(len(train), size=min(s.batch_size, len(train)), replace=False)
@@ -494,17 +509,9 @@ def train_simpleshot(train: SplitDataset, val: SplitDataset | None, s: TrainSett
         opt.zero_grad()
         loss.backward()
         opt.step()
-        window.append(loss.item())
-        done = step + 1
-        if done % 10 == 0 or done == s.steps:
-            record["losses"].append([done, round(float(np.mean(window)), 5)])
-            window = []
-        if done % s.val_every == 0:
-            validator.check(model, done)
-    if done and (not validator.history or validator.history[-1][0] != done):
-        validator.check(model, done)
-    validator.restore(model, record)
-    record.update({"steps": done, "seconds": budget.seconds()})
+        tlog.window.append(loss.item())
+        tlog.end_step(model, step)
+    tlog.finish(model, budget)
     model.eval()
     return Trained(model, record, base_mean(model, train, s.piece_frames))
 
@@ -611,8 +618,7 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
     names = [k for k, _ in model.named_parameters()]
     yq = torch.arange(n).repeat_interleave(q)
     ys = torch.arange(n).repeat_interleave(k_shot)
-    window: list[float] = []
-    done = 0
+    tlog = _TrainLog(validator, record, s.steps, s.val_every)
     for step in _steps(budget, s.steps, "maml"):
         model.train()
         opt.zero_grad()
@@ -627,18 +633,10 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
             for name, g in zip(names, grads, strict=True):
                 p = params[name]
                 p.grad = g / s.tasks_per_step if p.grad is None else p.grad + g / s.tasks_per_step
-            window.append(loss.item())
+            tlog.window.append(loss.item())
         opt.step()
-        done = step + 1
-        if done % 10 == 0 or done == s.steps:
-            record["losses"].append([done, round(float(np.mean(window)), 5)])
-            window = []
-        if done % s.val_every == 0:
-            validator.check(model, done)
-    if done and (not validator.history or validator.history[-1][0] != done):
-        validator.check(model, done)
-    validator.restore(model, record)
-    record.update({"steps": done, "seconds": budget.seconds()})
+        tlog.end_step(model, step)
+    tlog.finish(model, budget)
     return Trained(model, record)
 
 
