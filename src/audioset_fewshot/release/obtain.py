@@ -315,28 +315,11 @@ def obtain_from_release(
                 disagreements += 1
                 differs = theirs
             secs = int(idx.seconds[r])
-            if int(idx.status[r]) == CORRUPT:
+            corrupt = int(idx.status[r]) == CORRUPT
+            if corrupt:
                 failures[CORRUPT_RECORD] += 1
-                rows.append(
-                    ObtainedRow(
-                        e.owner_mid,
-                        e.rank,
-                        e.ytid,
-                        e.start_s,
-                        e.end_s,
-                        e.source,
-                        e.labels,
-                        "failed",
-                        CORRUPT_RECORD,
-                        secs,
-                        idx.file_name(r),
-                        int(idx.number[r]),
-                        int(idx.offset[r]),
-                        differs,
-                    )
-                )
-                continue
-            got += 1
+            else:
+                got += 1
             rows.append(
                 ObtainedRow(
                     e.owner_mid,
@@ -346,8 +329,8 @@ def obtain_from_release(
                     e.end_s,
                     e.source,
                     e.labels,
-                    "ok",
-                    "",
+                    "failed" if corrupt else "ok",
+                    CORRUPT_RECORD if corrupt else "",
                     secs,
                     idx.file_name(r),
                     int(idx.number[r]),
