@@ -133,6 +133,8 @@ class DownloadReport(ClassTotals):
     attempt_reasons: Mapping[str, int] = field(default_factory=dict)
     # ok clips of the plan per origin ("youtube" or a local origin's name; download.origins)
     by_origin: Mapping[str, int] = field(default_factory=dict)
+    # one line per session where the run had several or ran on a cluster: "NAME on WORKER: state"
+    sessions: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -153,6 +155,7 @@ class DownloadReport(ClassTotals):
             lines.append(f"  ... and {len(self.classes) - len(shown)} complete classes")
         if self.by_origin and set(self.by_origin) != {"youtube"}:
             lines.append("clips by origin: " + ", ".join(f"{o} {n}" for o, n in self.by_origin.items()))
+        lines += [f"session {s}" for s in self.sessions]
         if self.failures_by_reason:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
         return lines
@@ -281,6 +284,14 @@ def run_download(
     ``fetch(url, start_s=, end_s=, dest=, **fetch_kwargs(options))`` and returning a
     ``ClipResult``.
     """
+    return download_with(_Run, plan, root, options, fetch=fetch)
+
+
+def download_with(make_run: Callable[..., _Run], plan: SamplingPlan, root: Path | str, options: DownloadOptions | None = None, *,
+                  fetch: Callable[..., Any] | None = None) -> DownloadReport:  # fmt: skip
+    """The run around the fetching: checks, root lock, ledger sync and reconciliation,
+    origins, estimate and report, with ``make_run(**keywords)`` (a :class:`_Run`) doing the
+    fetching: the local pool (:func:`run_download`) or a Dask cluster (:mod:`.distributed`)."""
     o = options if options is not None else DownloadOptions()
     if o.jobs < 1:
         raise UsageError(f"jobs must be at least 1, got {o.jobs}")
@@ -309,7 +320,7 @@ def run_download(
                                          sample_rate_hz=o.sample_rate_hz, base_url=o.base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
             gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
-            run = _Run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
+            run = make_run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
             try:
                 run.execute()
             finally:
@@ -379,8 +390,9 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
         )
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
-        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
+        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.pauses, elapsed_s=elapsed_s,
         estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())), by_origin=dict(sorted(by_origin.items())),
+        sessions=run.session_lines(),
     )  # fmt: skip
 
 
@@ -428,6 +440,15 @@ class _Run:
             self.classes[mid] = st
         self._order = list(self.classes)
         self._rr = 0
+
+    @property
+    def pauses(self) -> int:
+        """Pauses of this run (of every session)."""
+        return self.gov.pauses
+
+    def session_lines(self) -> tuple[str, ...]:
+        """One line per session for the summary (none for the local pool's one session)."""
+        return ()
 
     # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
     def _work(self, entry: Any) -> _Outcome:
