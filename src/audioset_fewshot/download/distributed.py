@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 # how often the driver asks the scheduler which workers are alive
 WORKER_POLL_S = 1.0
+# how long the driver waits for the bytes of a finished task (they are on its worker)
+RESULT_TIMEOUT_S = 10.0
 # how long the run waits with no session hosted by any worker before it stops
 NO_WORKER_TIMEOUT_S = 120.0
 
@@ -282,21 +284,29 @@ class _DaskRun(_Run):
         return tuple(f"{s.spec.name} on {s.worker_name or 'no worker'}: {s.state(now)}; {s.obtained} clips, {s.pauses} pauses" for s in self.sessions)
 
     # -- the cluster ----------------------------------------------------------------------
-    def _check_scheduler(self) -> None:
-        if self.client.status != "running":
+    def _check_scheduler(self, cause: BaseException | None = None) -> None:
+        """Raise :class:`DownloadError` when the client has lost its scheduler (or ``cause``,
+        an error talking to it, says so)."""
+        if self.client.status != "running" or cause is not None:
+            why = f"client {self.client.status}" if cause is None else f"{type(cause).__name__}: {cause}"
             raise DownloadError(
-                f"the Dask scheduler {self.scheduler_address} went away mid-run"
-                f" (client {self.client.status}): the download stopped; every clip committed so far is kept in the ledger."
-                " Start the scheduler (or the cluster) again and run the same command to resume"
-            )
+                f"the Dask scheduler {self.scheduler_address} went away mid-run ({why}): the download stopped;"
+                " every clip committed so far is kept in the ledger. Start the scheduler (or the cluster) again and run the same command to resume"
+            ) from cause
 
     def _poll_workers(self) -> None:
         """Give up the clips of sessions whose worker left; pin sessions that have none."""
         self._next_poll = time.monotonic() + WORKER_POLL_S
         try:
-            workers: Mapping[str, Mapping[str, Any]] = self.client.scheduler_info(n_workers=-1)["workers"]
-        except OSError:
+            # bounded: while the client reconnects, a plain scheduler_info() waits for its connect timeouts
             self._check_scheduler()
+            scheduler = self.client.scheduler
+            if scheduler is None:
+                raise OSError("the client has no scheduler")
+            info = self.client.sync(scheduler.identity, n_workers=-1, callback_timeout=RESULT_TIMEOUT_S)
+            workers: Mapping[str, Mapping[str, Any]] = info["workers"]
+        except OSError as err:  # distributed's CommClosedError is one
+            self._check_scheduler(err)
             raise
         for s in self.sessions:
             if s.address is not None and s.address not in workers:
@@ -437,13 +447,29 @@ class _DaskRun(_Run):
         s = p.session
         if fut.status != "finished":
             self._check_scheduler()
-            exc = fut.exception() if fut.status == "error" else None
+            try:
+                exc = fut.exception(timeout=RESULT_TIMEOUT_S) if fut.status == "error" else None
+            except TimeoutError:
+                exc = None
+            except OSError as err:
+                self._check_scheduler(err)
+                raise
             if exc is not None and type(exc).__name__ != "KilledWorker":
                 raise exc  # a bug on the worker: what is committed stays, the run stops
             self._give_up([p])  # a lost worker's task: the clip goes to another session
             return
+        try:
+            rc: RemoteClip = fut.result(timeout=RESULT_TIMEOUT_S)
+        except TimeoutError:  # its bytes were on a worker that died since: fetch the clip again
+            logger.warning(
+                "the result of %s could not be read within %.0f s from worker %s; the clip is fetched again", p.entry.clip_id, RESULT_TIMEOUT_S, s.worker_name
+            )
+            self._give_up([p])
+            return
+        except OSError as err:
+            self._check_scheduler(err)
+            raise
         s.in_flight -= 1
-        rc: RemoteClip = fut.result()
         now = time.monotonic()
         s.pauses = max(s.pauses, rc.pauses)
         if rc.paused_for_s > 0:

@@ -320,7 +320,9 @@ def download_with(make_run: Callable[..., _Run], plan: SamplingPlan, root: Path 
                                          sample_rate_hz=o.sample_rate_hz, base_url=o.base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
             gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
-            run = make_run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
+            run = make_run(
+                plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set
+            )
             try:
                 run.execute()
             finally:
