@@ -59,20 +59,11 @@ SOURCE_FAULTS: frozenset[str] = frozenset({"silence", "short", "corrupt"})
 # Faults drawn at ``fault_rate``: (name, weight, sticky).  Sticky faults hit every
 # request for the ID (the video is gone); the others hit only the first request of
 # their kind, so a retry succeeds, as with YouTube's transient errors.
-_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = (
-    ("unavailable", 0.30, True),
-    ("private", 0.18, True),
-    ("terminated", 0.08, True),
-    ("copyright", 0.05, True),
-    ("age-gated", 0.05, True),
-    ("geo-blocked", 0.04, True),
-    ("members-only", 0.02, True),
-    ("silence", 0.03, True),
-    ("short", 0.03, True),
-    ("page-503", 0.07, False),
-    ("media-500", 0.07, False),
-    ("media-403", 0.05, False),
-    ("truncated", 0.03, False),
+_STICKY_WEIGHTS = {"unavailable": 0.30, "private": 0.18, "terminated": 0.08, "copyright": 0.05, "age-gated": 0.05, "geo-blocked": 0.04,
+                   "members-only": 0.02, "silence": 0.03, "short": 0.03}  # fmt: skip
+_TRANSIENT_WEIGHTS = {"page-503": 0.07, "media-500": 0.07, "media-403": 0.05, "truncated": 0.03}
+_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = tuple((name, w, True) for name, w in _STICKY_WEIGHTS.items()) + tuple(
+    (name, w, False) for name, w in _TRANSIENT_WEIGHTS.items()
 )
 
 
