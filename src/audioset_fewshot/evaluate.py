@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
+from audioset_fewshot._io import atomic_write_json, canonical_json, sha256_text, write_text_if_changed
 from audioset_fewshot.config import EvaluateConfig
 from audioset_fewshot.episodes import EpisodeFile, FixedEpisode, accuracy_ci, read_episodes
 from audioset_fewshot.errors import StageNotReadyError, UsageError
@@ -183,12 +183,7 @@ def _write_table(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
     rows = sorted(rows, key=lambda r: (r["episodes_file"], order.get(r["method"], 99), r["method"], r["backbone"]))
     csv_text, md_text = render_csv(rows), render_markdown(rows)
     for path, text in ((layout.eval_dir / "results.csv", csv_text), (layout.eval_dir / "results.md", md_text)):
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                continue
-        except FileNotFoundError:
-            pass
-        atomic_write_text(path, text)
+        write_text_if_changed(path, text)
 
 
 # ---------------------------------------------------------------------------------------
