@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -226,6 +227,26 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    engine: Literal["local", "dask"] = _f(
+        "local", "where clean, pack and features run: local = this machine's process pools, dask = a Dask cluster (see docs/cluster.md)"
+    )
+    address: str | None = _f(
+        None, "an existing Dask scheduler (tcp://HOST:8786); null = start a cluster (a LocalCluster of 'workers' processes, or 'jobqueue')"
+    )
+    workers: int = _f(2, "worker processes of the LocalCluster started when neither address nor jobqueue is given", min=1, max=1024)
+    timeout_s: float = _f(60.0, "seconds to wait for the scheduler to answer and for the first worker to join", min=1.0)
+    jobqueue: Literal["slurm", "pbs"] | None = _f(None, "start the workers as batch jobs with dask-jobqueue (slurm or pbs); null = no batch jobs")
+    job_queue: str | None = _f(None, "batch queue / partition of the worker jobs; null = the system's default")
+    job_account: str | None = _f(None, "account / project charged for the worker jobs; null = none")
+    job_cores: int = _f(4, "cores of one worker job (one single-threaded worker process per core)", min=1, max=4096)
+    job_memory: str = _f("8GB", "memory of one worker job (e.g. 8GB, 16GiB)")
+    job_walltime: str = _f("01:00:00", "wall-clock limit of one worker job: HH:MM:SS, or D-HH:MM:SS for SLURM")
+    job_count: int = _f(1, "worker jobs to submit", min=1, max=10_000)
+    job_extra: list[str] = _f([], "extra scheduler directives of the worker jobs, one per item (e.g. --gres=gpu:0 or -l select=1)")
+
+
+@dataclass(frozen=True)
 class Config:
     root: str = _f("audioset-fewshot-data", "dataset root: every artifact lives below it", path=True)
     demo: bool = _f(False, "the root is the offline demo: 'run' serves its media on 127.0.0.1 (download.base_url is the demo server's)")
@@ -240,6 +261,7 @@ class Config:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def section(self, name: str) -> Any:
         return getattr(self, name)
@@ -261,6 +283,7 @@ NormalizeOptions = NormalizeConfig
 SplitsOptions = SplitsConfig
 EpisodesOptions = EpisodesConfig
 EvaluateOptions = EvaluateConfig
+ClusterOptions = ClusterConfig
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,6 +441,7 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
     _check_ytdlp_keys(cfg.download)
     _check_sessions(cfg.download)
+    check_cluster(cfg.cluster)
 
 
 # The YoutubeDL parameters audioset-fewshot sets itself, each with what to use instead: a key
@@ -497,6 +521,34 @@ def _check_sessions(d: DownloadConfig) -> None:
         if sess.cookies and sess.cookies_from_browser:
             raise ConfigError(f"config keys '{where}.cookies' and '{where}.cookies_from_browser' are exclusive: set one")
         _check_proxy(sess.proxy, f"{where}.proxy")
+
+
+_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+_WALLTIME = re.compile(r"(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)")
+
+
+def check_cluster(c: ClusterConfig) -> None:
+    """The ``cluster`` section's rules across fields; each error names the key to fix."""
+    if c.address is not None:
+        m = _ADDRESS.fullmatch(c.address.strip())
+        if not m or not 0 < int(m.group(3)) < 65536:
+            raise ConfigError(f"config key 'cluster.address': {c.address!r} is not a scheduler address such as tcp://HOST:8786")
+        if c.jobqueue is not None:
+            raise ConfigError(
+                "config keys 'cluster.address' and 'cluster.jobqueue' are exclusive: connect to a running scheduler (address) or start one with batch jobs (jobqueue)"
+            )
+    if c.engine == "local" and (c.address is not None or c.jobqueue is not None):
+        which = "cluster.address" if c.address is not None else "cluster.jobqueue"
+        raise ConfigError(f"config key '{which}' is set but 'cluster.engine' is 'local'; set cluster.engine: dask to use it (or remove {which})")
+    if parse_size(c.job_memory, key="cluster.job_memory") < 2**20:
+        raise ConfigError(f"config key 'cluster.job_memory': {c.job_memory!r} is less than 1 MiB; give the memory of one job such as '8GB'")
+    if not _WALLTIME.fullmatch(c.job_walltime.strip()):
+        raise ConfigError(f"config key 'cluster.job_walltime': {c.job_walltime!r} is not HH:MM:SS (or D-HH:MM:SS), e.g. '04:00:00'")
+    if c.jobqueue == "pbs" and "-" in c.job_walltime:
+        raise ConfigError(f"config key 'cluster.job_walltime': PBS takes HH:MM:SS, not the SLURM form {c.job_walltime!r}")
+    for i, directive in enumerate(c.job_extra):
+        if not directive.strip() or "\n" in directive:
+            raise ConfigError(f"config key 'cluster.job_extra[{i}]': {directive!r} must be one non-empty directive on one line")
 
 
 class _Unset:

@@ -142,6 +142,17 @@ FEATURES_KEYS = _section_keys("features")
 SPLITS_KEYS = _section_keys("splits")
 EPISODES_KEYS = _section_keys("episodes")
 EVALUATE_KEYS = _section_keys("evaluate")
+CLUSTER_KEYS = _section_keys("cluster")
+# cluster knobs whose plain flag would clash with another section's (--workers, --timeout-s)
+_CLUSTER_FLAGS = {"cluster.workers": "--cluster-workers", "cluster.timeout_s": "--cluster-timeout-s"}
+
+
+def cluster_options(func: F) -> F:
+    """The ``cluster`` section's knobs (``--engine dask --address tcp://HOST:8786``, ...)."""
+    for key in reversed(CLUSTER_KEYS):
+        func = knob(key, flag=_CLUSTER_FLAGS.get(key))(func)
+    return func
+
 
 # Click settings a knob's field cannot say (paths that must exist).
 _KNOB_CLICK: dict[str, dict[str, Any]] = {
