@@ -147,17 +147,29 @@ def _section_keys(section: str, *, leave_out: tuple[str, ...] = ()) -> tuple[str
 
 
 # The knobs of each section a command exposes (config-only knobs are left out: the
-# metadata URLs, the doctor's canary list, and the yt-dlp format selector, whose flag
-# would clash with the commands' output --format).
+# metadata URLs, the doctor's canary list, the yt-dlp format selector, whose flag
+# would clash with the commands' output --format, and the structured yt-dlp knobs:
+# extractor arguments, the YoutubeDL passthrough and the sessions).
 SELECTION_KEYS = _section_keys("selection")
 PLAN_KEYS = _section_keys("plan")
-DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins"))  # origins: --origin
+DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins", "extractor_args", "ytdlp", "sessions"))  # origins: --origin
 CLEAN_KEYS = _section_keys("clean")
 PACK_KEYS = _section_keys("pack")
 FEATURES_KEYS = _section_keys("features")
 SPLITS_KEYS = _section_keys("splits")
 EPISODES_KEYS = _section_keys("episodes")
 EVALUATE_KEYS = _section_keys("evaluate")
+CLUSTER_KEYS = _section_keys("cluster")
+# cluster knobs whose plain flag would clash with another section's (--workers, --timeout-s)
+_CLUSTER_FLAGS = {"cluster.workers": "--cluster-workers", "cluster.timeout_s": "--cluster-timeout-s"}
+
+
+def cluster_options(func: F) -> F:
+    """The ``cluster`` section's knobs (``--engine dask --address tcp://HOST:8786``, ...)."""
+    for key in reversed(CLUSTER_KEYS):
+        func = knob(key, flag=_CLUSTER_FLAGS.get(key))(func)
+    return func
+
 
 # Click settings a knob's field cannot say (paths that must exist).
 _KNOB_CLICK: dict[str, dict[str, Any]] = {
