@@ -27,6 +27,12 @@ SPECIAL: dict[str, Any] = {
     "download.cookies_from_browser": None,  # exclusive with cookies, which the walk sets
     "download.cookies": "/tmp/cookies.txt",
     "download.origins": ["youtube", "/tmp/audioset-copy"],
+    "download.proxy": "http://127.0.0.1:3128",
+    "download.js_runtimes": ["node"],
+    "download.remote_components": ["ejs:github"],
+    "download.extractor_args": {"youtube": {"player_client": ["mweb"]}},
+    "download.ytdlp": {"geo_bypass": False},
+    "download.sessions": [],  # exclusive with download.cookies, which the walk sets
     "features.kind": "logmel",  # the default; vggish-release takes another branch (no audio stages)
     "cluster.engine": "dask",
     "cluster.address": "tcp://127.0.0.1:8786",
@@ -40,6 +46,7 @@ KEYWORD = {"normalize.mode": "norm"}
 # fields that are not any stage's business in run (and why)
 NOT_RUN: dict[str, str] = {
     "download.cookies_from_browser": "exclusive with download.cookies; the download section is passed whole",
+    "download.sessions": "exclusive with download.cookies; the download section is passed whole",
     "features.kind": "chooses the branch (log-mel or the VGGish release); the features section is passed whole",
     "cluster.jobqueue": "exclusive with cluster.address; the cluster section is passed whole",
 }

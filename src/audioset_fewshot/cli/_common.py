@@ -130,11 +130,12 @@ def _section_keys(section: str, *, leave_out: tuple[str, ...] = ()) -> tuple[str
 
 
 # The knobs of each section a command exposes (config-only knobs are left out: the
-# metadata URLs, the doctor's canary list, and the yt-dlp format selector, whose flag
-# would clash with the commands' output --format).
+# metadata URLs, the doctor's canary list, the yt-dlp format selector, whose flag
+# would clash with the commands' output --format, and the structured yt-dlp knobs:
+# extractor arguments, the YoutubeDL passthrough and the sessions).
 SELECTION_KEYS = _section_keys("selection")
 PLAN_KEYS = _section_keys("plan")
-DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins"))  # origins: --origin
+DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins", "extractor_args", "ytdlp", "sessions"))  # origins: --origin
 CLEAN_KEYS = _section_keys("clean")
 PACK_KEYS = _section_keys("pack")
 FEATURES_KEYS = _section_keys("features")
