@@ -120,6 +120,19 @@ def atomic_write_text(target: Path | str, text: str) -> None:
         fh.write(text)
 
 
+def write_text_if_changed(target: Path | str, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds exactly it (then it is left
+    alone, mtime and all); True when it wrote."""
+    path = Path(target)
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:
+        pass  # absent or unreadable: write it
+    atomic_write_text(path, text)
+    return True
+
+
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON text: sorted keys, fixed separators, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

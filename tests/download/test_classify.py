@@ -132,6 +132,6 @@ def test_reason_families() -> None:
     assert R.ORIGIN_REASONS == {"corrupt", "short", "silent", "in-no-origin"}
     assert R.LOCAL == {"ffmpeg-error", "qc-reject"} | R.ORIGIN_REASONS
     assert not (R.PERMANENT & R.TRANSIENT) and not (R.PERMANENT & R.LOCAL) and not (R.TRANSIENT & R.LOCAL)
-    assert R.PAUSE_REASONS == {"rate-limited", "bot-check", "http-429"}
+    assert R.PAUSE_REASONS == {"rate-limited", "bot-check", "http-429", "ip-blocked"}
     assert R.is_permanent("private") and not R.is_permanent("rate-limited") and not R.is_permanent(None)
     assert R.should_pause("bot-check") and not R.should_pause("network")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from audioset_fewshot.config import DownloadOptions
+from audioset_fewshot.config import DownloadOptions, SessionConfig
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
-from audioset_fewshot.download.distributed import SessionSpec, run_download_dask
+from audioset_fewshot.download.distributed import run_download_dask
 from audioset_fewshot.download.ledger import Ledger
-from audioset_fewshot.download.runner import fetch_kwargs, run_download
+from audioset_fewshot.download.runner import run_download
 from audioset_fewshot.errors import DownloadError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
@@ -114,8 +114,9 @@ def ledger_facts(root: Path) -> tuple[dict[str, str], dict[str, int]]:
     return status, ok_attempts
 
 
-def two_sessions(opts: DownloadOptions) -> list[SessionSpec]:
-    return [SessionSpec(name, fetch_kwargs=fetch_kwargs(opts)) for name in ("a", "b")]
+def two_sessions(base_url: str, **extra: object) -> DownloadOptions:
+    """The download options of two sessions, a and b (jobs 2 each)."""
+    return DownloadOptions(jobs=2, base_url=base_url, sessions=[SessionConfig(name="a"), SessionConfig(name="b")], **{**FAST, **extra})
 
 
 def assert_same_as(reference: Path, root: Path) -> None:
@@ -131,8 +132,7 @@ def assert_same_as(reference: Path, root: Path) -> None:
 def test_dask_run_gives_the_local_run_bytes(media_cache: Path, reference: Path, cluster: distributed.Client, tmp_path: Path) -> None:
     local, dask_root = reference, tmp_path / "dask"
     with server(media_cache) as srv:
-        opts = DownloadOptions(jobs=2, base_url=srv.base_url, **FAST)
-        rep_dask = run_download_dask(the_plan(), dask_root, opts, client=cluster, sessions=two_sessions(opts))
+        rep_dask = run_download_dask(the_plan(), dask_root, two_sessions(srv.base_url), client=cluster)
     assert rep_dask.complete, rep_dask.summary_lines()
     assert rep_dask.failures_by_reason == {"private": 1, "unavailable": 1}
     # both sessions were pinned, each to its own worker, and both fetched
@@ -175,10 +175,9 @@ def test_killing_a_worker_mid_download_loses_and_duplicates_nothing(
     pids = dict(cluster.run(_name_and_pid).values())
     victim = pids[min(pids)]  # the worker of session "a" (sessions go to workers in name order)
     with server(media_cache, latency_s=0.15) as srv:
-        opts = DownloadOptions(jobs=2, base_url=srv.base_url, **FAST)
         killer = when_media_served(srv, 3, lambda: os.kill(victim, signal.SIGKILL))
         with caplog.at_level("WARNING", logger="audioset_fewshot.download.distributed"):
-            rep = run_download_dask(the_plan(), tmp_path, opts, client=cluster, sessions=two_sessions(opts))
+            rep = run_download_dask(the_plan(), tmp_path, two_sessions(srv.base_url), client=cluster)
         killer.join(timeout=5)
     assert any("left the cluster" in r.getMessage() for r in caplog.records), "the worker was not killed mid-run"
     assert rep.complete, rep.summary_lines()

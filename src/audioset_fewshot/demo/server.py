@@ -1,26 +1,24 @@
-"""An offline, YouTube-like media server on 127.0.0.1.
+"""An offline, YouTube-like media server on 127.0.0.1: the HTTP side.
 
 Per YouTube ID it serves
 
 * a *watch* endpoint, ``/watch?v=<id>``, answering with a JSON document shaped
-  like YouTube's player response (``playabilityStatus``, ``videoDetails``,
-  ``microformat.playerMicroformatRenderer``, ``streamingData.adaptiveFormats``
-  with itag 140, fragmented m4a/AAC, and itag 251, webm/Opus).  It is read by
+  like YouTube's player response (:mod:`.player`).  It is read by
   :mod:`audioset_fewshot.download.ytdlp_demo`, a yt-dlp extractor, so
   extraction, format selection and errors run through yt-dlp's own machinery;
 * a *media* endpoint, ``/videoplayback?id=<id>&itag=<itag>``, with HTTP Range
-  support.  The audio is generated on first use from a seeded signal whose
-  timbre depends on the source's ``class_key`` (:mod:`.signals`), encoded with
-  the imageio-ffmpeg binary and cached on disk, keyed by everything that
-  changes the bytes.
+  support, serving the files of the media cache (:mod:`.cache`: generated on
+  first use from the source's :class:`~.media.SourceSpec`, encoded, kept on disk).
 
-Faults can be set per ID (catalog, :meth:`MediaServer.set_fault`) or drawn
-for IDs at a seeded rate (``fault_rate``); latency and a per-connection
+Sessions (:mod:`.budget`): every request is tied to a session (its SID cookie, or
+the proxy it came through); with ``session_budgets`` a session over its budget of
+watch requests is answered like YouTube's rate limit.
+
+Faults (:mod:`.faults`) can be set per ID (catalog, :meth:`MediaServer.set_fault`)
+or drawn for IDs at a seeded rate (``fault_rate``); latency and a per-connection
 bandwidth cap can be added.  Every request is logged (:attr:`MediaServer.requests`).
-
-What is served is defined beside it: the sources and formats in :mod:`.media`,
-the faults in :mod:`.faults` (both re-exported here); the demo's own rules
-(config, media preparation) in :mod:`.session`.
+The sources, formats and faults are re-exported here; the demo's own rules
+(config, media preparation) are in :mod:`.session`.
 
 The server binds 127.0.0.1 on an ephemeral port, is threaded, stops by itself
 after ``idle_timeout_s`` without requests or after ``max_requests`` requests,
@@ -30,40 +28,33 @@ and every socket and every wait has a bound.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.server
 import json
 import logging
-import os
 import re
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from audioset_fewshot._io import atomic_path, atomic_write_bytes
-from audioset_fewshot.demo import signals
+from audioset_fewshot.demo.budget import SessionBudgets, session_of
+from audioset_fewshot.demo.cache import MediaCache, MediaServerError, source_audio
 from audioset_fewshot.demo.faults import (
-    _RANDOM_FAULTS,
     FAULTS,
     MEDIA_BODY_FAULTS,
     MEDIA_HTTP_FAULTS,
     PAGE_HTTP_FAULTS,
     PLAYABILITY_FAULTS,
     SOURCE_FAULTS,
+    FaultTable,
     _source_fault,
     fault_names,
 )
 from audioset_fewshot.demo.media import (
-    _ENCODER_ARGS,
     CC_BY,
     DEFAULT_ITAG,
     FORMATS,
@@ -74,20 +65,14 @@ from audioset_fewshot.demo.media import (
     _format_of,
     default_spec,
 )
-from audioset_fewshot.errors import AudiosetFewshotError, UsageError
+from audioset_fewshot.demo.player import player_response
+from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import is_youtube_id, valid_youtube_id
 
 log = logging.getLogger(__name__)
 
 
 STALL_MAX_S = 120.0  # a stalled connection is closed by the server after this, whatever the client does
-
-_FAULT_STREAM = 201
-_CORRUPT_STREAM = 203
-
-
-class MediaServerError(AudiosetFewshotError):
-    """The demo media server could not start or could not generate media."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +89,11 @@ class RequestRecord:
     body_bytes: int
     fault: str | None = None
     has_cookie: bool = False  # whether a Cookie header came (its value is never kept)
+    # who asked (:func:`.budget.session_of`: sid:<cookie>, via:<proxy>, guest) and, on a watch
+    # request, the YouTube player client the extractor said it is (the ``c`` parameter)
+    session: str = "guest"
+    player_client: str | None = None
+    user_agent: str | None = None
 
 
 # --- the server -----------------------------------------------------------------------
@@ -143,33 +133,28 @@ class MediaServer:
         max_requests: int = 100_000,
         port: int = 0,
         socket_timeout_s: float = 30.0,
+        session_budgets: SessionBudgets | None = None,
     ) -> None:
-        if not 0.0 <= fault_rate <= 1.0:
-            raise UsageError(f"fault_rate must be between 0 and 1, got {fault_rate}")
         if latency_s < 0 or (bandwidth_bps is not None and bandwidth_bps <= 0):
             raise UsageError("latency_s must be >= 0 and bandwidth_bps > 0 (or None)")
         if idle_timeout_s <= 0 or max_requests < 1:
             raise UsageError("idle_timeout_s must be > 0 and max_requests >= 1")
-        self.cache_dir = Path(cache_dir)
         self.catalog: dict[str, SourceSpec] = {}
         for ytid, spec in (catalog or {}).items():
             self.catalog[valid_youtube_id(ytid)] = spec
         self.seed = int(seed)
-        self.fault_rate = float(fault_rate)
+        self.faults = FaultTable(seed=self.seed, fault_rate=fault_rate, catalog_fault=self._catalog_fault)
+        self.media = MediaCache(cache_dir, seed=self.seed, spec_of=self.spec)
         self.latency_s = float(latency_s)
         self.bandwidth_bps = None if bandwidth_bps is None else float(bandwidth_bps)
         self.idle_timeout_s = float(idle_timeout_s)
         self.max_requests = int(max_requests)
         self.port = int(port)
         self.socket_timeout_s = float(socket_timeout_s)
+        self.session_budgets = session_budgets or SessionBudgets()
 
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)  # notified when no request is being answered
-        self._gen_locks: dict[str, threading.Lock] = {}
-        self._faults: dict[str, str | None] = {}
-        self._transient_used: set[tuple[str, str]] = set()
-        self._burst_left = 0
-        self._burst_fault = "rate-limited"
         self._requests: list[RequestRecord] = []
         self._count = 0
         self._active = 0  # requests being answered (a long transfer is not idleness)
@@ -246,71 +231,35 @@ class MediaServer:
     def media_url(self, ytid: str, fmt: int | str = 140) -> str:
         return f"{self.base_url}/videoplayback?id={valid_youtube_id(ytid)}&itag={_format_of(fmt).itag}"
 
+    @property
+    def cache_dir(self) -> Path:
+        return self.media.cache_dir
+
+    @property
+    def fault_rate(self) -> float:
+        return self.faults.fault_rate
+
     # -- configuration -----------------------------------------------------------------
     def spec(self, ytid: str) -> SourceSpec:
         """The spec serving ``ytid``: the catalog's, else :func:`default_spec`."""
         valid_youtube_id(ytid)
         return self.catalog.get(ytid) or default_spec(ytid, seed=self.seed)
 
+    def _catalog_fault(self, ytid: str) -> str | None:
+        spec = self.catalog.get(ytid)
+        return None if spec is None else spec.fault
+
     def set_fault(self, ytid: str, fault: str | None) -> None:
         """Force ``fault`` for ``ytid`` (None: no fault, overriding the catalog and the rate)."""
-        valid_youtube_id(ytid)
-        if fault is not None and fault not in FAULTS:
-            raise UsageError(f"unknown fault {fault!r}; known faults: {', '.join(sorted(FAULTS))}")
-        with self._lock:
-            self._faults[ytid] = fault
+        self.faults.set(valid_youtube_id(ytid), fault)
 
     def rate_limit_burst(self, count: int, *, fault: str = "rate-limited") -> None:
         """The next ``count`` watch requests, whatever the ID, answer with ``fault``."""
-        if fault not in PLAYABILITY_FAULTS and fault not in PAGE_HTTP_FAULTS:
-            raise UsageError(f"rate_limit_burst needs a watch-page fault, got {fault!r}")
-        with self._lock:
-            self._burst_left = max(0, int(count))
-            self._burst_fault = fault
+        self.faults.burst(count, fault=fault)
 
     def fault_for(self, ytid: str) -> str | None:
         """The configured fault of ``ytid`` (explicit, catalog, or drawn at ``fault_rate``)."""
-        with self._lock:
-            if ytid in self._faults:
-                return self._faults[ytid]
-        spec = self.catalog.get(ytid)
-        if spec is not None and spec.fault is not None:
-            return spec.fault
-        name, _sticky = self._random_fault(ytid)
-        return name
-
-    def _random_fault(self, ytid: str) -> tuple[str | None, bool]:
-        if self.fault_rate <= 0.0:
-            return None, True
-        rng = np.random.default_rng([self.seed, _FAULT_STREAM, signals.stable_int(ytid)])
-        if rng.random() >= self.fault_rate:
-            return None, True
-        weights = np.array([w for _, w, _ in _RANDOM_FAULTS])
-        i = int(rng.choice(len(_RANDOM_FAULTS), p=weights / weights.sum()))
-        return _RANDOM_FAULTS[i][0], _RANDOM_FAULTS[i][2]
-
-    def _active_fault(self, ytid: str, kind: str) -> str | None:
-        """The fault applying to this request (consumes one-shot random faults)."""
-        with self._lock:
-            if kind == "watch" and self._burst_left > 0:
-                self._burst_left -= 1
-                return self._burst_fault
-            if ytid in self._faults:
-                return self._faults[ytid]
-        spec = self.catalog.get(ytid)
-        if spec is not None and spec.fault is not None:
-            return spec.fault
-        name, sticky = self._random_fault(ytid)
-        if name is None or sticky:
-            return name
-        fault_kind = "watch" if (name in PLAYABILITY_FAULTS or name in PAGE_HTTP_FAULTS) else "media"
-        if fault_kind != kind:
-            return None
-        with self._lock:
-            if (ytid, name) in self._transient_used:
-                return None
-            self._transient_used.add((ytid, name))
-        return name
+        return self.faults.configured(ytid)
 
     # -- log -----------------------------------------------------------------------------
     @property
@@ -348,177 +297,34 @@ class MediaServer:
             if self._active == 0:
                 self._quiet.notify_all()
 
-    # -- media -----------------------------------------------------------------------------
-    def _audio_params(self, ytid: str, fault: str | None) -> tuple[SourceSpec, float, bool]:
-        spec = self.spec(ytid)
-        duration = min(spec.duration_s, SHORT_SOURCE_S) if fault == "short" else spec.duration_s
-        return spec, duration, fault == "silence"
-
-    def _media_target(self, ytid: str, f: MediaFormat, fault: str | None) -> tuple[Path, SourceSpec, float, bool]:
-        spec, duration, silent = self._audio_params(ytid, fault)
-        key_obj = {
-            "generator": signals.GENERATOR_VERSION,
-            "ytid": ytid,
-            "seed": self.seed,
-            "class_key": spec.class_key,
-            "duration_s": duration,
-            "sample_rate_hz": spec.sample_rate_hz,
-            "channels": spec.channels,
-            "silent": silent,
-            "itag": f.itag,
-            "encoder": _ENCODER_ARGS[f.ext],
-        }
-        key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
-        if fault == "corrupt":
-            return self.cache_dir / f"{ytid}-{f.itag}-{key}-corrupt.bin", spec, duration, silent
-        return self.cache_dir / f"{ytid}-{f.itag}-{key}.{f.ext}", spec, duration, silent
-
-    def cached_size(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> int | None:
+    # -- media (see .cache) and the watch answer (see .player) ------------------------------
+    def cached_size(self, ytid: str, fmt: int | str = DEFAULT_ITAG, *, fault: str | None = None) -> int | None:
         """Size of the encoded file if it is already generated, else None (never generates)."""
-        target = self._media_target(ytid, _format_of(fmt), fault)[0]
-        try:
-            return target.stat().st_size
-        except FileNotFoundError:
-            return None
+        return self.media.cached_size(ytid, fmt, fault=fault)
 
-    def media_path(self, ytid: str, fmt: int | str = 140, *, fault: str | None = None) -> Path:
+    def media_path(self, ytid: str, fmt: int | str = DEFAULT_ITAG, *, fault: str | None = None) -> Path:
         """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
-        f = _format_of(fmt)
-        target = self._media_target(ytid, f, fault)[0]
-        if fault == "corrupt":
-            clean = self.media_path(ytid, fmt, fault=None)
-            if not target.exists():
-                rng = np.random.default_rng([self.seed, _CORRUPT_STREAM, signals.stable_int(ytid)])
-                atomic_write_bytes(target, rng.integers(0, 256, clean.stat().st_size, dtype=np.uint8).tobytes())
-            return target
-        if not target.exists():
-            self._generate(ytid, fault, (f,))
-        return target
+        return self.media.path(ytid, fmt, fault=fault)
 
-    def _generate(self, ytid: str, fault: str | None, formats: tuple[MediaFormat, ...]) -> None:
-        """Encode the missing ``formats`` of one source, synthesising its signal once."""
-        with self._lock:
-            lock = self._gen_locks.setdefault(f"{ytid}/{fault}", threading.Lock())
-        with lock:  # one generator per source: concurrent first requests wait for it
-            todo = [(f, self._media_target(ytid, f, fault)) for f in formats]
-            todo = [(f, t) for f, t in todo if not t[0].exists()]
-            if not todo:
-                return
-            _, spec, duration, silent = todo[0][1]
-            if silent:
-                audio = np.zeros((int(round(duration * spec.sample_rate_hz)), spec.channels), dtype=np.float32)
-            else:
-                audio = signals.synthesize(
-                    spec.class_key, ytid, seed=self.seed, duration_s=duration, sample_rate_hz=spec.sample_rate_hz, channels=spec.channels
-                )
-            raw = audio.astype("<f4", copy=False).tobytes()
-            del audio
-            for f, (target, *_rest) in todo:
-                self._encode(ytid, raw, spec, duration, f, target)
-
-    def media_size(self, ytid: str, fmt: int | str = 140) -> int:
+    def media_size(self, ytid: str, fmt: int | str = DEFAULT_ITAG) -> int:
         """Size in bytes of the whole audio file of ``ytid`` in format ``fmt`` (as served)."""
-        fault = self.fault_for(ytid)
-        return self.media_path(ytid, fmt, fault=_source_fault(fault)).stat().st_size
+        return self.media_path(ytid, fmt, fault=_source_fault(self.fault_for(ytid))).stat().st_size
 
-    def prepare(self, ytids: Iterable[str], *, formats: Iterable[int | str] = (140, 251), workers: int | None = None) -> None:
+    def prepare(self, ytids: Iterable[str], *, formats: Iterable[int | str] = tuple(FORMATS), workers: int | None = None) -> None:
         """Generate (and cache) the media of ``ytids`` ahead of time, one source per worker."""
-        fmts = tuple(_format_of(f) for f in formats)
-        jobs: list[tuple[str, str | None]] = []
-        for ytid in ytids:
-            valid_youtube_id(ytid)
-            fault = self.fault_for(ytid)
-            jobs.append((ytid, _source_fault(fault)))
-        n = workers or max(1, min(8, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            futures: list[Future[Any]] = []
-            for ytid, fault in jobs:
-                if fault == "corrupt":  # derived from the clean file
-                    futures.extend(pool.submit(self.media_path, ytid, f.itag, fault=fault) for f in fmts)
-                else:
-                    futures.append(pool.submit(self._generate, ytid, fault, fmts))
-            for fut in futures:
-                fut.result()
+        jobs = [(valid_youtube_id(y), _source_fault(self.fault_for(y))) for y in ytids]
+        self.media.prepare(jobs, formats=formats, workers=workers)
 
-    def _encode(self, ytid: str, raw: bytes, spec: SourceSpec, duration_s: float, f: MediaFormat, target: Path) -> None:
-        import imageio_ffmpeg
-
-        codec = list(_ENCODER_ARGS[f.ext])
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "f32le", "-ar", str(spec.sample_rate_hz), "-ac", str(spec.channels), "-i", "pipe:0",
-            "-map_metadata", "-1", "-fflags", "+bitexact", *codec,
-        ]  # fmt: skip
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        timeout = 60.0 + duration_s
-        with atomic_path(target, suffix="." + f.ext) as tmp:
-            try:
-                proc = subprocess.run([*cmd, str(tmp)], input=raw, capture_output=True, timeout=timeout, check=False)
-            except subprocess.TimeoutExpired as err:
-                raise MediaServerError(f"encoding {ytid} ({f.ext}) took over {timeout:.0f} s") from err
-            if proc.returncode != 0:
-                raise MediaServerError(f"ffmpeg could not encode {ytid} ({f.ext}): {proc.stderr.decode(errors='replace')[-500:]}")
-
-    # -- watch -------------------------------------------------------------------------
     def player_response(self, ytid: str, fault: str | None) -> dict[str, Any]:
-        """The player-response document of ``ytid`` under ``fault`` (see module docstring)."""
-        spec, duration, _silent = self._audio_params(ytid, fault)
-        date = spec.upload_date
-        iso_date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
-        length = str(int(round(duration)))
-        details = {
-            "videoId": ytid,
-            "title": spec.title or f"Demo video {ytid}",
-            "author": spec.uploader,
-            "channelId": spec.channel_id,
-            "lengthSeconds": length,
-            "isLiveContent": False,
-            "isPrivate": fault == "private",
-        }
-        micro = {
-            "playerMicroformatRenderer": {
-                "title": {"simpleText": details["title"]},
-                "ownerChannelName": spec.uploader,
-                "externalChannelId": spec.channel_id,
-                "uploadDate": iso_date,
-                "publishDate": iso_date,
-                "lengthSeconds": length,
-                "license": spec.license,  # demo extension: YouTube shows it on the watch page
-                "availableCountries": ["DE", "FR", "JP"] if fault == "geo-blocked" else [],
-            }
-        }
-        doc: dict[str, Any] = {"videoDetails": details, "microformat": micro}
-        if fault in PLAYABILITY_FAULTS:
-            p = PLAYABILITY_FAULTS[fault]
-            status: dict[str, Any] = {"status": p["status"], "reason": p["reason"]}
-            pemr: dict[str, Any] = {"reason": {"simpleText": p["reason"]}}
-            if "subreason" in p:
-                pemr["subreason"] = {"runs": [{"text": p["subreason"]}]}
-            status["errorScreen"] = {"playerErrorMessageRenderer": pemr}
-            doc["playabilityStatus"] = status
-            return doc
-        doc["playabilityStatus"] = {"status": "OK", "playableInEmbed": True}
+        """The player-response document of ``ytid`` under ``fault`` (see :mod:`.player`)."""
         media_fault = _source_fault(fault)
-        formats = []
-        for f in FORMATS.values():
-            # media is generated on its first media request, not here: a watch request stays
-            # fast; contentLength is given once the file exists (YouTube always gives it)
-            size = self.cached_size(ytid, f.itag, fault=media_fault)
-            formats.append(
-                {
-                    "itag": f.itag,
-                    "url": self.media_url(ytid, f.itag),
-                    "mimeType": f.mime_type,
-                    "bitrate": f.bitrate_bps,
-                    **({"contentLength": str(size)} if size is not None else {}),
-                    "approxDurationMs": str(int(round(duration * 1000))),
-                    "audioQuality": "AUDIO_QUALITY_MEDIUM",
-                    "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),
-                    "audioChannels": spec.channels,
-                }
-            )
-        doc["streamingData"] = {"expiresInSeconds": "21540", "adaptiveFormats": formats}
-        return doc
+        return player_response(
+            ytid,
+            source_audio(self.spec(ytid), fault),
+            fault,
+            media_url=lambda itag: self.media_url(ytid, itag),
+            cached_size=lambda itag: self.cached_size(ytid, itag, fault=media_fault),
+        )
 
 
 # at most 18 digits a side (a file is < 1 EB); a longer or malformed Range is answered 416, never parsed
@@ -579,10 +385,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
+    def _session(self) -> str:
+        return session_of(self.headers.get("Cookie"), self.headers.get("Via"))
+
     def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:
         rng = self.headers.get("Range")
         cookie = self.headers.get("Cookie") is not None
-        self.server.owner._record(RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault, cookie))
+        clients = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("c") if kind == "watch" else None
+        client = clients[0] if clients else None
+        rec = RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault, cookie, self._session(), client,
+                            self.headers.get("User-Agent"))  # fmt: skip
+        self.server.owner._record(rec)
 
     def _send_bytes(self, status: int, body: bytes, ctype: str, *, head: bool, extra: Mapping[str, str] | None = None) -> int:
         self.send_response(status)
@@ -619,7 +432,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # -- endpoints -------------------------------------------------------------------------
     def _watch(self, ytid: str, started: float, *, head: bool) -> None:
         owner = self.server.owner
-        fault = owner._active_fault(ytid, "watch")
+        fault = owner.faults.active(ytid, "watch")
+        if fault is None and not owner.session_budgets.admit(self._session()):
+            fault = "rate-limited"  # this session is over its budget: YouTube's answer
         if fault in PAGE_HTTP_FAULTS:
             status = PAGE_HTTP_FAULTS[fault]
             n = self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head)
@@ -643,7 +458,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except UsageError:
             self._finish(started, ytid, "media", 404, self._send_bytes(404, b"no such itag\n", "text/plain", head=head))
             return
-        fault = owner._active_fault(ytid, "media")
+        fault = owner.faults.active(ytid, "media")
         if fault in MEDIA_HTTP_FAULTS:
             status = MEDIA_HTTP_FAULTS[fault]
             self._finish(started, ytid, "media", status, self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head), fault)

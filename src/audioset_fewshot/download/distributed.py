@@ -47,7 +47,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +55,11 @@ from audioset_fewshot._io import atomic_write_bytes
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.download import reasons
-from audioset_fewshot.download.governor import RateGovernor, host_rate
+from audioset_fewshot.download.governor import GovernorClosed, Permit
 from audioset_fewshot.download.ledger import utc_now
-from audioset_fewshot.download.runner import DownloadReport, _Outcome, _Run, download_with, fetch_kwargs, watch_url
-from audioset_fewshot.errors import DownloadError, UsageError
+from audioset_fewshot.download.runner import DownloadReport, _Outcome, _Run, download_with, watch_url
+from audioset_fewshot.download.sessions import Session, SessionPool, SessionSpec
+from audioset_fewshot.errors import DownloadError
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -80,128 +81,110 @@ NO_WORKER_TIMEOUT_S = 120.0
 # records
 
 
-@dataclass(frozen=True)
-class SessionSpec:
-    """One YouTube session as a worker runs it: its budget, its pause and its fetch keywords
-    (cookies, format, ...), and where it may live (``worker``: a worker's name;
-    ``resource``: a worker resource, e.g. ``dask worker --resources yt-a=1``)."""
-
-    name: str
-    max_per_hour: float | None = None
-    min_interval_s: float = 0.0
-    pause_s: float = 3600.0
-    max_pause_s: float = 14400.0
-    max_pauses: int = 4
-    fetch_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    worker: str | None = None
-    resource: str | None = None
-
-    def fits(self, worker: Mapping[str, Any]) -> bool:
-        """Whether the worker described by ``worker`` (the scheduler's record) may host it."""
-        if self.worker is not None:
-            return str(worker.get("name")) == self.worker
-        if self.resource is not None:
-            return self.resource in (worker.get("resources") or {})
-        return True
+def fits(spec: SessionSpec, worker: Mapping[str, Any]) -> bool:
+    """Whether the worker described by ``worker`` (the scheduler's record of it) may host the
+    session: the one named ``spec.worker``, one with ``spec.resource``, or any."""
+    if spec.worker is not None:
+        return str(worker.get("name")) == spec.worker
+    if spec.resource is not None:
+        return spec.resource in (worker.get("resources") or {})
+    return True
 
 
 @dataclass(frozen=True)
 class ClipJob:
-    """What a worker needs to fetch one clip."""
+    """What a worker needs to fetch one clip: where, which span, and the session's keywords
+    of ``fetch_clip`` (its cookies, proxy, yt-dlp parameters; the clip's format)."""
 
     clip_id: str
     url: str
     start_s: float
     end_s: float
     audio_format: str
+    fetch_kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PauseRules:
+    """How a session pauses (the download options' ``pause_s``, ``max_pause_s``, ``max_pauses``)."""
+
+    pause_s: float
+    max_pause_s: float
+    max_pauses: int
 
 
 @dataclass(frozen=True)
 class RemoteClip:
     """What a worker returns for one clip: the result record (its ``path`` is None), the
-    clip's bytes when it is ok, and the state of the session after the attempt.
-    ``deferred``: not tried, the session is paused (``paused_for_s`` more seconds);
-    ``exhausted``: a rate-limit came after ``max_pauses`` pauses, the session stops."""
+    clip's bytes when it is ok, the permit it ran under, and what the attempt did to its
+    session: ``paused`` (this result started a pause) or ``retired`` (rate-limited again
+    after ``max_pauses`` pauses).  ``deferred``: not tried, the session is paused."""
 
     clip_id: str
     session: str
     worker: str
     result: ClipResult | None = None
     data: bytes | None = None
+    permit: Permit | None = None
     started_at: str = ""
     elapsed_s: float = 0.0
-    pauses: int = 0
-    paused_for_s: float = 0.0
+    paused: bool = False
+    retired: bool = False
     deferred: bool = False
-    exhausted: bool = False
-
-
-def sessions_from_options(options: DownloadOptions) -> tuple[SessionSpec, ...]:
-    """The sessions of a run: one from the download options (their cookies, budget and pause)."""
-    o = options
-    max_per_hour, min_interval_s = host_rate(o.max_per_hour, o.min_interval_s, base_url=o.base_url)
-    return (
-        SessionSpec(
-            "default", max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s,
-            max_pauses=o.max_pauses, fetch_kwargs=fetch_kwargs(o),
-        ),
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
 # the worker side
 
 
-_GOVERNORS: dict[tuple[str, str], RateGovernor] = {}
-_GOVERNORS_LOCK = threading.Lock()
+_SESSIONS: dict[tuple[str, str], tuple[SessionPool, Session]] = {}
+_SESSIONS_LOCK = threading.Lock()
 
 
-def _session_governor(run_id: str, spec: SessionSpec) -> RateGovernor:
-    """The governor of ``spec`` in this worker process for run ``run_id`` (made on first use)."""
-    with _GOVERNORS_LOCK:
-        gov = _GOVERNORS.get((run_id, spec.name))
-        if gov is None:
-            gov = RateGovernor(max_per_hour=spec.max_per_hour, min_interval_s=spec.min_interval_s, pause_s=spec.pause_s, max_pause_s=spec.max_pause_s)
-            _GOVERNORS[(run_id, spec.name)] = gov
-        return gov
+def _worker_session(run_id: str, spec: SessionSpec, rules: PauseRules) -> tuple[SessionPool, Session]:
+    """The session ``spec`` in this worker process for run ``run_id`` (made on first use):
+    its own governor and pause, as in a local run (a pool of that one session)."""
+    with _SESSIONS_LOCK:
+        got = _SESSIONS.get((run_id, spec.name))
+        if got is None:
+            pool = SessionPool([spec], pause_s=rules.pause_s, max_pause_s=rules.max_pause_s, max_pauses=rules.max_pauses)
+            got = _SESSIONS[(run_id, spec.name)] = (pool, pool.sessions[0])
+        return got
 
 
-def fetch_on_worker(job: ClipJob, spec: SessionSpec, run_id: str, fetch: Callable[..., ClipResult]) -> RemoteClip:
-    """A Dask task: fetch one clip under the session's governor, in this worker's process.
+def fetch_on_worker(job: ClipJob, spec: SessionSpec, rules: PauseRules, run_id: str, fetch: Callable[..., ClipResult]) -> RemoteClip:
+    """A Dask task: fetch one clip under its session's governor, in this worker's process.
 
-    Waits for the session's permit (its budget), or returns ``deferred`` at once while the
-    session is paused; pauses the session on a rate-limit signal.  Writes nothing that
-    outlives the call: the clip goes to a temp folder and comes back as bytes."""
-    from distributed import get_worker
+    Leaves the worker's thread pool first (``secede``: a session fetches ``jobs`` clips at
+    once whatever the worker's threads), waits for the session's permit or returns
+    ``deferred`` at once while the session is paused, and pauses (or retires) the session on
+    a rate-limit signal.  Writes nothing that outlives the call: the clip goes to a temp
+    folder and comes back as bytes."""
+    from distributed import get_worker, secede
 
     try:
         worker = get_worker()
         name, local_dir = str(worker.name), worker.local_directory
+        secede()
     except ValueError:  # not in a worker (called directly)
         name, local_dir = "local", None
-    gov = _session_governor(run_id, spec)
-    while True:
-        left = gov.paused_for()
-        if left > 0:
-            return RemoteClip(job.clip_id, spec.name, name, pauses=gov.pauses, paused_for_s=left, deferred=True)
-        permit = gov.try_acquire()
-        if permit is not None:
-            break
-        time.sleep(min(0.5, max(0.005, gov.wait_time())))
+    pool, session = _worker_session(run_id, spec, rules)
+    try:
+        permit = session.governor.acquire(wait_out_pause=False)
+    except GovernorClosed:  # GovernorPaused: another session takes the clip
+        return RemoteClip(job.clip_id, spec.name, name, deferred=True)
     started = utc_now()
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="afs-clip-", dir=local_dir) as tmp:
         dest = Path(tmp) / f"clip.{job.audio_format}"
-        result = fetch(job.url, start_s=job.start_s, end_s=job.end_s, dest=dest, **spec.fetch_kwargs)
+        result = fetch(job.url, start_s=job.start_s, end_s=job.end_s, dest=dest, **job.fetch_kwargs)
         data = dest.read_bytes() if result.ok else None
     elapsed = time.monotonic() - t0
-    exhausted = False
-    if not result.ok and reasons.should_pause(result.reason):
-        if gov.pauses >= spec.max_pauses:
-            exhausted = True
-        elif gov.pause(epoch=permit.epoch) is not None:
-            logger.warning("session %s on worker %s: %s; paused for %.0f s", spec.name, name, result.reason, gov.paused_for())
-    return RemoteClip(job.clip_id, spec.name, name, replace(result, path=None), data, started, elapsed, gov.pauses, gov.paused_for(), exhausted=exhausted)
+    paused = retired = False
+    if not result.ok and reasons.should_pause(result.reason) and not session.retired:
+        paused = pool.rate_limited(session, permit) is not None
+        retired = session.retired
+    return RemoteClip(job.clip_id, spec.name, name, replace(result, path=None), data, permit, started, elapsed, paused, retired)
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,25 +212,24 @@ def clip_bytes_problem(data: bytes | None, result: ClipResult) -> str | None:
 
 
 @dataclass
-class _Session:
-    """The driver's view of one session: where it lives and what it does."""
+class _Placement:
+    """Where a session of the run lives and what it does (the driver's view; its pause is
+    mirrored in the driver's :class:`Session` so that the runner's rules apply)."""
 
-    spec: SessionSpec
+    session: Session
     address: str | None = None
     worker_name: str = ""
     in_flight: int = 0
-    pauses: int = 0
-    paused_until: float = 0.0  # time.monotonic()
-    stopped: bool = False
     obtained: int = 0
 
-    def state(self, now: float) -> str:
-        if self.stopped:
+    def state(self) -> str:
+        if self.session.retired:
             return "stopped (rate-limited past max_pauses)"
         if self.address is None:
             return "waiting for a worker"
-        if self.paused_until > now:
-            return "paused until " + time.strftime("%H:%M", time.localtime(time.time() + self.paused_until - now))
+        paused = self.session.governor.paused_until_text()
+        if paused is not None:
+            return paused
         return "fetching" if self.in_flight else "idle"
 
 
@@ -255,33 +237,32 @@ class _Session:
 class _Pending:
     future: Future
     entry: Any
-    session: _Session
+    placement: _Placement
     origin_failures: list[Any]
 
 
 class _DaskRun(_Run):
-    """The runner's state and bookkeeping, with the fetching done by Dask tasks."""
+    """The runner's state and bookkeeping (rank order, retries, gaps, surplus, pauses,
+    ledger), with the fetching done by Dask tasks on the workers hosting the sessions."""
 
-    def __init__(self, *, client: Client, sessions: Sequence[SessionSpec], **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, *, client: Client, options: DownloadOptions, **kw: Any) -> None:
+        super().__init__(options=options, **kw)
         self.client = client
-        self.sessions = [_Session(s) for s in sessions]
-        self.per_session = self.jobs
+        self.placements = {s.name: _Placement(s) for s in self.sessions.sessions}
+        self.rules = PauseRules(options.pause_s, options.max_pause_s, options.max_pauses)
         self.run_id = uuid.uuid4().hex
         self.scheduler_address = str(getattr(client.scheduler, "address", "") or "")
         self.pending: dict[str, _Pending] = {}
         self._done: queue.Queue[Future] = queue.Queue()
+        self._mirror: set[str] = set()  # sessions whose worker paused or retired them on the result being handled
         self._next_poll = 0.0
         self._no_worker_since: float | None = None
 
-    # -- what the report reads ------------------------------------------------------------
-    @property
-    def pauses(self) -> int:
-        return sum(s.pauses for s in self.sessions)
-
     def session_lines(self) -> tuple[str, ...]:
-        now = time.monotonic()
-        return tuple(f"{s.spec.name} on {s.worker_name or 'no worker'}: {s.state(now)}; {s.obtained} clips, {s.pauses} pauses" for s in self.sessions)
+        return tuple(
+            f"{p.session.name} on worker {p.worker_name or '-'}: {p.state()}; {p.obtained} clips, {p.session.governor.pauses} pauses"
+            for p in self.placements.values()
+        )
 
     # -- the cluster ----------------------------------------------------------------------
     def _check_scheduler(self, cause: BaseException | None = None) -> None:
@@ -294,48 +275,52 @@ class _DaskRun(_Run):
                 " every clip committed so far is kept in the ledger. Start the scheduler (or the cluster) again and run the same command to resume"
             ) from cause
 
-    def _poll_workers(self) -> None:
-        """Give up the clips of sessions whose worker left; pin sessions that have none."""
-        self._next_poll = time.monotonic() + WORKER_POLL_S
+    def _workers(self) -> Mapping[str, Mapping[str, Any]]:
+        """The scheduler's records of its workers, by address (bounded: while the client
+        reconnects, a plain ``scheduler_info()`` waits out its connect timeouts)."""
+        self._check_scheduler()
+        scheduler = self.client.scheduler
         try:
-            # bounded: while the client reconnects, a plain scheduler_info() waits for its connect timeouts
-            self._check_scheduler()
-            scheduler = self.client.scheduler
             if scheduler is None:
                 raise OSError("the client has no scheduler")
             info = self.client.sync(scheduler.identity, n_workers=-1, callback_timeout=RESULT_TIMEOUT_S)
-            workers: Mapping[str, Mapping[str, Any]] = info["workers"]
-        except OSError as err:  # distributed's CommClosedError is one
+        except OSError as err:  # distributed's CommClosedError and TimeoutError are
             self._check_scheduler(err)
             raise
-        for s in self.sessions:
-            if s.address is not None and s.address not in workers:
-                lost = [k for k, p in self.pending.items() if p.session is s]
+        workers: Mapping[str, Mapping[str, Any]] = info["workers"]
+        return workers
+
+    def _poll_workers(self) -> None:
+        """Give up the clips of sessions whose worker left; pin the sessions that have none."""
+        self._next_poll = time.monotonic() + WORKER_POLL_S
+        workers = self._workers()
+        for p in self.placements.values():
+            if p.address is not None and p.address not in workers:
+                lost = [k for k, x in self.pending.items() if x.placement is p]
                 logger.warning("worker %s (%s) left the cluster: its %d clips go to the other sessions; session %s waits for a worker",
-                               s.worker_name, s.address, len(lost), s.spec.name)  # fmt: skip
+                               p.worker_name, p.address, len(lost), p.session.name)  # fmt: skip
                 self._give_up([self.pending.pop(k) for k in lost])
-                s.address, s.in_flight = None, 0
-        hosted = Counter(s.address for s in self.sessions if s.address is not None)
-        for s in self.sessions:
-            if s.address is not None:
+                p.address, p.in_flight = None, 0
+        hosted = Counter(p.address for p in self.placements.values() if p.address is not None)
+        for p in self.placements.values():
+            if p.address is not None:
                 continue
-            fits = [a for a, w in workers.items() if s.spec.fits(w)]
-            if not fits:
-                continue
-            address = min(fits, key=lambda a: (hosted[a], str(workers[a].get("name")), a))
-            hosted[address] += 1
-            s.address, s.worker_name = address, str(workers[address].get("name"))
-            logger.info("session %s on worker %s (%s)", s.spec.name, s.worker_name, address)
-        if any(s.address is not None for s in self.sessions):
+            fitting = [a for a, w in workers.items() if fits(p.session.spec, w)]
+            if fitting:
+                address = min(fitting, key=lambda a: (hosted[a], str(workers[a].get("name")), a))
+                hosted[address] += 1
+                p.address, p.worker_name = address, str(workers[address].get("name"))
+                logger.info("session %s on worker %s (%s)", p.session.name, p.worker_name, address)
+        if any(p.address is not None for p in self.placements.values()):
             self._no_worker_since = None
         elif self._no_worker_since is None:
             self._no_worker_since = time.monotonic()
         elif time.monotonic() - self._no_worker_since > NO_WORKER_TIMEOUT_S:
-            binding = "; ".join(f"{s.spec.name}: " + (f"worker {s.spec.worker!r}" if s.spec.worker else f"resource {s.spec.resource!r}" if s.spec.resource else "any worker") for s in self.sessions)  # fmt: skip
+            binding = "; ".join(f"{p.session.name}: {_binding(p.session.spec)}" for p in self.placements.values())
             names = ", ".join(sorted(str(w.get("name")) for w in workers.values())) or "none"
             raise DownloadError(
                 f"no worker of the Dask cluster has hosted a session for {NO_WORKER_TIMEOUT_S:.0f} s (sessions {binding}; workers: {names}):"
-                " start workers, or bind the sessions to workers that exist (by name or resource); what was obtained is kept"
+                " start workers, or bind the sessions (download.sessions[].worker / .resource) to workers that exist; what was obtained is kept"
             )
 
     def _give_up(self, lost: Sequence[_Pending]) -> None:
@@ -345,54 +330,45 @@ class _DaskRun(_Run):
         with contextlib.suppress(Exception):  # the scheduler may be gone already
             self.client.cancel([p.future for p in lost])
         for p in lost:
-            p.session.in_flight -= 1
+            p.placement.in_flight -= 1
             self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures), futures_len=len(self.pending))
 
     # -- scheduling -----------------------------------------------------------------------
-    def _free_session(self, now: float) -> _Session | None:
-        """The hosted, running session with the fewest clips in flight (in order on ties)."""
-        free = [s for s in self.sessions if s.address is not None and not s.stopped and s.paused_until <= now and s.in_flight < self.per_session]
-        return min(free, key=lambda s: s.in_flight) if free else None
+    def _free(self) -> _Placement | None:
+        """The hosted, usable session with the fewest clips in flight for its budget (the
+        first on a tie), below ``jobs`` clips in flight."""
+        free = [p for p in self.placements.values() if p.address is not None and p.session.usable and p.in_flight < self.jobs]
+        return min(free, key=lambda p: p.in_flight / p.session.weight) if free else None
 
-    def _take(self, now: float) -> Any | None:
+    def _take(self) -> Any | None:
         """The next clip: a due retry still needed, else the next one in rank order."""
+        now = time.monotonic()
         while self.retry_heap and self.retry_heap[0][0] <= now:
-            _, _, entry = self._pop_retry()
+            entry = heapq.heappop(self.retry_heap)[2]
             st = self.classes[entry.owner_mid]
+            st.waiting -= 1
             if entry.clip_id not in self.gap_ids and st.obtained + st.in_flight + st.waiting >= st.target:
                 st.queue.appendleft(entry)  # no longer needed
                 continue
             return entry
         return self._next_entry()
 
-    def _pop_retry(self) -> tuple[float, int, Any]:
-        item = heapq.heappop(self.retry_heap)
-        self.classes[item[2].owner_mid].waiting -= 1
-        return item
-
     def _work_left(self) -> bool:
         return bool(self.pending or self.retry_heap or any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values()))
 
-    def _start(self, session: _Session, entry: Any) -> None:
+    def _start(self, placement: _Placement, entry: Any) -> None:
         self._check_disk(len(self.pending))
         self.classes[entry.owner_mid].in_flight += 1
-        tried: list[Any] = []
-        if self.origins.has_local:  # local origins are the driver's: read here, before any session is asked
-            dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
-            t0 = time.monotonic()
-            started = utc_now()
-            found, tried = self.origins.take(entry, dest=dest, sample_rate_hz=self.fetch_kwargs["sample_rate_hz"], audio_format=self.audio_format)
-            if found is not None or not self.origins.youtube:
-                self._handle(
-                    _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried),
-                    futures_len=len(self.pending),
-                )
-                return
-        job = ClipJob(entry.clip_id, watch_url(self.base_url, entry.ytid), entry.start_s, entry.end_s, self.audio_format)
-        fut = self.client.submit(fetch_on_worker, job, session.spec, self.run_id, self.fetch, workers=[session.address], allow_other_workers=False,
+        local, tried = self._from_origins(entry)  # local origins are the driver's: read here
+        if local is not None:
+            self._handle(local, futures_len=len(self.pending))
+            return
+        spec = placement.session.spec
+        job = ClipJob(entry.clip_id, watch_url(self.base_url, entry.ytid), entry.start_s, entry.end_s, self.audio_format, self.session_kwargs[spec.name])
+        fut = self.client.submit(fetch_on_worker, job, spec, self.rules, self.run_id, self.fetch, workers=[placement.address], allow_other_workers=False,
                                  pure=False, key=f"afs-clip-{entry.clip_id}-{uuid.uuid4().hex[:12]}")  # fmt: skip
-        self.pending[str(fut.key)] = _Pending(fut, entry, session, tried)
-        session.in_flight += 1
+        self.pending[str(fut.key)] = _Pending(fut, entry, placement, tried)
+        placement.in_flight += 1
         fut.add_done_callback(self._done.put)
 
     # -- the loop -------------------------------------------------------------------------
@@ -414,37 +390,29 @@ class _DaskRun(_Run):
             if self.stop_exc is not None:
                 raise self.stop_exc
             self._check_scheduler()
-            now = time.monotonic()
-            if now >= self._next_poll:
+            if time.monotonic() >= self._next_poll:
                 self._poll_workers()
-            while (session := self._free_session(now)) is not None:
-                entry = self._take(now)
-                if entry is None:
-                    break
-                self._start(session, entry)
+            while (placement := self._free()) is not None and (entry := self._take()) is not None:
+                self._start(placement, entry)
                 if self.stop_exc is not None:
                     raise self.stop_exc
             if not self._work_left():
                 return
-            timeout = 0.25
-            if self.retry_heap:
-                timeout = max(0.01, min(timeout, self.retry_heap[0][0] - time.monotonic()))
+            timeout = min(0.25, max(0.01, self.retry_heap[0][0] - time.monotonic())) if self.retry_heap else 0.25
             with contextlib.suppress(queue.Empty):
                 self._finish(self._done.get(timeout=timeout))
                 while True:
                     self._finish(self._done.get_nowait())
-            text = ", ".join(f"{s.spec.name} {s.state(time.monotonic())}" for s in self.sessions)
-            if text != self._postfix:
+            text = ", ".join(f"{p.session.name} {p.state()}" for p in self.placements.values())
+            if text != self._postfix:  # one bar for the cluster, each session's state beside it
                 self._postfix = text
                 self._bar.set_postfix_str(text, refresh=True)
 
     def _finish(self, fut: Future) -> None:
         """Handle one finished task (a stale one, given up before, is ignored)."""
-        p = self.pending.get(str(fut.key))
-        if p is None or p.future is not fut:
+        p = self.pending.pop(str(fut.key), None)
+        if p is None:
             return
-        del self.pending[str(fut.key)]
-        s = p.session
         if fut.status != "finished":
             self._check_scheduler()
             try:
@@ -461,54 +429,37 @@ class _DaskRun(_Run):
         try:
             rc: RemoteClip = fut.result(timeout=RESULT_TIMEOUT_S)
         except TimeoutError:  # its bytes were on a worker that died since: fetch the clip again
-            logger.warning(
-                "the result of %s could not be read within %.0f s from worker %s; the clip is fetched again", p.entry.clip_id, RESULT_TIMEOUT_S, s.worker_name
-            )
+            logger.warning("the result of %s was not readable within %.0f s; the clip is fetched again", p.entry.clip_id, RESULT_TIMEOUT_S)
             self._give_up([p])
             return
         except OSError as err:
             self._check_scheduler(err)
             raise
-        s.in_flight -= 1
-        now = time.monotonic()
-        s.pauses = max(s.pauses, rc.pauses)
-        if rc.paused_for_s > 0:
-            s.paused_until = max(s.paused_until, now + rc.paused_for_s)
-        entry = p.entry
+        p.placement.in_flight -= 1
+        session = p.placement.session
         if rc.deferred or rc.result is None:
-            self._handle(_Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures), futures_len=len(self.pending))
+            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures), futures_len=len(self.pending))
             return
-        res = rc.result
-        if not res.ok and reasons.should_pause(res.reason):
-            # the session is throttled: its worker paused it; re-queue the clip for any session, uncounted
-            relpath = self.layout.clip_relpath(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
-            self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=rc.started_at, elapsed_s=rc.elapsed_s, relpath=relpath)
-            self.attempt_reasons[res.reason or reasons.UNKNOWN] += 1
-            self.classes[entry.owner_mid].in_flight -= 1
-            self._requeue(entry, 0.0)
-            if rc.exhausted and not s.stopped:
-                s.stopped = True
-                logger.warning("session %s was rate-limited again (%s) after %d pauses (max_pauses): it stops", s.spec.name, res.reason, s.pauses)
-            elif rc.paused_for_s > 0:
-                logger.warning("%s from the media host: session %s %s; the other sessions go on", res.reason, s.spec.name, s.state(now))
-            if all(x.stopped for x in self.sessions):
-                self.stop_exc = DownloadError(
-                    f"the media host rate-limited every session again ({res.reason}) after max_pauses={s.spec.max_pauses} pauses each:"
-                    " the download stopped; what was obtained is kept. Run the same command again later (in an hour or more),"
-                    " lower --max-per-hour, add sessions, or raise --max-pauses"
-                )
-            return
-        result = self._materialize(entry, rc)
+        if rc.paused or rc.retired:
+            self._mirror.add(session.name)
+        result = self._materialize(p.entry, rc)
         if result.ok:
-            s.obtained += 1
-        self._handle(_Outcome(entry, None, rc.started_at, rc.elapsed_s, result, origin_failures=p.origin_failures), futures_len=len(self.pending))
+            p.placement.obtained += 1
+        out = _Outcome(p.entry, rc.permit, rc.started_at, rc.elapsed_s, result, session=session, origin_failures=p.origin_failures)
+        self._handle(out, futures_len=len(self.pending))
+
+    def _pause(self, session: Session, permit: Permit | None, reason: str | None) -> None:
+        """A rate-limit signal: its worker has paused (or retired) the session already; the
+        driver's copy of the session follows when this result was the one that did it."""
+        if session.name in self._mirror:
+            self._mirror.discard(session.name)
+            super()._pause(session, None, reason)
 
     def _materialize(self, entry: Any, rc: RemoteClip) -> ClipResult:
         """The worker's result with its bytes checked and written atomically to the clip's path."""
         res = rc.result
-        assert res is not None  # checked by the caller
-        if not res.ok:
-            return res
+        if res is None or not res.ok:
+            return res  # type: ignore[return-value]  # the caller handles None
         problem = clip_bytes_problem(rc.data, res)
         if problem is not None:
             return replace(res, ok=False, reason=reasons.NETWORK, message=f"the clip's bytes from worker {rc.worker} are damaged: {problem}")
@@ -517,12 +468,8 @@ class _DaskRun(_Run):
         return replace(res, path=dest)
 
 
-def dashboard_address(client: Client) -> str | None:
-    """The Dask dashboard's address, when the scheduler serves one."""
-    with contextlib.suppress(Exception):
-        if "dashboard" in (client.scheduler_info(n_workers=0).get("services") or {}):
-            return str(client.dashboard_link)
-    return None
+def _binding(spec: SessionSpec) -> str:
+    return f"worker {spec.worker!r}" if spec.worker else f"resource {spec.resource!r}" if spec.resource else "any worker"
 
 
 def run_download_dask(
@@ -531,22 +478,14 @@ def run_download_dask(
     options: DownloadOptions | None = None,
     *,
     client: Client,
-    sessions: Sequence[SessionSpec] | None = None,
     fetch: Callable[..., Any] | None = None,
 ) -> DownloadReport:
     """Download ``plan`` into ``root`` on the Dask cluster of ``client`` (see the module
-    docstring); ``options.jobs`` clips are in flight per session.  ``sessions``: default
-    :func:`sessions_from_options`.  ``fetch``: as for :func:`~.runner.run_download`, a
-    function the workers can import.  Returns the runner's :class:`DownloadReport`, with a
-    line per session."""
-    o = options if options is not None else DownloadOptions()
-    specs = tuple(sessions) if sessions is not None else sessions_from_options(o)
-    if not specs:
-        raise UsageError("a Dask download needs at least one session")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise UsageError(f"session names must be unique, got {', '.join(names)}")
-    link = dashboard_address(client)
-    if link:
-        logger.info("Dask dashboard: %s", link)
-    return download_with(functools.partial(_DaskRun, client=client, sessions=specs), plan, root, o, fetch=fetch)
+    docstring): the sessions of ``options`` (``download.sessions``, or one), ``jobs`` clips in
+    flight per session.  ``fetch``: as for :func:`~.runner.run_download`, a function the
+    workers can import.  Returns the runner's :class:`DownloadReport`, with a line per
+    session."""
+    with contextlib.suppress(Exception):
+        if "dashboard" in (client.scheduler_info(n_workers=0).get("services") or {}):
+            logger.info("Dask dashboard: %s", client.dashboard_link)
+    return download_with(functools.partial(_DaskRun, client=client), plan, root, options, fetch=fetch)

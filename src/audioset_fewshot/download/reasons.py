@@ -36,6 +36,9 @@ HTTP_5XX = "http-5xx"
 NETWORK = "network"
 EXTRACTOR_BROKEN = "extractor-broken"
 FORMAT_403 = "format-403"
+# the session's address is blocked (YouTube's "Sign in to confirm you're not a bot" after the
+# IP was flagged, or an HTTP 403 on every watch page): pause that session only
+IP_BLOCKED = "ip-blocked"
 
 # local
 FFMPEG_ERROR = "ffmpeg-error"
@@ -51,13 +54,18 @@ IN_NO_ORIGIN = "in-no-origin"
 UNKNOWN = "unknown"
 
 PERMANENT: frozenset[str] = frozenset({UNAVAILABLE, PRIVATE, TERMINATED, COPYRIGHT, MEMBERS_ONLY, AGE_GATED, GEO_BLOCKED, DRM, NOT_FOUND})
-TRANSIENT: frozenset[str] = frozenset({RATE_LIMITED, BOT_CHECK, HTTP_429, HTTP_403, HTTP_5XX, NETWORK, EXTRACTOR_BROKEN, FORMAT_403, UNKNOWN})
+TRANSIENT: frozenset[str] = frozenset({RATE_LIMITED, BOT_CHECK, HTTP_429, HTTP_403, HTTP_5XX, NETWORK, EXTRACTOR_BROKEN, FORMAT_403, IP_BLOCKED, UNKNOWN})
 ORIGIN_REASONS: frozenset[str] = frozenset({CORRUPT, SHORT, SILENT, IN_NO_ORIGIN})
 LOCAL: frozenset[str] = frozenset({FFMPEG_ERROR, QC_REJECT}) | ORIGIN_REASONS
 ALL: frozenset[str] = PERMANENT | TRANSIENT | LOCAL
 
-# Reasons that mean "YouTube is throttling this session": the governor pauses the pool.
-PAUSE_REASONS: frozenset[str] = frozenset({RATE_LIMITED, BOT_CHECK, HTTP_429})
+# Reasons that mean "YouTube is throttling this session": the runner pauses that session.
+PAUSE_REASONS: frozenset[str] = frozenset({RATE_LIMITED, BOT_CHECK, HTTP_429, IP_BLOCKED})
+# What to suggest when a session pauses for a reason (appended to the log line).
+PAUSE_HINTS: dict[str, str] = {
+    IP_BLOCKED: "; YouTube blocks this session's address: give it a proxy (download.sessions[].proxy) or an account's cookies",
+    BOT_CHECK: "; YouTube wants a signed-in session: give this session an account's cookies, or a proxy",
+}
 
 
 def is_permanent(reason: str | None) -> bool:
@@ -76,5 +84,5 @@ def is_local(reason: str | None) -> bool:
 
 
 def should_pause(reason: str | None) -> bool:
-    """True when the governor should pause all workers (rate limit, bot check, 429)."""
+    """True when the session should pause (rate limit, bot check, 429, a blocked address)."""
     return reason in PAUSE_REASONS

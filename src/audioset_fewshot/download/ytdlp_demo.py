@@ -11,6 +11,11 @@ texts, that yt-dlp's own YouTube extractor raises for it:
 * a reason containing "sign in" gets the cookies login hint appended; the
   session rate-limit text gets the rate-limit explanation appended.
 
+The player client asked for in the extractor arguments
+(``extractor_args: {youtube: {player_client: [mweb]}}``, as for YouTube) is sent
+to the server as ``&c=<client>`` (the server logs which client asked) and
+recorded as each format's ``_client``, as yt-dlp's YouTube extractor does.
+
 HTTP errors of the page surface through ``InfoExtractor._download_json`` as
 ``ExtractorError`` caused by yt-dlp's ``HTTPError``, as for YouTube.  After
 extraction everything (format selection, ``http_headers``) is yt-dlp's own
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import urllib.parse
 from typing import Any
 
 # 127.0.0.1 only: the demo host is never anything else.
@@ -56,7 +62,12 @@ def demo_extractor() -> type:
             video_id = self._match_id(url)
             mobj = DEMO_URL_RE.fullmatch(url)
             base = f"http://127.0.0.1:{mobj.group('port')}" if mobj else ""
-            pr = self._download_json(f"{base}/watch?v={video_id}", video_id, note="Downloading player API JSON", errnote="Unable to download player response")
+            clients = self._configuration_arg("player_client", ie_key="youtube")
+            client = clients[0] if clients else "web"
+            query = urllib.parse.urlencode({"v": video_id, "c": client})
+            pr = self._download_json(
+                f"{base}/watch?{query}", video_id, note=f"Downloading {client} player API JSON", errnote="Unable to download player response"
+            )
             status = traverse_obj(pr, ("playabilityStatus", "status")) or "ERROR"
             details = pr.get("videoDetails") or {}
             micro = traverse_obj(pr, ("microformat", "playerMicroformatRenderer")) or {}
@@ -80,6 +91,7 @@ def demo_extractor() -> type:
                         "filesize": int_or_none(f.get("contentLength")),
                         "tbr": (int_or_none(f.get("bitrate")) or 0) / 1000 or None,
                         "format_note": f.get("audioQuality"),
+                        "_client": client,
                     }
                 )
             if status != "OK" or not formats:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot import __version__
-from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_file, sha256_text
+from audioset_fewshot._io import canonical_json, sha256_file, sha256_text, write_text_if_changed
 from audioset_fewshot.errors import ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
@@ -260,13 +260,8 @@ def _read_plan_summary(layout: DatasetLayout) -> _PlanSummary:
 
 
 def _write_if_changed(path: Path, text: str, layout: DatasetLayout, written: list[str]) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
-    written.append(path.relative_to(layout.root).as_posix())
+    if write_text_if_changed(path, text):
+        written.append(path.relative_to(layout.root).as_posix())
 
 
 # ---------------------------------------------------------------------------------------

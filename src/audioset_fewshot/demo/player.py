@@ -1,0 +1,89 @@
+"""The demo server's watch answer: a JSON document shaped like YouTube's player response.
+
+``playabilityStatus`` (OK, or a playability fault with YouTube's own reason
+texts), ``videoDetails``, ``microformat.playerMicroformatRenderer`` (with the
+demo's ``license`` extension) and ``streamingData.adaptiveFormats``, one entry
+per :data:`~.media.FORMATS` format.  It is read by
+:mod:`audioset_fewshot.download.ytdlp_demo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from audioset_fewshot.demo.cache import SourceAudio
+from audioset_fewshot.demo.faults import PLAYABILITY_FAULTS
+from audioset_fewshot.demo.media import FORMATS
+
+
+def player_response(
+    ytid: str,
+    audio: SourceAudio,
+    fault: str | None,
+    *,
+    media_url: Callable[[int], str],
+    cached_size: Callable[[int], int | None],
+) -> dict[str, Any]:
+    """The player response of ``ytid`` serving ``audio`` under ``fault``.
+
+    ``media_url(itag)`` is the media URL of a format; ``cached_size(itag)`` its size in
+    bytes when the file is already encoded (``contentLength`` is given only then: a watch
+    request never waits for an encoder)."""
+    spec, duration = audio.spec, audio.duration_s
+    date = spec.upload_date
+    iso_date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    length = str(int(round(duration)))
+    details = {
+        "videoId": ytid,
+        "title": spec.title or f"Demo video {ytid}",
+        "author": spec.uploader,
+        "channelId": spec.channel_id,
+        "lengthSeconds": length,
+        "isLiveContent": False,
+        "isPrivate": fault == "private",
+    }
+    micro = {
+        "playerMicroformatRenderer": {
+            "title": {"simpleText": details["title"]},
+            "ownerChannelName": spec.uploader,
+            "externalChannelId": spec.channel_id,
+            "uploadDate": iso_date,
+            "publishDate": iso_date,
+            "lengthSeconds": length,
+            "license": spec.license,  # demo extension: YouTube shows it on the watch page
+            "availableCountries": ["DE", "FR", "JP"] if fault == "geo-blocked" else [],
+        }
+    }
+    doc: dict[str, Any] = {"videoDetails": details, "microformat": micro}
+    if fault in PLAYABILITY_FAULTS:
+        p = PLAYABILITY_FAULTS[fault]
+        status: dict[str, Any] = {"status": p["status"], "reason": p["reason"]}
+        pemr: dict[str, Any] = {"reason": {"simpleText": p["reason"]}}
+        if "subreason" in p:
+            pemr["subreason"] = {"runs": [{"text": p["subreason"]}]}
+        status["errorScreen"] = {"playerErrorMessageRenderer": pemr}
+        doc["playabilityStatus"] = status
+        return doc
+    doc["playabilityStatus"] = {"status": "OK", "playableInEmbed": True}
+    formats = []
+    for f in FORMATS.values():
+        size = cached_size(f.itag)
+        formats.append(
+            {
+                "itag": f.itag,
+                "url": media_url(f.itag),
+                "mimeType": f.mime_type,
+                "bitrate": f.bitrate_bps,
+                **({"contentLength": str(size)} if size is not None else {}),
+                "approxDurationMs": str(int(round(duration * 1000))),
+                "audioQuality": "AUDIO_QUALITY_MEDIUM",
+                "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),
+                "audioChannels": spec.channels,
+            }
+        )
+    doc["streamingData"] = {"expiresInSeconds": "21540", "adaptiveFormats": formats}
+    return doc
+
+
+__all__ = ["player_response"]
