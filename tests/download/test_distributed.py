@@ -21,12 +21,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.sessions import assert_paused_only, cookie_file, encoded_media
 
-from audioset_fewshot.config import DownloadOptions, SessionConfig
+from audioset_fewshot.config import ClusterOptions, DownloadOptions, SessionConfig
+from audioset_fewshot.demo.budget import Budget, SessionBudgets
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
-from audioset_fewshot.download.distributed import run_download_dask
+from audioset_fewshot.download.distributed import download_on, run_download_dask
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
+from audioset_fewshot.engine import open_engine
 from audioset_fewshot.errors import DownloadError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
@@ -64,10 +67,7 @@ def catalog() -> dict[str, SourceSpec]:
 @pytest.fixture(scope="module")
 def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sources encoded once for the module (5 s each, m4a only)."""
-    cache = tmp_path_factory.mktemp("media")
-    with MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=60) as srv:
-        srv.prepare(ids(), formats=(140,), workers=2)
-    return cache
+    return encoded_media(tmp_path_factory.mktemp("media"), catalog(), ids())
 
 
 def server(cache: Path, *, latency_s: float = 0.0) -> MediaServer:
@@ -132,7 +132,9 @@ def assert_same_as(reference: Path, root: Path) -> None:
 def test_dask_run_gives_the_local_run_bytes(media_cache: Path, reference: Path, cluster: distributed.Client, tmp_path: Path) -> None:
     local, dask_root = reference, tmp_path / "dask"
     with server(media_cache) as srv:
-        rep_dask = run_download_dask(the_plan(), dask_root, two_sessions(srv.base_url), client=cluster)
+        # through the engine of the cluster section (cluster.engine dask, the module's scheduler as its address)
+        with open_engine(ClusterOptions(engine="dask", address=cluster.scheduler.address)) as engine:
+            rep_dask = download_on(engine, the_plan(), dask_root, two_sessions(srv.base_url))
     assert rep_dask.complete, rep_dask.summary_lines()
     assert rep_dask.failures_by_reason == {"private": 1, "unavailable": 1}
     # both sessions were pinned, each to its own worker, and both fetched
@@ -236,3 +238,48 @@ def test_scheduler_going_away_stops_with_a_clear_error_and_a_rerun_resumes(
             if proc is not None:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+def test_a_rate_limit_pauses_only_the_session_it_hit(media_cache: Path, cluster: distributed.Client, tmp_path: Path) -> None:
+    budgets = SessionBudgets({"sid:alpha": Budget(2, 600.0)})  # alpha may extract twice in 10 min; beta has no limit
+    sessions = [SessionConfig(name="a", cookies=str(cookie_file(tmp_path / "a.txt", "alpha"))),
+                SessionConfig(name="b", cookies=str(cookie_file(tmp_path / "b.txt", "beta")))]  # fmt: skip
+    t0 = time.monotonic()
+    with MediaServer(cache_dir=media_cache, catalog=catalog(), idle_timeout_s=60, session_budgets=budgets) as srv:
+        for (mid, k), fault in FAULTS.items():
+            srv.set_fault(yt(mid, k), fault)
+        o = DownloadOptions(jobs=2, sessions=sessions, pause_s=600.0, max_pauses=2, base_url=srv.base_url, **FAST)  # type: ignore[arg-type]
+        rep = run_download_dask(the_plan(), tmp_path / "root", o, client=cluster)
+        log = srv.requests
+    assert time.monotonic() - t0 < 60  # nobody waited out the 600 s pause
+    assert rep.complete and rep.failures_by_reason == {"private": 1, "unavailable": 1} and rep.pauses == 1, rep.summary_lines()
+    assert budgets.refused.get("sid:alpha", 0) >= 1 and "sid:beta" not in budgets.refused
+    # the summary says where each session lives and that a is paused (until HH:MM)
+    lines = {line.split()[1]: line for line in rep.summary_lines() if line.startswith("session ")}
+    assert re.fullmatch(r"session a on worker \S+: paused until \d\d:\d\d; \d+ clips, 1 pauses", lines["a"]), lines
+    assert re.fullmatch(r"session b on worker \S+: idle; \d+ clips, 0 pauses", lines["b"]), lines
+    with Ledger(DatasetLayout(tmp_path / "root").ledger_file, readonly=True) as led:
+        assert_paused_only(led.attempts(), log, session="a", sid="alpha", other_sid="beta")
+
+
+@pytest.mark.slow
+def test_two_sessions_on_two_workers_fetch_faster_than_one_session_can(media_cache: Path, cluster: distributed.Client, tmp_path: Path) -> None:
+    per_s = 1.0  # each session's budget; the server allows each session 2 extractions per second
+    classes = CLASSES[2:]  # 8 clips without faults
+    entries = [PlanEntry(f"{yt(m, k)}_1000", yt(m, k), 1.0, 4.0, m, (m,), "balanced", k) for m in classes for k in range(N_PER_CLASS)]
+    params = {"seed": 0, "max_per_class": N_PER_CLASS, "sources": ["balanced"], "owner_policy": "fewest-candidates", "shard": None, "classes": sorted(classes)}
+    plan = SamplingPlan.build(entries, dict.fromkeys(classes, N_PER_CLASS), params=params)
+    budgets = SessionBudgets(default=Budget(2, 1.0))
+    sessions = [SessionConfig(name=n, cookies=str(cookie_file(tmp_path / f"{n}.txt", f"sid{n}")), max_per_hour=per_s * 3600) for n in ("a", "b")]
+    with MediaServer(cache_dir=media_cache, catalog=catalog(), idle_timeout_s=60, session_budgets=budgets) as srv:
+        o = DownloadOptions(jobs=2, sessions=sessions, pause_s=600.0, base_url=srv.base_url, **{**FAST, "max_per_hour": "auto"})  # type: ignore[arg-type]
+        t0 = time.monotonic()
+        rep = run_download_dask(plan, tmp_path / "root", o, client=cluster)
+        elapsed = time.monotonic() - t0
+        log = srv.requests
+    assert rep.complete and rep.failures_by_reason == {} and rep.pauses == 0 and budgets.refused == {}, rep.summary_lines()
+    # one session alone needs at least (n - 1) / per_s seconds for n extractions; two share them
+    n = len(entries)
+    assert elapsed < (n - 1) / per_s, f"{elapsed:.2f} s: no faster than one session"
+    watches = {s: sum(1 for r in log if r.kind == "watch" and r.session == s) for s in ("sid:sida", "sid:sidb")}
+    assert watches == {"sid:sida": n // 2, "sid:sidb": n // 2}, watches

@@ -52,12 +52,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot._io import atomic_write_bytes
-from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.download import reasons
 from audioset_fewshot.download.governor import GovernorClosed, Permit
 from audioset_fewshot.download.ledger import utc_now
-from audioset_fewshot.download.runner import DownloadReport, _Outcome, _Run, download_with, watch_url
+from audioset_fewshot.download.runner import DownloadReport, _Outcome, _Run, download_with, run_download, watch_url
 from audioset_fewshot.download.sessions import Session, SessionPool, SessionSpec
 from audioset_fewshot.errors import DownloadError
 
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
     from audioset_fewshot.download.fetch import ClipResult
+    from audioset_fewshot.engine import Engine
     from audioset_fewshot.plan import SamplingPlan
 
 logger = logging.getLogger(__name__)
@@ -373,12 +373,8 @@ class _DaskRun(_Run):
 
     # -- the loop -------------------------------------------------------------------------
     def execute(self) -> None:
-        total = sum(st.target for st in self.classes.values())
-        with progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values())) as bar:
+        with self._run_bar() as bar:
             self._bar = bar
-            self._postfix = ""
-            if any(st.need > 0 and st.queue for st in self.classes.values()):
-                self._check_disk(0)
             try:
                 self._drive()
             finally:
@@ -489,3 +485,16 @@ def run_download_dask(
         if "dashboard" in (client.scheduler_info(n_workers=0).get("services") or {}):
             logger.info("Dask dashboard: %s", client.dashboard_link)
     return download_with(functools.partial(_DaskRun, client=client), plan, root, options, fetch=fetch)
+
+
+def download_on(engine: Engine, plan: SamplingPlan, root: Path | str, options: DownloadOptions | None = None, *,
+                fetch: Callable[..., Any] | None = None) -> DownloadReport:  # fmt: skip
+    """Download ``plan`` into ``root`` where ``engine`` (the ``cluster`` section,
+    :func:`~audioset_fewshot.engine.open_engine`) says: this process's threads for the local
+    engine (:func:`~.runner.run_download`), the workers of a Dask cluster for
+    ``cluster.engine: dask`` (:func:`run_download_dask`)."""
+    from audioset_fewshot.engine import DaskEngine
+
+    if isinstance(engine, DaskEngine):
+        return run_download_dask(plan, root, options, client=engine.client, fetch=fetch)
+    return run_download(plan, root, options, fetch=fetch)

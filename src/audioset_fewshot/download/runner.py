@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from audioset_fewshot._io import remove_stray_temps
-from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._progress import ProgressBar, progress_bar
 from audioset_fewshot._root import RootLock
 from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
@@ -294,7 +294,7 @@ def run_download(
 
     ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
     ``fetch(url, start_s=, end_s=, dest=, **fetch_kwargs(options))`` and returning a
-    ``ClipResult``.
+    ``ClipResult``.  On a Dask cluster: :func:`.distributed.download_on`.
     """
     return download_with(_Run, plan, root, options, fetch=fetch)
 
@@ -531,14 +531,19 @@ class _Run:
         self.classes[entry.owner_mid].in_flight += 1
         futures[pool.submit(self._work, entry, session)] = entry
 
+    def _run_bar(self) -> ProgressBar:
+        """The run's one progress bar (clips of the classes' targets), after a first disk check
+        when there is anything to fetch."""
+        if any(st.need > 0 and st.queue for st in self.classes.values()):
+            self._check_disk(0)
+        total = sum(st.target for st in self.classes.values())
+        self._postfix = ""
+        return progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values()))
+
     def execute(self) -> None:
         futures: dict[cf.Future[_Outcome], Any] = {}
-        total = sum(st.target for st in self.classes.values())
-        with progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values())) as bar:
+        with self._run_bar() as bar:
             self._bar = bar
-            self._postfix = ""
-            if any(st.need > 0 and st.queue for st in self.classes.values()):
-                self._check_disk(0)
             pool = cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="afs-download")
             try:
                 self._loop(pool, futures)
