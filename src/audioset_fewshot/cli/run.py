@@ -12,16 +12,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import (
-    config_option,
-    given_knobs,
-    hold_root_for_command,
-    knobs,
-    metadata_dir_option,
-    origin_option,
-    resolve_config,
-    root_option,
-)
+from audioset_fewshot.cli._common import config_option, given_knobs, hold_root_for_command, knob, knobs, origin_option, resolve_config, root_option
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -38,7 +29,7 @@ DEMO_ROOT = "audioset-fewshot-demo"
     default=None,
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
-@metadata_dir_option
+@knob("metadata.metadata_dir")
 @knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
 @origin_option
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:

@@ -141,6 +141,15 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _lost() -> tuple[type[BaseException], ...]:
+    """What waiting on futures raises when the client lost the scheduler: a comm error, or
+    the futures' cancellation (``distributed.client.Future(s)CancelledError``)."""
+    from distributed import client
+
+    names = ("FutureCancelledError", "FuturesCancelledError")
+    return (OSError, *(c for c in (getattr(client, n, None) for n in names) if isinstance(c, type) and issubclass(c, BaseException)))
+
+
 class DaskExecutor:
     """The workers of a Dask cluster, through ``client``.
 
@@ -175,7 +184,6 @@ class DaskExecutor:
             raise self._gone()
 
     def _result(self, fut: Any) -> Any:
-        from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
 
         try:
@@ -185,7 +193,7 @@ class DaskExecutor:
                 f"a chunk ({fut.key}) killed every Dask worker that ran it ({err}); look at the workers' logs "
                 "(memory limit? a crash in a decoder?) and run the same command again to resume"
             ) from err
-        except (FutureCancelledError, OSError) as err:
+        except _lost() as err:
             raise self._gone(err) from err
         except TimeoutError as err:
             raise self._gone(err) from err
@@ -221,7 +229,7 @@ class DaskExecutor:
             except TimeoutError:
                 self._check()
                 continue
-            except OSError as err:
+            except _lost() as err:  # the client lost the scheduler: its futures are cancelled
                 raise self._gone(err) from err
             if not done:
                 self._check()
