@@ -9,6 +9,7 @@ true default shown.  A command collects the knobs given on the command line
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -71,11 +72,6 @@ def hold_root_for_command(root: Path | str) -> None:
     ctx.with_resource(hold_root(root, force=bool(ctx.meta.get(FORCE_ROOT))))
 
 
-def metadata_dir_option(func: F) -> F:
-    """The ``metadata.metadata_dir`` knob (a folder that must exist)."""
-    return knob("metadata.metadata_dir")(func)
-
-
 def origin_option(func: F) -> F:
     """The ``download.origins`` knob, one ``--origin`` per origin."""
     return knob(
@@ -83,6 +79,16 @@ def origin_option(func: F) -> F:
         flag="--origin",
         help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.",
     )(func)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """``--format``: the output format, ``choices[0]`` by default."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True, help="Output format.")
+
+
+def echo_json(data: object) -> None:
+    """A command's ``--format json`` output: indented, keys sorted."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 def keys_in_file(config_path: Path | None) -> set[str]:
@@ -116,6 +122,17 @@ def resolve_config(config_path: Path | None, overrides: Mapping[str, Any]) -> Co
         if saved.is_file() and not saved.is_symlink():
             config_path = saved
     return without_redacted(load_config(config_path, clean))
+
+
+def root_config(config_path: Path | None, root: Path | None, knob_values: Mapping[str, Any] | None = None, *, hold: bool = False) -> Config:
+    """The config of a command on a root: :func:`resolve_config` with ``root`` and the
+    knobs given on the command line (:func:`given_knobs` of ``knob_values``).
+    ``hold=True``: the command writes under the root, which is checked, locked and
+    marked first (:func:`hold_root_for_command`)."""
+    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values or {})})
+    if hold:
+        hold_root_for_command(cfg.root)
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------

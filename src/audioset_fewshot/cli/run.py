@@ -17,8 +17,8 @@ from audioset_fewshot.cli._common import (
     config_option,
     given_knobs,
     hold_root_for_command,
+    knob,
     knobs,
-    metadata_dir_option,
     origin_option,
     resolve_config,
     root_option,
@@ -39,7 +39,7 @@ DEMO_ROOT = "audioset-fewshot-demo"
     default=None,
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
-@metadata_dir_option
+@knob("metadata.metadata_dir")
 @knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
 @origin_option
 @cluster_options

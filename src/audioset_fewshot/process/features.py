@@ -448,7 +448,7 @@ def _cores() -> int:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Set torch's intra-op threads for a block and restore the caller's setting."""
     import torch
 
@@ -644,7 +644,7 @@ def _compute(
             # spin-wait when the machine is busy); a Dask engine runs the chunks on its workers
             with (
                 open(tmp / "mels.f32", "wb") as fh,
-                _torch_threads(1),
+                torch_threads(1),
                 (engine or LOCAL).executor(workers=_cores(), threads=True) as ex,
                 progress_bar(total=rows, desc="features", unit="clip") as bar,
             ):
