@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from support.counting_proxy import counting_proxy
+from support.session_media import catalog as clip_catalog
+from support.session_media import clip_ids, one_class_plan, prepared_cache
 
 from audioset_fewshot.config import DownloadOptions, SessionConfig
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
@@ -25,32 +27,27 @@ from audioset_fewshot.download.fetch import fetch_clip
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.plan import PlanEntry, SamplingPlan, write_plan
+from audioset_fewshot.plan import SamplingPlan, write_plan
 
-MID = "/m/0dog"
 N = 8
+IDS = clip_ids("sess", N)
 
 
 def yt(k: int) -> str:
-    return f"sess{k:07d}"
-
-
-def the_plan(n: int = N) -> SamplingPlan:
-    entries = [PlanEntry(f"{yt(k)}_1000", yt(k), 1.0, 3.0, MID, (MID,), "balanced", k) for k in range(n)]
-    params = {"seed": 0, "max_per_class": n, "sources": ["balanced"], "owner_policy": "fewest-candidates", "shard": None, "classes": [MID]}
-    return SamplingPlan.build(entries, {MID: n}, params=params)
+    return IDS[k]
 
 
 def catalog() -> dict[str, SourceSpec]:
-    return {yt(k): SourceSpec(class_key="demo-class-1", duration_s=4.0) for k in range(N)}
+    return clip_catalog(IDS, class_key="demo-class-1")
+
+
+def the_plan(n: int = N) -> SamplingPlan:
+    return one_class_plan(IDS[:n])
 
 
 @pytest.fixture(scope="module")
 def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("media")
-    with MediaServer(cache_dir=cache, catalog=catalog(), idle_timeout_s=60) as srv:
-        srv.prepare([yt(k) for k in range(N)], formats=(140,), workers=2)
-    return cache
+    return prepared_cache(tmp_path_factory, catalog())
 
 
 def cookie_file(path: Path, sid: str) -> Path:
