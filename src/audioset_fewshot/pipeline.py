@@ -290,7 +290,7 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
         from audioset_fewshot.release.obtain import release_features
 
         assert f.release is not None
-        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
+        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, engine=_engine(ctx))
         return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
     rec = features(ctx.layout.root, f, engine=_engine(ctx))
     return _record_summary(rec, ("rows", "key"))

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.sessions import assert_paused_only, cookie_file, encoded_media
+from support.session_media import prepared_cache
+from support.sessions import assert_paused_only, cookie_file
 
 from audioset_fewshot.config import ClusterOptions, DownloadOptions, SessionConfig
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
@@ -67,7 +68,7 @@ def catalog() -> dict[str, SourceSpec]:
 @pytest.fixture(scope="module")
 def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sources encoded once for the module (5 s each, m4a only)."""
-    return encoded_media(tmp_path_factory.mktemp("media"), catalog(), ids())
+    return prepared_cache(tmp_path_factory, catalog())
 
 
 def server(cache: Path, *, latency_s: float = 0.0) -> MediaServer:

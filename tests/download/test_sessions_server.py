@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from support.counting_proxy import counting_proxy
-from support.sessions import assert_paused_only, cookie_file, encoded_media
+from support.session_media import catalog as clip_catalog
+from support.session_media import clip_ids, one_class_plan, prepared_cache
+from support.sessions import assert_paused_only, cookie_file
 
 from audioset_fewshot.config import DownloadOptions, SessionConfig
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
@@ -26,29 +28,27 @@ from audioset_fewshot.download.fetch import fetch_clip
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.plan import PlanEntry, SamplingPlan, write_plan
+from audioset_fewshot.plan import SamplingPlan, write_plan
 
-MID = "/m/0dog"
 N = 8
+IDS = clip_ids("sess", N)
 
 
 def yt(k: int) -> str:
-    return f"sess{k:07d}"
-
-
-def the_plan(n: int = N) -> SamplingPlan:
-    entries = [PlanEntry(f"{yt(k)}_1000", yt(k), 1.0, 3.0, MID, (MID,), "balanced", k) for k in range(n)]
-    params = {"seed": 0, "max_per_class": n, "sources": ["balanced"], "owner_policy": "fewest-candidates", "shard": None, "classes": [MID]}
-    return SamplingPlan.build(entries, {MID: n}, params=params)
+    return IDS[k]
 
 
 def catalog() -> dict[str, SourceSpec]:
-    return {yt(k): SourceSpec(class_key="demo-class-1", duration_s=4.0) for k in range(N)}
+    return clip_catalog(IDS, class_key="demo-class-1")
+
+
+def the_plan(n: int = N) -> SamplingPlan:
+    return one_class_plan(IDS[:n])
 
 
 @pytest.fixture(scope="module")
 def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return encoded_media(tmp_path_factory.mktemp("media"), catalog(), [yt(k) for k in range(N)])
+    return prepared_cache(tmp_path_factory, catalog())
 
 
 FAST = {"min_interval_s": 0.0, "backoff_s": 0.05, "retries": 1, "min_free": "0B", "timeout_s": 30.0}

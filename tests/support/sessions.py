@@ -1,15 +1,12 @@
 """Helpers of the tests of download sessions against the media server: a session's
-cookies file, media encoded once per module, and the check that a rate-limit
-paused only the session it hit."""
+cookies file, and the check that a rate-limit paused only the session it hit."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from audioset_fewshot.demo.server import MediaServer, SourceSpec
 
 
 def cookie_file(path: Path, sid: str) -> Path:
@@ -17,13 +14,6 @@ def cookie_file(path: Path, sid: str) -> Path:
     exp = int(time.time()) + 86400
     path.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t{exp}\tSID\t{sid}\n")
     return path
-
-
-def encoded_media(cache: Path, catalog: Mapping[str, SourceSpec], ids: Iterable[str]) -> Path:
-    """``cache`` holding the m4a of ``ids`` (encoded once, before any timing); returns it."""
-    with MediaServer(cache_dir=cache, catalog=dict(catalog), idle_timeout_s=60) as srv:
-        srv.prepare(list(ids), formats=(140,), workers=2)
-    return cache
 
 
 def assert_paused_only(attempts: Sequence[Any], log: Sequence[Any], *, session: str, sid: str, other_sid: str) -> None:

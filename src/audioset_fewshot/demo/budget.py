@@ -11,7 +11,9 @@ apart by the proxy they came through: the ``Via`` header a proxy adds
 requests in any ``window_s`` seconds: YouTube's "about 300 an hour", at test
 scale); a watch request beyond it is answered like YouTube's rate limit (the
 ``rate-limited`` playability fault: "This content isn't available, try again
-later."), and the identity stays limited until its window has room again.
+later."), and the identity stays limited until its window has room again.  An
+identity in ``blocked`` gets the ``ip-blocked`` answer on every watch request
+(an address YouTube has flagged).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
@@ -56,8 +58,10 @@ class SessionBudgets:
     """Per-identity budgets (``budgets[identity]``, or ``default`` for every identity
     not named) and the watch requests each identity made, in a sliding window."""
 
-    def __init__(self, budgets: Mapping[str, Budget] | None = None, *, default: Budget | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, budgets: Mapping[str, Budget] | None = None, *, default: Budget | None = None, blocked: Iterable[str] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.budgets = dict(budgets or {})
+        self.blocked = frozenset(blocked)
         self.default = default
         self._clock = clock
         self._lock = threading.Lock()
@@ -66,6 +70,13 @@ class SessionBudgets:
 
     def budget(self, identity: str) -> Budget | None:
         return self.budgets.get(identity, self.default)
+
+    def fault(self, identity: str) -> str | None:
+        """The answer a watch request of ``identity`` gets: ``ip-blocked`` for a blocked
+        identity, ``rate-limited`` over its budget, None to serve it (and count it)."""
+        if identity in self.blocked:
+            return "ip-blocked"
+        return None if self.admit(identity) else "rate-limited"
 
     def admit(self, identity: str) -> bool:
         """Count a watch request of ``identity``; False when it is over its budget (the

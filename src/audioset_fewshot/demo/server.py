@@ -315,8 +315,9 @@ class MediaServer:
         jobs = [(valid_youtube_id(y), _source_fault(self.fault_for(y))) for y in ytids]
         self.media.prepare(jobs, formats=formats, workers=workers)
 
-    def player_response(self, ytid: str, fault: str | None) -> dict[str, Any]:
-        """The player-response document of ``ytid`` under ``fault`` (see :mod:`.player`)."""
+    def player_response(self, ytid: str, fault: str | None, client: str | None = None) -> dict[str, Any]:
+        """The player-response document of ``ytid`` under ``fault`` for the player ``client``
+        (see :mod:`.player`)."""
         media_fault = _source_fault(fault)
         return player_response(
             ytid,
@@ -324,6 +325,7 @@ class MediaServer:
             fault,
             media_url=lambda itag: self.media_url(ytid, itag),
             cached_size=lambda itag: self.cached_size(ytid, itag, fault=media_fault),
+            client=client,
         )
 
 
@@ -433,15 +435,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _watch(self, ytid: str, started: float, *, head: bool) -> None:
         owner = self.server.owner
         fault = owner.faults.active(ytid, "watch")
-        if fault is None and not owner.session_budgets.admit(self._session()):
-            fault = "rate-limited"  # this session is over its budget: YouTube's answer
+        if fault is None:  # a blocked session, or one over its budget: YouTube's answer
+            fault = owner.session_budgets.fault(self._session())
         if fault in PAGE_HTTP_FAULTS:
             status = PAGE_HTTP_FAULTS[fault]
             n = self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head)
             self._finish(started, ytid, "watch", status, n, fault)
             return
         try:
-            doc = owner.player_response(ytid, fault)
+            clients = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("c")
+            doc = owner.player_response(ytid, fault, clients[0] if clients else None)
         except MediaServerError as err:
             log.error("%s", err)
             n = self._send_bytes(500, b"media generation failed\n", "text/plain", head=head)

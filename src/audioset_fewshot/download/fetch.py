@@ -220,8 +220,14 @@ def tool_versions() -> dict[str, str]:
         ff = out.decode(errors="replace").splitlines()[0].split(" Copyright")[0].removeprefix("ffmpeg version ").strip()
     except (OSError, subprocess.TimeoutExpired, IndexError):  # pragma: no cover
         ff = "unknown"
+    ejs = "none"  # yt-dlp's challenge solver scripts (a package of their own since 2025)
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version as _dist_version
+
+        ejs = _dist_version("yt-dlp-ejs")
     return {
         "yt_dlp": str(yt_dlp.version.__version__),
+        "yt_dlp_ejs": ejs,
         "ffmpeg": ff,
         "imageio_ffmpeg": str(imageio_ffmpeg.__version__),
         "soundfile": str(soundfile.__version__),
@@ -336,8 +342,11 @@ def fetch_clip(
     def done(**kw: Any) -> ClipResult:
         return ClipResult(**base, tool_versions=dict(versions), elapsed_s=round(time.monotonic() - t0, 4), **kw)
 
-    info, failure = _extract(url, format=format, deadline=deadline, cookies=cookies, cookies_from_browser=cookies_from_browser, proxy=proxy,
-                             params=ytdlp_params or {}, plugin_dirs=plugin_dirs)  # fmt: skip
+    def extract() -> tuple[dict[str, Any] | None, Failure | None]:
+        return _extract(url, format=format, deadline=deadline, cookies=cookies, cookies_from_browser=cookies_from_browser, proxy=proxy,
+                        params=ytdlp_params or {}, plugin_dirs=plugin_dirs)  # fmt: skip
+
+    info, failure = extract()
     meta: dict[str, Any] = {"extractions": 1}
     if info is not None:
         meta.update(
@@ -361,9 +370,26 @@ def fetch_clip(
     if length is not None and start_s >= length + 1.0:  # lengthSeconds is whole seconds
         msg = f"short: the source ({length:g} s) ends before the segment {start_s:g}-{end_s:g} s starts"
         return done(ok=False, reason=R.QC_REJECT, permanent=False, message=msg, **meta)
+
+    def read(info: dict[str, Any]) -> dict[str, Any]:
+        return _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline,
+                             proxy=proxy, source_address=(ytdlp_params or {}).get("source_address"))  # fmt: skip
+
     try:
-        outcome = _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline,
-                                proxy=proxy, source_address=(ytdlp_params or {}).get("source_address"))  # fmt: skip
+        try:
+            outcome = read(info)
+        except _Reject as rej:
+            if rej.failure.reason != R.FORMAT_403:
+                raise
+            # the media URL was refused after a good extraction (expired, or bound to a PO token
+            # or a client): extract once more and read again; a second refusal is transient
+            log.info("%s: media URL refused (%s); extracting again", ytid, rej.failure.message[:200])
+            info, failure = extract()
+            meta["extractions"] = 2
+            if failure is not None or info is None:
+                failure = failure or Failure(R.EXTRACTOR_BROKEN, "yt-dlp returned nothing")
+                return done(ok=False, reason=failure.reason, permanent=failure.permanent, message=failure.message, **meta)
+            outcome = read(info)
     except _Reject as rej:
         f = rej.failure
         return done(ok=False, reason=f.reason, permanent=f.permanent, message=f.message, fallback=rej.fallback, **meta)

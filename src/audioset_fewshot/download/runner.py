@@ -78,6 +78,9 @@ _BYTES_PER_SAMPLE = {"flac": 1.6, "wav": 2.0}
 
 _cookie_warning_done = False
 
+# a configuration error (reasons.CONFIG) on the first attempts, all alike: the run stops after this many
+CONFIG_ABORT_AFTER = 3
+
 ACTIONABLE = {
     reasons.EXTRACTOR_BROKEN: "yt-dlp cannot extract videos: update it (pip install -U yt-dlp yt-dlp-ejs) and check that a JS runtime (deno) is installed; 'audioset-fewshot doctor' checks both",
     reasons.FORMAT_403: "every media URL is refused (HTTP 403): update yt-dlp (pip install -U yt-dlp), or pass --cookies; 'audioset-fewshot doctor' helps",
@@ -86,6 +89,7 @@ ACTIONABLE = {
     reasons.HTTP_5XX: "the media host answers with server errors: try again later",
     reasons.FFMPEG_ERROR: "ffmpeg fails on every clip: check the ffmpeg binary with 'audioset-fewshot doctor'",
     reasons.UNKNOWN: "every attempt fails with an unknown error: rerun with --debug and see the ledger's messages",
+    reasons.IP_BLOCKED: "YouTube blocks this address: give the session a proxy or an account's cookies (download.sessions)",
 }
 
 
@@ -695,17 +699,26 @@ class _Run:
         heapq.heappush(self.retry_heap, (time.monotonic() + delay_s, self._seq, entry))
 
     def _early_abort_check(self, ok: bool, reason: str | None, permanent: bool) -> None:
-        if self.early_abort <= 0 or len(self.first_results) >= self.early_abort:
+        limit = max(self.early_abort, CONFIG_ABORT_AFTER)
+        if len(self.first_results) >= limit:
             return
         self.first_results.append((ok, reason, permanent))
-        if len(self.first_results) < self.early_abort:
+        n = len(self.first_results)
+        kinds = set(self.first_results)
+        if len(kinds) != 1:
             return
-        kinds = {(o, r, p) for o, r, p in self.first_results}
-        if len(kinds) == 1:
-            ok0, r0, p0 = next(iter(kinds))
-            if not ok0 and not p0:
-                hint = ACTIONABLE.get(r0 or reasons.UNKNOWN, "check 'audioset-fewshot doctor' and the ledger's messages")
-                self.stop_exc = DownloadError(
-                    f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
-                    " Nothing is lost: run the same command again once fixed"
-                )
+        ok0, r0, p0 = next(iter(kinds))
+        if ok0 or p0:
+            return
+        if reasons.is_config(r0) and n == CONFIG_ABORT_AFTER:
+            # a configuration error is the same on every clip: stop at once, with the fix
+            self.stop_exc = DownloadError(
+                f"the first {n} attempts all failed with {r0!r}, a configuration error: {reasons.CONFIG_FIXES[r0 or '']}."
+                " Nothing is lost: run the same command again once fixed"
+            )
+        elif self.early_abort > 0 and n == self.early_abort:
+            hint = ACTIONABLE.get(r0 or reasons.UNKNOWN, "check 'audioset-fewshot doctor' and the ledger's messages")
+            self.stop_exc = DownloadError(
+                f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
+                " Nothing is lost: run the same command again once fixed"
+            )
