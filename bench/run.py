@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES: list[str] = [
     "metadata",
     "download",
+    "download_dask",
     "process",
     "episodes",
     "release",
