@@ -25,7 +25,6 @@ extractions per obtained clip (goal <= 1.0, no faults) and CPU seconds per clip
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import resource
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
@@ -176,8 +175,7 @@ def make_plan(ids: list[str], n: int, duration_s: float) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--seed-clips", type=int, default=None, help="clips for the seed strategy")
     ap.add_argument("--clips", type=int, default=None, help="clips for our runner at --jobs 16")
     ap.add_argument("--work-dir", type=Path, default=None, help="cache of generated sources (default bench/_work)")
