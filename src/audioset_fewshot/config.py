@@ -263,9 +263,6 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
-    def section(self, name: str) -> Any:
-        return getattr(self, name)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
