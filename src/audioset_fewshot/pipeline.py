@@ -223,10 +223,10 @@ def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
 def _stage_download(ctx: _Context) -> dict[str, Any]:
     if _from_release(ctx):
         return _stage_obtain_release(ctx)
-    from audioset_fewshot.download.runner import run_download
+    from audioset_fewshot.download.distributed import download_on
 
     before = _ledger_state(ctx.layout)
-    result = run_download(ctx.values["plan"], ctx.layout.root, ctx.config.download)
+    result = download_on(_engine(ctx), ctx.values["plan"], ctx.layout.root, ctx.config.download)
     ctx.values["download"] = result
     return {
         "changed": _ledger_state(ctx.layout) != before,
@@ -290,7 +290,7 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
         from audioset_fewshot.release.obtain import release_features
 
         assert f.release is not None
-        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
+        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, engine=_engine(ctx))
         return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
     rec = features(ctx.layout.root, f, engine=_engine(ctx))
     return _record_summary(rec, ("rows", "key"))

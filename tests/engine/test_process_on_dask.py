@@ -9,28 +9,23 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root
 
 from audioset_fewshot.config import ClusterOptions, PackOptions
-from audioset_fewshot.engine import DaskEngine, open_engine
+from audioset_fewshot.engine import DaskEngine
 from audioset_fewshot.engine.doctor import cluster_doctor
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.process import clean, features, pack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-DASK = ClusterOptions(engine="dask", workers=2, timeout_s=60.0)
 
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[DaskEngine]:
-    with open_engine(DASK) as eng:
-        assert isinstance(eng, DaskEngine)
-        yield eng
+@pytest.fixture
+def engine(dask_engine: DaskEngine) -> DaskEngine:
+    return dask_engine  # the session's LocalCluster of 2 worker processes (tests/conftest.py)
 
 
 def _files(folder: Path) -> dict[str, bytes]:

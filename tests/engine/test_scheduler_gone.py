@@ -1,21 +1,18 @@
 """A scheduler that goes away mid-pack ends the run with a clear error, bounded in time;
 a rerun resumes and gives the bytes of an uninterrupted run.  The scheduler and its worker
-are processes of their own (``dask scheduler`` / ``dask worker``), so one can be killed."""
+are processes of their own (``dask scheduler`` / ``dask worker``, tests/engine/conftest.py),
+so one can be killed."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.dask_cluster import Scheduler
 from support.process_clips import DOG, SPEECH, Clip, make_root
 
 from audioset_fewshot.config import ClusterOptions, PackOptions
@@ -27,38 +24,8 @@ from audioset_fewshot.process import clean, pack
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A ``dask scheduler`` on 127.0.0.1 and one single-threaded ``dask worker``, both ended after the test."""
-    sched_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the workers import this checkout
-    common = {"cwd": tmp_path, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-        **common,  # type: ignore[call-overload]
-    )
-    procs = [sched]
-    try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--death-timeout", "20"],
-                **common,  # type: ignore[call-overload]
-            )
-        )
-        yield sched, address
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(30)
-
-
-def test_the_scheduler_going_away_ends_the_run_clearly_and_a_rerun_resumes(scheduler: tuple[subprocess.Popen[bytes], str], tmp_path: Path) -> None:
-    sched, address = scheduler
+def test_the_scheduler_going_away_ends_the_run_clearly_and_a_rerun_resumes(scheduler: Scheduler, tmp_path: Path) -> None:
+    sched, address = scheduler.process, scheduler.address
     clips = [Clip(f"s{c}{i:09d}", mid, "stereo44k") for c, mid in enumerate((SPEECH, DOG)) for i in range(20)]
     ref = make_root(tmp_path / "ref", clips)
     clean(ref.root)

@@ -12,7 +12,17 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, given_knobs, hold_root_for_command, knob, knobs, origin_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    cluster_options,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knob,
+    knobs,
+    origin_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.pipeline import STAGES, RunReport, run
 
 DEMO_ROOT = "audioset-fewshot-demo"
@@ -32,6 +42,7 @@ DEMO_ROOT = "audioset-fewshot-demo"
 @knob("metadata.metadata_dir")
 @knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
 @origin_option
+@cluster_options
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or

@@ -107,7 +107,7 @@ def jobqueue_kwargs(options: ClusterOptions) -> dict[str, Any]:
         "walltime": o.job_walltime.strip(),
         "job_name": "audioset-fewshot",
         "job_extra_directives": list(o.job_extra),
-        "dashboard_address": _dashboard_address(),
+        "scheduler_options": {"dashboard_address": ":0"},  # any free port: a fixed one may be taken on a shared login node
         "silence_logs": "error",
     }
     if o.job_queue:

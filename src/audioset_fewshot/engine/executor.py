@@ -173,7 +173,10 @@ class DaskExecutor:
         return max(1, int(n))
 
     def _gone(self, err: BaseException | None = None) -> EngineError:
-        why = f" ({type(err).__name__}: {err})" if err is not None and str(err) else ""
+        if err is not None and "ancelled" in type(err).__name__:
+            why = " (the client lost its connection, its tasks were cancelled)"
+        else:  # one line: a comm error's first line says enough
+            why = f" ({type(err).__name__}: {str(err).splitlines()[0]})" if err is not None and str(err).strip() else ""
         return EngineError(
             f"the Dask scheduler {self.description} went away mid-run{why}; what was committed is kept: "
             "start the cluster again (check it with 'audioset-fewshot cluster doctor') and run the same command to resume"
