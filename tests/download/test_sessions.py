@@ -139,3 +139,9 @@ def test_work_is_spread_over_sessions(tmp_path: Path) -> None:
     run_download(plan_of(8, 8, (DOG,)), tmp_path, _two(jobs=1), fetch=fetch)
     assert fetch.by_session == {"http://127.0.0.1:1": 4, "http://127.0.0.1:2": 4}
     assert [yt(DOG, k) for k in range(8)] == fetch.calls  # rank order, whatever the session
+
+
+def test_an_undocumented_ytdlp_key_is_named_with_the_closest_parameter() -> None:
+    from audioset_fewshot.download.sessions import unknown_ytdlp_keys
+
+    assert unknown_ytdlp_keys(["geo_bypass", "http_headers", "geo_bypas"]) == ["geo_bypas (did you mean geo_bypass?)"]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot.config import DownloadOptions, parse_size, redact_url
-from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub
+from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -419,6 +419,9 @@ def run_doctor(
     root = Path(root)
     js = check_js_runtimes(o)
     checks: list[Check] = [check_ytdlp(), *js, check_ejs(), check_ffmpeg(), *check_pot_providers(o)]
+    unknown = unknown_ytdlp_keys(o.ytdlp)
+    if unknown:
+        checks.append(Check("download.ytdlp", WARN, f"not YoutubeDL parameters of this yt-dlp: {', '.join(unknown)}"))
     checks += check_sessions(o, js_available=js[0].status == OK)
     checks.append(check_writable(root))
     checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
