@@ -89,6 +89,8 @@ class SessionConfig:
     max_per_hour: float | Literal["auto"] | None = _f(
         "auto", "this session's extractions per hour: auto = 300 as a guest, 2000 with cookies (none for the 127.0.0.1 demo server)", min=0.0
     )
+    worker: str | None = _f(None, "with cluster.engine dask: the name of the Dask worker that hosts this session (its budget and address stay there)")
+    resource: str | None = _f(None, "with cluster.engine dask: a worker resource (dask worker --resources NAME=1) that a worker hosting this session has")
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,9 @@ class ClusterConfig:
     job_memory: str = _f("8GB", "memory of one worker job (e.g. 8GB, 16GiB)")
     job_walltime: str = _f("01:00:00", "wall-clock limit of one worker job: HH:MM:SS, or D-HH:MM:SS for SLURM")
     job_count: int = _f(1, "worker jobs to submit", min=1, max=10_000)
-    job_extra: list[str] = _f([], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)")
+    job_extra: list[str] = _f(
+        [], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)"
+    )
 
 
 @dataclass(frozen=True)
@@ -520,6 +524,8 @@ def _check_sessions(d: DownloadConfig) -> None:
         seen.add(sess.name)
         if sess.cookies and sess.cookies_from_browser:
             raise ConfigError(f"config keys '{where}.cookies' and '{where}.cookies_from_browser' are exclusive: set one")
+        if sess.worker is not None and sess.resource is not None:
+            raise ConfigError(f"config keys '{where}.worker' and '{where}.resource' are exclusive: bind the session to a worker by one of them")
         _check_proxy(sess.proxy, f"{where}.proxy")
 
 

@@ -64,6 +64,9 @@ class SessionSpec:
     # session's own (source_address) on top: :func:`ytdlp_params`
     ytdlp: Mapping[str, Any] = field(default_factory=dict)
     plugin_dirs: tuple[str, ...] = ()
+    # on a Dask cluster (cluster.engine: dask): the worker hosting the session, by name or resource
+    worker: str | None = None
+    resource: str | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -220,7 +223,7 @@ def resolve_sessions(o: DownloadOptions) -> tuple[SessionSpec, ...]:
         signed_in = bool(s.cookies or s.cookies_from_browser)
         mine = {**common, **({"source_address": s.source_address} if s.source_address else {})}
         rate = _budget(s.max_per_hour, signed_in=signed_in, base_url=o.base_url)
-        out.append(SessionSpec(s.name, s.cookies, s.cookies_from_browser, s.proxy, s.source_address, rate, min_interval_s, mine, dirs))
+        out.append(SessionSpec(s.name, s.cookies, s.cookies_from_browser, s.proxy, s.source_address, rate, min_interval_s, mine, dirs, s.worker, s.resource))
     return tuple(out)
 
 
