@@ -55,6 +55,10 @@ def test_config_refuses_clashes_and_bad_sessions() -> None:
         config_from_dict({"download": {"sessions": [{"name": "a"}, {"name": "a"}]}})
     with pytest.raises(ConfigError, match=r"'download.proxy': with download.sessions, give proxy per session"):
         config_from_dict({"download": {"proxy": "http://127.0.0.1:1", "sessions": [{"name": "a"}]}})
+    with pytest.raises(ConfigError, match=r"'download.max_per_hour': with download.sessions, each session has its own budget"):
+        config_from_dict({"download": {"max_per_hour": 100, "sessions": [{"name": "a"}]}})
+    with pytest.raises(ConfigError, match=r"'download.sessions\[0\].proxy'.*not an HTTP proxy URL.*ffmpeg"):
+        config_from_dict({"download": {"sessions": [{"name": "a", "proxy": "socks5://u:pw@127.0.0.1:1080"}]}})
     with pytest.raises(ConfigError, match=r"unknown config key 'download.sessions\[0\].proxi'. Did you mean 'download.sessions\[0\].proxy'"):
         config_from_dict({"download": {"sessions": [{"name": "a", "proxi": "x"}]}})
     with pytest.raises(ConfigError, match=r"'download.js_runtimes\[0\]'.*Did you mean 'deno'"):
