@@ -31,7 +31,6 @@ its children: yt-dlp runs in-process, ffmpeg as children).
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import resource
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
@@ -201,8 +200,7 @@ def make_plan(ids: list[str], n: int, duration_s: float, *, step_s: float = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--seed-clips", type=int, default=None, help="clips for the seed strategy")
     ap.add_argument("--clips", type=int, default=None, help="clips for our runner at --jobs 16")
     ap.add_argument("--session-clips", type=int, default=None, help="clips of each sessions run (one session, then two)")

@@ -56,7 +56,8 @@ FAST = {"min_interval_s": 0.0, "backoff_s": 0.05, "retries": 1, "min_free": "0B"
 
 def test_a_ytdlp_option_and_an_extractor_argument_reach_ytdlp(media_cache: Path, tmp_path: Path) -> None:
     with MediaServer(cache_dir=media_cache, catalog=catalog(), idle_timeout_s=60) as srv:
-        params = {"extractor_args": {"youtube": {"player_client": ["mweb"]}}, "http_headers": {"User-Agent": "afs-probe/1"}}
+        # an extractor argument, a passthrough option, and a source address (yt-dlp binds it; ffmpeg gets -local_addr)
+        params = {"extractor_args": {"youtube": {"player_client": ["mweb"]}}, "http_headers": {"User-Agent": "afs-probe/1"}, "source_address": "127.0.0.1"}
         res = fetch_clip(srv.watch_url(yt(0)), start_s=1.0, end_s=3.0, dest=tmp_path / "a.flac", ytdlp_params=params, timeout_s=30.0)
         assert res.ok, res.message
         assert res.player_client == "mweb"

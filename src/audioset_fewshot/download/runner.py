@@ -62,7 +62,7 @@ from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
 from audioset_fewshot.download.ledger import ClassTotals, ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
-from audioset_fewshot.download.sessions import Session, SessionPool, scrub
+from audioset_fewshot.download.sessions import Session, SessionPool, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
@@ -319,6 +319,9 @@ def download_with(make_run: Callable[..., _Run], plan: SamplingPlan, root: Path 
     sessions = SessionPool.from_options(o)  # refuses a secret redacted in a saved config
     if any(s.spec.signed_in for s in sessions.sessions):
         warn_cookies_once()
+    unknown = unknown_ytdlp_keys(o.ytdlp)
+    if unknown:
+        logger.warning("download.ytdlp: %s not documented by this yt-dlp as YoutubeDL parameters; passed on, yt-dlp may ignore them", ", ".join(unknown))
     if len(sessions.sessions) > 1:
         logger.info("%d sessions: %s", len(sessions.sessions), "; ".join(s.spec.describe() for s in sessions.sessions))
     layout = DatasetLayout(Path(root))

@@ -160,6 +160,28 @@ def ytdlp_params(o: DownloadOptions) -> dict[str, Any]:
     return params
 
 
+def unknown_ytdlp_keys(keys: Iterable[str]) -> list[str]:
+    """The keys of ``download.ytdlp`` that the installed yt-dlp does not document as
+    YoutubeDL parameters, each with the closest documented one (a typo is passed on and
+    silently ignored by yt-dlp: say so)."""
+    keys = list(keys)
+    if not keys:
+        return []
+    import re
+
+    import yt_dlp
+
+    from audioset_fewshot.errors import closest
+
+    documented = set(re.findall(r"^    ([a-z_][a-z0-9_]*):", yt_dlp.YoutubeDL.__doc__ or "", re.M))
+    out = []
+    for key in keys:
+        if documented and key not in documented:
+            sugg = closest(key, sorted(documented))
+            out.append(f"{key}" + (f" (did you mean {sugg[0]}?)" if sugg else ""))
+    return out
+
+
 def player_clients(o: DownloadOptions) -> tuple[str, ...]:
     """The player clients asked for (``extractor_args.youtube.player_client``); empty =
     yt-dlp's defaults."""
