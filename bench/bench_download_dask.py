@@ -91,16 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         met = "" if k == 1 else f"   (goal >= 0.9)  {'MET' if ratio >= 0.9 else 'NOT MET'}"
         print(f"{k} session(s) on {k} worker(s): {r['clips_per_s']:6.3f} clips/s = {ratio:5.2f} x linear{met}")
         if k > 1:
-            rep.add(
-                f"sessions{k}_vs_linear",
-                f"download on Dask, {k} sessions on {k} workers vs {k} x one session ({SESSION_RATE:g} extraction/s each, limits emulated by the server)",
-                kind="bound",
-                ours=f"{r['clips_per_s']:.2f} clips/s",
-                against=f"{k * one:.2f} clips/s",
-                ratio=ratio,
-                goal=0.9,
-                values={"ours": r["clips_per_s"], "against": k * one},
-            )
+            what = f"download on Dask, {k} sessions on {k} workers vs {k} x one session ({SESSION_RATE:g} extraction/s each, limits emulated by the server)"
+            rep.add(f"sessions{k}_vs_linear", what, kind="bound", ours=f"{r['clips_per_s']:.2f} clips/s", against=f"{k * one:.2f} clips/s",
+                    ratio=ratio, goal=0.9, values={"ours": r["clips_per_s"], "against": k * one})  # fmt: skip
     print(f"requests the server refused: {sum(refused.values())}")
     rep.params.update(clips_per_session=per_session, session_rate_per_s=SESSION_RATE, sessions=list(SESSION_COUNTS))
     rep.figures.update(results=results, refused=refused)
