@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
 import shutil
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from audioset_fewshot._io import canonical_json, fsync_dir, sha256_text
 from audioset_fewshot.errors import ArtifactError, StageNotReadyError
 
 _KEY_FIELDS = ("schema_version", "stage", "params", "inputs")
+R = TypeVar("R")
 
 
 def cache_key(obj: Mapping[str, Any]) -> str:
@@ -148,6 +151,47 @@ def read_table(path: Path, columns: Sequence[str], *, missing: str, fix: str) ->
     return [(i + 2, rec) for i, rec in enumerate(reader)]
 
 
+def _parser(hint: Any) -> Callable[[str], Any]:
+    """The text -> value conversion of one column, from its field's annotation."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # "" is None
+        inner = _parser(next(a for a in args if a is not type(None)))
+        return lambda text: None if text == "" else inner(text)
+    kind = typing.get_origin(hint) or hint
+    if kind is tuple:  # a list of names, ";"-separated
+        return lambda text: tuple(x for x in text.split(";") if x)
+    if kind in (int, float):
+        return kind
+    return str  # str, and Literal names
+
+
+def read_records(path: Path, record: type[R], *, missing: str, fix: str) -> list[R]:
+    """The rows of a CSV artifact whose header is the fields of the dataclass ``record``,
+    each converted by its annotation (int, float, str, ``tuple[str, ...]`` from ``a;b``,
+    ``X | None`` from an empty cell); :class:`ArtifactError` names the line of a row that
+    does not convert (see :func:`read_table` for a missing file or another header)."""
+    hints = typing.get_type_hints(record)
+    names = [f.name for f in dataclasses.fields(record)]  # type: ignore[arg-type]
+    parsers = [_parser(hints[n]) for n in names]
+    out: list[R] = []
+    for line, rec in read_table(path, names, missing=missing, fix=fix):
+        try:
+            out.append(record(*(parse(rec[n]) for n, parse in zip(names, parsers, strict=True))))
+        except (TypeError, ValueError, AttributeError) as err:  # a truncated or garbled line
+            raise ArtifactError(f"{path}:{line}: malformed row ({err}); {fix}") from None
+    return out
+
+
+def check_row_numbers(path: Path, numbers: Sequence[int], *, fix: str) -> None:
+    """Row ``i`` of an index table must say ``i`` (a reordered or spliced file does not):
+    :class:`~audioset_fewshot.errors.ProcessingError` naming the line."""
+    from audioset_fewshot.errors import ProcessingError
+
+    for i, n in enumerate(numbers):
+        if n != i:
+            raise ProcessingError(f"{path}:{i + 2}: row {n} out of order; {fix}")
+
+
 def remove_tree(path: Path) -> None:
     """Remove a folder of ours; a link in its place is removed itself, never followed."""
     if path.is_symlink():
@@ -237,6 +281,7 @@ __all__ = [
     "BackgroundFlush",
     "build_beside",
     "cache_key",
+    "check_row_numbers",
     "load_meta",
     "read_current",
     "read_json",

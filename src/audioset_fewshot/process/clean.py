@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from audioset_fewshot._artifact import ArtifactKey, read_current, read_table, render_table
+from audioset_fewshot._artifact import ArtifactKey, read_current, read_records, render_table
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import CleanOptions
@@ -240,26 +240,7 @@ FIX = "rerun 'audioset-fewshot process --stage clean --force'"
 
 def read_clean(path: Path | str) -> tuple[ClipVerdict, ...]:
     """Read clean.csv back into verdicts (the file this module wrote)."""
-    out = []
-    for _, rec in read_table(Path(path), CLEAN_COLUMNS, missing="run 'audioset-fewshot process --stage clean' first", fix=FIX):
-        out.append(
-            ClipVerdict(
-                ytid=rec["ytid"],
-                start_s=float(rec["start_s"]),
-                owner_mid=rec["owner_mid"],
-                path=rec["path"],
-                verdict=rec["verdict"],  # type: ignore[arg-type]
-                reason=rec["reason"],
-                action=rec["action"],  # type: ignore[arg-type]
-                sample_rate_hz=_opt(rec["sample_rate_hz"], int),
-                frames=_opt(rec["frames"], int),
-                duration_s=_opt(rec["duration_s"], float),
-                rms_dbfs=_opt(rec["rms_dbfs"], float),
-                peak=_opt(rec["peak"], float),
-                clipped_fraction=_opt(rec["clipped_fraction"], float),
-            )
-        )
-    return tuple(out)
+    return tuple(read_records(Path(path), ClipVerdict, missing="run 'audioset-fewshot process --stage clean' first", fix=FIX))
 
 
 def clean_meta_path(layout: DatasetLayout) -> Path:

@@ -52,7 +52,18 @@ from typing import Any
 
 import numpy as np
 
-from audioset_fewshot._artifact import ArtifactKey, BackgroundFlush, load_meta, read_current, read_json, read_meta, read_table, remove_tree, render_table
+from audioset_fewshot._artifact import (
+    ArtifactKey,
+    BackgroundFlush,
+    check_row_numbers,
+    load_meta,
+    read_current,
+    read_json,
+    read_meta,
+    read_records,
+    remove_tree,
+    render_table,
+)
 from audioset_fewshot._integrity import ALGO, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
@@ -246,27 +257,9 @@ def render_index(rows: Sequence[PackRow]) -> str:
 def read_index(path: Path | str) -> tuple[PackRow, ...]:
     """Read a pack's (or the features') index.csv."""
     path = Path(path)
-    out = []
-    for line, rec in read_table(
-        path, INDEX_COLUMNS, missing="run 'audioset-fewshot process' to build it", fix="rebuild with 'audioset-fewshot process --force'"
-    ):
-        try:
-            row = int(rec["row"])
-            item = PackRow(
-                row,
-                rec["ytid"],
-                float(rec["start_s"]),
-                rec["owner_mid"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                int(rec["true_samples"]),
-                rec["length_action"],
-            )
-        except (TypeError, ValueError, AttributeError) as err:  # a truncated or garbled line
-            raise ProcessingError(f"{path}:{line}: malformed row ({err}); rebuild with 'audioset-fewshot process --force'") from None
-        if row != line - 2:
-            raise ProcessingError(f"{path}:{line}: row {row} out of order; rebuild with 'audioset-fewshot process --force'")
-        out.append(item)
-    return tuple(out)
+    rows = read_records(path, PackRow, missing="run 'audioset-fewshot process' to build it", fix="rebuild with 'audioset-fewshot process --force'")
+    check_row_numbers(path, [r.row for r in rows], fix="rebuild with 'audioset-fewshot process --force'")
+    return tuple(rows)
 
 
 def _record(folder: Path, meta: dict[str, Any], *, ran: bool = False) -> PackRecord:

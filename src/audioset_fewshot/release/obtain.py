@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from audioset_fewshot._artifact import ArtifactKey, build_beside, read_current, read_json, read_table, render_table
+from audioset_fewshot._artifact import ArtifactKey, build_beside, read_current, read_json, read_records, render_table
 from audioset_fewshot._io import (
     atomic_write_json,
     atomic_write_text,
@@ -189,30 +189,9 @@ def render_obtained(rows: Sequence[ObtainedRow]) -> str:
 def read_obtained(root: Path | str) -> list[ObtainedRow]:
     """The rows of ``release/obtained.csv``."""
     path = DatasetLayout(Path(root)).release_obtained_csv
-    out = []
-    for _, rec in read_table(
-        path, OBTAINED_COLUMNS, missing="run the download stage with features.kind vggish-release first", fix="delete it and run 'audioset-fewshot run' again"
-    ):
-        rl = rec["release_labels"]
-        out.append(
-            ObtainedRow(
-                rec["owner_mid"],
-                int(rec["rank"]),
-                rec["ytid"],
-                float(rec["start_s"]),
-                float(rec["end_s"]),
-                rec["source"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                rec["status"],
-                rec["reason"],
-                int(rec["seconds"]),
-                rec["file"],
-                int(rec["record"]),
-                int(rec["offset"]),
-                None if rl == "" else tuple(m for m in rl.split(";") if m),
-            )
-        )
-    return out
+    return read_records(
+        path, ObtainedRow, missing="run the download stage with features.kind vggish-release first", fix="delete it and run 'audioset-fewshot run' again"
+    )
 
 
 def _missing_reason(idx: ReleaseIndex, source: str, ytid: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from audioset_fewshot._artifact import read_table, render_table
+from audioset_fewshot._artifact import check_row_numbers, read_records, render_table
 from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import ProcessingError
 from audioset_fewshot.layout import clip_stem
@@ -226,24 +226,9 @@ def render_index(rows: Sequence[EmbeddingRow]) -> str:
 
 
 def read_index(path: Path) -> tuple[EmbeddingRow, ...]:
-    out = []
-    for line, rec in read_table(path, INDEX_COLUMNS, missing="run 'audioset-fewshot run' with features.kind vggish-release", fix=REBUILD):
-        i = line - 2
-        if int(rec["row"]) != i:
-            raise ProcessingError(f"{path}:{line}: row {rec['row']} out of order; {REBUILD}")
-        out.append(
-            EmbeddingRow(
-                i,
-                rec["ytid"],
-                float(rec["start_s"]),
-                float(rec["end_s"]),
-                rec["owner_mid"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                rec["source"],
-                int(rec["seconds"]),
-            )
-        )
-    return tuple(out)
+    rows = read_records(path, EmbeddingRow, missing="run 'audioset-fewshot run' with features.kind vggish-release", fix=REBUILD)
+    check_row_numbers(path, [r.row for r in rows], fix=REBUILD)
+    return tuple(rows)
 
 
 # ---------------------------------------------------------------------------------------
