@@ -489,6 +489,8 @@ def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.n
     import torch
 
     task, r0, r1 = args
+    if torch.get_num_threads() != 1:  # a Dask worker process: one single-threaded torch per worker, as locally per thread
+        torch.set_num_threads(1)
     tf = _TRANSFORMS.get(task.transform)
     if tf is None:
         tf = _TRANSFORMS.setdefault(task.transform, LogMel(*task.transform))
