@@ -243,7 +243,9 @@ class ClusterConfig:
     job_memory: str = _f("8GB", "memory of one worker job (e.g. 8GB, 16GiB)")
     job_walltime: str = _f("01:00:00", "wall-clock limit of one worker job: HH:MM:SS, or D-HH:MM:SS for SLURM")
     job_count: int = _f(1, "worker jobs to submit", min=1, max=10_000)
-    job_extra: list[str] = _f([], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)")
+    job_extra: list[str] = _f(
+        [], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)"
+    )
 
 
 @dataclass(frozen=True)
