@@ -220,8 +220,14 @@ def tool_versions() -> dict[str, str]:
         ff = out.decode(errors="replace").splitlines()[0].split(" Copyright")[0].removeprefix("ffmpeg version ").strip()
     except (OSError, subprocess.TimeoutExpired, IndexError):  # pragma: no cover
         ff = "unknown"
+    ejs = "none"  # yt-dlp's challenge solver scripts (a package of their own since 2025)
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version as _dist_version
+
+        ejs = _dist_version("yt-dlp-ejs")
     return {
         "yt_dlp": str(yt_dlp.version.__version__),
+        "yt_dlp_ejs": ejs,
         "ffmpeg": ff,
         "imageio_ffmpeg": str(imageio_ffmpeg.__version__),
         "soundfile": str(soundfile.__version__),
