@@ -3,10 +3,10 @@
     .venv/bin/python bench/bench_engine.py            # 2,000 clips of 4 s
     .venv/bin/python bench/bench_engine.py --quick    # 200 clips of 2 s (smoke run)
 
-1. Writes, once, a dataset root of synthetic clips (cached under
-   ``bench/_work/engine-<n>x<s>s/``): 16 kHz mono 16-bit FLAC, a tone plus noise
-   each, seeded, over 10 classes, with its ``manifest/clips.csv``; ``clean``
-   runs once on it.  The clips are shorter than AudioSet's 10 s (4 s; 2 s with
+1. Writes, once, bench_process's corpus of synthetic clips at another length
+   (cached under ``bench/_work/process/root-<n>x<s>s/``): 16 kHz mono 16-bit
+   FLAC, harmonic tones and noise, seeded, over 20 classes, with its
+   ``manifest/clips.csv``; ``clean`` runs once on it.  The clips are shorter than AudioSet's 10 s (4 s; 2 s with
    ``--quick``) to keep the run short on a 2-core machine: with less work per
    chunk the engine's per-task cost weighs MORE, so the overhead measured here
    is an upper bound of the overhead on 10 s clips.
@@ -31,63 +31,25 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report, add_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-WORK = REPO / "bench" / "_work"
-SR = 16000
-MIDS = ("/m/09x0r", "/m/0bt9lr", "/m/04rlf", "/m/01h8n0", "/m/07yv9", "/m/0jbk", "/m/015p6", "/m/0dgbq", "/m/04szw", "/m/05148p4")
 GOAL_OVERHEAD = 0.15
 
 
-def make_root(folder: Path, clips: int, seconds: float) -> Path:
-    """A root of ``clips`` synthetic clips with clips.csv and clean.csv (cached: reused when complete)."""
-    import soundfile as sf
+def make_root(clips: int, seconds: float) -> Path:
+    """bench_process's corpus of ``clips`` clips of ``seconds``, cleaned once (both cached)."""
+    from bench_process import make_corpus
 
-    from audioset_fewshot._io import sha256_file
     from audioset_fewshot.layout import DatasetLayout
-    from audioset_fewshot.manifest import ManifestRow, write_clips
     from audioset_fewshot.process import clean
 
-    layout = DatasetLayout(folder)
-    if layout.clean_csv.is_file():
-        return folder
-    n = int(round(seconds * SR))
-    t = np.arange(n) / SR
-    rows = []
-    for i in range(clips):
-        rng = np.random.default_rng([16, i])
-        mid = MIDS[i % len(MIDS)]
-        ytid = f"e{i:010d}"
-        path = layout.clip_path(mid, ytid, 30.0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        x = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 3000) * t) + 0.05 * rng.standard_normal(n)
-        sf.write(str(path), x.astype(np.float32), SR, subtype="PCM_16", format="FLAC")
-        rows.append(
-            ManifestRow(
-                owner_mid=mid,
-                ytid=ytid,
-                start_s=30.0,
-                end_s=40.0,
-                labels=(mid,),
-                source="balanced",
-                path=layout.clip_relpath(mid, ytid, 30.0),
-                sample_rate_hz=SR,
-                samples=n,
-                sha256=sha256_file(path),
-                itag="140",
-                codec="aac",
-                license="",
-                channel_id="",
-            )
-        )
-    write_clips(layout.clips_csv, rows)
-    clean(folder)
-    return folder
+    root = make_corpus(clips, seconds)
+    if not DatasetLayout(root).clean_csv.is_file():
+        clean(root)
+    return root
 
 
 def main() -> int:
@@ -102,7 +64,7 @@ def main() -> int:
     from audioset_fewshot.engine import Engine, open_engine
     from audioset_fewshot.process import features, pack
 
-    root = make_root(WORK / f"engine-{clips}x{seconds:g}s", clips, seconds)
+    root = make_root(clips, seconds)
     pack_opts = PackOptions(workers=2, length_s=seconds)
     feat_opts = FeaturesOptions()
 
