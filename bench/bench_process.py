@@ -40,7 +40,6 @@ ratios measured in the same run suffer much less.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -54,7 +53,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments, cores
+from _report import Report, bench_parser, cores
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work" / "process"
@@ -130,8 +129,7 @@ def _warm(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--clips", type=int, default=None, help="corpus size (default 1500, quick 120)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds of ours and its bound, interleaved (default 3, quick 1)")
     args = ap.parse_args(argv)

@@ -130,7 +130,9 @@ class DownloadConfig:
     sleep_requests: float = _f(0.0, "seconds yt-dlp sleeps between the requests of one extraction (yt-dlp's --sleep-requests)", min=0.0)
     js_runtimes: list[str] = _f([], "JavaScript runtimes yt-dlp may use, RUNTIME or RUNTIME:PATH (deno, node, bun, quickjs); empty = yt-dlp's default (deno)")
     remote_components: list[str] = _f([], "remote components yt-dlp may fetch when needed (ejs:github, ejs:npm); empty = none")
-    plugin_dirs: list[str] = _f([], "extra folders yt-dlp loads plugins from (e.g. a PO-token provider), besides its default places", path=True)
+    plugin_dirs: list[str] = _f(
+        [], "folders of yt-dlp plugin packages (as for yt-dlp --plugin-dirs), e.g. a PO-token provider, searched before the default places", path=True
+    )
     extractor_args: dict[str, dict[str, list[str]]] = _f(
         {}, "yt-dlp extractor arguments, {extractor: {arg: [values]}}, e.g. {youtube: {player_client: [mweb]}}; tokens in them are never stored"
     )
@@ -264,9 +266,6 @@ class Config:
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-    def section(self, name: str) -> Any:
-        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -145,10 +145,12 @@ def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> 
     checks: list[Check] = []
     try:
         _use_plugin_dirs(options.plugin_dirs)
+        from yt_dlp import globals as ytg
         from yt_dlp.extractor.youtube.pot._registry import _pot_providers
         from yt_dlp.plugins import load_all_plugins
 
-        load_all_plugins()
+        if not ytg.all_plugins_loaded.value:
+            load_all_plugins()
         names = sorted(str(getattr(p, "PROVIDER_NAME", k)) for k, p in _pot_providers.value.items())
     except Exception as err:  # a broken plugin: say so, do not crash the checklist
         return [Check("PO-token providers", WARN, f"loading yt-dlp plugins failed: {type(err).__name__}: {err}")]
@@ -161,7 +163,12 @@ def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> 
             Check(
                 "PO-token providers",
                 status,
-                "none found" + (" although extractor_args names one: check download.plugin_dirs" if wanted else " (mweb and other clients may need one)"),
+                "none found"
+                + (
+                    " although extractor_args names one: check download.plugin_dirs (folders that hold plugin packages, as for yt-dlp --plugin-dirs)"
+                    if wanted
+                    else " (mweb and other clients may need one)"
+                ),
             )
         )
     for key, args in sorted(wanted.items()):
