@@ -38,11 +38,13 @@ HERE = Path(__file__).resolve().parent
 BENCHES: list[str] = [
     "metadata",
     "download",
+    "download_dask",
     "process",
     "episodes",
     "release",
     "origins",
     "fewshot",
+    "engine",
 ]
 TIMEOUT_S = 3600  # per benchmark
 

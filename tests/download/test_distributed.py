@@ -24,14 +24,14 @@ import pytest
 from support.session_media import prepared_cache
 from support.sessions import assert_paused_only, cookie_file
 
-from audioset_fewshot.config import ClusterOptions, DownloadOptions, SessionConfig
+from audioset_fewshot.config import ClusterOptions, DownloadOptions, SessionConfig, config_from_dict
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.distributed import download_on, run_download_dask
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
 from audioset_fewshot.engine import open_engine
-from audioset_fewshot.errors import DownloadError
+from audioset_fewshot.errors import ConfigError, DownloadError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import build_manifest
 from audioset_fewshot.plan import PlanEntry, SamplingPlan, write_plan
@@ -284,3 +284,24 @@ def test_two_sessions_on_two_workers_fetch_faster_than_one_session_can(media_cac
     assert elapsed < (n - 1) / per_s, f"{elapsed:.2f} s: no faster than one session"
     watches = {s: sum(1 for r in log if r.kind == "watch" and r.session == s) for s in ("sid:sida", "sid:sidb")}
     assert watches == {"sid:sida": n // 2, "sid:sidb": n // 2}, watches
+
+
+def test_sessions_bound_by_worker_name_and_one_no_worker_fits(
+    media_cache: Path, reference: Path, cluster: distributed.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = sorted(str(w["name"]) for w in cluster.scheduler_info(n_workers=-1)["workers"].values())
+    sessions = [SessionConfig(name="a", worker=names[-1]), SessionConfig(name="b", worker="no-such-worker")]
+    with server(media_cache) as srv, caplog.at_level("WARNING", logger="audioset_fewshot.download.distributed"):
+        o = DownloadOptions(jobs=2, sessions=sessions, base_url=srv.base_url, **FAST)  # type: ignore[arg-type]
+        rep = run_download_dask(the_plan(), tmp_path, o, client=cluster)
+    assert rep.complete, rep.summary_lines()
+    lines = {line.split()[1]: line for line in rep.summary_lines() if line.startswith("session ")}
+    assert re.fullmatch(rf"session a on worker {names[-1]}: idle; 8 clips, 0 pauses", lines["a"]), lines
+    assert lines["b"] == "session b on worker -: waiting for a worker; 0 clips, 0 pauses"
+    assert any("no worker of the cluster fits session(s) b (worker 'no-such-worker')" in r.getMessage() for r in caplog.records)
+    assert_same_as(reference, tmp_path)
+
+
+def test_a_session_bound_both_by_name_and_by_resource_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"'download\.sessions\[0\]\.worker' and 'download\.sessions\[0\]\.resource' are exclusive"):
+        config_from_dict({"download": {"sessions": [{"name": "a", "worker": "node-a", "resource": "yt-a"}]}})
