@@ -207,10 +207,10 @@ def _stage_obtain_release(ctx: _Context) -> _Outcome:
 def _stage_download(ctx: _Context) -> _Outcome:
     if _from_release(ctx):
         return _stage_obtain_release(ctx)
-    from audioset_fewshot.download.runner import run_download
+    from audioset_fewshot.download.distributed import download_on
 
     before = _ledger_state(ctx.layout)
-    result = run_download(ctx.values["plan"], ctx.layout.root, ctx.config.download)
+    result = download_on(_engine(ctx), ctx.values["plan"], ctx.layout.root, ctx.config.download)
     ctx.values["download"] = result
     summary = {
         "obtained": result.obtained,

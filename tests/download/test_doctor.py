@@ -105,13 +105,22 @@ def test_doctor_reports_each_session_its_proxy_clients_and_canary(tmp_path: Path
 
     ok_id = "doctorsess1"
     cat = {ok_id: SourceSpec(class_key="demo-class-0", duration_s=12.0)}
+    # a PO-token provider plugin in a plugin folder (a folder of plugin packages, as for yt-dlp --plugin-dirs)
+    plugin = tmp_path / "plugins" / "afs-test-pot" / "yt_dlp_plugins" / "extractor"
+    plugin.mkdir(parents=True)
+    (plugin / "getpot_afstest.py").write_text(
+        "from yt_dlp.extractor.youtube.pot.provider import PoTokenProvider, PoTokenProviderRejectedRequest, register_provider\n\n\n"
+        "@register_provider\nclass AfsTestPTP(PoTokenProvider):\n    PROVIDER_VERSION = '0.1.0'\n    _SUPPORTED_CONTEXTS = None\n"
+        "    _SUPPORTED_CLIENTS = None\n\n    def is_available(self):\n        return True\n\n"
+        "    def _real_request_pot(self, request):\n        raise PoTokenProviderRejectedRequest('a test provider')\n"
+    )
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     dead_port = dead.getsockname()[1]
     with counting_proxy("pa", user="afs", password="DoctorPr0xyPw") as proxy, MediaServer(cache_dir=tmp_path / "media", catalog=cat, idle_timeout_s=60) as srv:
         cfg = tmp_path / "c.yaml"
         cfg.write_text(
-            f"root: {tmp_path / 'root'}\ndownload:\n  base_url: {srv.base_url}\n  canary_ids: ['{ok_id}@1']\n"
+            f"root: {tmp_path / 'root'}\ndownload:\n  base_url: {srv.base_url}\n  canary_ids: ['{ok_id}@1']\n  plugin_dirs: ['{tmp_path / 'plugins'}']\n"
             f"  extractor_args: {{youtube: {{player_client: [mweb]}}, youtubepot-bgutilhttp: {{base_url: ['{srv.base_url}']}},"
             f" youtubepot-other: {{base_url: ['http://127.0.0.1:{dead_port}']}}}}\n"
             f"  sessions:\n    - {{name: viaproxy, proxy: '{proxy.url}'}}\n    - {{name: broken, proxy: 'http://127.0.0.1:{dead_port}'}}\n"
@@ -124,6 +133,7 @@ def test_doctor_reports_each_session_its_proxy_clients_and_canary(tmp_path: Path
     assert "DoctorPr0xyPw" not in text
     assert re.search(r"\[  ok\] yt-dlp-ejs: version \S+ \(yt-dlp expects \S+\)", text)
     assert re.search(r"\[  ok\] JS runtime: deno \S+ \(", text)
+    assert "[  ok] PO-token providers: AfsTest" in text and "Error while importing" not in text
     assert "[  ok] youtubepot-bgutilhttp endpoint:" in text and "[fail] youtubepot-other endpoint:" in text
     assert "[  ok] session viaproxy: guest, proxy http://afs:<redacted>@127.0.0.1:" in text
     assert "[  ok] session viaproxy: player clients: mweb (download.extractor_args)" in text

@@ -141,6 +141,33 @@ def test_one_typed_record_matches_the_schema_and_one_aggregation(tmp_path: Path)
         assert led.counts() == {"/m/0dog": {"failed-permanent": 1, "ok": 1, "pending": 2}}
 
 
+def test_a_ledger_without_the_session_columns_is_read_and_gains_them(tmp_path: Path) -> None:
+    """A ledger written before sessions (no session / yt_dlp_version / player_client
+    columns): read-only readers see None, a writer adds the columns and records them."""
+    path = tmp_path / "ledger.sqlite"
+    plan = _plan(2)
+    with Ledger(path) as led:
+        led.sync_plan(plan)
+        led.record_attempt(plan.entries[0].clip_id, Res(True, sha256="a" * 64, samples=1, tool_versions={"yt_dlp": "2025.1.1"}), relpath="x.flac")
+    db = sqlite3.connect(path)
+    for table in ("clips", "attempts"):
+        for col in ("session", "yt_dlp_version", "player_client"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+    db.commit()
+    db.close()
+    with Ledger(path, readonly=True) as led:
+        old = led.row(plan.entries[0].clip_id)
+        assert old is not None and old.status == "ok" and old.session is None and old.player_client is None
+        assert [a.session for a in led.attempts()] == [None]
+    with Ledger(path) as led:
+        led.record_attempt(
+            plan.entries[1].clip_id, Res(True, sha256="b" * 64, samples=1, tool_versions={"yt_dlp": "2026.11.23"}), relpath="y.flac", session="acct"
+        )
+        new = led.row(plan.entries[1].clip_id)
+        assert new is not None and new.session == "acct" and new.yt_dlp_version == "2026.11.23"
+        assert [a.session for a in led.attempts()] == [None, "acct"]
+
+
 # the clips table as the first schema-1 ledgers wrote it (before origin and session columns)
 _FIRST_CLIPS = (
     "CREATE TABLE clips (clip_id TEXT PRIMARY KEY, ytid TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,"

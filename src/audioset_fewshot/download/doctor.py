@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot.config import DownloadOptions, parse_size, redact_url
-from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub
+from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -145,10 +145,12 @@ def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> 
     checks: list[Check] = []
     try:
         _use_plugin_dirs(options.plugin_dirs)
+        from yt_dlp import globals as ytg
         from yt_dlp.extractor.youtube.pot._registry import _pot_providers
         from yt_dlp.plugins import load_all_plugins
 
-        load_all_plugins()
+        if not ytg.all_plugins_loaded.value:
+            load_all_plugins()
         names = sorted(str(getattr(p, "PROVIDER_NAME", k)) for k, p in _pot_providers.value.items())
     except Exception as err:  # a broken plugin: say so, do not crash the checklist
         return [Check("PO-token providers", WARN, f"loading yt-dlp plugins failed: {type(err).__name__}: {err}")]
@@ -161,7 +163,12 @@ def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> 
             Check(
                 "PO-token providers",
                 status,
-                "none found" + (" although extractor_args names one: check download.plugin_dirs" if wanted else " (mweb and other clients may need one)"),
+                "none found"
+                + (
+                    " although extractor_args names one: check download.plugin_dirs (folders that hold plugin packages, as for yt-dlp --plugin-dirs)"
+                    if wanted
+                    else " (mweb and other clients may need one)"
+                ),
             )
         )
     for key, args in sorted(wanted.items()):
@@ -419,6 +426,9 @@ def run_doctor(
     root = Path(root)
     js = check_js_runtimes(o)
     checks: list[Check] = [check_ytdlp(), *js, check_ejs(), check_ffmpeg(), *check_pot_providers(o)]
+    unknown = unknown_ytdlp_keys(o.ytdlp)
+    if unknown:
+        checks.append(Check("download.ytdlp", WARN, f"not YoutubeDL parameters of this yt-dlp: {', '.join(unknown)}"))
     checks += check_sessions(o, js_available=js[0].status == OK)
     checks.append(check_writable(root))
     checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
