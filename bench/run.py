@@ -44,6 +44,7 @@ BENCHES: list[str] = [
     "release",
     "origins",
     "fewshot",
+    "engine",
 ]
 TIMEOUT_S = 3600  # per benchmark
 
