@@ -7,12 +7,17 @@
 2. ``YoutubeDL.extract_info(url, download=False)`` exactly once, with a logger
    that captures yt-dlp's warnings (a 429 often shows only there) and yt-dlp's
    own format selection (``bestaudio[ext=m4a]/bestaudio``);
-3. one ffmpeg process that seeks on the *input* (``-ss`` before ``-i``) and reads
-   only the segment over HTTP in bounded range requests, with the format's
-   HTTP headers, ``-rw_timeout``, a subprocess timeout and captured stderr; it
-   writes 16 kHz mono (the *mean* of the channels: ffmpeg's ``-ac 1`` downmix
-   of stereo is about 1.41x that) 16-bit FLAC or WAV to a temp file beside
-   ``dest``;
+3. one ffmpeg process that seeks on the *input* (``-ss`` before ``-i``) to half a
+   second before the start and reads only the segment over HTTP in bounded range
+   requests, with the format's HTTP headers, ``-rw_timeout``, a subprocess timeout
+   and captured stderr; it cuts the decoded audio at the exact first sample by
+   the decoded frames' time (:func:`_decode_cmd`; whatever the container: DASH
+   m4a with a ``sidx``, progressive or fragmented m4a, WebM with its Cues at
+   either end) and writes it, at the source's rate and with the channels the
+   decoder gives, to a temp file beside ``dest``; a second, local ffmpeg turns
+   it into 16 kHz mono (the *mean* of the decoded channels: ffmpeg's ``-ac 1``
+   downmix of stereo is about 1.41x that, and the extraction's channel count
+   may be missing) 16-bit FLAC or WAV;
 4. proof with soundfile: decodable, exact length (a 10 s segment is exactly
    ``10 * sample_rate_hz`` samples: the last few ms are padded or trimmed and
    the counts recorded), not all zero; then fsync and ``os.replace``.
@@ -20,8 +25,11 @@
 A per-clip failure is *data*: a :class:`ClipResult` with ``ok=False`` and a
 reason from :mod:`.reasons`.  Only misuse (a bad ID, bad times, a bad option)
 raises.  If the segment read fails in a way a whole-file read would avoid (the
-server cannot seek), the audio-only format is downloaded whole (bounded in size
-and time) and trimmed locally; ``fallback=True`` records it.
+server refuses a seek, or ignores Range where the container needs one), the
+audio-only format is downloaded whole (bounded in size and time) and cut
+locally; ``fallback=True`` records it.  A file that does not decode from its
+first bytes (corrupt) fails at once, and a start past the end (as extracted, or
+as ffmpeg probes it from the container) is ``short`` without a whole-file read.
 
 Digital silence: an all-zero clip is rejected here as ``qc-reject`` (there is
 nothing to keep).  Quiet but non-zero clips are kept; their RMS is recorded in
