@@ -370,12 +370,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _decode_pool(paths: list[Path], workers: int) -> None:
     """The bound of pack: the same pool decoding the same files in the same tasks, writing nothing."""
-    from audioset_fewshot.process._common import decoder_pool
+    from audioset_fewshot.engine import LOCAL
     from audioset_fewshot.process.pack import TASK_ROWS
 
     tasks = [[str(p) for p in paths[i : i + TASK_ROWS]] for i in range(0, len(paths), TASK_ROWS)]
-    with decoder_pool(workers) as pool:
-        for _ in pool.imap_unordered(_decode_task, tasks):
+    with LOCAL.executor(workers=workers) as ex:
+        for _ in ex.map_unordered(_decode_task, tasks):
             pass
 
 

@@ -10,9 +10,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from audioset_fewshot.engine import DaskEngine
 
 REPO = Path(__file__).resolve().parents[1]
 # Real AudioSet release metadata, shipped in the repository (see its README for the licence);
@@ -28,6 +32,18 @@ def shared_metadata_dir() -> Path:
     if not (SHARED_METADATA / "balanced_train_segments.csv").exists():
         pytest.fail(f"shared AudioSet metadata not found at {SHARED_METADATA}; set AUDIOSET_FEWSHOT_SHARED_METADATA")
     return SHARED_METADATA
+
+
+@pytest.fixture(scope="session")
+def dask_engine() -> Iterator[DaskEngine]:
+    """A Dask LocalCluster of 2 single-threaded worker processes on 127.0.0.1, started once for
+    the tests that ask for it (a start costs seconds) and always closed."""
+    from audioset_fewshot.config import ClusterOptions
+    from audioset_fewshot.engine import DaskEngine, open_engine
+
+    with open_engine(ClusterOptions(engine="dask", workers=2, timeout_s=60.0)) as engine:
+        assert isinstance(engine, DaskEngine)
+        yield engine
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@
   import anything below ``pipeline``; below the pipeline nothing imports ``demo``.
 - No ``print(`` anywhere in the package (commands use ``click.echo``) and no
   ``basicConfig`` in the library (``cli/__init__.py`` is allowed its one call).
-- ``torch`` and ``yt_dlp`` are imported only inside functions (or under
-  ``if TYPE_CHECKING:``), never when a module is imported.
+- ``torch``, ``yt_dlp`` and Dask (``dask``, ``distributed``, ``dask_jobqueue``) are
+  imported only inside functions (or under ``if TYPE_CHECKING:``), never when a
+  module is imported.
 
 Every violation is collected and reported at once.
 """
@@ -40,7 +41,7 @@ RANKS: dict[str, int] = {
     "pipeline": 12,
     "cli": 13,
 }
-FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__"}
+FOUNDATIONS = {"errors", "config", "layout", "validate", "_io", "_progress", "__init__", "engine"}
 ALIASES = {
     "adapters": "torchdata",
     "__main__": "cli",
@@ -50,7 +51,7 @@ ALIASES = {
     "methods": "evaluate",
     "encoders": "evaluate",
 }
-HEAVY = ("torch", "yt_dlp")
+HEAVY = ("torch", "yt_dlp", "dask", "distributed", "dask_jobqueue")
 BASICCONFIG_ALLOWED = {"cli/__init__.py": 1}
 
 

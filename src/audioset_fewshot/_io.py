@@ -8,6 +8,7 @@ run) sees either the old file or the new one, never a half-written file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -15,7 +16,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,9 +121,43 @@ def atomic_write_text(target: Path | str, text: str) -> None:
         fh.write(text)
 
 
+def write_text_if_changed(target: Path | str, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds exactly it (then it is left
+    alone, mtime and all); True when it wrote."""
+    path = Path(target)
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:
+        pass  # absent or unreadable: write it
+    atomic_write_text(path, text)
+    return True
+
+
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON text: sorted keys, fixed separators, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def json_fields(record: Any, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a dataclass ``record`` as plain JSON values (:func:`json_value`)."""
+    return {f.name: json_value(getattr(record, f.name)) for f in dataclasses.fields(record) if f.name not in leave_out}
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as plain JSON: a record through its ``to_dict()`` (else its fields), a
+    path as text, tuples and lists as lists, a mapping with its keys sorted."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_fields(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: json_value(v) for k, v in sorted(value.items())}
+    return value
 
 
 def atomic_write_json(target: Path | str, obj: Any) -> None:

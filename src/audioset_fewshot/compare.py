@@ -25,14 +25,18 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot._io import atomic_write_json
+from audioset_fewshot.config import EvaluateConfig
 from audioset_fewshot.episodes import EpisodeFile, accuracy_ci, read_episodes
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import SPLITS, MetaSplits, read_splits
 from audioset_fewshot.torchdata import SplitDataset
+
+if TYPE_CHECKING:
+    from audioset_fewshot.process.features import EmbeddingStore, FeatureStore
 
 METHODS = ("protonet", "nearest-centroid")
 
@@ -127,24 +131,22 @@ def side_by_side(
     root: Path | str,
     *,
     episodes: EpisodeFile | Path | str,
-    logmel: Any = None,
-    embeddings: Any = None,
+    options: EvaluateConfig | None = None,
+    logmel: FeatureStore | EmbeddingStore | str | None = None,
+    embeddings: FeatureStore | EmbeddingStore | str | None = None,
     method: str = "nearest-centroid",
-    n_way: int = 5,
-    k_shot: int = 5,
-    q_query: int = 15,
-    steps: int = 300,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
     norm: str = "global",
-    threads: int = 1,
 ) -> SideBySide:
     """Evaluate ``method`` on both feature sets of ``root`` (see the module docstring).
 
-    ``logmel`` / ``embeddings``: feature stores or features keys (default: the root's
-    current features, and the newest vggish-release features folder)."""
+    ``options``: the evaluate section (protonet's training shape, steps, learning rate,
+    threads; the seed).  ``logmel`` / ``embeddings``: feature stores or features keys
+    (default: the root's current features, and the newest vggish-release features folder)."""
     from audioset_fewshot import methods as M
     from audioset_fewshot.process import load_features
+    from audioset_fewshot.process.features import torch_threads
+
+    o = options or EvaluateConfig()
 
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r} for the side-by-side comparison; expected one of {', '.join(METHODS)}")
@@ -169,22 +171,16 @@ def side_by_side(
     for store in (lm, em):
         test = SplitDataset(layout.root, header.split, features=store, norm=norm, splits=restricted)
         if method == "protonet":
-            import torch
-
             # MetaAudio's CRNN on log-mels, the 1-D sequence encoder on the release's embeddings
             train = SplitDataset(layout.root, "train", features=store, norm=test.normalizer, splits=restricted)
-            settings = M.TrainSettings(n_way=n_way, k_shot=k_shot, q_query=q_query, steps=steps, learning_rate=learning_rate, seed=seed,
-                                       threads=threads, val_episodes=0)  # fmt: skip
-            before = torch.get_num_threads()
-            torch.set_num_threads(max(1, threads))
-            try:
+            settings = M.TrainSettings(n_way=o.n_way, k_shot=o.k_shot, q_query=o.q_query, steps=o.steps, learning_rate=o.learning_rate,
+                                       seed=o.seed, threads=o.threads, val_episodes=0)  # fmt: skip
+            with torch_threads(o.threads):
                 trained = M.train_protonet(train, None, settings, val_k_shot=header.k_shot)
                 emb = M.embed_items(trained.model, test, 0)
-            finally:
-                torch.set_num_threads(before)
         else:
             emb = M.embed_mel_stats(test)
-        mean, ci = accuracy_ci(M.score_centroid(emb, M.episode_arrays(test, used), seed=seed))
+        mean, ci = accuracy_ci(M.score_centroid(emb, M.episode_arrays(test, used), seed=o.seed))
         sides.append(Side(features_key=str(store.key), kind=str(getattr(store, "kind", "logmel")), mean=mean, ci95=ci))
     classes = {m for ep in used for m in ep.classes}
     out = SideBySide(

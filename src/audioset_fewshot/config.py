@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -76,6 +77,21 @@ class PlanConfig:
 
 
 @dataclass(frozen=True)
+class SessionConfig:
+    """One YouTube session of ``download.sessions``: its own cookies, address and budget
+    (YouTube limits a session, not a tool); see :mod:`audioset_fewshot.download.sessions`."""
+
+    name: str = _f("", "the session's name: in the ledger (column session), the log and the progress line")
+    cookies: str | None = _f(None, "this session's Netscape cookies file (passed to yt-dlp only)", path=True)
+    cookies_from_browser: str | None = _f(None, "browser this session reads its cookies from (yt-dlp's --cookies-from-browser)")
+    proxy: str | None = _f(None, "proxy URL all this session's traffic goes through (yt-dlp and ffmpeg), even to 127.0.0.1")
+    source_address: str | None = _f(None, "client-side IP address this session binds to")
+    max_per_hour: float | Literal["auto"] | None = _f(
+        "auto", "this session's extractions per hour: auto = 300 as a guest, 2000 with cookies (none for the 127.0.0.1 demo server)", min=0.0
+    )
+
+
+@dataclass(frozen=True)
 class DownloadConfig:
     jobs: int = _f(4, "parallel download workers", min=1, max=64)
     max_per_hour: float | Literal["auto"] | None = _f(
@@ -106,6 +122,23 @@ class DownloadConfig:
         "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins",
     )
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
+    proxy: str | None = _f(
+        None, "proxy URL for yt-dlp and ffmpeg (http://[USER:PASS@]HOST:PORT, socks5://...), used even for 127.0.0.1; the password is never stored"
+    )
+    source_address: str | None = _f(None, "client-side IP address to bind to (yt-dlp's --source-address)")
+    impersonate: str | None = _f(None, "client to impersonate, e.g. chrome or chrome-116:windows-10 (yt-dlp's --impersonate; needs curl_cffi)")
+    sleep_requests: float = _f(0.0, "seconds yt-dlp sleeps between the requests of one extraction (yt-dlp's --sleep-requests)", min=0.0)
+    js_runtimes: list[str] = _f([], "JavaScript runtimes yt-dlp may use, RUNTIME or RUNTIME:PATH (deno, node, bun, quickjs); empty = yt-dlp's default (deno)")
+    remote_components: list[str] = _f([], "remote components yt-dlp may fetch when needed (ejs:github, ejs:npm); empty = none")
+    plugin_dirs: list[str] = _f([], "extra folders yt-dlp loads plugins from (e.g. a PO-token provider), besides its default places", path=True)
+    extractor_args: dict[str, dict[str, list[str]]] = _f(
+        {}, "yt-dlp extractor arguments, {extractor: {arg: [values]}}, e.g. {youtube: {player_client: [mweb]}}; tokens in them are never stored"
+    )
+    ytdlp: dict[str, Any] = _f({}, "any other YoutubeDL parameters, passed as they are (keys audioset-fewshot sets itself are refused); secrets never stored")
+    sessions: list[SessionConfig] = _f(
+        [],
+        "YouTube sessions, each {name, cookies or cookies_from_browser, proxy, source_address, max_per_hour} with its own budget and pause; empty = one session from the keys above",
+    )
 
 
 @dataclass(frozen=True)
@@ -194,6 +227,26 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    engine: Literal["local", "dask"] = _f(
+        "local", "where clean, pack and features run: local = this machine's process pools, dask = a Dask cluster (see docs/cluster.md)"
+    )
+    address: str | None = _f(
+        None, "an existing Dask scheduler (tcp://HOST:8786); null = start a cluster (a LocalCluster of 'workers' processes, or 'jobqueue')"
+    )
+    workers: int = _f(2, "worker processes of the LocalCluster started when neither address nor jobqueue is given", min=1, max=1024)
+    timeout_s: float = _f(60.0, "seconds to wait for the scheduler to answer and for the first worker to join", min=1.0)
+    jobqueue: Literal["slurm", "pbs"] | None = _f(None, "start the workers as batch jobs with dask-jobqueue (slurm or pbs); null = no batch jobs")
+    job_queue: str | None = _f(None, "batch queue / partition of the worker jobs; null = the system's default")
+    job_account: str | None = _f(None, "account / project charged for the worker jobs; null = none")
+    job_cores: int = _f(4, "cores of one worker job (one single-threaded worker process per core)", min=1, max=4096)
+    job_memory: str = _f("8GB", "memory of one worker job (e.g. 8GB, 16GiB)")
+    job_walltime: str = _f("01:00:00", "wall-clock limit of one worker job: HH:MM:SS, or D-HH:MM:SS for SLURM")
+    job_count: int = _f(1, "worker jobs to submit", min=1, max=10_000)
+    job_extra: list[str] = _f([], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)")
+
+
+@dataclass(frozen=True)
 class Config:
     root: str = _f("audioset-fewshot-data", "dataset root: every artifact lives below it", path=True)
     demo: bool = _f(False, "the root is the offline demo: 'run' serves its media on 127.0.0.1 (download.base_url is the demo server's)")
@@ -208,6 +261,7 @@ class Config:
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def section(self, name: str) -> Any:
         return getattr(self, name)
@@ -229,6 +283,7 @@ NormalizeOptions = NormalizeConfig
 SplitsOptions = SplitsConfig
 EpisodesOptions = EpisodesConfig
 EvaluateOptions = EvaluateConfig
+ClusterOptions = ClusterConfig
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,7 +305,26 @@ def _type_name(tp: Any) -> str:
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
+def _plain_data(value: Any, path: str) -> Any:
+    """``value`` when it is plain YAML data (a mapping with string keys, a list, a scalar)."""
+    if value is None or isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key '{path}': mapping keys must be strings, got {list(value)!r}")
+        return {k: _plain_data(v, f"{path}.{k}") for k, v in value.items()}
+    raise ConfigError(f"config key '{path}': expected plain YAML data (text, number, true/false, null, list, mapping), got {value!r}")
+
+
 def _coerce(value: Any, tp: Any, path: str) -> Any:
+    if tp is Any:  # passed through as it is (download.ytdlp): plain data only
+        return _plain_data(value, path)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # an item of a list of records (download.sessions)
+        if isinstance(value, tp):
+            return value
+        return _build(tp, value if value is not None else {}, f"{path}.")
     origin = get_origin(tp)
     bad = ConfigError(f"config key '{path}': expected {_type_name(tp)}, got {value!r}")
     if origin in (typing.Union, types.UnionType):
@@ -365,6 +439,116 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"config key 'download.origins[{i}]': a mapping needs 'path' (and may give layout, name, revision)")
     if cfg.download.cookies and cfg.download.cookies_from_browser:
         raise ConfigError("config keys 'download.cookies' and 'download.cookies_from_browser' are exclusive: set one")
+    _check_ytdlp_keys(cfg.download)
+    _check_sessions(cfg.download)
+    check_cluster(cfg.cluster)
+
+
+# The YoutubeDL parameters audioset-fewshot sets itself, each with what to use instead: a key
+# of download.ytdlp among them is a config error (ours would silently win otherwise).
+YTDLP_OWN_KEYS: dict[str, str] = {
+    "format": "download.format",
+    "cookiefile": "download.cookies (or a session's cookies)",
+    "cookiesfrombrowser": "download.cookies_from_browser (or a session's)",
+    "proxy": "download.proxy (or a session's proxy)",
+    "source_address": "download.source_address (or a session's)",
+    "impersonate": "download.impersonate",
+    "sleep_interval_requests": "download.sleep_requests",
+    "extractor_args": "download.extractor_args",
+    "js_runtimes": "download.js_runtimes",
+    "remote_components": "download.remote_components",
+    "socket_timeout": "download.timeout_s (a third of it, at most 30 s)",
+    "logger": "nothing: audioset-fewshot captures yt-dlp's messages itself",
+    "quiet": "nothing: audioset-fewshot captures yt-dlp's messages itself",
+    "no_warnings": "nothing: audioset-fewshot classifies yt-dlp's warnings itself",
+    "noprogress": "nothing: audioset-fewshot shows its own progress",
+    "color": "nothing: audioset-fewshot captures yt-dlp's messages itself",
+    "noplaylist": "nothing: one video per clip",
+    "skip_download": "nothing: ffmpeg reads the segment, yt-dlp only extracts",
+    "cachedir": "nothing: the cache is off so that workers share no state",
+    "extractor_retries": "download.retries (the runner retries a clip)",
+}
+_JS_RUNTIMES = ("deno", "node", "bun", "quickjs")
+_REMOTE_COMPONENTS = ("ejs:github", "ejs:npm")
+_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+_SESSION_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def _check_proxy(url: str | None, key: str) -> None:
+    if url is None or url == "" or REDACTED in url:
+        return
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"config key '{key}': {url.split('@')[-1]!r} is not a proxy URL; expected SCHEME://[USER:PASS@]HOST:PORT with SCHEME one of {', '.join(_PROXY_SCHEMES)}"
+        )
+
+
+def _check_ytdlp_keys(d: DownloadConfig) -> None:
+    for key in d.ytdlp:
+        if key in YTDLP_OWN_KEYS:
+            raise ConfigError(f"config key 'download.ytdlp.{key}': audioset-fewshot sets this yt-dlp parameter itself; use {YTDLP_OWN_KEYS[key]} instead")
+    for i, item in enumerate(d.js_runtimes):
+        name = item.split(":", 1)[0].lower()
+        if name not in _JS_RUNTIMES:
+            sugg = closest(name, _JS_RUNTIMES)
+            hint = f" Did you mean {sugg[0]!r}?" if sugg else ""
+            raise ConfigError(
+                f"config key 'download.js_runtimes[{i}]': {item!r} is not RUNTIME or RUNTIME:PATH with RUNTIME one of {', '.join(_JS_RUNTIMES)}.{hint}"
+            )
+    for i, item in enumerate(d.remote_components):
+        if item not in _REMOTE_COMPONENTS:
+            raise ConfigError(f"config key 'download.remote_components[{i}]': {item!r} is not one of {', '.join(_REMOTE_COMPONENTS)}")
+    _check_proxy(d.proxy, "download.proxy")
+
+
+def _check_sessions(d: DownloadConfig) -> None:
+    if not d.sessions:
+        return
+    for key in ("cookies", "cookies_from_browser", "proxy", "source_address"):
+        if getattr(d, key):
+            raise ConfigError(f"config key 'download.{key}': with download.sessions, give {key} per session (download.sessions[].{key})")
+    seen: set[str] = set()
+    for i, sess in enumerate(d.sessions):
+        where = f"download.sessions[{i}]"
+        if not sess.name or not set(sess.name) <= _SESSION_NAME_CHARS or len(sess.name) > 64:
+            raise ConfigError(f"config key '{where}.name': {sess.name!r} is not a session name (1-64 letters, digits, '-', '_' or '.')")
+        if sess.name in seen:
+            raise ConfigError(f"config key '{where}.name': session name {sess.name!r} is used twice; give each session its own name")
+        seen.add(sess.name)
+        if sess.cookies and sess.cookies_from_browser:
+            raise ConfigError(f"config keys '{where}.cookies' and '{where}.cookies_from_browser' are exclusive: set one")
+        _check_proxy(sess.proxy, f"{where}.proxy")
+
+
+_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+_WALLTIME = re.compile(r"(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)")
+
+
+def check_cluster(c: ClusterConfig) -> None:
+    """The ``cluster`` section's rules across fields; each error names the key to fix."""
+    if c.address is not None:
+        m = _ADDRESS.fullmatch(c.address.strip())
+        if not m or not 0 < int(m.group(3)) < 65536:
+            raise ConfigError(f"config key 'cluster.address': {c.address!r} is not a scheduler address such as tcp://HOST:8786")
+        if c.jobqueue is not None:
+            raise ConfigError(
+                "config keys 'cluster.address' and 'cluster.jobqueue' are exclusive: connect to a running scheduler (address) or start one with batch jobs (jobqueue)"
+            )
+    if c.engine == "local" and (c.address is not None or c.jobqueue is not None):
+        which = "cluster.address" if c.address is not None else "cluster.jobqueue"
+        raise ConfigError(f"config key '{which}' is set but 'cluster.engine' is 'local'; set cluster.engine: dask to use it (or remove {which})")
+    if parse_size(c.job_memory, key="cluster.job_memory") < 2**20:
+        raise ConfigError(f"config key 'cluster.job_memory': {c.job_memory!r} is less than 1 MiB; give the memory of one job such as '8GB'")
+    if not _WALLTIME.fullmatch(c.job_walltime.strip()):
+        raise ConfigError(f"config key 'cluster.job_walltime': {c.job_walltime!r} is not HH:MM:SS (or D-HH:MM:SS), e.g. '04:00:00'")
+    if c.jobqueue == "pbs" and "-" in c.job_walltime:
+        raise ConfigError(f"config key 'cluster.job_walltime': PBS takes HH:MM:SS, not the SLURM form {c.job_walltime!r}")
+    for i, directive in enumerate(c.job_extra):
+        if not directive.strip() or "\n" in directive:
+            raise ConfigError(f"config key 'cluster.job_extra[{i}]': {directive!r} must be one non-empty directive on one line")
 
 
 class _Unset:
@@ -415,28 +599,57 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
         raise
 
 
+def _record_item(tp: Any) -> type | None:
+    """The record type of a ``list[SomeConfig]`` field (``download.sessions``), else None."""
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
+            return item
+    return None
+
+
 def path_keys() -> tuple[str, ...]:
-    """Dotted keys of the fields that hold a path (``path=True`` in their metadata)."""
+    """Dotted keys of the fields that hold a path (``path=True`` in their metadata); a
+    field of the records of a list field is ``section.list[].field``."""
     out: list[str] = []
     for f in dataclasses.fields(Config):
         if f.metadata.get("path"):
             out.append(f.name)
         tp = _hints(Config)[f.name]
-        if dataclasses.is_dataclass(tp):
-            out += [f"{f.name}.{sf.name}" for sf in dataclasses.fields(tp) if sf.metadata.get("path")]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            for sf in dataclasses.fields(tp):
+                if sf.metadata.get("path"):
+                    out.append(f"{f.name}.{sf.name}")
+                item = _record_item(_hints(tp)[sf.name])
+                if item is not None:
+                    out += [f"{f.name}.{sf.name}[].{rf.name}" for rf in dataclasses.fields(item) if rf.metadata.get("path")]
     return tuple(out)
 
 
 def _map_paths(data: Mapping[str, Any], func: typing.Callable[[str], str]) -> dict[str, Any]:
-    """A copy of a nested config mapping with ``func`` applied to every path value."""
+    """A copy of a nested config mapping with ``func`` applied to every path value (a
+    path, each path of a list of paths, the paths of each record of a list of records)."""
+
+    def apply(value: Any) -> Any:
+        if isinstance(value, str) and value != REDACTED:
+            return func(value)
+        if isinstance(value, list):
+            return [func(v) if isinstance(v, str) and v != REDACTED else v for v in value]
+        return value
+
     out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for key in path_keys():
-        *parents, leaf = key.split(".")
+        head, _, tail = key.partition("[].")
+        *parents, leaf = head.split(".")
         node: Any = out
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf] != REDACTED:
-            node[leaf] = func(node[leaf])
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        if not tail:
+            node[leaf] = apply(node[leaf])
+        elif isinstance(node[leaf], list):  # records: copy each before changing it
+            node[leaf] = [{**r, tail: apply(r.get(tail))} if isinstance(r, Mapping) and r.get(tail) is not None else r for r in node[leaf]]
     return out
 
 
@@ -488,16 +701,99 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
 REDACTED = "<redacted>"
 
 
+# Keys whose values are secrets wherever they appear in download.ytdlp or download.extractor_args
+# (a PO token, a password, an account's headers): a key containing one of these words.
+_SECRET_WORDS = (
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "cookie",
+    "auth",
+    "username",
+    "visitor_data",
+    "data_sync_id",
+    "http_headers",
+    "netrc",
+    "certificate",
+    "key",
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a yt-dlp parameter or extractor argument named ``key`` holds a secret."""
+    low = key.lower()
+    return any(w in low for w in _SECRET_WORDS)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by the marker
+    (``http://user:<redacted>@host:3128``); a URL without a password is unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, hostpart = rest.partition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}:{REDACTED}@{hostpart}" if colon else f"{scheme}://{REDACTED}@{hostpart}"
+
+
+def _redact_data(value: Any, *, secret: bool) -> Any:
+    if secret:
+        return [REDACTED] * len(value) if isinstance(value, list) else REDACTED
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_redact_data(v, secret=False) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _redact_data(v, secret=is_secret_key(str(k))) for k, v in value.items()}
+    return value
+
+
 def redacted(cfg: Config) -> Config:
-    """The config as saved in a dataset root: the cookies path becomes a marker
-    (the file is passed to yt-dlp and nowhere else, not even by name)."""
-    if cfg.download.cookies:
-        return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, cookies=REDACTED))
-    return cfg
+    """The config as saved in a dataset root or shown: every secret becomes a marker.
+
+    The cookies paths (download.cookies and each session's), the passwords of proxy
+    URLs, and in download.ytdlp / download.extractor_args every value under a key that
+    names a secret (:func:`is_secret_key`: tokens, passwords, headers...) and every
+    URL password.  They are passed to yt-dlp and nowhere else, not even by name."""
+    d = cfg.download
+    sessions = [dataclasses.replace(s, cookies=REDACTED if s.cookies else None, proxy=None if s.proxy is None else redact_url(s.proxy)) for s in d.sessions]
+    new = dataclasses.replace(
+        d,
+        cookies=REDACTED if d.cookies else None,
+        proxy=None if d.proxy is None else redact_url(d.proxy),
+        ytdlp=_redact_data(dict(d.ytdlp), secret=False),
+        extractor_args=_redact_data(dict(d.extractor_args), secret=False),
+        sessions=sessions,
+    )
+    return cfg if new == d else dataclasses.replace(cfg, download=new)
+
+
+def redacted_keys(cfg: Config) -> list[str]:
+    """Dotted keys of ``cfg`` that still hold a redaction marker (other than
+    download.cookies, which reads as "none given"): a secret that was left out
+    when the config was saved, which a run cannot use."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str) and REDACTED in value:
+            found.append(path)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+
+    d = dataclasses.asdict(cfg.download)
+    d.pop("cookies", None)
+    walk(d, "download")
+    return found
 
 
 def without_redacted(cfg: Config) -> Config:
-    """A config read back from a root: the cookies marker means "none given"."""
+    """A config read back from a root: the cookies marker means "none given" (other
+    markers stay; :func:`redacted_keys` names them and a download refuses them)."""
     if cfg.download.cookies == REDACTED:
         return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, cookies=None))
     return cfg
@@ -576,7 +872,12 @@ def render_config(cfg: Config | None = None, *, comments: bool = True) -> str:
             if comments:
                 lines.append(f"  # {sf.metadata.get('help', '')}")
             value = getattr(section, sf.name)
-            if isinstance(value, dict) and value:
+            if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):  # records (download.sessions)
+                lines.append(f"  {sf.name}:")
+                for rec in value:
+                    body = {k: v for k, v in dataclasses.asdict(rec).items() if v is not None}
+                    lines.append(f"    - {_yaml_value(body)}")
+            elif isinstance(value, dict) and value:
                 lines.append(f"  {sf.name}:")
                 for k in sorted(value):
                     lines.append(f"    {k}: {_yaml_value(value[k])}")

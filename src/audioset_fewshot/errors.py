@@ -92,6 +92,10 @@ class ProcessingError(AudiosetFewshotError):
     """A post-processing stage cannot go on."""
 
 
+class EngineError(AudiosetFewshotError):
+    """The Dask cluster could not be started or reached, or it went away mid-run."""
+
+
 class IntegrityError(AudiosetFewshotError):
     """An artifact's bytes differ from what was recorded when it was written (size,
     content hash) or hold values that must not be there (NaN, inf); names the file."""

@@ -29,23 +29,23 @@ Outputs, under ``ROOT/eval/``:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_text
+from audioset_fewshot._io import atomic_write_json, canonical_json, sha256_text, write_text_if_changed
 from audioset_fewshot.config import EvaluateConfig
 from audioset_fewshot.episodes import EpisodeFile, FixedEpisode, accuracy_ci, read_episodes
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.process.features import torch_threads
 from audioset_fewshot.splits import MetaSplits, read_splits
 from audioset_fewshot.torchdata import SplitDataset
 
@@ -183,28 +183,11 @@ def _write_table(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
     rows = sorted(rows, key=lambda r: (r["episodes_file"], order.get(r["method"], 99), r["method"], r["backbone"]))
     csv_text, md_text = render_csv(rows), render_markdown(rows)
     for path, text in ((layout.eval_dir / "results.csv", csv_text), (layout.eval_dir / "results.md", md_text)):
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                continue
-        except FileNotFoundError:
-            pass
-        atomic_write_text(path, text)
+        write_text_if_changed(path, text)
 
 
 # ---------------------------------------------------------------------------------------
 # running
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[str]:
@@ -331,7 +314,7 @@ def evaluate_methods(
             results.append(None)  # type: ignore[arg-type]  # filled below
     if todo:
         runner = _Runner(layout.root, splits, features, norm, header, fixed, o, piece_frames)
-        with _threads(o.threads):
+        with torch_threads(o.threads):
             for m, params, key in todo:
                 res = runner.run(m, params, key, ep_path.name)
                 results[[i for i, r in enumerate(results) if r is None][0]] = res

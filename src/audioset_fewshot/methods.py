@@ -425,6 +425,13 @@ def backbone_label(dataset: SplitDataset, backbone: str) -> str:
     return "sequence" if len(dataset.shape) == 2 else backbone
 
 
+def _episodic_record(s: TrainSettings, n_way: int, k_shot: int, q_query: int, **extra: float | bool) -> dict[str, Any]:
+    """What an episodic training records before it starts: its episode shape, optimiser
+    settings and ``extra`` (the losses are appended as it runs)."""
+    return {"backbone": s.backbone, "n_way": n_way, "k_shot": k_shot, "q_query": q_query, "learning_rate": s.learning_rate,
+            "steps_asked": s.steps, "tasks_per_step": s.tasks_per_step, **extra, "losses": []}  # fmt: skip
+
+
 def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, *, val_k_shot: int) -> Trained:
     """Episodic ProtoNet training (``s.n_way``-way ``s.k_shot``-shot ``s.q_query``-query
     episodes); the checkpoint with the best accuracy on ``val_k_shot``-shot validation
@@ -436,16 +443,7 @@ def train_protonet(train: SplitDataset, val: SplitDataset | None, s: TrainSettin
     model = untrained(train, s).model
     k_shot = s.k_shot
     n, q = _episode_shape(train, s.n_way, k_shot, s.q_query, "ProtoNet training")
-    record: dict[str, Any] = {
-        "backbone": s.backbone,
-        "n_way": n,
-        "k_shot": k_shot,
-        "q_query": q,
-        "learning_rate": s.learning_rate,
-        "steps_asked": s.steps,
-        "tasks_per_step": s.tasks_per_step,
-        "losses": [],
-    }
+    record = _episodic_record(s, n, k_shot, q)
     validator = _Validator(val, s, val_k_shot, _centroid_val(s, val))
     budget = _Budget(s.steps, s.max_seconds)
     rng = np.random.default_rng([s.seed, _BATCH_STREAM])
@@ -589,19 +587,7 @@ def train_maml(train: SplitDataset, val: SplitDataset | None, s: TrainSettings, 
     n, q = _episode_shape(train, n_way, k_shot, s.q_query, "MAML training")
     if n != n_way:
         raise EpisodeError(f"MAML needs {n_way}-way training episodes (its head has {n_way} outputs); the train split has {n} usable classes")
-    record: dict[str, Any] = {
-        "backbone": s.backbone,
-        "n_way": n,
-        "k_shot": k_shot,
-        "q_query": q,
-        "learning_rate": s.learning_rate,
-        "inner_lr": s.inner_lr,
-        "inner_steps": s.inner_steps,
-        "first_order": True,
-        "tasks_per_step": s.tasks_per_step,
-        "steps_asked": s.steps,
-        "losses": [],
-    }
+    record = _episodic_record(s, n, k_shot, q, inner_lr=s.inner_lr, inner_steps=s.inner_steps, first_order=True)
     vs = TrainSettings(**{**s.__dict__, "val_episodes": min(s.val_episodes, val_cap)})
 
     def score(m: nn.Module, arrays: EpisodeArrays) -> float:

@@ -24,6 +24,7 @@ ledger are keyed by IDs and segments), so a second demo run is up to date.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ from audioset_fewshot.errors import UsageError, closest
 from audioset_fewshot.layout import DatasetLayout
 
 if TYPE_CHECKING:
+    from audioset_fewshot.engine import Engine
     from audioset_fewshot.selection import MetadataSelection
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,21 @@ class _Context:
     config: Config
     layout: DatasetLayout
     values: dict[str, Any] = field(default_factory=dict)
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the run ends
+
+
+def _engine(ctx: _Context) -> Engine:
+    """The run's engine (the ``cluster`` section), opened when a stage first needs it, so a
+    Dask cluster starts once per run and not at all for a run with nothing to process."""
+    if "engine" not in ctx.values:
+        from audioset_fewshot.engine import open_engine
+
+        engine = ctx.stack.enter_context(open_engine(ctx.config.cluster))
+        if engine.name != "local":
+            log.info("engine: Dask %s%s", engine.description, f", dashboard {engine.dashboard_link}" if engine.dashboard_link else "")
+        ctx.values["engine"] = engine
+    chosen: Engine = ctx.values["engine"]
+    return chosen
 
 
 def _metadata(ctx: _Context) -> MetadataSelection:
@@ -251,7 +268,7 @@ def _stage_clean(ctx: _Context) -> dict[str, Any]:
 
     if _from_release(ctx):
         return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
-    rep = clean(ctx.layout.root, ctx.config.clean)
+    rep = clean(ctx.layout.root, ctx.config.clean, engine=_engine(ctx))
     return {"clips": len(rep.verdicts), "kept": rep.kept, "rejected": rep.rejected, "dropped": rep.dropped, "by_reason": rep.by_reason}
 
 
@@ -260,7 +277,7 @@ def _stage_pack(ctx: _Context) -> dict[str, Any]:
 
     if _from_release(ctx):
         return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
-    rec = pack(ctx.layout.root, ctx.config.pack)
+    rec = pack(ctx.layout.root, ctx.config.pack, engine=_engine(ctx))
     ctx.values["pack"] = rec
     return {"rows": rec.rows, "key": rec.key, "length_actions": dict(rec.length_actions)}
 
@@ -273,9 +290,9 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
         from audioset_fewshot.release.obtain import release_features
 
         assert f.release is not None
-        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers)
+        rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, engine=_engine(ctx))
         return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
-    rec = features(ctx.layout.root, f)
+    rec = features(ctx.layout.root, f, engine=_engine(ctx))
     return _record_summary(rec, ("rows", "key"))
 
 
@@ -455,7 +472,8 @@ def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping
     _save_config(layout, saved or config)
     ctx = _Context(config=config, layout=layout)
     t0 = time.perf_counter()
-    results = _run_stages(ctx, until)
+    with ctx.stack:  # closes the engine (and a cluster it started) however the stages end
+        results = _run_stages(ctx, until)
     report = RunReport(root=layout.root, stages=tuple(results), until=until, demo=demo, seconds=time.perf_counter() - t0, setup=dict(setup or {}))
     _save_run(layout, report)
     return report

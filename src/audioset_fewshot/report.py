@@ -444,12 +444,19 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         sec.figures.append((name, alt))
         jobs.append(lambda: draw(out_dir / name))
 
+    def section(name: str, title: str, key: str, artifact: str, command: str) -> tuple[_Section, Any]:
+        """The next section of the page, shown from ``data[key]``; while that is absent the
+        section says which command makes ``artifact``."""
+        sec = _Section(name, title)
+        value = data.get(key)
+        if value is None:
+            sec.missing = _missing(artifact, command)
+        sections.append(sec)
+        return sec, value
+
     # -- download -------------------------------------------------------------------
-    dl = _Section("download", "Download")
-    if data.get("download") is None:
-        dl.missing = _missing("the ledger", "audioset-fewshot download")
-    else:
-        d = data["download"]
+    dl, d = section("download", "Download", "download", "the ledger", "audioset-fewshot download")
+    if d is not None:
         total_ok = sum(d["obtained"].values())
         total_fail = sum(d["failures"].values())
         target = sum((data.get("plan") or {}).get("targets", {}).values())
@@ -461,14 +468,10 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         if d["failures"]:
             figure(dl, "failures_by_reason.png", "failures by reason", lambda path: _fig_failures(data, path))
         figure(dl, "availability_by_source.png", "availability per source list", lambda path: _fig_availability(data, path))
-    sections.append(dl)
 
     # -- clips ----------------------------------------------------------------------
-    cl = _Section("clips", "Clips: length and loudness")
-    if data.get("clean") is None:
-        cl.missing = _missing("processed/clean.csv", "audioset-fewshot process --stage clean")
-    else:
-        c = data["clean"]
+    cl, c = section("clips", "Clips: length and loudness", "clean", "processed/clean.csv", "audioset-fewshot process --stage clean")
+    if c is not None:
         cl.body = _table(["verdict:reason", "clips"], sorted(c["verdicts"].items()))
         if data.get("manifest"):
             cl.body = f"<p>{_e(data['manifest']['clips'])} clips of {_e(data['manifest']['classes'])} classes in manifest/clips.csv.</p>" + cl.body
@@ -476,14 +479,11 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
             figure(cl, "clip_lengths.png", "clip length distribution", lambda path: _fig_hist(c["duration_s"], path, title="Clip length", xlabel="seconds"))
         if c["rms_dbfs"]:
             figure(cl, "loudness.png", "loudness distribution", lambda path: _fig_hist(c["rms_dbfs"], path, title="Loudness (RMS)", xlabel="dBFS"))
-    sections.append(cl)
 
     # -- gallery --------------------------------------------------------------------
-    ga = _Section("gallery", "Log-mel gallery")
-    if data.get("features") is None:
-        ga.missing = _missing("processed/features", "audioset-fewshot process --stage features")
-    else:
-        ga.body = f"<p>Features <code>{_e(data['features']['key'])}</code>; one clip per class (first row of each class).</p>"
+    ga, feats = section("gallery", "Log-mel gallery", "features", "processed/features", "audioset-fewshot process --stage features")
+    if feats is not None:
+        ga.body = f"<p>Features <code>{_e(feats['key'])}</code>; one clip per class (first row of each class).</p>"
 
         def gallery(path: Path, sec: _Section = ga) -> None:
             shown, total = _fig_gallery(layout, data, path)
@@ -494,14 +494,10 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
                 sec.body += f"<p>Showing {shown} of {total} classes (alphabetical).</p>"
 
         figure(ga, "logmel_gallery.png", "log-mel gallery", gallery)
-    sections.append(ga)
 
     # -- splits ---------------------------------------------------------------------
-    sp = _Section("splits", "Meta-splits and leakage")
-    if data.get("splits") is None:
-        sp.missing = _missing("splits.json", "audioset-fewshot splits")
-    else:
-        s = data["splits"]
+    sp, s = section("splits", "Meta-splits and leakage", "splits", "splits.json", "audioset-fewshot splits")
+    if s is not None:
         rows = []
         for n in ("train", "val", "test"):
             mids = s["classes"].get(n, [])
@@ -525,14 +521,10 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
             sp.body += f"; splits hash <code>{_e(str(s['hash'])[:16])}</code>"
         sp.body += "</p>"
         figure(sp, "splits.png", "split sizes and leakage", lambda path: _fig_splits(data, path))
-    sections.append(sp)
 
     # -- baseline ---------------------------------------------------------------------
-    ev_sec = _Section("baseline", "Baseline accuracy")
-    ev = data.get("evaluate")
-    if ev is None:
-        ev_sec.missing = _missing("eval/results.json", "audioset-fewshot evaluate")
-    else:
+    ev_sec, ev = section("baseline", "Baseline accuracy", "evaluate", "eval/results.json", "audioset-fewshot evaluate")
+    if ev is not None:
         acc, ci, n_way = _accuracy(ev)
         line = f"{100 * acc:.1f}% \u00b1 {100 * ci:.1f}% (95% CI)"
         flat = {**ev, **(ev.get("result") if isinstance(ev.get("result"), Mapping) else {})}
@@ -569,7 +561,6 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         )
         ev_sec.body += "<p>95% CI = 1.96 \u00b7 std / \u221aT over the T test episodes; checkpoints chosen on validation episodes.</p>"
         figure(ev_sec, "results.png", "accuracy of every method with 95% CIs", lambda path: _fig_results(table, path))
-    sections.append(ev_sec)
 
     # -- side by side: log-mels vs the release's VGGish embeddings (only when compared) ----
     sbs = data.get("side_by_side")
@@ -587,18 +578,15 @@ def _sections(layout: DatasetLayout, data: dict[str, Any], out_dir: Path) -> lis
         sections.append(sb)
 
     # -- attribution --------------------------------------------------------------------
-    at = _Section("attribution", "Creative Commons clips (sample)")
-    cc = (data.get("download") or {}).get("cc_examples") or []
-    if data.get("download") is None:
-        at.missing = _missing("the ledger", "audioset-fewshot download")
-    elif not cc:
+    at, d = section("attribution", "Creative Commons clips (sample)", "download", "the ledger", "audioset-fewshot download")
+    cc = (d or {}).get("cc_examples") or []
+    if d is not None and not cc:
         at.body = "<p>No obtained clip carries a Creative Commons licence.</p>"
-    else:
+    elif cc:
         at.body = _table(
             ["YouTube ID", "start (s)", "class", "title", "uploader", "licence"],
             [[r["ytid"], r["start_s"], names.get(r["owner_mid"], r["owner_mid"]), r["title"], r["uploader"], r["license"]] for r in cc],
         )
-    sections.append(at)
 
     for job in progress(jobs, desc="report figures", unit="fig"):
         job()

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audioset_fewshot._io import json_fields
 from audioset_fewshot.config import SOURCES, MetadataConfig, SelectionConfig
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.metadata.ontology import Ontology
@@ -59,18 +60,7 @@ class SelectedClass:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mid": self.mid,
-            "name": self.name,
-            "quality": self.quality,
-            "num_rated": self.num_rated,
-            "num_true": self.num_true,
-            "top_level": self.top_level,
-            "top_level_name": self.top_level_name,
-            "flags": list(self.flags),
-            "candidates": dict(self.candidates) if self.candidates is not None else None,
-            "note": self.note,
-        }
+        return json_fields(self)
 
 
 @dataclass(frozen=True, eq=False)

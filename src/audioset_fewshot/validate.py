@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path, PurePosixPath
+from typing import TypeGuard
 
 from audioset_fewshot.errors import ValidationError
 
@@ -19,26 +20,32 @@ _MID_RE = re.compile(r"/[a-z]/[A-Za-z0-9_]+")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
-def is_youtube_id(value: object) -> bool:
-    return isinstance(value, str) and value.isascii() and _YTID_RE.fullmatch(value) is not None
+def _matches(value: object, pattern: re.Pattern[str]) -> TypeGuard[str]:
+    return isinstance(value, str) and value.isascii() and pattern.fullmatch(value) is not None
+
+
+def _valid(pattern: re.Pattern[str], value: object, what: str, expected: str) -> str:
+    if _matches(value, pattern):
+        return value
+    raise ValidationError(f"invalid {what} {value!r}: expected {expected}")
+
+
+def is_youtube_id(value: object) -> TypeGuard[str]:
+    return _matches(value, _YTID_RE)
 
 
 def valid_youtube_id(value: object) -> str:
     """Return ``value`` if it is a well-formed YouTube ID, else raise ValidationError."""
-    if not is_youtube_id(value):
-        raise ValidationError(f"invalid YouTube ID {value!r}: expected exactly 11 characters of A-Z, a-z, 0-9, '_' or '-'")
-    return value  # type: ignore[return-value]
+    return _valid(_YTID_RE, value, "YouTube ID", "exactly 11 characters of A-Z, a-z, 0-9, '_' or '-'")
 
 
-def is_mid(value: object) -> bool:
-    return isinstance(value, str) and value.isascii() and _MID_RE.fullmatch(value) is not None
+def is_mid(value: object) -> TypeGuard[str]:
+    return _matches(value, _MID_RE)
 
 
 def valid_mid(value: object) -> str:
     """Return ``value`` if it looks like an AudioSet/Freebase MID (``/m/09x0r``, ``/t/dd00088``)."""
-    if not is_mid(value):
-        raise ValidationError(f"invalid class id {value!r}: expected a MID such as '/m/09x0r'")
-    return value  # type: ignore[return-value]
+    return _valid(_MID_RE, value, "class id", "a MID such as '/m/09x0r'")
 
 
 def valid_segment_times(start_s: float, end_s: float) -> tuple[float, float]:
@@ -51,9 +58,7 @@ def valid_segment_times(start_s: float, end_s: float) -> tuple[float, float]:
 
 
 def valid_sha256(value: object) -> str:
-    if not (isinstance(value, str) and _SHA256_RE.fullmatch(value)):
-        raise ValidationError(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
-    return value
+    return _valid(_SHA256_RE, value, "sha256", "64 lowercase hex digits")
 
 
 def mid_slug(mid: str) -> str:

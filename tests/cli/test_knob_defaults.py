@@ -17,7 +17,7 @@ from audioset_fewshot.cli._common import KnobOption, _config_value, flag_of
 from audioset_fewshot.config import Config, render_config
 
 # config-only knobs: no command has a flag for them (their names clash with other flags or need a file)
-CONFIG_ONLY = {"metadata.urls", "download.canary_ids", "download.format"}
+CONFIG_ONLY = {"metadata.urls", "download.canary_ids", "download.format", "download.extractor_args", "download.ytdlp", "download.sessions"}
 # commands that read no config: serve-demo's --seed and --cache-dir are the demo catalogue's and its media cache
 NO_CONFIG = {"serve-demo"}
 

@@ -32,8 +32,9 @@ YOUTUBE_MESSAGES = [
         R.RATE_LIMITED,
     ),
     ("ERROR: [youtube] abcdefghijk: This video is DRM protected", R.DRM),
-    ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats for a list of available formats", R.EXTRACTOR_BROKEN),
-    ("WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default", R.EXTRACTOR_BROKEN),
+    ("ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats for a list of available formats", R.FORMAT_UNAVAILABLE),
+    ("WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default", R.JS_MISSING),
+    ("ERROR: [youtube] abcdefghijk: All player responses are invalid. Your IP is likely being blocked by Youtube", R.IP_BLOCKED),
     ("ERROR: [youtube] abcdefghijk: The following content is not available on this app.. Watch on the latest version of YouTube.", R.EXTRACTOR_BROKEN),
     ("ERROR: [youtube] abcdefghijk: This video is only available to Music Premium members", R.MEMBERS_ONLY),
     ("ERROR: [youtube] abcdefghijk: This video requires payment to watch", R.MEMBERS_ONLY),
@@ -132,6 +133,6 @@ def test_reason_families() -> None:
     assert R.ORIGIN_REASONS == {"corrupt", "short", "silent", "in-no-origin"}
     assert R.LOCAL == {"ffmpeg-error", "qc-reject"} | R.ORIGIN_REASONS
     assert not (R.PERMANENT & R.TRANSIENT) and not (R.PERMANENT & R.LOCAL) and not (R.TRANSIENT & R.LOCAL)
-    assert R.PAUSE_REASONS == {"rate-limited", "bot-check", "http-429"}
+    assert R.PAUSE_REASONS == {"rate-limited", "bot-check", "http-429", "ip-blocked"}
     assert R.is_permanent("private") and not R.is_permanent("rate-limited") and not R.is_permanent(None)
     assert R.should_pause("bot-check") and not R.should_pause("network")

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from audioset_fewshot._io import atomic_open, atomic_write_text, remove_stray_temps, sha256_file
+from audioset_fewshot._io import atomic_open, atomic_write_text, remove_stray_temps, sha256_file, write_text_if_changed
 from audioset_fewshot.errors import ValidationError
 from audioset_fewshot.layout import DatasetLayout
-from audioset_fewshot.validate import mid_from_slug, mid_slug, safe_relpath, valid_mid, valid_segment_times, valid_youtube_id
+from audioset_fewshot.validate import mid_from_slug, mid_slug, safe_relpath, valid_mid, valid_segment_times, valid_sha256, valid_youtube_id
 
 
 def test_atomic_write_leaves_old_file_on_error(tmp_path: Path) -> None:
@@ -31,6 +32,16 @@ def test_atomic_write_gets_the_umask_mode(tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_write_text_if_changed_leaves_an_equal_file_alone(tmp_path: Path) -> None:
+    target = tmp_path / "t.csv"
+    assert write_text_if_changed(target, "a,b\r\n1,2\r\n")
+    os.utime(target, ns=(1, 1))
+    assert not write_text_if_changed(target, "a,b\r\n1,2\r\n")
+    assert target.stat().st_mtime_ns == 1
+    assert write_text_if_changed(target, "a,b\n1,2\n")  # a newline change is a change
+    assert target.read_bytes() == b"a,b\n1,2\n"
 
 
 def test_remove_stray_temps(tmp_path: Path) -> None:
@@ -78,6 +89,17 @@ def test_mid_slug_round_trip() -> None:
         assert mid_from_slug(mid_slug(mid)) == mid
     with pytest.raises(ValidationError):
         valid_mid("../../etc")
+
+
+def test_validators_name_what_was_expected() -> None:
+    assert valid_mid("/t/dd00088") == "/t/dd00088"
+    assert valid_sha256("ab" * 32) == "ab" * 32
+    with pytest.raises(ValidationError, match="invalid class id 'm/09x0r': expected a MID"):
+        valid_mid("m/09x0r")
+    with pytest.raises(ValidationError, match="invalid sha256 'AB.*': expected 64 lowercase hex digits"):
+        valid_sha256("AB" * 32)
+    with pytest.raises(ValidationError, match="invalid YouTube ID 12: expected exactly 11 characters"):
+        valid_youtube_id(12)
 
 
 def test_segment_times() -> None:

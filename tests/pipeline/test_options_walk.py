@@ -27,7 +27,18 @@ SPECIAL: dict[str, Any] = {
     "download.cookies_from_browser": None,  # exclusive with cookies, which the walk sets
     "download.cookies": "/tmp/cookies.txt",
     "download.origins": ["youtube", "/tmp/audioset-copy"],
+    "download.proxy": "http://127.0.0.1:3128",
+    "download.js_runtimes": ["node"],
+    "download.remote_components": ["ejs:github"],
+    "download.extractor_args": {"youtube": {"player_client": ["mweb"]}},
+    "download.ytdlp": {"geo_bypass": False},
+    "download.sessions": [],  # exclusive with download.cookies, which the walk sets
     "features.kind": "logmel",  # the default; vggish-release takes another branch (no audio stages)
+    "cluster.engine": "dask",
+    "cluster.address": "tcp://127.0.0.1:8786",
+    "cluster.jobqueue": None,  # exclusive with address, which the walk sets
+    "cluster.job_memory": "16GB",
+    "cluster.job_walltime": "02:00:00",
     "metadata.urls": {"balanced": "http://127.0.0.1:1/b.csv", "eval": "http://127.0.0.1:1/e.csv", "unbalanced": "http://127.0.0.1:1/u.csv"},
 }
 # a stage function that takes keywords instead of the section: config field -> its keyword
@@ -35,7 +46,9 @@ KEYWORD = {"normalize.mode": "norm"}
 # fields that are not any stage's business in run (and why)
 NOT_RUN: dict[str, str] = {
     "download.cookies_from_browser": "exclusive with download.cookies; the download section is passed whole",
+    "download.sessions": "exclusive with download.cookies; the download section is passed whole",
     "features.kind": "chooses the branch (log-mel or the VGGish release); the features section is passed whole",
+    "cluster.jobqueue": "exclusive with cluster.address; the cluster section is passed whole",
 }
 
 
@@ -114,6 +127,8 @@ TARGETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "splits": ("audioset_fewshot.splits", "build_splits", ("splits",)),
     "episodes": ("audioset_fewshot.episodes", "write_episodes", ("episodes",)),
     "evaluate": ("audioset_fewshot.evaluate", "evaluate", ("evaluate", "normalize")),
+    # the run's engine is opened from the cluster section when the first stage needs it
+    "clean:engine": ("audioset_fewshot.engine", "open_engine", ("cluster",)),
 }
 
 
@@ -140,6 +155,11 @@ def test_every_field_of_every_section_reaches_its_stage(monkeypatch: pytest.Monk
         monkeypatch.setattr(importlib.import_module(module), func, _recorder)
         ctx = pipeline._Context(config=cfg, layout=DatasetLayout(tmp_path))
         ctx.values.update(plan=object(), episodes=object())
+        stage, _, hook = stage.partition(":")
+        if not hook:  # the stage's own function is the recorder: no engine is opened
+            from audioset_fewshot.engine import LOCAL
+
+            ctx.values["engine"] = LOCAL
         if stage != "selection":
             ctx.values["selection"] = object()
         with pytest.raises(_Called) as caught:

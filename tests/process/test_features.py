@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import librosa
 import numpy as np
 import pytest
 
@@ -7,8 +8,6 @@ from audioset_fewshot.config import FeaturesOptions, PackOptions
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.process import clean, features, load_features, log_mel, mel_filterbank, pack
 from audioset_fewshot.process.features import hz_to_mel, mel_to_hz
-
-librosa = pytest.importorskip("librosa")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from audioset_fewshot.release.tfrecord import frame
 from audioset_fewshot.release.writer import write_tar_gz
 
 from .conftest import SmallRelease
+
+if TYPE_CHECKING:
+    from audioset_fewshot.engine import DaskEngine
 
 
 def _keys(segs):
@@ -158,3 +162,19 @@ def test_pack_release_packs_every_record_in_one_pass_as_pack_rows_does(small_rel
     for name in (EMBEDDINGS_FILE, MASK_FILE):
         assert (tmp_path / "all" / name).read_bytes() == (tmp_path / "rows" / name).read_bytes() == (tmp_path / "all-tar" / name).read_bytes()
     assert np.array_equal(idx_t.start_ms, idx.start_ms)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_embeddings_pack_on_dask_is_byte_identical_to_the_local_pool(small_release: SmallRelease, dask_engine: DaskEngine, tmp_path: Path) -> None:
+    """The release embeddings pack as Dask tasks (one per release file, or per tar member
+    read by the driver) writes the bytes the local pool writes."""
+    index = index_release(small_release.folder, workers=1)
+    rows = np.arange(0, len(index.ytid), 3)[::-1]  # every third record, in reverse: rows cross files
+    for source in (small_release.folder, small_release.tar_gz):
+        rel = open_release(source)
+        local, dask = tmp_path / f"local-{rel.kind}", tmp_path / f"dask-{rel.kind}"
+        pack_rows(index, rows, local, workers=2, release=rel)
+        pack_rows(index, rows, dask, workers=2, release=rel, engine=dask_engine)
+        for name in ("embeddings.u8", "mask.u8"):
+            assert (local / name).read_bytes() == (dask / name).read_bytes(), (source, name)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioset_fewshot.config import load_config
+from audioset_fewshot.config import EvaluateConfig, load_config
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.clips import ManifestRow, write_clips
 from audioset_fewshot.pipeline import RAN, SKIPPED, UP_TO_DATE, run
@@ -276,7 +276,7 @@ def test_side_by_side_scores_both_feature_sets_on_the_same_episodes(built: Built
     em = load_features(root)
     lm = _logmels_of(em, root)
     episodes = next(layout.episodes_dir.glob("test_*.jsonl"))
-    res = side_by_side(root, episodes=episodes, logmel=lm, embeddings=em, method="nearest-centroid", k_shot=1, q_query=5)
+    res = side_by_side(root, episodes=episodes, options=EvaluateConfig(k_shot=1, q_query=5), logmel=lm, embeddings=em, method="nearest-centroid")
     assert res.clips_common == len(lm.index) < len(em.index)  # type: ignore[attr-defined]
     assert 0 < res.episodes_used < res.episodes_total == 200
     assert res.logmel.kind == "logmel" and res.embeddings.kind == "vggish-release"

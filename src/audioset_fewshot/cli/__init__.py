@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("audioset_fewshot.cli.merge", "Merge shard roots into one root and manifest."),
     "export": ("audioset_fewshot.cli.export", "Export the Creative Commons clips with attribution."),
     "process": ("audioset_fewshot.cli.process", "Clean, pack and compute log-mel features."),
+    "cluster": ("audioset_fewshot.cli.cluster", "Check the Dask cluster (doctor) or print a worker job's script (script)."),
     "splits": ("audioset_fewshot.cli.splits", "Class-disjoint meta-splits with a leakage policy."),
     "episodes": ("audioset_fewshot.cli.episodes", "Write fixed evaluation episodes (JSONL)."),
     "evaluate": ("audioset_fewshot.cli.evaluate", "Train and evaluate a baseline meta-learner."),

@@ -9,6 +9,7 @@ true default shown.  A command collects the knobs given on the command line
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -71,11 +72,6 @@ def hold_root_for_command(root: Path | str) -> None:
     ctx.with_resource(hold_root(root, force=bool(ctx.meta.get(FORCE_ROOT))))
 
 
-def metadata_dir_option(func: F) -> F:
-    """The ``metadata.metadata_dir`` knob (a folder that must exist)."""
-    return knob("metadata.metadata_dir")(func)
-
-
 def origin_option(func: F) -> F:
     """The ``download.origins`` knob, one ``--origin`` per origin."""
     return knob(
@@ -83,6 +79,16 @@ def origin_option(func: F) -> F:
         flag="--origin",
         help="Where clips come from, in order (repeatable; replaces download.origins): youtube, a local path or an fsspec URL.",
     )(func)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """``--format``: the output format, ``choices[0]`` by default."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True, help="Output format.")
+
+
+def echo_json(data: object) -> None:
+    """A command's ``--format json`` output: indented, keys sorted."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 def keys_in_file(config_path: Path | None) -> set[str]:
@@ -118,6 +124,17 @@ def resolve_config(config_path: Path | None, overrides: Mapping[str, Any]) -> Co
     return without_redacted(load_config(config_path, clean))
 
 
+def root_config(config_path: Path | None, root: Path | None, knob_values: Mapping[str, Any] | None = None, *, hold: bool = False) -> Config:
+    """The config of a command on a root: :func:`resolve_config` with ``root`` and the
+    knobs given on the command line (:func:`given_knobs` of ``knob_values``).
+    ``hold=True``: the command writes under the root, which is checked, locked and
+    marked first (:func:`hold_root_for_command`)."""
+    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values or {})})
+    if hold:
+        hold_root_for_command(cfg.root)
+    return cfg
+
+
 # ---------------------------------------------------------------------------------------
 # knobs: click options generated from the config fields
 
@@ -130,17 +147,29 @@ def _section_keys(section: str, *, leave_out: tuple[str, ...] = ()) -> tuple[str
 
 
 # The knobs of each section a command exposes (config-only knobs are left out: the
-# metadata URLs, the doctor's canary list, and the yt-dlp format selector, whose flag
-# would clash with the commands' output --format).
+# metadata URLs, the doctor's canary list, the yt-dlp format selector, whose flag
+# would clash with the commands' output --format, and the structured yt-dlp knobs:
+# extractor arguments, the YoutubeDL passthrough and the sessions).
 SELECTION_KEYS = _section_keys("selection")
 PLAN_KEYS = _section_keys("plan")
-DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins"))  # origins: --origin
+DOWNLOAD_KEYS = _section_keys("download", leave_out=("canary_ids", "format", "origins", "extractor_args", "ytdlp", "sessions"))  # origins: --origin
 CLEAN_KEYS = _section_keys("clean")
 PACK_KEYS = _section_keys("pack")
 FEATURES_KEYS = _section_keys("features")
 SPLITS_KEYS = _section_keys("splits")
 EPISODES_KEYS = _section_keys("episodes")
 EVALUATE_KEYS = _section_keys("evaluate")
+CLUSTER_KEYS = _section_keys("cluster")
+# cluster knobs whose plain flag would clash with another section's (--workers, --timeout-s)
+_CLUSTER_FLAGS = {"cluster.workers": "--cluster-workers", "cluster.timeout_s": "--cluster-timeout-s"}
+
+
+def cluster_options(func: F) -> F:
+    """The ``cluster`` section's knobs (``--engine dask --address tcp://HOST:8786``, ...)."""
+    for key in reversed(CLUSTER_KEYS):
+        func = knob(key, flag=_CLUSTER_FLAGS.get(key))(func)
+    return func
+
 
 # Click settings a knob's field cannot say (paths that must exist).
 _KNOB_CLICK: dict[str, dict[str, Any]] = {

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import SELECTION_KEYS, config_option, given_knobs, knob, knobs, metadata_dir_option, resolve_config
+from audioset_fewshot.cli._common import SELECTION_KEYS, config_option, format_option, given_knobs, knob, knobs, resolve_config
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.errors import MetadataError
 from audioset_fewshot.selection import ClassSelection, select_from_config
@@ -30,10 +30,10 @@ from audioset_fewshot.selection import ClassSelection, select_from_config
 @knobs(*SELECTION_KEYS)
 @click.option("--explain", "explain", default=None, metavar="NAME", help="Say why this class is in or out, then stop.")
 @click.option("--all", "show_all", is_flag=True, help="Also list every class left out, with the reason.")
-@metadata_dir_option
+@knob("metadata.metadata_dir")
 @knob("plan.sources", help="Segment lists to count candidates in (repeatable or comma-separated).")
 @click.option("--no-counts", is_flag=True, help="Do not read the segment lists (no candidate counts).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True, help="Output format.")
+@format_option("table", "json", "csv")
 def command(config_path: Path | None, explain: str | None, show_all: bool, no_counts: bool, fmt: str, **knob_values: Any) -> None:
     """Choose AudioSet classes: leaf, not blacklisted or abstract, QA rate at
     least the minimum quality; say why any class is in or out.

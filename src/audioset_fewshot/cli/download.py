@@ -8,17 +8,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import (
-    DOWNLOAD_KEYS,
-    config_option,
-    given_knobs,
-    hold_root_for_command,
-    knobs,
-    metadata_dir_option,
-    origin_option,
-    resolve_config,
-    root_option,
-)
+from audioset_fewshot.cli._common import DOWNLOAD_KEYS, config_option, given_knobs, hold_root_for_command, knobs, origin_option, resolve_config, root_option
 from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -27,8 +17,7 @@ from audioset_fewshot.layout import DatasetLayout
 @click.command(name="download")
 @config_option
 @root_option
-@metadata_dir_option
-@knobs(*DOWNLOAD_KEYS, "plan.shard")
+@knobs("metadata.metadata_dir", *DOWNLOAD_KEYS, "plan.shard")
 @origin_option
 def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> None:
     """Download the plan of ROOT (built from the config first when missing or changed).

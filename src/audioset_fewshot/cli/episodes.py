@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import EPISODES_KEYS, config_option, given_knobs, hold_root_for_command, knobs, resolve_config, root_option
+from audioset_fewshot.cli._common import EPISODES_KEYS, config_option, knobs, root_config, root_option
 from audioset_fewshot.episodes import write_episodes
 
 
@@ -18,8 +18,7 @@ from audioset_fewshot.episodes import write_episodes
 @click.option("--force", is_flag=True, help="Rewrite the file even when it is up to date.")
 def command(config_path: Path | None, root: Path | None, force: bool, **knob_values: Any) -> None:
     """Draw seeded, guard-checked episodes from ROOT/splits.json into ROOT/episodes/."""
-    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
-    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
+    cfg = root_config(config_path, root, knob_values, hold=True)  # the root checked, locked and marked before anything is written
     ec = cfg.episodes
     rec = write_episodes(Path(cfg.root), split=ec.split, n_way=ec.n_way, k_shot=ec.k_shot, q_query=ec.q_query, count=ec.count, seed=ec.seed, force=force)
     click.echo(

@@ -70,18 +70,5 @@ def command(config_path: Path | None, root: Path | None, force: bool, compare_re
         from audioset_fewshot.compare import add_release_features, side_by_side
 
         key = add_release_features(root_path, release=compare_release, workers=cfg.pack.workers)
-        both = side_by_side(
-            root_path,
-            episodes=episodes,
-            embeddings=key,
-            method=results[0].method,
-            n_way=ev.n_way,
-            k_shot=ev.k_shot,
-            q_query=ev.q_query,
-            steps=ev.steps,
-            learning_rate=ev.learning_rate,
-            seed=ev.seed,
-            norm=cfg.normalize.mode,
-            threads=ev.threads,
-        )
+        both = side_by_side(root_path, episodes=episodes, options=ev, embeddings=key, method=results[0].method, norm=cfg.normalize.mode)
         click.echo(both.summary())

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, echo_json, format_option, root_config, root_option
 
 
 @click.command(name="manifest")
 @config_option
 @root_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@format_option("text", "json")
 def command(config_path: Path | None, root: Path | None, fmt: str) -> None:
     """Write clips.csv, by_class/, unavailable.csv, lock.json and provenance.csv.
 
@@ -21,11 +20,10 @@ def command(config_path: Path | None, root: Path | None, fmt: str) -> None:
     unchanged ledger rewrites nothing."""
     from audioset_fewshot.manifest.build import build_manifest
 
-    cfg = resolve_config(config_path, {"root": root})
-    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
+    cfg = root_config(config_path, root, hold=True)  # the root checked, locked and marked before anything is written
     rec = build_manifest(Path(cfg.root))
     if fmt == "json":
-        click.echo(json.dumps(rec.to_dict(), indent=2, sort_keys=True))
+        echo_json(rec.to_dict())
         return
     state = f"{len(rec.written)} file(s) written" if rec.written else "up to date"
     click.echo(f"manifest of {rec.root}: {rec.clips} clips in {rec.classes} classes, {rec.unavailable} unavailable ({state})")

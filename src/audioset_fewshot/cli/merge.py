@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import force_root_option, hold_root_for_command
+from audioset_fewshot.cli._common import echo_json, force_root_option, format_option, hold_root_for_command
 
 
 @click.command(name="merge")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--into", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder of the merged root (empty, or an earlier merge).")
 @force_root_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@format_option("text", "json")
 def command(roots: tuple[Path, ...], into: Path, fmt: str) -> None:
     """Combine the ledgers and files of ROOTS (in priority order) into one root and
     one manifest; clips present in several roots are resolved deterministically."""
@@ -25,7 +24,7 @@ def command(roots: tuple[Path, ...], into: Path, fmt: str) -> None:
     hold_root_for_command(into)
     rep = merge_roots(list(roots), into=into)
     if fmt == "json":
-        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        echo_json(rep.to_dict())
         return
     click.echo(f"merged {len(rep.roots)} root(s) into {rep.into}: {rep.clips} clips")
     for r, n in rep.from_root.items():

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, knob, root_config, root_option
 
 
 @click.command(name="origins")
@@ -15,7 +15,7 @@ from audioset_fewshot.cli._common import config_option, given_knobs, metadata_di
 @click.argument("paths", nargs=-1, required=True)
 @config_option
 @root_option
-@metadata_dir_option
+@knob("metadata.metadata_dir")
 @click.option(
     "--origin-layout",
     "layout",
@@ -35,7 +35,7 @@ def command(action: str, paths: tuple[str, ...], config_path: Path | None, root:
     from audioset_fewshot.metadata import read_segments, resolve_segment_files
     from audioset_fewshot.plan import read_plan
 
-    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
+    cfg = root_config(config_path, root, knob_values)
     segments: dict[str, dict[str, float]] = {}
     for source in cfg.plan.sources:
         try:

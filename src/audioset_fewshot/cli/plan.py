@@ -7,17 +7,7 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import (
-    PLAN_KEYS,
-    SELECTION_KEYS,
-    config_option,
-    given_knobs,
-    hold_root_for_command,
-    knobs,
-    metadata_dir_option,
-    resolve_config,
-    root_option,
-)
+from audioset_fewshot.cli._common import PLAN_KEYS, SELECTION_KEYS, config_option, knobs, root_config, root_option
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.plan import plan_from_config, write_plan
 
@@ -25,12 +15,10 @@ from audioset_fewshot.plan import plan_from_config, write_plan
 @click.command(name="plan")
 @config_option
 @root_option
-@metadata_dir_option
-@knobs(*PLAN_KEYS, *SELECTION_KEYS)
+@knobs("metadata.metadata_dir", *PLAN_KEYS, *SELECTION_KEYS)
 def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> None:
     """Write ROOT/plan/plan.csv + plan.json: every owned candidate of each class in a seeded order."""
-    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
-    hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
+    cfg = root_config(config_path, root, knob_values, hold=True)  # the root checked, locked and marked before anything is written
     layout = DatasetLayout(Path(cfg.root))
     plan = plan_from_config(cfg)
     written = write_plan(plan, layout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,9 @@ import click
 from audioset_fewshot.cli._common import (
     DOWNLOAD_KEYS,
     config_option,
+    echo_json,
     force_root_option,
+    format_option,
     given_knobs,
     hold_root_for_command,
     knobs,
@@ -27,7 +28,7 @@ from audioset_fewshot.cli._common import (
 @config_option
 @knobs(*DOWNLOAD_KEYS)
 @origin_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@format_option("text", "json")
 @click.pass_context
 def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | None, fmt: str, **knob_values: Any) -> None:
     """Download the clips of MANIFEST (a clips.csv or a root) into ROOT with the
@@ -41,7 +42,7 @@ def command(ctx: click.Context, manifest: Path, root: Path, config_path: Path | 
     hold_root_for_command(root)  # the destination: checked, locked and marked before anything is written
     rep = rebuild(manifest, root, cfg.download)
     if fmt == "json":
-        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        echo_json(rep.to_dict())
         ctx.exit(0 if rep.identical else 1)
     click.echo(f"rebuilt {len(rep.same) + len(rep.different)}/{rep.listed} clips into {rep.root}: {len(rep.same)} hash the same, {len(rep.different)} differ")
     for cid, reason in sorted(rep.unavailable.items()):

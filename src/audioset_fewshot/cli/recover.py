@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, hold_root_for_command, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, root_config, root_option
 
 
 @click.command(name="recover")
@@ -19,8 +19,7 @@ def command(config_path: Path | None, root: Path | None, force: bool) -> None:
     files and manifest/unavailable.csv; the damaged ledger is kept beside it."""
     from audioset_fewshot.manifest.recover import recover
 
-    cfg = resolve_config(config_path, {"root": root})
-    hold_root_for_command(cfg.root)
+    cfg = root_config(config_path, root, hold=True)  # the root checked, locked and marked before anything is written
     rep = recover(Path(cfg.root), force=force)
     if rep.moved_to is not None:
         click.echo(f"the damaged ledger is kept as {rep.moved_to}")

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import (
-    config_option,
-    hold_root_for_command,
-    resolve_config,
-    root_option,
-)
+from audioset_fewshot.cli._common import config_option, hold_root_for_command, root_config, root_option
 from audioset_fewshot.errors import UsageError
 
 
@@ -23,7 +18,7 @@ def command(config_path: Path | None, root: Path | None, force: bool) -> None:
     """Write ROOT/report/index.html (with PNG figures beside it) from the artifacts present."""
     from audioset_fewshot.report import write_report
 
-    cfg = resolve_config(config_path, {"root": root})
+    cfg = root_config(config_path, root)
     root_dir = Path(cfg.root)
     if not root_dir.is_dir():
         raise UsageError(f"dataset root {root_dir} does not exist; pass --root DIR or run 'audioset-fewshot run' first")

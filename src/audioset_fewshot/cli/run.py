@@ -13,11 +13,12 @@ from typing import Any
 import click
 
 from audioset_fewshot.cli._common import (
+    cluster_options,
     config_option,
     given_knobs,
     hold_root_for_command,
+    knob,
     knobs,
-    metadata_dir_option,
     origin_option,
     resolve_config,
     root_option,
@@ -38,9 +39,10 @@ DEMO_ROOT = "audioset-fewshot-demo"
     default=None,
     help="Demo only: folder of generated demo media to reuse (default $AUDIOSET_FEWSHOT_DEMO_MEDIA, else ROOT/.demo-media).",
 )
-@metadata_dir_option
+@knob("metadata.metadata_dir")
 @knobs("download.base_url", "download.cookies", "download.max_per_hour", "download.max_pauses", "download.min_free", "features.kind", "features.release")
 @origin_option
+@cluster_options
 def command(config_path: Path | None, root: Path | None, demo: bool, until: str | None, media_cache: Path | None, **knob_values: Any) -> None:
     """Run the pipeline: selection, plan, download, manifest, clean, pack, features,
     splits, episodes, evaluate, report.  Each stage reruns only when its inputs or

@@ -7,7 +7,6 @@ candidate segment of the metadata, and writes nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,12 @@ from audioset_fewshot.cli._common import (
     SELECTION_KEYS,
     SPLITS_KEYS,
     config_option,
+    echo_json,
+    format_option,
     given_knobs,
     hold_root_for_command,
     knob,
     knobs,
-    metadata_dir_option,
     resolve_config,
     root_option,
 )
@@ -55,10 +55,9 @@ def render_table(splits: MetaSplits, *, report: bool) -> str:
 @click.command(name="splits")
 @config_option
 @root_option
-@metadata_dir_option
-@knobs(*SPLITS_KEYS)
+@knobs("metadata.metadata_dir", *SPLITS_KEYS)
 @click.option("--report", is_flag=True, help="Show the leakage before and after the policy, and the classes of each split.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="Output format.")
+@format_option("table", "json")
 @click.option("--force", is_flag=True, help="Rewrite splits.json even when it is up to date.")
 @knob("plan.sources", help="With --metadata-dir: segment lists to use (repeatable).")
 @knobs(*SELECTION_KEYS)
@@ -88,7 +87,7 @@ def command(config_path: Path | None, root: Path | None, report: bool, fmt: str,
         splits = build_splits(layout.root, seed=sc.seed, ratios=sc.ratios, leakage=sc.leakage, group=grp, force=force)
         where = str(layout.splits_json)
     if fmt == "json":
-        click.echo(json.dumps(splits.to_dict(include_pools=False), sort_keys=True, indent=2))
+        echo_json(splits.to_dict(include_pools=False))
         return
     click.echo(where)
     click.echo(render_table(splits, report=report))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import config_option, given_knobs, metadata_dir_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, echo_json, format_option, knob, root_config, root_option
 
 
 def _reasons(counts: dict[str, int]) -> str:
@@ -34,8 +33,8 @@ def _saved_metadata_dir(root: Path) -> str | None:
 @click.command(name="status")
 @config_option
 @root_option
-@metadata_dir_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
+@knob("metadata.metadata_dir")
+@format_option("table", "json")
 def command(config_path: Path | None, root: Path | None, fmt: str, **knob_values: Any) -> None:
     """Where the download of ROOT stands (reads the plan and the ledger only).
 
@@ -43,12 +42,12 @@ def command(config_path: Path | None, root: Path | None, fmt: str, **knob_values
     per list is shown against the release's header counts."""
     from audioset_fewshot.manifest.status import dataset_status, read_headers
 
-    cfg = resolve_config(config_path, {"root": root, **given_knobs(knob_values)})
+    cfg = root_config(config_path, root, knob_values)
     meta_dir = cfg.metadata.metadata_dir or _saved_metadata_dir(Path(cfg.root))
     headers = read_headers(meta_dir) if meta_dir else None
     rep = dataset_status(Path(cfg.root), headers=headers)
     if fmt == "json":
-        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        echo_json(rep.to_dict())
         return
     width = max([len(c.name) for c in rep.classes] + [10])
     click.echo(f"{'class':<{width}}  {'mid':<12} {'obtained':>8} {'target':>6} {'pending':>7}  failed (permanent | transient)")

@@ -3,12 +3,11 @@ processed arrays (``--deep``: their content hashes and values); exit 1 on any pr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from audioset_fewshot.cli._common import config_option, resolve_config, root_option
+from audioset_fewshot.cli._common import config_option, echo_json, format_option, root_config, root_option
 from audioset_fewshot.errors import EXIT_ERROR
 
 
@@ -23,7 +22,7 @@ from audioset_fewshot.errors import EXIT_ERROR
     help="clips.csv to check against (default ROOT/manifest/clips.csv).",
 )
 @click.option("--deep", is_flag=True, help="Also read every processed array (pack, features): chunk hashes and non-finite values.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@format_option("text", "json")
 @click.pass_context
 def command(ctx: click.Context, config_path: Path | None, root: Path | None, manifest: Path | None, deep: bool, fmt: str) -> None:
     """Report every missing, corrupt (hash or length) and unexpected file under ROOT/audio,
@@ -33,13 +32,13 @@ def command(ctx: click.Context, config_path: Path | None, root: Path | None, man
     from audioset_fewshot.manifest.verify import verify
     from audioset_fewshot.process.check import verify_processed
 
-    cfg = resolve_config(config_path, {"root": root})
+    cfg = root_config(config_path, root)
     rep = verify(Path(cfg.root), manifest=manifest)
     extra = verify_processed(Path(cfg.root), deep=deep)
     if extra:
         rep = dataclasses.replace(rep, problems=tuple(sorted((*rep.problems, *extra))))
     if fmt == "json":
-        click.echo(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
+        echo_json(rep.to_dict())
     else:
         for p in rep.problems:
             click.echo(f"{p.kind:<15} {p.path}  {p.detail}")

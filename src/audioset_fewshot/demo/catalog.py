@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audioset_fewshot._io import atomic_write_text
+from audioset_fewshot._io import write_text_if_changed
 from audioset_fewshot.validate import valid_youtube_id
 
 if TYPE_CHECKING:
@@ -249,15 +249,6 @@ def render_segment_list(segments: list[DemoSegment] | tuple[DemoSegment, ...]) -
     return "\n".join(lines) + "\n"
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except FileNotFoundError:
-        pass
-    atomic_write_text(path, text)
-
-
 def demo_catalog(segments: tuple[DemoSegment, ...]) -> dict[str, SourceSpec]:
     """``{ytid: SourceSpec}`` for the media server."""
     import hashlib
@@ -299,7 +290,7 @@ def build_demo_metadata(
     files: dict[str, Path] = {}
     for source, name in SEGMENT_FILES.items():
         path = dest / name
-        _write_if_changed(path, render_segment_list([s for s in segments if s.source == source]))
+        write_text_if_changed(path, render_segment_list([s for s in segments if s.source == source]))
         files[source] = path
     catalog = demo_catalog(segments)
     log.info("demo metadata: %d classes, %d segments in %s", len(classes), len(segments), dest)

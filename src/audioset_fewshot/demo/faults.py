@@ -51,7 +51,17 @@ PLAYABILITY_FAULTS: dict[str, dict[str, Any]] = {
 # HTTP status faults on the watch endpoint.
 PAGE_HTTP_FAULTS: dict[str, int] = {"page-403": 403, "page-404": 404, "page-429": 429, "page-500": 500, "page-503": 503}
 # HTTP status faults on the media endpoint.
-MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-429": 429, "media-500": 500, "media-503": 503}
+MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-429": 429, "media-500": 500, "media-503": 503, "media-403-once": 403}
+# Faults that hit only the first request of their kind for the ID, even when set per ID
+# (media-403-once: a media URL refused once, then served: a fresh extraction fixes it).
+ONE_SHOT_FAULTS: frozenset[str] = frozenset({"media-403-once"})
+# Faults in the streaming data of an OK watch answer (:mod:`.player`), each as yt-dlp meets it:
+#   ip-blocked: the answer is for another video (yt-dlp: "All player responses are invalid.
+#     Your IP is likely being blocked by Youtube")
+#   js-challenge: every format URL is behind a signature challenge (signatureCipher), which the
+#     demo extractor, like yt-dlp without a JS runtime, cannot solve
+#   sabr-only: no format has a URL (SABR streaming only), except for the mweb player client
+STREAMING_FAULTS = ("ip-blocked", "js-challenge", "sabr-only")
 # Faults in the media body or the audio itself.
 #   stall: send part of the body, then nothing (until the client gives up or the server stops)
 #   truncated: every media response ends after a third of the bytes it announced
@@ -61,7 +71,9 @@ MEDIA_HTTP_FAULTS: dict[str, int] = {"media-403": 403, "media-404": 404, "media-
 #   no-seek: range requests that do not start at byte 0 get 416 (a server that cannot seek)
 #   ignore-range: the Range header is ignored: every media request gets 200 and the whole file
 MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek", "ignore-range")
-FAULTS: frozenset[str] = frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS)
+FAULTS: frozenset[str] = (
+    frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS) | frozenset(STREAMING_FAULTS)
+)
 
 # The faults that change the media file itself (the rest are answers of the server): the
 # one set the media cache, the player response and the demo's media preparation use.
@@ -69,20 +81,11 @@ SOURCE_FAULTS: frozenset[str] = frozenset({"silence", "short", "corrupt"})
 # Faults drawn at ``fault_rate``: (name, weight, sticky).  Sticky faults hit every
 # request for the ID (the video is gone); the others hit only the first request of
 # their kind, so a retry succeeds, as with YouTube's transient errors.
-_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = (
-    ("unavailable", 0.30, True),
-    ("private", 0.18, True),
-    ("terminated", 0.08, True),
-    ("copyright", 0.05, True),
-    ("age-gated", 0.05, True),
-    ("geo-blocked", 0.04, True),
-    ("members-only", 0.02, True),
-    ("silence", 0.03, True),
-    ("short", 0.03, True),
-    ("page-503", 0.07, False),
-    ("media-500", 0.07, False),
-    ("media-403", 0.05, False),
-    ("truncated", 0.03, False),
+_STICKY_WEIGHTS = {"unavailable": 0.30, "private": 0.18, "terminated": 0.08, "copyright": 0.05, "age-gated": 0.05, "geo-blocked": 0.04,
+                   "members-only": 0.02, "silence": 0.03, "short": 0.03}  # fmt: skip
+_TRANSIENT_WEIGHTS = {"page-503": 0.07, "media-500": 0.07, "media-403": 0.05, "truncated": 0.03}
+_RANDOM_FAULTS: tuple[tuple[str, float, bool], ...] = tuple((name, w, True) for name, w in _STICKY_WEIGHTS.items()) + tuple(
+    (name, w, False) for name, w in _TRANSIENT_WEIGHTS.items()
 )
 
 
@@ -97,7 +100,7 @@ def fault_names() -> list[str]:
 
 
 def _is_watch_fault(fault: str) -> bool:
-    return fault in PLAYABILITY_FAULTS or fault in PAGE_HTTP_FAULTS
+    return fault in PLAYABILITY_FAULTS or fault in PAGE_HTTP_FAULTS or fault in STREAMING_FAULTS
 
 
 _FAULT_STREAM = 201
@@ -152,8 +155,14 @@ class FaultTable:
             if kind == "watch" and self._burst_left > 0:
                 self._burst_left -= 1
                 return self._burst_fault
+            forced = self._forced.get(ytid)
+            if forced in ONE_SHOT_FAULTS:
+                if ("watch" if _is_watch_fault(forced) else "media") != kind or (ytid, forced) in self._transient_used:
+                    return None
+                self._transient_used.add((ytid, forced))
+                return forced
             if ytid in self._forced:
-                return self._forced[ytid]
+                return forced
         fault = self._catalog_fault(ytid)
         if fault is not None:
             return fault

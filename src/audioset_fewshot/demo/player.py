@@ -9,6 +9,7 @@ per :data:`~.media.FORMATS` format.  It is read by
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,18 +25,20 @@ def player_response(
     *,
     media_url: Callable[[int], str],
     cached_size: Callable[[int], int | None],
+    client: str | None = None,
 ) -> dict[str, Any]:
     """The player response of ``ytid`` serving ``audio`` under ``fault``.
 
     ``media_url(itag)`` is the media URL of a format; ``cached_size(itag)`` its size in
     bytes when the file is already encoded (``contentLength`` is given only then: a watch
-    request never waits for an encoder)."""
+    request never waits for an encoder).  ``client``: the player client that asked (the
+    ``sabr-only`` fault spares ``mweb``)."""
     spec, duration = audio.spec, audio.duration_s
     date = spec.upload_date
     iso_date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
     length = str(int(round(duration)))
     details = {
-        "videoId": ytid,
+        "videoId": _other_video(ytid) if fault == "ip-blocked" else ytid,
         "title": spec.title or f"Demo video {ytid}",
         "author": spec.uploader,
         "channelId": spec.channel_id,
@@ -69,10 +72,16 @@ def player_response(
     formats = []
     for f in FORMATS.values():
         size = cached_size(f.itag)
+        if fault == "js-challenge":
+            where: dict[str, str] = {"signatureCipher": urllib.parse.urlencode({"s": "demo-challenge", "sp": "sig", "url": media_url(f.itag)})}
+        elif fault == "sabr-only" and client != "mweb":
+            where = {}
+        else:
+            where = {"url": media_url(f.itag)}
         formats.append(
             {
                 "itag": f.itag,
-                "url": media_url(f.itag),
+                **where,
                 "mimeType": f.mime_type,
                 "bitrate": f.bitrate_bps,
                 **({"contentLength": str(size)} if size is not None else {}),
@@ -83,7 +92,15 @@ def player_response(
             }
         )
     doc["streamingData"] = {"expiresInSeconds": "21540", "adaptiveFormats": formats}
+    if fault == "sabr-only":
+        doc["streamingData"]["serverAbrStreamingUrl"] = media_url(next(iter(FORMATS.values())).itag).split("?")[0] + "?sabr=1"
     return doc
+
+
+def _other_video(ytid: str) -> str:
+    """Another video's ID (an answer for the wrong video: what a blocked address gets)."""
+    other = ytid[::-1]
+    return other if other != ytid else "A" * 11
 
 
 __all__ = ["player_response"]

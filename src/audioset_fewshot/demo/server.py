@@ -10,6 +10,10 @@ Per YouTube ID it serves
   support, serving the files of the media cache (:mod:`.cache`: generated on
   first use from the source's :class:`~.media.SourceSpec`, encoded, kept on disk).
 
+Sessions (:mod:`.budget`): every request is tied to a session (its SID cookie, or
+the proxy it came through); with ``session_budgets`` a session over its budget of
+watch requests is answered like YouTube's rate limit.
+
 Faults (:mod:`.faults`) can be set per ID (catalog, :meth:`MediaServer.set_fault`)
 or drawn for IDs at a seeded rate (``fault_rate``); latency and a per-connection
 bandwidth cap can be added.  Every request is logged (:attr:`MediaServer.requests`).
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audioset_fewshot.demo.budget import SessionBudgets, session_of
 from audioset_fewshot.demo.cache import MediaCache, MediaServerError, source_audio
 from audioset_fewshot.demo.faults import (
     FAULTS,
@@ -84,6 +89,11 @@ class RequestRecord:
     body_bytes: int
     fault: str | None = None
     has_cookie: bool = False  # whether a Cookie header came (its value is never kept)
+    # who asked (:func:`.budget.session_of`: sid:<cookie>, via:<proxy>, guest) and, on a watch
+    # request, the YouTube player client the extractor said it is (the ``c`` parameter)
+    session: str = "guest"
+    player_client: str | None = None
+    user_agent: str | None = None
 
 
 # --- the server -----------------------------------------------------------------------
@@ -123,6 +133,7 @@ class MediaServer:
         max_requests: int = 100_000,
         port: int = 0,
         socket_timeout_s: float = 30.0,
+        session_budgets: SessionBudgets | None = None,
     ) -> None:
         if latency_s < 0 or (bandwidth_bps is not None and bandwidth_bps <= 0):
             raise UsageError("latency_s must be >= 0 and bandwidth_bps > 0 (or None)")
@@ -140,6 +151,7 @@ class MediaServer:
         self.max_requests = int(max_requests)
         self.port = int(port)
         self.socket_timeout_s = float(socket_timeout_s)
+        self.session_budgets = session_budgets or SessionBudgets()
 
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)  # notified when no request is being answered
@@ -303,8 +315,9 @@ class MediaServer:
         jobs = [(valid_youtube_id(y), _source_fault(self.fault_for(y))) for y in ytids]
         self.media.prepare(jobs, formats=formats, workers=workers)
 
-    def player_response(self, ytid: str, fault: str | None) -> dict[str, Any]:
-        """The player-response document of ``ytid`` under ``fault`` (see :mod:`.player`)."""
+    def player_response(self, ytid: str, fault: str | None, client: str | None = None) -> dict[str, Any]:
+        """The player-response document of ``ytid`` under ``fault`` for the player ``client``
+        (see :mod:`.player`)."""
         media_fault = _source_fault(fault)
         return player_response(
             ytid,
@@ -312,6 +325,7 @@ class MediaServer:
             fault,
             media_url=lambda itag: self.media_url(ytid, itag),
             cached_size=lambda itag: self.cached_size(ytid, itag, fault=media_fault),
+            client=client,
         )
 
 
@@ -373,10 +387,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
+    def _session(self) -> str:
+        return session_of(self.headers.get("Cookie"), self.headers.get("Via"))
+
     def _finish(self, started: float, ytid: str | None, kind: str, status: int, nbytes: int, fault: str | None = None) -> None:
         rng = self.headers.get("Range")
         cookie = self.headers.get("Cookie") is not None
-        self.server.owner._record(RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault, cookie))
+        clients = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("c") if kind == "watch" else None
+        client = clients[0] if clients else None
+        rec = RequestRecord(started, self.command, self.path, ytid, kind, rng, status, nbytes, fault, cookie, self._session(), client,
+                            self.headers.get("User-Agent"))  # fmt: skip
+        self.server.owner._record(rec)
 
     def _send_bytes(self, status: int, body: bytes, ctype: str, *, head: bool, extra: Mapping[str, str] | None = None) -> int:
         self.send_response(status)
@@ -414,13 +435,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _watch(self, ytid: str, started: float, *, head: bool) -> None:
         owner = self.server.owner
         fault = owner.faults.active(ytid, "watch")
+        if fault is None:  # a blocked session, or one over its budget: YouTube's answer
+            fault = owner.session_budgets.fault(self._session())
         if fault in PAGE_HTTP_FAULTS:
             status = PAGE_HTTP_FAULTS[fault]
             n = self._send_bytes(status, f"HTTP {status}\n".encode(), "text/plain", head=head)
             self._finish(started, ytid, "watch", status, n, fault)
             return
         try:
-            doc = owner.player_response(ytid, fault)
+            clients = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("c")
+            doc = owner.player_response(ytid, fault, clients[0] if clients else None)
         except MediaServerError as err:
             log.error("%s", err)
             n = self._send_bytes(500, b"media generation failed\n", "text/plain", head=head)

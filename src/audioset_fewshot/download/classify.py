@@ -33,6 +33,8 @@ class Failure:
 
 # (reason, lower-case substrings), tested in order against the message text.
 _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # yt-dlp: "All player responses are invalid. Your IP is likely being blocked by Youtube"
+    (R.IP_BLOCKED, ("your ip is likely being blocked", "ip is likely being blocked")),
     (R.BOT_CHECK, ("not a bot", "confirm you\u2019re not", "confirm you're not", "captcha")),
     (R.RATE_LIMITED, ("try again later", "rate-limited by youtube", "rate limited by youtube")),
     (R.AGE_GATED, ("confirm your age", "age-restricted", "age restricted", "inappropriate for some users")),
@@ -54,15 +56,25 @@ _TEXT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        R.EXTRACTOR_BROKEN,
+        R.JS_MISSING,
         (
+            # "No supported JavaScript runtime could be found", "n challenge solving failed: ...
+            # Ensure you have a supported JavaScript runtime and challenge solver script ..."
             "javascript runtime",
             "js runtime",
+            "challenge solving failed",
+            "signature solving failed",
+            "challenge solver script",
+        ),
+    ),
+    (R.FORMAT_UNAVAILABLE, ("requested format is not available",)),
+    (
+        R.EXTRACTOR_BROKEN,
+        (
             "signature extraction failed",
             "n challenge",
             "nsig extraction failed",
             "only images are available",
-            "requested format is not available",
             "no video formats found",
             "unable to extract",
             "failed to parse json",
@@ -142,6 +154,24 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
                 todo.append(nxt)
 
 
+# Warnings that explain a "no usable format" error (it says what, they say why).
+_JS_WARNINGS = ("javascript runtime", "challenge solving failed", "signature solving failed", "remote component")
+_SABR_WARNINGS = ("sabr",)  # "YouTube may have enabled the SABR-only streaming experiment ...", "... forcing SABR streaming ..."
+
+
+def _cause_in_warnings(reason: str, warnings: Sequence[str]) -> str:
+    """A missing-format error whose warnings name the cause: a missing JS runtime or
+    solver, or SABR-only streaming."""
+    if reason not in (R.FORMAT_UNAVAILABLE, R.EXTRACTOR_BROKEN):
+        return reason
+    low = [w.lower() for w in warnings]
+    if any(n in w for w in low for n in _JS_WARNINGS):
+        return R.JS_MISSING
+    if any(n in w for w in low for n in _SABR_WARNINGS):
+        return R.SABR_ONLY
+    return reason
+
+
 def classify_ytdlp_error(exc: BaseException, warnings: Sequence[str] = ()) -> Failure:
     """Classify an exception raised by ``YoutubeDL.extract_info`` (and the warnings it logged)."""
     message = str(exc).strip() or type(exc).__name__
@@ -150,6 +180,10 @@ def classify_ytdlp_error(exc: BaseException, warnings: Sequence[str] = ()) -> Fa
         return Failure(R.GEO_BLOCKED, message)
     by_text = classify_text(message)
     if by_text is not None:
+        cause = _cause_in_warnings(by_text, warnings)
+        if cause != by_text:  # keep the warning that says why
+            why = next(w for w in warnings if any(n in w.lower() for n in (*_JS_WARNINGS, *_SABR_WARNINGS)))
+            return Failure(cause, f"{message} [warning: {why}]")
         return Failure(by_text, message)
     for e in chain:
         status = getattr(e, "status", None)

@@ -51,10 +51,12 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,8 @@ class ClipResult:
     origin: str = "youtube"
     origin_revision: str | None = None
     origin_labels: str | None = None
+    # the YouTube player client whose format was read (yt-dlp's ``_client`` of the format)
+    player_client: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -248,11 +252,17 @@ def _downmix_filter(channels: int) -> str:
     return "pan=mono|c0=" + "+".join(f"{w:.10g}*c{i}" for i in range(channels))
 
 
-def _env_for(url: str) -> dict[str, str]:
+_PROXY_ENV = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+
+def _env_for(url: str, proxy: str | None = None) -> dict[str, str]:
+    """ffmpeg's environment: an explicit ``proxy`` (given to ffmpeg as -http_proxy) is
+    used for every host, 127.0.0.1 included, so no_proxy goes; without one, loopback
+    traffic never goes through the environment's proxy."""
     env = dict(os.environ)
     host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK:  # never send loopback traffic through a proxy
-        for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    if proxy or host in _LOOPBACK:
+        for k in _PROXY_ENV:
             env.pop(k, None)
     return env
 
@@ -306,8 +316,16 @@ def fetch_clip(
     timeout_s: float = 120.0,
     cookies: str | None = None,
     cookies_from_browser: str | None = None,
+    proxy: str | None = None,
+    ytdlp_params: Mapping[str, Any] | None = None,
+    plugin_dirs: Sequence[str] = (),
 ) -> ClipResult:
     """Fetch ``[start_s, end_s)`` of the video at ``url`` into ``dest`` (see module docstring).
+
+    ``proxy``: every request of the clip (yt-dlp's and ffmpeg's, the whole-file fallback's)
+    goes through it, even to 127.0.0.1.  ``ytdlp_params``: further YoutubeDL parameters,
+    set after ours (a session's: :meth:`.sessions.SessionSpec.fetch_kwargs`; a key we set
+    ourselves is refused by the config); ``plugin_dirs``: yt-dlp plugin folders.
 
     Returns a :class:`ClipResult`; ``dest`` exists afterwards only if ``ok``.
     Raises :class:`ValidationError` / :class:`UsageError` for a hostile URL or ID,
@@ -333,7 +351,11 @@ def fetch_clip(
     def done(**kw: Any) -> ClipResult:
         return ClipResult(**base, tool_versions=dict(versions), elapsed_s=round(time.monotonic() - t0, 4), **kw)
 
-    info, failure = _extract(url, format=format, deadline=deadline, cookies=cookies, cookies_from_browser=cookies_from_browser)
+    def extract() -> tuple[dict[str, Any] | None, Failure | None]:
+        return _extract(url, format=format, deadline=deadline, cookies=cookies, cookies_from_browser=cookies_from_browser, proxy=proxy,
+                        params=ytdlp_params or {}, plugin_dirs=plugin_dirs)  # fmt: skip
+
+    info, failure = extract()
     meta: dict[str, Any] = {"extractions": 1}
     if info is not None:
         meta.update(
@@ -348,6 +370,7 @@ def fetch_clip(
             source_sample_rate_hz=info.get("asr"),
             source_channels=info.get("audio_channels"),
             source_duration_s=None if info.get("duration") is None else float(info["duration"]),
+            player_client=None if info.get("_client") is None else str(info["_client"]),
         )
     if failure is not None or info is None:
         failure = failure or Failure(R.EXTRACTOR_BROKEN, "yt-dlp returned nothing")
@@ -356,8 +379,26 @@ def fetch_clip(
     if length is not None and start_s >= length + 1.0:  # lengthSeconds is whole seconds
         msg = f"short: the source ({length:g} s) ends before the segment {start_s:g}-{end_s:g} s starts"
         return done(ok=False, reason=R.QC_REJECT, permanent=False, message=msg, **meta)
+
+    def read(info: dict[str, Any]) -> dict[str, Any]:
+        return _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline,
+                             proxy=proxy, source_address=(ytdlp_params or {}).get("source_address"))  # fmt: skip
+
     try:
-        outcome = _read_segment(info, start_s=start_s, end_s=end_s, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline)
+        try:
+            outcome = read(info)
+        except _Reject as rej:
+            if rej.failure.reason != R.FORMAT_403:
+                raise
+            # the media URL was refused after a good extraction (expired, or bound to a PO token
+            # or a client): extract once more and read again; a second refusal is transient
+            log.info("%s: media URL refused (%s); extracting again", ytid, rej.failure.message[:200])
+            info, failure = extract()
+            meta["extractions"] = 2
+            if failure is not None or info is None:
+                failure = failure or Failure(R.EXTRACTOR_BROKEN, "yt-dlp returned nothing")
+                return done(ok=False, reason=failure.reason, permanent=failure.permanent, message=failure.message, **meta)
+            outcome = read(info)
     except _Reject as rej:
         f = rej.failure
         return done(ok=False, reason=f.reason, permanent=f.permanent, message=f.message, fallback=rej.fallback, **meta)
@@ -369,9 +410,31 @@ def fetch_clip(
     return done(ok=True, path=dest, **{**meta, **outcome})
 
 
-def _extract(url: str, *, format: str, deadline: float, cookies: str | None, cookies_from_browser: str | None) -> tuple[dict[str, Any] | None, Failure | None]:
+def _use_plugin_dirs(dirs: Sequence[str]) -> None:
+    """yt-dlp's plugin folders are process-wide: add ``dirs`` (before its defaults) and load
+    the plugins again when they changed."""
+    if not dirs:
+        return
+    from yt_dlp import globals as ytg
+    from yt_dlp.plugins import load_all_plugins
+
+    wanted = [str(Path(d).expanduser()) for d in dirs]
+    with _PLUGIN_LOCK:
+        if all(d in ytg.plugin_dirs.value for d in wanted):
+            return
+        ytg.plugin_dirs.value = [*wanted, *(d for d in ytg.plugin_dirs.value if d not in wanted)]
+        load_all_plugins()
+
+
+_PLUGIN_LOCK = threading.Lock()
+
+
+def _extract(url: str, *, format: str, deadline: float, cookies: str | None, cookies_from_browser: str | None, proxy: str | None = None,
+             params: Mapping[str, Any] | None = None, plugin_dirs: Sequence[str] = ()) -> tuple[dict[str, Any] | None, Failure | None]:  # fmt: skip
     """``extract_info(download=False)`` once; returns (info, None) or (None, failure)."""
     import yt_dlp
+
+    _use_plugin_dirs(plugin_dirs)
 
     logger = _CaptureLogger()
     # every connection and every read of yt-dlp waits at most this long (a third of the clip's budget, at most 30 s)
@@ -392,10 +455,18 @@ def _extract(url: str, *, format: str, deadline: float, cookies: str | None, coo
     if cookies_from_browser:
         opts["cookiesfrombrowser"] = _parse_cookies_from_browser(cookies_from_browser)
     demo = is_demo_url(url)
-    if demo:
-        opts["proxy"] = ""  # loopback: never through a proxy
+    if proxy:
+        opts["proxy"] = proxy  # yt-dlp bypasses an explicit proxy for no host (no "no" entry)
+    elif demo:
+        opts["proxy"] = ""  # loopback: never through the environment's proxy
     if cookies:
         opts["cookiefile"] = _cookie_stream(Path(cookies))
+    for key, value in (params or {}).items():  # the user's parameters, after ours (a clash was refused by the config)
+        opts.setdefault(key, value)
+    if isinstance(opts.get("impersonate"), str):
+        from yt_dlp.networking.impersonate import ImpersonateTarget
+
+        opts["impersonate"] = ImpersonateTarget.from_str(opts["impersonate"].lower())
     try:
         # the demo host needs only its own extractor: skip loading yt-dlp's ~1800 (70 ms of CPU)
         with yt_dlp.YoutubeDL(opts, auto_init=not demo) as ydl:
@@ -427,10 +498,14 @@ def _extract(url: str, *, format: str, deadline: float, cookies: str | None, coo
     return info, None
 
 
-def _http_args(headers: str, rw_timeout_s: float, local: bool) -> list[str]:
+def _http_args(headers: str, rw_timeout_s: float, local: bool, proxy: str | None = None, source_address: str | None = None) -> list[str]:
     if local:
         return ["-protocol_whitelist", "file"]
-    args = ["-protocol_whitelist", "http,https,tcp,tls,crypto", "-rw_timeout", str(int(rw_timeout_s * 1e6))]
+    args = ["-protocol_whitelist", "http,https,httpproxy,tcp,tls,crypto", "-rw_timeout", str(int(rw_timeout_s * 1e6))]
+    if proxy:  # every host, 127.0.0.1 included (the environment's no_proxy is cleared: _env_for)
+        args += ["-http_proxy", proxy]
+    if source_address:
+        args += ["-local_addr", source_address]
     args += ["-request_size", str(HTTP_REQUEST_SIZE), "-initial_request_size", str(HTTP_INITIAL_REQUEST_SIZE), "-multiple_requests", "0"]
     return [*args, "-headers", headers] if headers else args
 
@@ -449,7 +524,19 @@ def _opus_snap(seek_s: float) -> str:
     return f"asetpts='({first}-{seek_s:.6f})/TB+N/SR/TB'"
 
 
-def _decode_cmd(src: str, raw: Path, *, start_s: float, duration_s: float, headers: str, rw_timeout_s: float, local: bool, opus: bool = False) -> list[str]:
+def _decode_cmd(
+    src: str,
+    raw: Path,
+    *,
+    start_s: float,
+    duration_s: float,
+    headers: str,
+    rw_timeout_s: float,
+    local: bool,
+    opus: bool = False,
+    proxy: str | None = None,
+    source_address: str | None = None,
+) -> list[str]:
     """ffmpeg reading ``[start_s, start_s + duration_s)`` of ``src`` into a float WAV at the
     source's own rate and channel count (what the decoder gives, whatever the extraction said).
 
@@ -462,7 +549,17 @@ def _decode_cmd(src: str, raw: Path, *, start_s: float, duration_s: float, heade
     the timestamps, and so the cut, are the same."""
     # -xerror: a read error mid-stream must fail the run (by default ffmpeg treats it as
     # the end of the input, exits 0 and leaves a short or empty file)
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-xerror", "-y", *_http_args(headers, rw_timeout_s, local)]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "level+info",
+        "-xerror",
+        "-y",
+        *_http_args(headers, rw_timeout_s, local, proxy, source_address),
+    ]
     preroll = min(start_s, SEEK_PREROLL_S)
     seek_s = start_s - preroll
     if seek_s > 0:
@@ -548,18 +645,20 @@ def _raw_path(dest: Path) -> Path:
     return Path(name)
 
 
-def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float) -> dict[str, Any]:
+def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float,
+                  proxy: str | None = None, source_address: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The segment read (and, if needed, the whole-file fallback), proved and committed to ``dest``."""
     media_url: str = info["url"]
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
-    env = _env_for(media_url)
+    env = _env_for(media_url, proxy)
     span: dict[str, Any] = {"start_s": start_s, "duration_s": end_s - start_s, "opus": str(info.get("acodec") or "").startswith("opus")}
     fallback = False
     dest.parent.mkdir(parents=True, exist_ok=True)
     raw = _raw_path(dest)
     try:
         with atomic_path(dest, suffix="." + audio_format) as tmp:
-            cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, **span)
+            cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
+                              source_address=source_address, **span)  # fmt: skip
             checked = _decode_and_check(
                 cmd, raw, tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline, env=env
             )
@@ -578,6 +677,7 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
                     audio_format=audio_format,
                     deadline=deadline,
                     env=env,
+                    proxy=proxy,
                 )
                 if isinstance(checked, Failure):  # say what sent it there, too
                     checked = Failure(checked.reason, f"{checked.message} (after the segment read failed: {first.message})")
@@ -693,6 +793,21 @@ def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: flo
     }
 
 
+def _set_proxy(req: urllib.request.Request, proxy: str) -> None:
+    """Send ``req`` through ``proxy`` whatever its host (``Request.set_proxy`` skips
+    urllib's no_proxy bypass), with the proxy's credentials as Proxy-Authorization."""
+    import base64
+
+    parts = urllib.parse.urlsplit(proxy)
+    hostport = parts.hostname or ""
+    if parts.port:
+        hostport += f":{parts.port}"
+    if parts.username is not None:
+        cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        req.add_header("Proxy-Authorization", "Basic " + base64.b64encode(cred.encode()).decode("ascii"))
+    req.set_proxy(hostport, urllib.parse.urlsplit(req.full_url).scheme)
+
+
 def _fallback_read(
     info: dict[str, Any],
     raw: Path,
@@ -705,6 +820,7 @@ def _fallback_read(
     audio_format: str,
     deadline: float,
     env: dict[str, str],
+    proxy: str | None = None,
 ) -> Failure | dict[str, Any]:
     """Download the chosen audio-only format whole (bounded), then cut the segment locally."""
     media_url: str = info["url"]
@@ -714,10 +830,12 @@ def _fallback_read(
     whole = Path(whole_name)
     try:
         handlers: list[Any] = []
-        if (urllib.parse.urlsplit(media_url).hostname or "") in _LOOPBACK:
-            handlers.append(urllib.request.ProxyHandler({}))
+        if proxy or (urllib.parse.urlsplit(media_url).hostname or "") in _LOOPBACK:
+            handlers.append(urllib.request.ProxyHandler({}))  # no environment proxy; an explicit one is set on the request
         opener = urllib.request.build_opener(*handlers)
         req = urllib.request.Request(media_url, headers={str(k): str(v) for k, v in (info.get("http_headers") or {}).items()})
+        if proxy:
+            _set_proxy(req, proxy)
         timeout = max(1.0, min(30.0, _remaining(deadline)))
         try:
             with opener.open(req, timeout=timeout) as resp, open(whole, "wb") as fh:

@@ -61,6 +61,11 @@ class GovernorClosed(Exception):
     """Raised in a worker waiting for a permit when the run is stopping (internal)."""
 
 
+class GovernorPaused(GovernorClosed):
+    """Raised in a worker waiting for a permit of a paused session that asked not to wait
+    the pause out (the runner gives its clip to another session)."""
+
+
 @dataclass(frozen=True)
 class Permit:
     """What a worker got: the pause epoch it started in (a rate-limit result from an
@@ -168,15 +173,18 @@ class RateGovernor:
         self.granted += 1
         return Permit(self._epoch, now)
 
-    def acquire(self, *, timeout_s: float | None = None) -> Permit:
+    def acquire(self, *, timeout_s: float | None = None, wait_out_pause: bool = True) -> Permit:
         """Block until a permit is granted; raise GovernorClosed when the run stops, or
-        TimeoutError after ``timeout_s``."""
+        TimeoutError after ``timeout_s``; with ``wait_out_pause=False``, raise
+        GovernorPaused instead of waiting while a pause is under way."""
         deadline = None if timeout_s is None else self._clock() + timeout_s
         with self._cond:
             while True:
                 if self._closed:
                     raise GovernorClosed
                 now = self._clock()
+                if not wait_out_pause and self._paused_until > now:
+                    raise GovernorPaused
                 wait = self._wait_time_locked(now)
                 if wait <= 0:
                     return self._grant(now)

@@ -71,15 +71,21 @@ _CLIP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("origin", "TEXT"),
     ("origin_revision", "TEXT"),
     ("origin_labels", "TEXT"),
+    # who fetched an ok clip (download.sessions; "default" without sessions), with which yt-dlp
+    # and which YouTube player client; each attempt records the same three
+    ("session", "TEXT"),
+    ("yt_dlp_version", "TEXT"),
+    ("player_client", "TEXT"),
 )
 # columns added after schema 1 was first written: an older ledger gains them on open
-_ADDED_COLUMNS = ("origin", "origin_revision", "origin_labels")
+_ADDED_COLUMNS = ("origin", "origin_revision", "origin_labels", "session", "yt_dlp_version", "player_client")
+_ADDED_ATTEMPT_COLUMNS = (("session", "TEXT"), ("yt_dlp_version", "TEXT"), ("player_client", "TEXT"))
 
 # result fields copied from a ClipResult into the clip row when a clip is obtained
 _RESULT_FIELDS = (
     "sha256", "samples", "sample_rate_hz", "itag", "codec", "container", "source_sample_rate_hz",
     "source_channels", "trim_start_s", "trim_end_s", "padded_samples", "license", "uploader",
-    "channel_id", "title", "upload_date", "origin", "origin_revision", "origin_labels",
+    "channel_id", "title", "upload_date", "origin", "origin_revision", "origin_labels", "player_client",
 )  # fmt: skip
 
 _SCHEMA = f"""
@@ -97,7 +103,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     permanent INTEGER NOT NULL DEFAULT 0,
     counted INTEGER NOT NULL DEFAULT 1,
     message TEXT,
-    extractions INTEGER NOT NULL DEFAULT 0
+    extractions INTEGER NOT NULL DEFAULT 0,
+    session TEXT,
+    yt_dlp_version TEXT,
+    player_client TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_clip ON attempts(clip_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -176,6 +185,9 @@ class LedgerRow:
     origin: str | None = None
     origin_revision: str | None = None
     origin_labels: str | None = None
+    session: str | None = None
+    yt_dlp_version: str | None = None
+    player_client: str | None = None
 
     @property
     def label_tuple(self) -> tuple[str, ...]:
@@ -259,6 +271,9 @@ class AttemptRow:
     counted: int
     message: str | None
     extractions: int
+    session: str | None = None
+    yt_dlp_version: str | None = None
+    player_client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -341,10 +356,14 @@ class Ledger:
         have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
         types = dict(_CLIP_COLUMNS)
         missing = [c for c in _ADDED_COLUMNS if c not in have]
-        if missing:
+        have_att = {str(r[1]) for r in self._db.execute("PRAGMA table_info(attempts)")}
+        missing_att = [(c, t) for c, t in _ADDED_ATTEMPT_COLUMNS if c not in have_att]
+        if missing or missing_att:
             with self._tx():
                 for col in missing:
                     self._db.execute(f"ALTER TABLE clips ADD COLUMN {col} {types[col]}")
+                for col, tp in missing_att:  # names and types are constants of this module
+                    self._db.execute(f"ALTER TABLE attempts ADD COLUMN {col} {tp}")
 
     def _safe_to_start(self) -> bool:
         """An existing file without a ledger in it may become a new ledger only when it holds
@@ -476,29 +495,38 @@ class Ledger:
         started_at: str | None = None,
         elapsed_s: float | None = None,
         relpath: str | None = None,
+        session: str | None = None,
+        message: str | None = None,
     ) -> LedgerRow:
         """Record one attempt (a ``ClipResult``) and move the clip to its new status, in one
         transaction.  ``counted=False``: the attempt was interrupted by a pool pause (rate
         limit): recorded with its reason, but the clip's attempt count does not grow and
-        its status becomes ``failed-transient`` only if it had no result yet."""
+        its status becomes ``failed-transient`` only if it had no result yet.  ``session``:
+        the session that made the attempt; ``message``: the text to store instead of the
+        result's (the runner's, with secrets scrubbed)."""
         now = utc_now()
         ok = bool(getattr(result, "ok", False))
         reason = getattr(result, "reason", None)
         permanent = bool(getattr(result, "permanent", False))
-        message = getattr(result, "message", None)
+        if message is None:
+            message = getattr(result, "message", None)
         extractions = int(getattr(result, "extractions", 0) or 0)
+        tv = getattr(result, "tool_versions", None) or {}
+        yt_dlp_version = tv.get("yt_dlp") if isinstance(tv, Mapping) and extractions else None
+        player_client = getattr(result, "player_client", None)
         with self._tx():
             self._db.execute(
-                "INSERT INTO attempts(clip_id, started_at, finished_at, elapsed_s, ok, reason, permanent, counted, message, extractions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (clip_id, started_at or now, now, elapsed_s, int(ok), reason, int(permanent), int(counted), message, extractions),
-            )
+                "INSERT INTO attempts(clip_id, started_at, finished_at, elapsed_s, ok, reason, permanent, counted, message, extractions,"
+                " session, yt_dlp_version, player_client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (clip_id, started_at or now, now, elapsed_s, int(ok), reason, int(permanent), int(counted), message, extractions,
+                 session, yt_dlp_version, player_client),
+            )  # fmt: skip
             inc = 1 if counted else 0
             if ok:
                 values = {f: _plain(getattr(result, f, None)) for f in _RESULT_FIELDS}
                 values["fallback"] = int(bool(getattr(result, "fallback", False)))
-                tv = getattr(result, "tool_versions", None)
                 values["tool_versions"] = json.dumps(dict(tv), sort_keys=True) if tv else None
+                values["session"], values["yt_dlp_version"] = session, yt_dlp_version
                 sets = ", ".join(f"{k} = ?" for k in values)
                 self._db.execute(
                     f"UPDATE clips SET status = 'ok', reason = NULL, message = NULL, attempts = attempts + ?, extractions = extractions + ?,"

@@ -11,10 +11,15 @@ whatever the timing, the number of workers or the interruptions.
 * Transient failures are retried with exponential backoff and seeded jitter, up
   to ``retries`` times per run; permanent ones are never retried unless
   ``retry_failed``.
-* A rate-limit / bot-check / 429 result pauses the whole pool through the
-  :class:`~audioset_fewshot.download.governor.RateGovernor`; the interrupted
-  clip is re-queued and its attempt is not counted.  After ``max_pauses``
-  pauses the run stops with :class:`DownloadError`.
+* Sessions (:mod:`.sessions`): every clip is fetched by one session, picked on
+  the main thread when the clip is submitted (a weighted round-robin over the
+  sessions that are neither paused nor retired); each session has its own
+  :class:`~audioset_fewshot.download.governor.RateGovernor`.  A rate-limit /
+  bot-check / 429 result pauses *that* session only; the interrupted clip is
+  re-queued for any session and its attempt is not counted.  A session
+  rate-limited again after ``max_pauses`` pauses is retired; the run stops with
+  :class:`DownloadError` only when every session is.  Without
+  ``download.sessions`` there is one session: the whole pool pauses, as before.
 * Early abort: when the first ``early_abort`` attempts all fail with the same
   non-permanent reason, the run stops with an actionable message.
 * Resume: a rerun skips ok and permanent rows, retries transient ones, removes
@@ -25,7 +30,9 @@ whatever the timing, the number of workers or the interruptions.
   run stops cleanly (:class:`DiskFullError`) before free disk falls below
   ``min_free``.
 * Cookies go to the fetcher only (``fetch_clip`` hands yt-dlp the file's text in
-  memory, so yt-dlp never rewrites it): never logged, copied or stored.
+  memory, so yt-dlp never rewrites it): never logged, copied or stored; the
+  sessions' secrets (proxy passwords, tokens) are scrubbed from every message
+  before it reaches the ledger (:func:`.sessions.scrub`).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
 from audioset_fewshot.download.ledger import ClassTotals, ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
+from audioset_fewshot.download.sessions import Session, SessionPool, scrub
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
@@ -70,6 +78,9 @@ _BYTES_PER_SAMPLE = {"flac": 1.6, "wav": 2.0}
 
 _cookie_warning_done = False
 
+# a configuration error (reasons.CONFIG) on the first attempts, all alike: the run stops after this many
+CONFIG_ABORT_AFTER = 3
+
 ACTIONABLE = {
     reasons.EXTRACTOR_BROKEN: "yt-dlp cannot extract videos: update it (pip install -U yt-dlp yt-dlp-ejs) and check that a JS runtime (deno) is installed; 'audioset-fewshot doctor' checks both",
     reasons.FORMAT_403: "every media URL is refused (HTTP 403): update yt-dlp (pip install -U yt-dlp), or pass --cookies; 'audioset-fewshot doctor' helps",
@@ -78,6 +89,7 @@ ACTIONABLE = {
     reasons.HTTP_5XX: "the media host answers with server errors: try again later",
     reasons.FFMPEG_ERROR: "ffmpeg fails on every clip: check the ffmpeg binary with 'audioset-fewshot doctor'",
     reasons.UNKNOWN: "every attempt fails with an unknown error: rerun with --debug and see the ledger's messages",
+    reasons.IP_BLOCKED: "YouTube blocks this address: give the session a proxy or an account's cookies (download.sessions)",
 }
 
 
@@ -220,6 +232,7 @@ class _Outcome:
     elapsed_s: float
     result: Any = None
     closed: bool = False
+    session: Session | None = None
     origin_failures: list[Any] = field(default_factory=list)  # failed proofs at local origins before this result
 
 
@@ -255,11 +268,14 @@ def estimate_download(plan: Any, *, root: Path | str, max_per_hour: Rate = AUTO,
 # the run
 
 
-def fetch_kwargs(options: DownloadOptions) -> dict[str, Any]:
-    """The keywords a clip fetcher takes from the download options (``fetch_clip``'s)."""
+def fetch_kwargs(options: DownloadOptions, session: Session | None = None) -> dict[str, Any]:
+    """The keywords a clip fetcher takes from the download options (``fetch_clip``'s):
+    the clip's format and bounds, and the session's cookies, proxy and yt-dlp
+    parameters (``session``; default: the first session of the options)."""
+    spec = session.spec if session is not None else SessionPool.from_options(options).sessions[0].spec
     return {
         "sample_rate_hz": options.sample_rate_hz, "audio_format": options.audio_format, "format": options.format,
-        "timeout_s": options.timeout_s, "cookies": options.cookies, "cookies_from_browser": options.cookies_from_browser,
+        "timeout_s": options.timeout_s, **spec.fetch_kwargs(),
     }  # fmt: skip
 
 
@@ -288,8 +304,11 @@ def run_download(
         raise UsageError("give either cookies or cookies_from_browser, not both")
     min_free_bytes = parse_size(o.min_free, key="download.min_free")
     fetch = fetch or _default_fetch()
-    if o.cookies or o.cookies_from_browser:
+    sessions = SessionPool.from_options(o)  # refuses a secret redacted in a saved config
+    if any(s.spec.signed_in for s in sessions.sessions):
         warn_cookies_once()
+    if len(sessions.sessions) > 1:
+        logger.info("%d sessions: %s", len(sessions.sessions), "; ".join(s.spec.describe() for s in sessions.sessions))
     layout = DatasetLayout(Path(root))
     seed = int((plan.params or {}).get("seed", 0) or 0)
     origin_set = OriginSet(o.origins)
@@ -303,13 +322,13 @@ def run_download(
             ledger.sync_plan(plan)
             _reconcile_files(ledger, layout)
             _reset_for_changed_origins(ledger, origin_set)
-            # the hourly budget is the host's: "auto" is YouTube's for a remote host, none for the loopback demo server
-            max_per_hour, min_interval_s = host_rate(o.max_per_hour, o.min_interval_s, base_url=o.base_url)
+            # the hourly budget is the sessions' together ("auto": YouTube's per session for a remote host, none for the loopback demo server)
+            max_per_hour, min_interval_s = sessions.combined_rate()
             estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=o.audio_format,
                                          sample_rate_hz=o.sample_rate_hz, base_url=o.base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
-            gov = RateGovernor(max_per_hour=max_per_hour, min_interval_s=min_interval_s, pause_s=o.pause_s, max_pause_s=o.max_pause_s)
-            run = _Run(plan=plan, ledger=ledger, layout=layout, gov=gov, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed, origins=origin_set)
+            run = _Run(plan=plan, ledger=ledger, layout=layout, sessions=sessions, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed,
+                       origins=origin_set)  # fmt: skip
             try:
                 run.execute()
             finally:
@@ -379,7 +398,7 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
         )
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
-        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.gov.pauses, elapsed_s=elapsed_s,
+        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.sessions.pauses, elapsed_s=elapsed_s,
         estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())), by_origin=dict(sorted(by_origin.items())),
     )  # fmt: skip
 
@@ -387,13 +406,16 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
 class _Run:
     """State of one run; :meth:`execute` is the main loop (main thread only)."""
 
-    def __init__(self, *, plan: SamplingPlan, ledger: Ledger, layout: DatasetLayout, gov: RateGovernor, fetch: Callable[..., Any],
+    def __init__(self, *, plan: SamplingPlan, ledger: Ledger, layout: DatasetLayout, sessions: SessionPool, fetch: Callable[..., Any],
                  options: DownloadOptions, min_free_bytes: int, seed: int, origins: OriginSet | None = None) -> None:  # fmt: skip
-        self.plan, self.ledger, self.layout, self.gov, self.fetch = plan, ledger, layout, gov, fetch
+        self.plan, self.ledger, self.layout, self.sessions, self.fetch = plan, ledger, layout, sessions, fetch
         o = options
         self.jobs, self.retries, self.retry_failed, self.backoff_s = o.jobs, o.retries, o.retry_failed, o.backoff_s
         self.max_pauses, self.early_abort, self.min_free_bytes, self.seed = o.max_pauses, o.early_abort, min_free_bytes, seed
-        self.fetch_kwargs, self.base_url, self.audio_format = fetch_kwargs(o), o.base_url, o.audio_format
+        self.base_url, self.audio_format = o.base_url, o.audio_format
+        # the keywords of each session's fetch calls, built once
+        self.session_kwargs = {s.name: fetch_kwargs(o, s) for s in sessions.sessions}
+        self.fetch_kwargs = self.session_kwargs[sessions.sessions[0].name]
         self.est_clip_bytes = bytes_per_clip(audio_format=o.audio_format, sample_rate_hz=o.sample_rate_hz)
         retry_failed = o.retry_failed
         self.origins = origins or OriginSet(None)
@@ -430,7 +452,7 @@ class _Run:
         self._rr = 0
 
     # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
-    def _work(self, entry: Any) -> _Outcome:
+    def _work(self, entry: Any, session: Session) -> _Outcome:
         dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
         tried: list[Any] = []
         if self.origins.has_local:  # the hook before YouTube: the first local origin holding the clip wins
@@ -439,14 +461,15 @@ class _Run:
             found, tried = self.origins.take(entry, dest=dest, sample_rate_hz=self.fetch_kwargs["sample_rate_hz"], audio_format=self.audio_format)
             if found is not None or not self.origins.youtube:
                 return _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried)
-        try:
-            permit = self.gov.acquire()
+        try:  # a session paused meanwhile: give the clip back (another session takes it)
+            permit = session.governor.acquire(wait_out_pause=False)
         except GovernorClosed:
-            return _Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=tried)
+            return _Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=tried, session=session)
         started = utc_now()
         t0 = time.monotonic()
-        result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **self.fetch_kwargs)
-        return _Outcome(entry, permit, started, time.monotonic() - t0, result, origin_failures=tried)
+        kwargs = self.session_kwargs[session.name]
+        result = self.fetch(watch_url(self.base_url, entry.ytid), start_s=entry.start_s, end_s=entry.end_s, dest=dest, **kwargs)
+        return _Outcome(entry, permit, started, time.monotonic() - t0, result, origin_failures=tried, session=session)
 
     # -- scheduling ----------------------------------------------------------------------------
     def _next_entry(self) -> Any | None:
@@ -471,10 +494,15 @@ class _Run:
                 " the download stopped cleanly; free some space (or lower --min-free) and run the same command again to continue"
             )
 
+    def _has_work(self) -> bool:
+        return any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values())
+
     def _submit(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any], entry: Any) -> None:
+        session = self.sessions.pick()
+        assert session is not None  # the loop submits only while a session is usable
         self._check_disk(len(futures))
         self.classes[entry.owner_mid].in_flight += 1
-        futures[pool.submit(self._work, entry)] = entry
+        futures[pool.submit(self._work, entry, session)] = entry
 
     def execute(self) -> None:
         futures: dict[cf.Future[_Outcome], Any] = {}
@@ -488,7 +516,7 @@ class _Run:
             try:
                 self._loop(pool, futures)
             except BaseException as err:  # commit what finishes, then re-raise
-                self.gov.close()
+                self.sessions.close()
                 for fut in list(futures):
                     fut.cancel()
                 grace = time.monotonic() + (5.0 if isinstance(err, KeyboardInterrupt) else float(self.fetch_kwargs.get("timeout_s", 120)) + 10.0)
@@ -510,7 +538,8 @@ class _Run:
             if self.stop_exc is not None:
                 raise self.stop_exc
             now = time.monotonic()
-            while len(futures) < self.jobs and self.retry_heap and self.retry_heap[0][0] <= now:
+            usable = any(s.usable for s in self.sessions.sessions)  # else wait for a pause to end
+            while usable and len(futures) < self.jobs and self.retry_heap and self.retry_heap[0][0] <= now:
                 _, _, entry = heapq.heappop(self.retry_heap)
                 st = self.classes[entry.owner_mid]
                 st.waiting -= 1
@@ -518,21 +547,25 @@ class _Run:
                     st.queue.appendleft(entry)
                     continue
                 self._submit(pool, futures, entry)
-            while len(futures) < self.jobs:
+            while usable and len(futures) < self.jobs:
                 entry = self._next_entry()
                 if entry is None:
                     break
                 self._submit(pool, futures, entry)
-            if not futures and not self.retry_heap:
+            if not futures and not self.retry_heap and (usable or not self._has_work()):
                 return
             timeout = 0.5
             if self.retry_heap:
                 timeout = max(0.0, min(timeout, self.retry_heap[0][0] - time.monotonic()))
-            done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            if not usable:
+                timeout = max(0.0, min(timeout, self.sessions.resume_in_s()))
+            if not futures:  # every session paused, nothing in flight: wait for the first to resume
+                time.sleep(timeout)
+            done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED) if futures else (set(), set())
             for fut in done:
                 futures.pop(fut)
                 self._handle(fut.result(), futures_len=len(futures))  # a worker's bug re-raises here
-            text = self.gov.paused_until_text() or ""
+            text = self.sessions.status_text()
             if self.origins.has_local:  # clips per origin while the run goes
                 text = " ".join([text] * bool(text) + [f"{o} {n}" for o, n in sorted(self.origins.obtained.items())])
             if text != self._postfix:  # "paused until HH:MM" while the pool waits
@@ -545,33 +578,27 @@ class _Run:
         st.in_flight -= 1
         for failed in out.origin_failures:  # each origin that held the clip but failed the proof
             self.ledger.record_attempt(entry.clip_id, failed, counted=False, started_at=out.started_at, elapsed_s=failed.elapsed_s)
-        if out.closed:
+        if out.closed:  # the run stops, or the session paused before the clip started: not an attempt
             st.queue.appendleft(entry)
             return
+        session = out.session
+        sname = session.name if session is not None else None
         res = out.result
         self.extractions += int(getattr(res, "extractions", 1) or 0)
         relpath = self.layout.clip_relpath(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
         reason = getattr(res, "reason", None)
-        if not res.ok and reasons.should_pause(reason):
-            # the session is throttled: pause everyone, re-queue this clip, do not count it
-            self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath)
+        if not res.ok and reasons.should_pause(reason) and session is not None:
+            # the session is throttled: pause that session, re-queue this clip for any session, do not count it
+            self.ledger.record_attempt(entry.clip_id, res, counted=False, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath,
+                                       session=sname, message=self._message(res))  # fmt: skip
             self.attempt_reasons[reason or reasons.UNKNOWN] += 1
             self._requeue(entry, 0.0)
-            if out.permit is not None and out.permit.epoch == self.gov.epoch:
-                if self.gov.pauses >= self.max_pauses:
-                    self.stop_exc = DownloadError(
-                        f"the media host rate-limited this session again ({reason}) after {self.gov.pauses} pauses (max_pauses={self.max_pauses}):"
-                        " the download stopped; what was obtained is kept. Run the same command again later (in an hour or more),"
-                        " lower --max-per-hour, or raise --max-pauses"
-                    )
-                    return
-                length = self.gov.pause(epoch=out.permit.epoch)
-                if length is not None:
-                    logger.warning("%s from the media host: pausing all workers for %.0f s (%s)", reason, length, self.gov.paused_until_text())
+            self._pause(session, out.permit, reason)
             return
         self.attempts += 1
         self.run_attempts[entry.clip_id] += 1
-        self.ledger.record_attempt(entry.clip_id, res, counted=True, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath if res.ok else None)
+        self.ledger.record_attempt(entry.clip_id, res, counted=True, started_at=out.started_at, elapsed_s=out.elapsed_s, relpath=relpath if res.ok else None,
+                                   session=sname if out.permit is not None else None, message=self._message(res))  # fmt: skip
         if res.ok:
             st.obtained += 1
             self.obtained_now += 1
@@ -586,11 +613,38 @@ class _Run:
             if reason == reasons.NETWORK and self.attempt_reasons[reason] == 1:
                 # say it now: on a network that swallows requests every attempt waits out its timeouts
                 logger.warning("%s: %s (retried; the run stops after %d attempts that all fail like this)", entry.clip_id,
-                               getattr(res, "message", "") or reason, self.early_abort or self.retries + 1)  # fmt: skip
+                               self._message(res) or reason, self.early_abort or self.retries + 1)  # fmt: skip
             if not res.permanent and self.run_attempts[entry.clip_id] <= self.retries:
                 k = self.run_attempts[entry.clip_id]
                 self._requeue(entry, backoff_delay(self.backoff_s, k, seed=self.seed, clip_id=entry.clip_id))
         self._early_abort_check(bool(res.ok), reason, bool(getattr(res, "permanent", False)))
+
+    def _message(self, res: Any) -> str | None:
+        """The result's message with every session secret scrubbed (a proxy URL in an error)."""
+        msg = getattr(res, "message", None)
+        return scrub(msg, self.sessions.secrets) if isinstance(msg, str) and msg else msg
+
+    def _pause(self, session: Session, permit: Permit | None, reason: str | None) -> None:
+        """A rate-limit signal of ``session``: pause it, or retire it after ``max_pauses``
+        pauses; the run stops when every session is retired."""
+        pauses = session.governor.pauses
+        length = self.sessions.rate_limited(session, permit)
+        single = len(self.sessions.sessions) == 1
+        who = "this session" if single else f"session {session.name}"
+        if session.retired:
+            if self.sessions.exhausted:
+                every = "" if single else f" (every one of the {len(self.sessions.sessions)} sessions)"
+                self.stop_exc = DownloadError(
+                    f"the media host rate-limited {who} again ({reason}) after {pauses} pauses (max_pauses={self.max_pauses}){every}:"
+                    " the download stopped; what was obtained is kept. Run the same command again later (in an hour or more),"
+                    " lower --max-per-hour, add a session (download.sessions), or raise --max-pauses"
+                )
+            else:
+                logger.warning("%s from the media host: %s stopped for this run after %d pauses; the other sessions go on", reason, who, pauses)
+        elif length is not None:
+            hint = reasons.PAUSE_HINTS.get(reason or "", "")
+            scope = "all workers" if single else f"session {session.name} (the other sessions go on)"
+            logger.warning("%s from the media host: pausing %s for %.0f s (%s)%s", reason, scope, length, session.governor.paused_until_text(), hint)
 
     def _demote_surplus(self, st: _ClassState) -> None:
         """A gap filled above the target: the class's highest-ranked ok clip is no longer among
@@ -609,17 +663,26 @@ class _Run:
         heapq.heappush(self.retry_heap, (time.monotonic() + delay_s, self._seq, entry))
 
     def _early_abort_check(self, ok: bool, reason: str | None, permanent: bool) -> None:
-        if self.early_abort <= 0 or len(self.first_results) >= self.early_abort:
+        limit = max(self.early_abort, CONFIG_ABORT_AFTER)
+        if len(self.first_results) >= limit:
             return
         self.first_results.append((ok, reason, permanent))
-        if len(self.first_results) < self.early_abort:
+        n = len(self.first_results)
+        kinds = set(self.first_results)
+        if len(kinds) != 1:
             return
-        kinds = {(o, r, p) for o, r, p in self.first_results}
-        if len(kinds) == 1:
-            ok0, r0, p0 = next(iter(kinds))
-            if not ok0 and not p0:
-                hint = ACTIONABLE.get(r0 or reasons.UNKNOWN, "check 'audioset-fewshot doctor' and the ledger's messages")
-                self.stop_exc = DownloadError(
-                    f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
-                    " Nothing is lost: run the same command again once fixed"
-                )
+        ok0, r0, p0 = next(iter(kinds))
+        if ok0 or p0:
+            return
+        if reasons.is_config(r0) and n == CONFIG_ABORT_AFTER:
+            # a configuration error is the same on every clip: stop at once, with the fix
+            self.stop_exc = DownloadError(
+                f"the first {n} attempts all failed with {r0!r}, a configuration error: {reasons.CONFIG_FIXES[r0 or '']}."
+                " Nothing is lost: run the same command again once fixed"
+            )
+        elif self.early_abort > 0 and n == self.early_abort:
+            hint = ACTIONABLE.get(r0 or reasons.UNKNOWN, "check 'audioset-fewshot doctor' and the ledger's messages")
+            self.stop_exc = DownloadError(
+                f"the first {self.early_abort} attempts all failed with {r0!r}; stopping instead of burning the plan: {hint}."
+                " Nothing is lost: run the same command again once fixed"
+            )

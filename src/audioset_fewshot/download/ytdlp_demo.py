@@ -11,6 +11,11 @@ texts, that yt-dlp's own YouTube extractor raises for it:
 * a reason containing "sign in" gets the cookies login hint appended; the
   session rate-limit text gets the rate-limit explanation appended.
 
+The player client asked for in the extractor arguments
+(``extractor_args: {youtube: {player_client: [mweb]}}``, as for YouTube) is sent
+to the server as ``&c=<client>`` (the server logs which client asked) and
+recorded as each format's ``_client``, as yt-dlp's YouTube extractor does.
+
 HTTP errors of the page surface through ``InfoExtractor._download_json`` as
 ``ExtractorError`` caused by yt-dlp's ``HTTPError``, as for YouTube.  After
 extraction everything (format selection, ``http_headers``) is yt-dlp's own
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import urllib.parse
 from typing import Any
 
 # 127.0.0.1 only: the demo host is never anything else.
@@ -31,6 +37,7 @@ DEMO_URL_RE = re.compile(r"http://127\.0\.0\.1:(?P<port>[0-9]{1,5})/watch\?v=(?P
 
 _COOKIE_WIKI = "https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies"
 _RATE_LIMIT_WIKI = "https://github.com/yt-dlp/yt-dlp/wiki/Extractors#this-content-isnt-available-try-again-later"
+_EJS_WIKI = "https://github.com/yt-dlp/yt-dlp/wiki/EJS"
 _GEO_PREFIX = "The uploader has not made this video available in your country"
 _EXTS = {"audio/mp4": ("m4a", "m4a_dash"), "audio/webm": ("webm", "webm_dash")}
 
@@ -56,15 +63,26 @@ def demo_extractor() -> type:
             video_id = self._match_id(url)
             mobj = DEMO_URL_RE.fullmatch(url)
             base = f"http://127.0.0.1:{mobj.group('port')}" if mobj else ""
-            pr = self._download_json(f"{base}/watch?v={video_id}", video_id, note="Downloading player API JSON", errnote="Unable to download player response")
+            clients = self._configuration_arg("player_client", ie_key="youtube")
+            client = clients[0] if clients else "web"
+            query = urllib.parse.urlencode({"v": video_id, "c": client})
+            pr = self._download_json(
+                f"{base}/watch?{query}", video_id, note=f"Downloading {client} player API JSON", errnote="Unable to download player response"
+            )
             status = traverse_obj(pr, ("playabilityStatus", "status")) or "ERROR"
             details = pr.get("videoDetails") or {}
             micro = traverse_obj(pr, ("microformat", "playerMicroformatRenderer")) or {}
-            formats = []
+            if status == "OK" and details.get("videoId") not in (None, video_id):
+                # yt-dlp's own check and text: an answer for another video means a blocked address
+                raise ExtractorError("All player responses are invalid. Your IP is likely being blocked by Youtube", expected=True)
+            formats: list[dict[str, Any]] = []
+            skipped = ""
             for f in traverse_obj(pr, ("streamingData", "adaptiveFormats")) or []:
                 mime = (f.get("mimeType") or "").split(";")[0].strip()
                 ext, container = _EXTS.get(mime, (None, None))
                 codecs = re.search(r'codecs="([^"]+)"', f.get("mimeType") or "")
+                if ext is not None and not f.get("url"):
+                    skipped = "cipher" if f.get("signatureCipher") else "sabr"
                 if ext is None or not f.get("url"):
                     continue
                 formats.append(
@@ -80,8 +98,14 @@ def demo_extractor() -> type:
                         "filesize": int_or_none(f.get("contentLength")),
                         "tbr": (int_or_none(f.get("bitrate")) or 0) / 1000 or None,
                         "format_note": f.get("audioQuality"),
+                        "_client": client,
                     }
                 )
+            if status == "OK" and skipped:
+                self._report_skipped(skipped, client, video_id)
+                # what is left is the storyboard: format selection says "Requested format is not available"
+                formats.append({"format_id": "sb0", "url": f"{base}/storyboard?v={video_id}", "ext": "mhtml", "protocol": "mhtml",
+                                "acodec": "none", "vcodec": "none", "format_note": "storyboard"})  # fmt: skip
             if status != "OK" or not formats:
                 pemr = traverse_obj(pr, ("playabilityStatus", "errorScreen", "playerErrorMessageRenderer")) or {}
                 reason = self._text(pemr.get("reason")) or traverse_obj(pr, ("playabilityStatus", "reason")) or ""
@@ -119,6 +143,25 @@ def demo_extractor() -> type:
                 "formats": formats,
                 "webpage_url": url,
             }
+
+        def _report_skipped(self, why: str, client: str, video_id: str) -> None:
+            """yt-dlp's own warnings (texts of 2026.11) for formats it could not use."""
+            if why == "cipher":  # the demo has no challenge solver: as yt-dlp without a JS runtime or yt-dlp-ejs
+                self.report_warning(
+                    "Signature solving failed: Some formats may be missing. Ensure you have a supported JavaScript runtime and "
+                    "challenge solver script distribution installed. Review any warnings presented before this message. "
+                    f"For more details, refer to  {_EJS_WIKI}",
+                    video_id=video_id,
+                    only_once=True,
+                )
+            else:
+                self.report_warning(
+                    f"Some {client} client https formats have been skipped as they are missing a URL. "
+                    "YouTube may have enabled the SABR-only streaming experiment for the current session. "
+                    "See  https://github.com/yt-dlp/yt-dlp/issues/12482  for more details",
+                    video_id,
+                    only_once=True,
+                )
 
         @staticmethod
         def _text(obj: Any) -> str | None:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot import __version__
-from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_file, sha256_text
+from audioset_fewshot._io import canonical_json, json_fields, sha256_file, sha256_text, write_text_if_changed
 from audioset_fewshot.errors import ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._ledger import (
@@ -93,19 +93,7 @@ class ManifestRecord:
     written: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "root": str(self.root),
-            "schema_version": self.schema_version,
-            "plan_hash": self.plan_hash,
-            "clips": self.clips,
-            "classes": self.classes,
-            "unavailable": self.unavailable,
-            "clips_sha256": self.clips_sha256,
-            "content_hash": self.content_hash,
-            "missing_files": list(self.missing_files),
-            "surplus": list(self.surplus),
-            "written": list(self.written),
-        }
+        return json_fields(self)
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,13 +248,8 @@ def _read_plan_summary(layout: DatasetLayout) -> _PlanSummary:
 
 
 def _write_if_changed(path: Path, text: str, layout: DatasetLayout, written: list[str]) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
-    written.append(path.relative_to(layout.root).as_posix())
+    if write_text_if_changed(path, text):
+        written.append(path.relative_to(layout.root).as_posix())
 
 
 # ---------------------------------------------------------------------------------------

@@ -59,14 +59,12 @@ class ManifestRow:
         return self.samples / self.sample_rate_hz if self.sample_rate_hz else 0.0
 
 
+# Which segment a row is, and for which class: the first columns of every clip table
+# (clips.csv, release_clips.csv).
+SEGMENT_COLUMNS: tuple[str, ...] = ("ytid", "start_s", "end_s", "owner_mid", "labels", "source")
 # Column order of the file (differs from the sort order of the dataclass).
 CLIPS_COLUMNS: tuple[str, ...] = (
-    "ytid",
-    "start_s",
-    "end_s",
-    "owner_mid",
-    "labels",
-    "source",
+    *SEGMENT_COLUMNS,
     "path",
     "sample_rate_hz",
     "samples",

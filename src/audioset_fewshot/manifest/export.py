@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_text
+from audioset_fewshot._io import atomic_write_json, json_fields, sha256_text, write_text_if_changed
 from audioset_fewshot.errors import ManifestError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest._files import check_destination, copy_or_report, dest_path
@@ -71,15 +71,7 @@ class ExportReport:
     removed: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "into": str(self.into),
-            "exported": len(self.exported),
-            "skipped_licence": self.skipped_licence,
-            "bad_source": list(self.bad_source),
-            "copied": self.copied,
-            "clips_sha256": self.clips_sha256,
-            "removed": list(self.removed),
-        }
+        return {**json_fields(self), "exported": len(self.exported)}
 
 
 def _attribution_block(row: ManifestRow, title: str, uploader: str) -> str:
@@ -179,8 +171,7 @@ def export_clips(root: Path | str, *, into: Path | str, cc_only: bool = True) ->
     }
     for path, text in files.items():
         target = dest_path(path.relative_to(dest).as_posix(), root=dest)
-        if not (target.is_file() and target.read_text(encoding="utf-8") == text):
-            atomic_write_text(target, text)
+        write_text_if_changed(target, text)
     meta = {
         "schema_version": SCHEMA_VERSION,
         "params": {"cc_only": True},

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioset_fewshot._io import sha256_file
+from audioset_fewshot._io import json_fields, sha256_file
 from audioset_fewshot._root import holds_only_ours
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.errors import ManifestError, UsageError
@@ -69,18 +69,7 @@ class RebuildReport:
         return len(self.same) == self.listed
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "manifest": str(self.manifest),
-            "root": str(self.root),
-            "listed": self.listed,
-            "same": len(self.same),
-            "different": list(self.different),
-            "unavailable": dict(sorted(self.unavailable.items())),
-            "failed": dict(sorted(self.failed.items())),
-            "pending": list(self.pending),
-            "identical": self.identical,
-            "causes": list(self.causes),
-        }
+        return {**json_fields(self, leave_out=("record", "diff")), "same": len(self.same), "identical": self.identical}
 
 
 def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> Any:

@@ -26,20 +26,10 @@ from pathlib import Path
 from audioset_fewshot.errors import StageNotReadyError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest.build import UNAVAILABLE_COLUMNS, _csv_text, _write_if_changed
+from audioset_fewshot.manifest.clips import SEGMENT_COLUMNS
 from audioset_fewshot.release.obtain import ORIGIN, read_obtained
 
-RELEASE_CLIPS_COLUMNS: tuple[str, ...] = (
-    "ytid",
-    "start_s",
-    "end_s",
-    "owner_mid",
-    "labels",
-    "source",
-    "origin",
-    "seconds",
-    "release_sha256",
-    "release_labels",
-)
+RELEASE_CLIPS_COLUMNS: tuple[str, ...] = (*SEGMENT_COLUMNS, "origin", "seconds", "release_sha256", "release_labels")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audioset_fewshot._io import json_fields
 from audioset_fewshot.config import SOURCES
 from audioset_fewshot.download.ledger import ClassTotals
 from audioset_fewshot.layout import DatasetLayout
@@ -57,16 +58,7 @@ class ClassStatus:
         return self.obtained >= self.target
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mid": self.mid,
-            "name": self.name,
-            "target": self.target,
-            "obtained": self.obtained,
-            "pending": self.pending,
-            "candidates": self.candidates,
-            "failed_permanent": dict(sorted(self.failed_permanent.items())),
-            "failed_transient": dict(sorted(self.failed_transient.items())),
-        }
+        return json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -90,16 +82,7 @@ class SourceStatus:
         return self.obtained / self.header_segments if self.header_segments else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "coverage": self.coverage,
-            "header_segments": self.header_segments,
-            "planned": self.planned,
-            "attempted": self.attempted,
-            "obtained": self.obtained,
-            "failed_permanent": self.failed_permanent,
-            "availability": self.availability,
-        }
+        return {**json_fields(self), "coverage": self.coverage, "availability": self.availability}
 
 
 @dataclass(frozen=True)
@@ -118,16 +101,7 @@ class StatusReport(ClassTotals):
         return dict(sorted(out.items()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "root": str(self.root),
-            "plan_hash": self.plan_hash,
-            "obtained": self.obtained,
-            "target": self.target,
-            "failures_by_reason": self.failures_by_reason(),
-            "classes": [c.to_dict() for c in self.classes],
-            "sources": [s.to_dict() for s in self.sources],
-            "to_retry": list(self.to_retry),
-        }
+        return {**json_fields(self), "obtained": self.obtained, "target": self.target, "failures_by_reason": self.failures_by_reason()}
 
 
 def read_headers(metadata_dir: Path | str) -> dict[str, int]:

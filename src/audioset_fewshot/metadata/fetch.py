@@ -251,18 +251,10 @@ class _Transient(Exception):
     """A network failure worth retrying (the partial file is kept)."""
 
 
-class _ReadTimeoutHTTPConnection(http.client.HTTPConnection):
-    """Connects within the request's timeout, then waits ``read_timeout_s`` per read."""
+class _ReadTimeoutConnection(http.client.HTTPConnection):
+    """Connects within the request's timeout, then waits ``read_timeout_s`` per read.
+    Put before ``HTTPSConnection`` among the bases, it bounds the TLS socket's reads too."""
 
-    read_timeout_s = DEFAULT_TIMEOUT_S
-
-    def connect(self) -> None:
-        super().connect()
-        if self.sock is not None:
-            self.sock.settimeout(self.read_timeout_s)
-
-
-class _ReadTimeoutHTTPSConnection(http.client.HTTPSConnection):
     read_timeout_s = DEFAULT_TIMEOUT_S
 
     def connect(self) -> None:
@@ -275,10 +267,10 @@ def _opener(read_timeout_s: float) -> urllib.request.OpenerDirector:
     """urllib with two timeouts: ``urlopen(timeout=)`` bounds the connection, then every
     read (the response, the body) waits at most ``read_timeout_s``."""
 
-    class HTTP(_ReadTimeoutHTTPConnection):
+    class HTTP(_ReadTimeoutConnection):
         pass
 
-    class HTTPS(_ReadTimeoutHTTPSConnection):
+    class HTTPS(_ReadTimeoutConnection, http.client.HTTPSConnection):
         pass
 
     HTTP.read_timeout_s = HTTPS.read_timeout_s = read_timeout_s

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -111,24 +110,3 @@ def remove_tree(path: Path) -> None:
         path.unlink()
         return
     shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def decoder_pool(workers: int) -> Iterator[Any]:
-    """A process pool of decoders: ``fork`` where the platform has it, else ``spawn``.
-
-    fork starts in milliseconds and never re-imports the caller's ``__main__``
-    (forkserver and spawn do, which breaks scripts without a main guard).  The
-    children only decode with soundfile / soxr / numpy, never torch, so a parent
-    that has torch's thread pools loaded is not a problem for them.
-    """
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    from audioset_fewshot._signals import default_sigterm
-
-    pool = multiprocessing.get_context(method).Pool(workers, initializer=default_sigterm)
-    try:
-        yield pool
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()

@@ -38,12 +38,13 @@ from typing import Any, Literal
 import numpy as np
 
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
-from audioset_fewshot._progress import progress
+from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import CleanOptions
+from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import ManifestRow, read_clips
-from audioset_fewshot.process._common import SILENCE_MID, decoder_pool, disk_full_is_processing_error, read_json
+from audioset_fewshot.process._common import SILENCE_MID, disk_full_is_processing_error, read_json
 
 log = logging.getLogger(__name__)
 
@@ -281,18 +282,23 @@ def _check_params(min_duration_s: float, silence_dbfs: float, max_clipped_fracti
         raise UsageError(f"clean: policy must be 'drop' or 'keep', got {policy!r}")
 
 
-def _measure_one(args: tuple[str, str]) -> _Measure:
-    root, rel = args
-    return measure_file(Path(root) / rel)
+CHUNK_ROWS = 16  # clips measured per task
 
 
-def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool = False) -> CleanReport:
+def _measure_chunk(args: tuple[str, list[str]]) -> list[_Measure]:
+    """The measures of one chunk of clips (``root``, paths relative to it): one task."""
+    root, rels = args
+    return [measure_file(Path(root) / rel) for rel in rels]
+
+
+def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool = False, engine: Engine | None = None) -> CleanReport:
     """Give every clip in ``manifest/clips.csv`` a verdict; write ``processed/clean.csv``.
 
     ``options``: the ``clean`` section (``CleanOptions(policy="keep")``; default: the
     defaults).  A rerun with the same clips.csv and parameters reads the existing
     file back (fast no-op); ``force=True`` measures again.  ``workers`` > 1 decodes
-    in that many processes.
+    in that many processes; ``engine`` (:mod:`audioset_fewshot.engine`) runs the
+    chunks of ``CHUNK_ROWS`` clips elsewhere (a Dask cluster), with the same result.
     """
     o = options if options is not None else CleanOptions()
     min_duration_s, silence_dbfs, max_clipped_fraction, policy, workers = o.min_duration_s, o.silence_dbfs, o.max_clipped_fraction, o.policy, o.workers
@@ -320,12 +326,14 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
                 log.info("clean: %s is up to date", layout.clean_csv)
                 return CleanReport(layout.clean_csv, sha256_text(text), clips_sha, params, read_clean(layout.clean_csv))
     rows = read_clips(layout.clips_csv, root=layout.root)
-    jobs = [(str(layout.root), r.path) for r in rows]
-    if workers > 1 and len(rows) > 64:
-        with decoder_pool(workers) as pool:
-            measures = list(progress(pool.imap(_measure_one, jobs, chunksize=16), total=len(jobs), desc="clean", unit="clip"))
-    else:
-        measures = [_measure_one(j) for j in progress(jobs, desc="clean", unit="clip")]
+    chunks = [(str(layout.root), [r.path for r in rows[i : i + CHUNK_ROWS]]) for i in range(0, len(rows), CHUNK_ROWS)]
+    # a few chunks are measured faster here than a pool starts
+    pool_workers = workers if len(rows) > 64 else 1
+    measures: list[_Measure] = []
+    with (engine or LOCAL).executor(workers=pool_workers) as ex, progress_bar(total=len(rows), desc="clean", unit="clip") as bar:
+        for part in ex.map(_measure_chunk, chunks):
+            measures += part
+            bar.update(len(part))
     verdicts = tuple(
         _verdict(r, m, min_duration_s=min_duration_s, silence_dbfs=silence_dbfs, max_clipped_fraction=max_clipped_fraction, policy=policy)
         for r, m in zip(rows, measures, strict=True)

@@ -37,12 +37,10 @@ per clip (the seed project's, MetaAudio's).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import os
 import shutil
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +54,7 @@ from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, s
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import FeaturesOptions
+from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.process._common import (
@@ -80,6 +79,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 8  # clips per torch call; small batches stay in cache (tuned on 2 cores)
+TASK_ROWS = 4 * BATCH_ROWS  # clips per task (a chunk an executor runs)
 FLUSH_BYTES = 32 << 20  # start a background fdatasync after this many bytes written
 FeatureRow = PackRow  # the features' index is the pack's index, row for row
 
@@ -448,7 +448,7 @@ def _cores() -> int:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Set torch's intra-op threads for a block and restore the caller's setting."""
     import torch
 
@@ -458,6 +458,54 @@ def _torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+_TRANSFORM_KEYS = ("n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "amin", "top_db")
+
+
+def _transform_params(sample_rate_hz: int, params: dict[str, Any]) -> tuple[Any, ...]:
+    """:class:`LogMel`'s positional arguments for the stage's parameters."""
+    return (sample_rate_hz, *(params[k] for k in _TRANSFORM_KEYS))
+
+
+@dataclass(frozen=True)
+class _FeatureTask:
+    """What a chunk needs besides its rows: the pack array (path, dtype, shape) and the transform."""
+
+    audio_path: str
+    dtype: str
+    shape: tuple[int, int]
+    transform: tuple[Any, ...]
+
+
+_TRANSFORMS: dict[tuple[Any, ...], LogMel] = {}  # per process: a worker builds the filterbank once
+
+
+def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Log-mels (rows, n_mels, frames) and their per-row sums and sums of squares over
+    frames (float64) of the pack rows ``r0:r1``, in torch calls of ``BATCH_ROWS`` rows:
+    one task.  The batches depend only on the row numbers, so the result is the same
+    bytes wherever the chunk runs."""
+    import torch
+
+    task, r0, r1 = args
+    tf = _TRANSFORMS.get(task.transform)
+    if tf is None:
+        tf = _TRANSFORMS.setdefault(task.transform, LogMel(*task.transform))
+    audio = np.memmap(task.audio_path, dtype=task.dtype, mode="r", shape=task.shape)
+    ys, sums, sumsqs = [], [], []
+    with torch.inference_mode():  # thread-local: set it in the thread that computes
+        for b0 in range(r0, r1, BATCH_ROWS):
+            x = torch.from_numpy(audio[b0 : min(r1, b0 + BATCH_ROWS)].astype(np.float32))  # a writable copy
+            if task.dtype == "int16":
+                x.mul_(float(np.float32(1.0 / 32768.0)))
+            y = tf(x)
+            y64 = y.to(torch.float64)
+            ys.append(y.numpy())
+            sums.append(y64.sum(dim=2).numpy())
+            sumsqs.append(y64.square_().sum(dim=2).numpy())
+    del audio
+    return r0, r1, np.concatenate(ys), np.concatenate(sums), np.concatenate(sumsqs)
 
 
 def _check_params(
@@ -489,9 +537,13 @@ def _check_params(
         raise UsageError(f"features: layout must be 'packed' or 'per-file', got {layout!r}")
 
 
-def features(root: Path | str, options: FeaturesOptions | None = None, *, force: bool = False) -> FeatureRecord:
+def features(root: Path | str, options: FeaturesOptions | None = None, *, force: bool = False, engine: Engine | None = None) -> FeatureRecord:
     """Log-mel features of the current pack into ``processed/features/<key>/``, with the
     ``features`` section's options (``FeaturesOptions(n_mels=64)``; default: the defaults).
+
+    ``engine``: where the chunks of ``TASK_ROWS`` rows are computed (default: threads of
+    this process, one per core; a Dask engine: its workers, which read the pack from the
+    shared root and return the chunk); the driver writes and hashes them in row order.
 
     A rerun with the same pack and parameters is a no-op returning the same
     record; ``layout="per-file"`` additionally exports one ``.npy`` per clip.
@@ -535,7 +587,17 @@ def features(root: Path | str, options: FeaturesOptions | None = None, *, force:
     if meta is None or damage or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
         # never commit features of a damaged pack: its hashes are checked beside the computation
         # (one more reader of the array, not a whole pass before the first batch)
-        meta = _compute(lay, pk, folder, key=key, params=params, inputs=inputs, frames=frames, verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True))
+        meta = _compute(
+            lay,
+            pk,
+            folder,
+            key=key,
+            params=params,
+            inputs=inputs,
+            frames=frames,
+            verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True),
+            engine=engine,
+        )
     else:
         log.info("features: %s is up to date", folder)
     write_current(lay.features_dir, key)
@@ -555,21 +617,18 @@ def _compute(
     inputs: dict[str, str],
     frames: int,
     verify_pack: Callable[[], object] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Compute the features into ``.tmp-<key>`` and rename it into place.
 
     ``verify_pack`` runs in a thread of its own while the batches are computed; the
     folder is committed only when it returned, and its error (a damaged pack) is
     the one raised, whatever else failed meanwhile."""
-    import torch
-
     rows, n_mels = pk.rows, params["n_mels"]
     tmp = lay.features_dir / f".tmp-{key}"
     remove_tree(tmp)
     refuse_links_under_root(tmp)  # processed/ or features/ planted as a link would take the array outside the root
     tmp.mkdir(parents=True)
-    audio = pk.open()
-    scale = np.float32(1.0 / 32768.0) if pk.dtype == "int16" else None
     counts = np.full((rows, n_mels), float(frames), dtype=np.float64)
     sums = np.zeros((rows, n_mels), dtype=np.float64)
     sumsq = np.zeros((rows, n_mels), dtype=np.float64)
@@ -578,49 +637,21 @@ def _compute(
     try:
         with disk_full_is_processing_error("features", lay.features_dir):
             check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
-            tf = LogMel(
-                pk.sample_rate_hz,
-                params["n_fft"],
-                params["hop_length"],
-                n_mels,
-                params["f_min"],
-                params["f_max"],
-                params["power"],
-                params["amin"],
-                params["top_db"],
-            )
-            n_threads = _cores()
-
-            def job(r0: int, r1: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-                with torch.inference_mode():  # thread-local: set it in the worker thread
-                    x = torch.from_numpy(audio[r0:r1].astype(np.float32))  # a writable copy
-                    if scale is not None:
-                        x.mul_(float(scale))
-                    y = tf(x)
-                    y64 = y.to(torch.float64)
-                    return r0, r1, y.numpy(), y64.sum(dim=2).numpy(), y64.square_().sum(dim=2).numpy()
-
-            # torch ops release the GIL: one single-threaded torch per core, fed by a
-            # thread each, beats intra-op threads on these small batches (and does not
-            # spin-wait when the machine is busy)
+            task = _FeatureTask(str(pk.audio_path), pk.dtype, (rows, pk.samples), _transform_params(pk.sample_rate_hz, params))
+            chunks = [(task, r0, min(rows, r0 + TASK_ROWS)) for r0 in range(0, rows, TASK_ROWS)]
+            # locally: torch ops release the GIL, so one single-threaded torch per core, fed by
+            # a thread each, beats intra-op threads on these small batches (and does not
+            # spin-wait when the machine is busy); a Dask engine runs the chunks on its workers
             with (
                 open(tmp / "mels.f32", "wb") as fh,
-                _torch_threads(1),
-                ThreadPoolExecutor(n_threads) as ex,
+                torch_threads(1),
+                (engine or LOCAL).executor(workers=_cores(), threads=True) as ex,
                 progress_bar(total=rows, desc="features", unit="clip") as bar,
             ):
                 flush = BackgroundFlush(fh.fileno())
                 hasher = ChunkHasher()
                 unflushed = 0
-                pending: deque[Any] = deque()
-                starts = iter(range(0, rows, BATCH_ROWS))
-                for r0 in itertools.islice(starts, 4 * n_threads):
-                    pending.append(ex.submit(job, r0, min(rows, r0 + BATCH_ROWS)))
-                while pending:
-                    r0, r1, y, s_, ss_ = pending.popleft().result()
-                    nxt = next(starts, None)
-                    if nxt is not None:
-                        pending.append(ex.submit(job, nxt, min(rows, nxt + BATCH_ROWS)))
+                for r0, r1, y, s_, ss_ in ex.map(_features_chunk, chunks):
                     if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
                         raise ProcessingError(
                             f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of pack {pk.key} "

@@ -59,13 +59,13 @@ from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_fi
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import PackOptions
+from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
 from audioset_fewshot.process._common import (
     cache_key,
     check_free_space,
-    decoder_pool,
     disk_full_is_processing_error,
     read_json,
     remove_tree,
@@ -412,9 +412,14 @@ def _check_params(sample_rate_hz: int, dtype: str, length_s: float, length_polic
         raise UsageError(f"pack: workers must be >= 1, got {workers!r}")
 
 
-def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = False) -> PackRecord:
+def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = False, engine: Engine | None = None) -> PackRecord:
     """Decode every clip that clean kept into ``processed/pack/<key>/``, with the ``pack``
     section's options (``PackOptions(dtype="float32")``; default: the defaults).
+
+    ``engine``: where the tasks of ``TASK_ROWS`` rows run (:mod:`audioset_fewshot.engine`;
+    default: a local pool of ``workers`` processes).  On a Dask engine each task
+    writes its rows into the preallocated array itself (the root is on a filesystem
+    the workers share) and returns their sha256: the same bytes as a local run.
 
     Needs ``processed/clean.csv`` made from the current ``manifest/clips.csv``.
     A rerun with unchanged inputs returns the finished pack at once; an
@@ -513,13 +518,9 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
                 since = 0
 
         try:
-            if workers > 1 and len(tasks) > 1:
-                with decoder_pool(min(workers, len(tasks))) as pool:
-                    for result in pool.imap_unordered(_pack_task, tasks):
-                        finished(*result)
-            else:
-                for t in tasks:
-                    finished(*_pack_task(t))
+            with (engine or LOCAL).executor(workers=max(1, min(workers, len(tasks)))) as ex:
+                for result in ex.map_unordered(_pack_task, tasks):
+                    finished(*result)
         finally:
             ckpt.close(done if since else None)
 

@@ -18,14 +18,10 @@ the same for the unpacked folder and the ``.tar.gz`` it came from.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import logging
-import multiprocessing
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ import numpy as np
 
 from audioset_fewshot._io import canonical_json, sha256_text
 from audioset_fewshot.config import SOURCES
+from audioset_fewshot.engine import LOCAL
 from audioset_fewshot.release.records import EMBEDDING_DIM, SECONDS, RecordError, RecordParts, decode_parts, embeddings_of
 from audioset_fewshot.release.source import (
     Release,
@@ -47,7 +44,6 @@ log = logging.getLogger(__name__)
 OK = 0
 CORRUPT = 1
 STATUS_NAMES = ("ok", "corrupt")
-_IN_FLIGHT_PER_WORKER = 8  # tar members queued per worker: bounds the parent's memory
 
 
 @dataclass(frozen=True)
@@ -242,48 +238,23 @@ class ReleaseIndex:
         return out
 
 
-@contextlib.contextmanager
-def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """Processes that decode: ``fork`` where there is one (fast, no re-import of ``__main__``)."""
-    from audioset_fewshot._signals import default_sigterm
+def _index_file(args: tuple[str, str, str, bool]) -> FileIndex:
+    return _index_path(*args)
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    # a forked worker inherits the CLI's SIGTERM handler; it must die on SIGTERM as a worker does
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context(method), initializer=default_sigterm) as ex:
-        yield ex
+
+def _index_member(args: tuple[str, str, bytes, bool]) -> FileIndex:
+    source, name, data, embeddings = args
+    return index_bytes(source, name, data, embeddings=embeddings)
 
 
 def _file_results(rel: Release, sources: Sequence[str], workers: int, *, embeddings: bool = False) -> Iterator[FileIndex]:
-    """Every file's index, in name order for a folder and member order for a tar."""
-    if rel.kind == "folder":
-        files = rel.folder_files(sources)
-        emb = [embeddings] * len(files)
-        if workers <= 1:
-            for f in files:
-                yield _index_path(f.source, f.name, str(f.path), embeddings)
-            return
-        with worker_pool(workers) as ex:
-            # a bounded number of files in flight: finished results wait in the parent's memory
-            pending_f: deque[Future[FileIndex]] = deque()
-            for f, e in zip(files, emb, strict=True):
-                pending_f.append(ex.submit(_index_path, f.source, f.name, str(f.path), e))
-                while len(pending_f) >= workers * _IN_FLIGHT_PER_WORKER:
-                    yield pending_f.popleft().result()
-            while pending_f:
-                yield pending_f.popleft().result()
-        return
-    if workers <= 1:
-        for f, data in rel.stream(sources):
-            yield index_bytes(f.source, f.name, data, embeddings=embeddings)
-        return
-    with worker_pool(workers) as ex:
-        pending: deque[Future[FileIndex]] = deque()
-        for f, data in rel.stream(sources):
-            pending.append(ex.submit(index_bytes, f.source, f.name, data, embeddings=embeddings))
-            while len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    """Every file's index, in name order for a folder and member order for a tar (a tar's
+    members are read here, once, and decoded in the pool; a bounded number in flight)."""
+    with LOCAL.executor(workers=max(1, workers)) as ex:
+        if rel.kind == "folder":
+            yield from ex.map(_index_file, ((f.source, f.name, str(f.path), embeddings) for f in rel.folder_files(sources)))
+        else:
+            yield from ex.map(_index_member, ((f.source, f.name, data, embeddings) for f, data in rel.stream(sources)))
 
 
 def index_release(release: Path | str | Release, *, sources: Sequence[str] = SOURCES, workers: int = 2) -> ReleaseIndex:
@@ -388,4 +359,4 @@ def _combine(rel: Release, sources: tuple[str, ...], parts: Sequence[FileIndex])
     return idx
 
 
-__all__ = ["CORRUPT", "OK", "STATUS_NAMES", "FileIndex", "ReleaseIndex", "index_bytes", "index_release", "pack_release", "worker_pool"]
+__all__ = ["CORRUPT", "OK", "STATUS_NAMES", "FileIndex", "ReleaseIndex", "index_bytes", "index_release", "pack_release"]

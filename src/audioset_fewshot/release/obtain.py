@@ -51,6 +51,7 @@ from audioset_fewshot._io import (
     sha256_file,
     sha256_text,
 )
+from audioset_fewshot.engine import Engine
 from audioset_fewshot.errors import StageNotReadyError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.release.index import CORRUPT, ReleaseIndex, index_release
@@ -402,13 +403,16 @@ class ReleaseFeatures:
     longer_than_10s: int = 0
 
 
-def release_features(root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False, make_current: bool = True) -> ReleaseFeatures:
+def release_features(
+    root: Path | str, *, release: Path | str, workers: int = 2, force: bool = False, make_current: bool = True, engine: Engine | None = None
+) -> ReleaseFeatures:
     """Pack the obtained clips' embeddings into ``processed/features/<key>/`` (see the module docstring).
 
     The folder is built as ``.tmp-<key>`` and renamed into place (``meta.json``
     last), and ``processed/features/current.json`` then points at it (unless
     ``make_current`` is False: a second feature set beside a root's log-mels), so
-    the log-mel readers (``process.load_features``) find these features."""
+    the log-mel readers (``process.load_features``) find these features.  ``engine``:
+    where the release files are decoded (:func:`~audioset_fewshot.release.store.pack_records`)."""
     import shutil
 
     layout = DatasetLayout(Path(root))
@@ -435,7 +439,12 @@ def release_features(root: Path | str, *, release: Path | str, workers: int = 2,
         tmp.mkdir(parents=True)
         try:
             res = pack_records(
-                open_release(release), {k: (np.asarray(o, np.int64), np.asarray(w, np.int64)) for k, (o, w) in jobs.items()}, len(ordered), tmp, workers=workers
+                open_release(release),
+                {k: (np.asarray(o, np.int64), np.asarray(w, np.int64)) for k, (o, w) in jobs.items()},
+                len(ordered),
+                tmp,
+                workers=workers,
+                engine=engine,
             )
             index = [
                 EmbeddingRow(i, r.ytid, r.start_s, r.end_s, r.owner_mid, tuple(sorted(r.labels)), r.source, min(10, r.seconds)) for i, r in enumerate(ordered)

@@ -26,18 +26,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import ProcessingError, StageNotReadyError
 from audioset_fewshot.layout import clip_stem
-from audioset_fewshot.release.index import ReleaseIndex, worker_pool
+from audioset_fewshot.release.index import ReleaseIndex
 from audioset_fewshot.release.records import EMBEDDING_DIM, SECONDS, RecordError, decode_parts, dequantize, embeddings_of
 from audioset_fewshot.release.source import (
     SPLIT_DIRS,
@@ -53,7 +52,6 @@ ROW_BYTES = SECONDS * EMBEDDING_DIM
 EMBEDDINGS_FILE = "embeddings.u8"
 MASK_FILE = "mask.u8"
 INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "end_s", "owner_mid", "labels", "source", "seconds")
-_IN_FLIGHT_PER_WORKER = 8
 
 
 # ---------------------------------------------------------------------------------------
@@ -121,7 +119,9 @@ def _pack_path(path: str, name: str, offsets: np.ndarray, out_rows: np.ndarray, 
     return pack_bytes(Path(path).read_bytes(), name, offsets, out_rows, emb_path, mask_path)
 
 
-def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Path | str, *, workers: int = 2, release: Release | None = None) -> dict[str, int]:
+def pack_rows(
+    index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Path | str, *, workers: int = 2, release: Release | None = None, engine: Engine | None = None
+) -> dict[str, int]:
     """Write ``embeddings.u8`` and ``mask.u8`` in ``folder`` for the index ``rows`` (output
     row i = ``rows[i]``).  Returns ``{"rows": n, "longer_than_10s": m}``."""
     want = np.asarray(rows, dtype=np.int64)
@@ -132,13 +132,17 @@ def pack_rows(index: ReleaseIndex, rows: Sequence[int] | np.ndarray, folder: Pat
         bounds = np.flatnonzero(np.diff(files[order])) + 1
         for grp in np.split(order, bounds):
             jobs[index.files[int(files[grp[0]])][1]] = (index.offset[want[grp]], grp.astype(np.int64))
-    return pack_records(release or open_release(index.release), jobs, int(want.size), folder, workers=workers)
+    return pack_records(release or open_release(index.release), jobs, int(want.size), folder, workers=workers, engine=engine)
 
 
-def pack_records(release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int, folder: Path | str, *, workers: int = 2) -> dict[str, int]:
+def pack_records(
+    release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int, folder: Path | str, *, workers: int = 2, engine: Engine | None = None
+) -> dict[str, int]:
     """Write ``rows`` rows of ``embeddings.u8`` and ``mask.u8`` in ``folder``: ``jobs`` maps a
     release file name (``bal_train/5v.tfrecord``) to (record byte offsets, output rows).
-    A folder release reads only those files; a ``.tar.gz`` is streamed once."""
+    A folder release reads only those files; a ``.tar.gz`` is streamed once.  Each file is
+    one task of ``engine`` (default: a local pool of ``workers`` processes), which writes
+    its rows in place: the same bytes wherever it runs."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     emb_path, mask_path = out / EMBEDDINGS_FILE, out / MASK_FILE
@@ -146,46 +150,46 @@ def pack_records(release: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarr
         with open(p, "wb") as fh:
             fh.truncate(size)
     longer = 0
-    for part in _pack_jobs(release, jobs, str(emb_path), str(mask_path), workers):
+    for part in _pack_jobs(release, jobs, str(emb_path), str(mask_path), workers, engine):
         longer += part
     return {"rows": rows, "longer_than_10s": longer}
 
 
-def _pack_jobs(rel: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], emb: str, mask: str, workers: int) -> Iterator[int]:
+def _pack_file(args: tuple[str, str, np.ndarray, np.ndarray, str, str]) -> int:
+    """One release file's records into their rows of the two arrays: one task."""
+    return _pack_path(*args)
+
+
+def _pack_member(args: tuple[bytes, str, np.ndarray, np.ndarray, str, str]) -> int:
+    """One tar member's records (its bytes read by the driver) into their rows: one task."""
+    return pack_bytes(*args)
+
+
+def _pack_jobs(
+    rel: Release, jobs: Mapping[str, tuple[np.ndarray, np.ndarray]], emb: str, mask: str, workers: int, engine: Engine | None = None
+) -> Iterator[int]:
     if not jobs:
         return
-    if rel.kind == "folder":
-        assert rel.top is not None
-        args = [(str(rel.top / name), name, *jobs[name], emb, mask) for name in sorted(jobs)]
-        for path, _, _, _, _, _ in args:
-            if not Path(path).is_file():
-                raise ReleaseError(f"{path} is gone since the release was indexed; index it again")
-        if workers <= 1:
-            for a in args:
-                yield _pack_path(*a)
+    with (engine or LOCAL).executor(workers=max(1, workers)) as ex:
+        if rel.kind == "folder":
+            if rel.top is None:  # pragma: no cover - a folder release always has its top folder
+                raise ReleaseError(f"{rel.path}: a folder release without its folder")
+            args = [(str(rel.top / name), name, *jobs[name], emb, mask) for name in sorted(jobs)]
+            for path, *_ in args:
+                if not Path(path).is_file():
+                    raise ReleaseError(f"{path} is gone since the release was indexed; index it again")
+            yield from ex.map_unordered(_pack_file, args)
             return
-        with worker_pool(workers) as ex:
-            yield from ex.map(_pack_path, *zip(*args, strict=True), chunksize=4)
-        return
-    wanted_sources = tuple(s for s in SPLIT_DIRS if any(name.startswith(SPLIT_DIRS[s] + "/") for name in jobs))
-    done: set[str] = set()
-    if workers <= 1:
-        for f, data in rel.stream(wanted_sources):
-            if f.name in jobs:
-                done.add(f.name)
-                yield pack_bytes(data, f.name, *jobs[f.name], emb, mask)
-    else:
-        with worker_pool(workers) as ex:
-            pending: deque[Future[int]] = deque()
-            for f, data in rel.stream(wanted_sources):
-                if f.name not in jobs:
-                    continue
-                done.add(f.name)
-                pending.append(ex.submit(pack_bytes, data, f.name, *jobs[f.name], emb, mask))
-                while len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        wanted_sources = tuple(s for s in SPLIT_DIRS if any(name.startswith(SPLIT_DIRS[s] + "/") for name in jobs))
+        done: set[str] = set()
+
+        def members() -> Iterator[tuple[bytes, str, np.ndarray, np.ndarray, str, str]]:
+            for f, data in rel.stream(wanted_sources):  # the tar is read once, here; the executor bounds what waits
+                if f.name in jobs:
+                    done.add(f.name)
+                    yield (data, f.name, *jobs[f.name], emb, mask)
+
+        yield from ex.map_unordered(_pack_member, members())
     missing = sorted(set(jobs) - done)
     if missing:
         raise ReleaseError(f"{rel.path}: {len(missing)} file(s) indexed before are not in the tar.gz now ({', '.join(missing[:3])}); index the release again")

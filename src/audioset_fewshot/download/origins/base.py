@@ -22,11 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from audioset_fewshot.errors import DownloadError, UsageError
+
+if TYPE_CHECKING:
+    from audioset_fewshot.download.origins._fs import OriginFS
 
 LAYOUTS = ("hf-parquet", "webdataset", "pann-hdf5", "directory")
 YOUTUBE = "youtube"
@@ -142,6 +145,38 @@ class Origin(Protocol):
     def read(self, clip: OriginClip) -> OriginAudio: ...
 
     def close(self) -> None: ...
+
+
+class IndexedOrigin:
+    """What the local layouts share: where the files are (``fs``), what the manifest may
+    say (``info``), the class order that numbered labels refer to, and the clip index,
+    built once by the layout's :meth:`_index` (problems go to ``report``)."""
+
+    suffixes: tuple[str, ...] = ()  # the file names (lower-cased) this layout indexes end so
+
+    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
+        self.fs = fs
+        self.info = info
+        self.report = IndexReport()
+        self.class_mids = tuple(class_mids) if class_mids else None
+        self._clips: list[OriginClip] | None = None
+
+    def files(self) -> list[str]:
+        return [rel for rel in self.fs.files() if rel.lower().endswith(self.suffixes)]
+
+    def clips(self) -> Sequence[OriginClip]:
+        if self._clips is None:
+            self._clips = self._index()
+        return self._clips
+
+    def _index(self) -> list[OriginClip]:
+        raise NotImplementedError
+
+    def read(self, clip: OriginClip) -> OriginAudio:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
 
 
 _HF_RE = re.compile(r"hf://datasets/(?P<repo>[^@/]+/[^@/]+)(?:@(?P<rev>[^/]+))?(?P<rest>/.*)?")

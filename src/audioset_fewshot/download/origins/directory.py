@@ -22,10 +22,8 @@ counted and listed, never guessed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
-from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import IndexReport, OriginAudio, OriginClip, OriginInfo, is_ytid, list_of_parts
+from audioset_fewshot.download.origins.base import IndexedOrigin, OriginAudio, OriginClip, is_ytid, list_of_parts
 
 AUDIO_EXTS = ("wav", "flac", "mp3", "m4a", "ogg", "opus", "aac", "webm")
 _ID = r"(?P<id>[A-Za-z0-9_-]{11})"
@@ -67,35 +65,23 @@ def parse_clip_name(stem: str) -> tuple[str, float | None] | None:
     return None
 
 
-class DirectoryOrigin:
+class DirectoryOrigin(IndexedOrigin):
     """Audio files in flat or nested folders (see the module docstring)."""
 
-    def __init__(self, fs: OriginFS, info: OriginInfo) -> None:
-        self.fs = fs
-        self.info = info
-        self.report = IndexReport()
-        self._clips: list[OriginClip] | None = None
+    suffixes = tuple(f".{ext}" for ext in AUDIO_EXTS)
 
-    def clips(self) -> Sequence[OriginClip]:
-        if self._clips is None:
-            out: list[OriginClip] = []
-            for rel in self.fs.files():
-                name = rel.rsplit("/", 1)[-1]
-                stem, dot, ext = name.rpartition(".")
-                if not dot or ext.lower() not in AUDIO_EXTS:
-                    continue
-                parsed = parse_clip_name(stem)
-                if parsed is None:
-                    self.report.unparseable.append(rel)
-                    continue
-                ytid, start_s = parsed
-                out.append(OriginClip(ytid=ytid, source=list_of_parts(rel.split("/")[:-1]), start_s=start_s, locator=(rel, ext.lower())))
-            self._clips = out
-        return self._clips
+    def _index(self) -> list[OriginClip]:
+        out: list[OriginClip] = []
+        for rel in self.files():
+            stem, _, ext = rel.rsplit("/", 1)[-1].rpartition(".")
+            parsed = parse_clip_name(stem)
+            if parsed is None:
+                self.report.unparseable.append(rel)
+                continue
+            ytid, start_s = parsed
+            out.append(OriginClip(ytid=ytid, source=list_of_parts(rel.split("/")[:-1]), start_s=start_s, locator=(rel, ext.lower())))
+        return out
 
     def read(self, clip: OriginClip) -> OriginAudio:
         rel, ext = clip.locator
         return OriginAudio(codec=str(ext), data=self.fs.read_bytes(str(rel)))
-
-    def close(self) -> None:
-        return None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import IndexReport, OriginAudio, OriginClip, OriginError, OriginInfo, is_ytid, list_of_parts
+from audioset_fewshot.download.origins.base import IndexedOrigin, OriginAudio, OriginClip, OriginError, OriginInfo, is_ytid, list_of_parts
 
 REQUIRED = "video_id (string) and audio (struct with a binary 'bytes' field)"
 
@@ -43,48 +43,42 @@ def schema_problem(schema: Any) -> str | None:
     return None
 
 
-class HfParquetOrigin:
+class HfParquetOrigin(IndexedOrigin):
     """Parquet files of the Hugging Face mirror (see the module docstring)."""
 
-    def __init__(self, fs: OriginFS, info: OriginInfo) -> None:
-        self.fs = fs
-        self.info = info
-        self.report = IndexReport()
-        self._clips: list[OriginClip] | None = None
+    suffixes = (".parquet",)
+
+    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
+        super().__init__(fs, info, class_mids=class_mids)
         self._local = threading.local()
         self.bytes_read = 0  # bytes read for audio (pages, or row groups where pages cannot serve)
         self._lock = threading.Lock()
         self._chunks: dict[str, Any] = {}
 
-    def files(self) -> list[str]:
-        return [rel for rel in self.fs.files() if rel.lower().endswith(".parquet")]
-
-    def clips(self) -> Sequence[OriginClip]:
+    def _index(self) -> list[OriginClip]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if self._clips is None:
-            out: list[OriginClip] = []
-            for rel in self.files():
-                try:
-                    with self.fs.open(rel) as fh:
-                        pf = pq.ParquetFile(fh)
-                        problem = schema_problem(pf.schema_arrow)
-                        if problem is not None:
-                            self.report.rejected.append((rel, problem))
-                            continue
-                        source = list_of_parts(rel.split("/")[:-1])
-                        for rg in range(pf.num_row_groups):
-                            ids = pf.read_row_group(rg, columns=["video_id"]).column(0).to_pylist()
-                            for i, ytid in enumerate(ids):
-                                if not isinstance(ytid, str) or not is_ytid(ytid):
-                                    self.report.unparseable.append(f"{rel}[row group {rg}, row {i}]")
-                                    continue
-                                out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(rel, rg, i)))
-                except (OSError, pa.ArrowException) as err:
-                    self.report.rejected.append((rel, f"not a readable parquet file: {err}"))
-            self._clips = out
-        return self._clips
+        out: list[OriginClip] = []
+        for rel in self.files():
+            try:
+                with self.fs.open(rel) as fh:
+                    pf = pq.ParquetFile(fh)
+                    problem = schema_problem(pf.schema_arrow)
+                    if problem is not None:
+                        self.report.rejected.append((rel, problem))
+                        continue
+                    source = list_of_parts(rel.split("/")[:-1])
+                    for rg in range(pf.num_row_groups):
+                        ids = pf.read_row_group(rg, columns=["video_id"]).column(0).to_pylist()
+                        for i, ytid in enumerate(ids):
+                            if not isinstance(ytid, str) or not is_ytid(ytid):
+                                self.report.unparseable.append(f"{rel}[row group {rg}, row {i}]")
+                                continue
+                            out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(rel, rg, i)))
+            except (OSError, pa.ArrowException) as err:
+                self.report.rejected.append((rel, f"not a readable parquet file: {err}"))
+        return out
 
     def _file(self, rel: str) -> Any:
         """This thread's ``ParquetFile`` of ``rel`` (pyarrow reads need a file object of their own)."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import IndexReport, OriginAudio, OriginClip, OriginError, OriginInfo, is_ytid, list_of_name
+from audioset_fewshot.download.origins.base import IndexedOrigin, OriginAudio, OriginClip, OriginError, OriginInfo, is_ytid, list_of_name
 
 H5_EXTS = (".h5", ".hdf5", ".hdf")
 N_CLASSES = 527
@@ -40,19 +40,14 @@ def _name_to_ytid(raw: Any) -> str | None:
     return None
 
 
-class PannHdf5Origin:
+class PannHdf5Origin(IndexedOrigin):
     """HDF5 packs read with h5py (see the module docstring)."""
 
-    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
-        self.fs = fs
-        self.info = info
-        self.report = IndexReport()
-        self.class_mids = tuple(class_mids) if class_mids else None
-        self._clips: list[OriginClip] | None = None
-        self._open: dict[str, Any] = {}
+    suffixes = H5_EXTS
 
-    def files(self) -> list[str]:
-        return [rel for rel in self.fs.files() if rel.lower().endswith(H5_EXTS)]
+    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
+        super().__init__(fs, info, class_mids=class_mids)
+        self._open: dict[str, Any] = {}
 
     def _h5(self, rel: str) -> Any:
         import h5py
@@ -99,32 +94,30 @@ class PannHdf5Origin:
             return None
         return "neither a 'waveform' nor an 'mp3' dataset"
 
-    def clips(self) -> Sequence[OriginClip]:
-        if self._clips is None:
-            out: list[OriginClip] = []
-            for rel in self.files():
-                try:
-                    f = self._h5(rel)
-                except OriginError as err:
-                    self.report.rejected.append((rel, str(err)))
+    def _index(self) -> list[OriginClip]:
+        out: list[OriginClip] = []
+        for rel in self.files():
+            try:
+                f = self._h5(rel)
+            except OriginError as err:
+                self.report.rejected.append((rel, str(err)))
+                continue
+            problem = self.shape_problem(f)
+            if problem is not None:
+                self.report.rejected.append((rel, f"not a PANN/PaSST pack: {problem}"))
+                continue
+            source = list_of_name(rel.rsplit("/", 1)[-1])
+            kind = "waveform" if "waveform" in f else "mp3"
+            names = f["audio_name"][:]
+            for row, raw in enumerate(names):
+                if not len(raw):
+                    continue  # a pre-allocated row of a clip PANN could not download
+                ytid = _name_to_ytid(raw)
+                if ytid is None:
+                    self.report.unparseable.append(f"{rel}[{row}]")
                     continue
-                problem = self.shape_problem(f)
-                if problem is not None:
-                    self.report.rejected.append((rel, f"not a PANN/PaSST pack: {problem}"))
-                    continue
-                source = list_of_name(rel.rsplit("/", 1)[-1])
-                kind = "waveform" if "waveform" in f else "mp3"
-                names = f["audio_name"][:]
-                for row, raw in enumerate(names):
-                    if not len(raw):
-                        continue  # a pre-allocated row of a clip PANN could not download
-                    ytid = _name_to_ytid(raw)
-                    if ytid is None:
-                        self.report.unparseable.append(f"{rel}[{row}]")
-                        continue
-                    out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(rel, kind, row)))
-            self._clips = out
-        return self._clips
+                out.append(OriginClip(ytid=ytid, source=source, start_s=None, locator=(rel, kind, row)))
+        return out
 
     def labels(self, clip: OriginClip) -> tuple[str, ...] | None:
         if self.class_mids is None or len(self.class_mids) != N_CLASSES:

@@ -33,7 +33,7 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -50,6 +50,19 @@ _PLAIN, _PLAIN_DICTIONARY, _RLE, _RLE_DICTIONARY = 0, 2, 3, 8
 
 class Unsupported(Exception):
     """Internal: this chunk needs the row-group fallback (with the reason)."""
+
+
+def read_varint(next_byte: Callable[[], int], *, max_shift: int, what: str) -> int:
+    """An unsigned LEB128 integer (Thrift's varints and snappy's length), read a byte at a time."""
+    shift = result = 0
+    while True:
+        b = next_byte()
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result
+        shift += 7
+        if shift > max_shift:
+            raise Unsupported(f"malformed {what}")
 
 
 class CountingReader:
@@ -98,15 +111,7 @@ class _Thrift:
         return b
 
     def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift > 70:
-                raise Unsupported("malformed varint in a page header")
+        return read_varint(self.byte, max_shift=70, what="varint in a page header")
 
     def zigzag(self) -> int:
         n = self.varint()
@@ -275,15 +280,7 @@ class _SnappyPage:
         return self._buf[rel]
 
     def _varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self._byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift > 35:
-                raise Unsupported("malformed snappy length")
+        return read_varint(self._byte, max_shift=35, what="snappy length")
 
     def _walk_to(self, target: int) -> None:
         while self.u_pos < target:

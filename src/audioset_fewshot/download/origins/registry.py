@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot.download import reasons as R
 from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import YOUTUBE, Origin, OriginClip, OriginError, OriginInfo, OriginSpec, parse_origins
+from audioset_fewshot.download.origins.base import YOUTUBE, IndexedOrigin, Origin, OriginClip, OriginError, OriginInfo, OriginSpec, parse_origins
 
 if TYPE_CHECKING:
     from audioset_fewshot.download.fetch import ClipResult
@@ -76,13 +76,8 @@ def open_origin(spec: OriginSpec, *, name: str | None = None, class_mids: Sequen
     fs = OriginFS(spec.path)
     layout = spec.layout or detect_layout(fs)
     info = OriginInfo(name=name or spec.name or spec.repo or layout, kind=layout, revision=spec.revision, repo=spec.repo)
-    if layout == "hf-parquet":
-        return HfParquetOrigin(fs, info)
-    if layout == "webdataset":
-        return WebDatasetOrigin(fs, info, class_mids=class_mids)
-    if layout == "pann-hdf5":
-        return PannHdf5Origin(fs, info, class_mids=class_mids)
-    return DirectoryOrigin(fs, info)
+    readers: dict[str, type[IndexedOrigin]] = {"hf-parquet": HfParquetOrigin, "webdataset": WebDatasetOrigin, "pann-hdf5": PannHdf5Origin}
+    return readers.get(layout, DirectoryOrigin)(fs, info, class_mids=class_mids)
 
 
 def origin_labels(origin: Origin, clip: OriginClip) -> tuple[str, ...] | None:

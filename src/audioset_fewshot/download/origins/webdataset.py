@@ -19,8 +19,7 @@ import tarfile
 from collections.abc import Sequence
 from typing import Any
 
-from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import IndexReport, OriginAudio, OriginClip, OriginError, OriginInfo, is_ytid, list_of_parts
+from audioset_fewshot.download.origins.base import IndexedOrigin, OriginAudio, OriginClip, OriginError, is_ytid, list_of_parts
 
 AUDIO_EXTS = ("wav", "flac", "mp3", "ogg", "m4a", "opus")
 MAX_JSON_BYTES = 1 << 20
@@ -64,26 +63,13 @@ def _labels(meta: dict[str, Any], class_mids: Sequence[str] | None) -> tuple[str
     return None
 
 
-class WebDatasetOrigin:
+class WebDatasetOrigin(IndexedOrigin):
     """Tar shards read in place (see the module docstring)."""
 
-    def __init__(self, fs: OriginFS, info: OriginInfo, *, class_mids: Sequence[str] | None = None) -> None:
-        self.fs = fs
-        self.info = info
-        self.report = IndexReport()
-        self.class_mids = tuple(class_mids) if class_mids else None
-        self._clips: list[OriginClip] | None = None
+    suffixes = (".tar",)
 
-    def shards(self) -> list[str]:
-        return [rel for rel in self.fs.files() if rel.lower().endswith(".tar")]
-
-    def clips(self) -> Sequence[OriginClip]:
-        if self._clips is None:
-            out: list[OriginClip] = []
-            for shard in self.shards():
-                out += self._index_shard(shard)
-            self._clips = out
-        return self._clips
+    def _index(self) -> list[OriginClip]:
+        return [clip for shard in self.files() for clip in self._index_shard(shard)]
 
     def _index_shard(self, shard: str) -> list[OriginClip]:
         audio: dict[str, tuple[str, int, int]] = {}
@@ -137,6 +123,3 @@ class WebDatasetOrigin:
         if len(data) != int(size):
             raise OriginError(f"origin {self.info.name}: shard {shard} is truncated")
         return OriginAudio(codec=str(ext), data=data)
-
-    def close(self) -> None:
-        return None

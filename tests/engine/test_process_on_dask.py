@@ -1,0 +1,100 @@
+"""clean, pack and features on a real Dask LocalCluster (2 worker processes): the same bytes
+as the local pools, also when a worker process is killed mid-pack; and ``cluster doctor``
+against it.  One cluster serves the module (starting one costs seconds)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support.process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root
+
+from audioset_fewshot.config import ClusterOptions, PackOptions
+from audioset_fewshot.engine import DaskEngine
+from audioset_fewshot.engine.doctor import cluster_doctor
+from audioset_fewshot.layout import DatasetLayout
+from audioset_fewshot.process import clean, features, pack
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def engine(dask_engine: DaskEngine) -> DaskEngine:
+    return dask_engine  # the session's LocalCluster of 2 worker processes (tests/conftest.py)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
+
+
+def _process(layout: DatasetLayout, engine: DaskEngine | None, pack_options: PackOptions) -> None:
+    clean(layout.root, engine=engine)
+    pack(layout.root, pack_options, engine=engine)
+    features(layout.root, engine=engine)
+
+
+def test_dask_and_local_runs_give_byte_identical_clean_pack_and_features(engine: DaskEngine, tmp_path: Path) -> None:
+    # every kind of clip (broken, short, stereo 44.1 kHz, ...) plus enough to fill several chunks of each stage
+    clips = STANDARD + [Clip(f"e{c}{i:09d}", mid, ("tone", "noise")[i % 2]) for c, mid in enumerate((SPEECH, DOG, MUSIC)) for i in range(10)]
+    local, dask = make_root(tmp_path / "local", clips), make_root(tmp_path / "dask", clips)
+    opts = PackOptions(workers=2, length_policy="pad_repeat")
+    _process(local, None, opts)
+    _process(dask, engine, opts)
+    a, b = _files(local.processed_dir), _files(dask.processed_dir)
+    assert sorted(a) == sorted(b)
+    assert any(name.endswith("audio.int16") for name in a) and any(name.endswith("mels.f32") for name in a)
+    differ = [name for name in a if a[name] != b[name]]
+    assert not differ, f"differ between the Dask run and the local run: {differ}"
+
+
+def test_cluster_doctor_finds_both_workers_matching_the_driver(engine: DaskEngine) -> None:
+    address = engine.client.scheduler.address if engine.client.scheduler is not None else ""
+    report = cluster_doctor(ClusterOptions(engine="dask", address=address, timeout_s=30.0))
+    assert report.ok, report.lines()
+    assert len(report.workers) == 2
+    assert all(w.versions == report.driver for w in report.workers)
+    assert any(line.startswith("worker tcp://127.0.0.1:") and line.endswith(": ok") for line in report.lines())
+
+
+def _kill_a_worker_running(engine: DaskEngine, prefix: str, killed: list[int], stop: threading.Event) -> None:
+    """Kill (SIGKILL) the worker process that runs a task whose key starts with ``prefix``, once."""
+    pids = engine.client.run(os.getpid)
+    deadline = time.monotonic() + 120
+    while not stop.is_set() and time.monotonic() < deadline:
+        for address, keys in engine.client.processing().items():
+            if any(str(k).startswith(prefix) for k in keys):
+                os.kill(pids[address], signal.SIGKILL)
+                killed.append(pids[address])
+                return
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_pack_still_gives_the_same_bytes(engine: DaskEngine, tmp_path: Path) -> None:
+    # 44.1 kHz stereo clips: resampled, so a task of 32 rows runs long enough to be caught running
+    clips = [Clip(f"k{c}{i:09d}", mid, "stereo44k") for c, mid in enumerate((SPEECH, DOG)) for i in range(24)]
+    ref = make_root(tmp_path / "ref", clips)
+    clean(ref.root)
+    pack(ref.root, PackOptions(workers=1))
+    layout = DatasetLayout(tmp_path / "killed")
+    shutil.copytree(ref.root, layout.root)
+    shutil.rmtree(layout.pack_dir)
+
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_a_worker_running, args=(engine, "_pack_task", killed, stop), daemon=True)
+    killer.start()
+    try:
+        rec = pack(layout.root, PackOptions(workers=2), engine=engine)
+    finally:
+        stop.set()
+        killer.join(30)
+    assert killed, "no pack task was caught running: nothing was killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)  # that worker process is gone; the nanny started another
+    assert _files(layout.pack_dir / rec.key) == _files(ref.pack_dir / rec.key)
+    engine.client.wait_for_workers(2, timeout=60)  # the module's cluster is whole again
