@@ -31,7 +31,6 @@ tfrecord loop, peak RSS <= 2 GiB; the 142-class selection packed <= 30 s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -253,8 +252,7 @@ def _child(code: str, *args: str, timeout_s: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)  # --quick: 1/64 of the records in 3 x 64 files (smoke run); --json PATH
+    ap = bench_parser(__doc__)
     ap.add_argument("--today-fraction", type=float, default=None, help="share of the files the tfrecord loop reads (default 1/8 full, 1 quick)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work-dir", type=Path, default=None)
@@ -349,36 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         goal=GOAL_RATIO,
         values={"ours": ours_s, "against": today_s},
     )
-    rep.add(
-        "index_pack_time",
-        "  same, wall time",
-        kind="limit",
-        ours=f"{ours_s:,.1f} s",
-        against=f"{GOAL_S:g} s",
-        ratio=ours_s / GOAL_S,
-        goal=1.0,
-        values={"ours": ours_s, "against": GOAL_S},
-    )
-    rep.add(
-        "peak_rss",
-        "  peak RSS, any process",
-        kind="limit",
-        ours=f"{peak:,.0f} MiB",
-        against=f"{GOAL_RSS_MIB:,.0f} MiB",
-        ratio=peak / GOAL_RSS_MIB,
-        goal=1.0,
-        values={"ours": peak, "against": GOAL_RSS_MIB},
-    )
-    rep.add(
-        "select_pack_time",
-        f"{sel['classes']} classes x all clips packed",
-        kind="limit",
-        ours=f"{sel_s:,.1f} s",
-        against=f"{GOAL_SELECT_S:g} s",
-        ratio=sel_s / GOAL_SELECT_S,
-        goal=1.0,
-        values={"ours": sel_s, "against": GOAL_SELECT_S},
-    )
+    rep.ceiling("index_pack_time", "  same, wall time", ours_s, GOAL_S, fmt="{:,.1f} s", against=f"{GOAL_S:g} s")
+    rep.ceiling("peak_rss", "  peak RSS, any process", peak, GOAL_RSS_MIB, fmt="{:,.0f} MiB")
+    rep.ceiling("select_pack_time", f"{sel['classes']} classes x all clips packed", sel_s, GOAL_SELECT_S, fmt="{:,.1f} s", against=f"{GOAL_SELECT_S:g} s")
     cpu_ratio = today["cpu_s"] * scale / ours["cpu_s"] if ours["cpu_s"] else float("inf")
     print(
         f"CPU time (load-robust): ours {ours['cpu_s']:.1f} s (parent + workers), tfrecord loop {today['cpu_s'] * scale:.1f} s "

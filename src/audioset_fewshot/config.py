@@ -84,11 +84,13 @@ class SessionConfig:
     name: str = _f("", "the session's name: in the ledger (column session), the log and the progress line")
     cookies: str | None = _f(None, "this session's Netscape cookies file (passed to yt-dlp only)", path=True)
     cookies_from_browser: str | None = _f(None, "browser this session reads its cookies from (yt-dlp's --cookies-from-browser)")
-    proxy: str | None = _f(None, "proxy URL all this session's traffic goes through (yt-dlp and ffmpeg), even to 127.0.0.1")
+    proxy: str | None = _f(None, "HTTP proxy all this session's traffic goes through (yt-dlp and ffmpeg), even to 127.0.0.1")
     source_address: str | None = _f(None, "client-side IP address this session binds to")
     max_per_hour: float | Literal["auto"] | None = _f(
         "auto", "this session's extractions per hour: auto = 300 as a guest, 2000 with cookies (none for the 127.0.0.1 demo server)", min=0.0
     )
+    worker: str | None = _f(None, "with cluster.engine dask: the name of the Dask worker that hosts this session (its budget and address stay there)")
+    resource: str | None = _f(None, "with cluster.engine dask: a worker resource (dask worker --resources NAME=1) that a worker hosting this session has")
 
 
 @dataclass(frozen=True)
@@ -122,15 +124,15 @@ class DownloadConfig:
         "where clips come from, in order: youtube, a local path, an fsspec URL, or {path, layout, name, revision}; the first that holds a clip wins",
     )
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
-    proxy: str | None = _f(
-        None, "proxy URL for yt-dlp and ffmpeg (http://[USER:PASS@]HOST:PORT, socks5://...), used even for 127.0.0.1; the password is never stored"
-    )
+    proxy: str | None = _f(None, "HTTP proxy for yt-dlp and ffmpeg, http://[USER:PASS@]HOST:PORT, used even for 127.0.0.1; the password is never stored")
     source_address: str | None = _f(None, "client-side IP address to bind to (yt-dlp's --source-address)")
     impersonate: str | None = _f(None, "client to impersonate, e.g. chrome or chrome-116:windows-10 (yt-dlp's --impersonate; needs curl_cffi)")
     sleep_requests: float = _f(0.0, "seconds yt-dlp sleeps between the requests of one extraction (yt-dlp's --sleep-requests)", min=0.0)
     js_runtimes: list[str] = _f([], "JavaScript runtimes yt-dlp may use, RUNTIME or RUNTIME:PATH (deno, node, bun, quickjs); empty = yt-dlp's default (deno)")
     remote_components: list[str] = _f([], "remote components yt-dlp may fetch when needed (ejs:github, ejs:npm); empty = none")
-    plugin_dirs: list[str] = _f([], "extra folders yt-dlp loads plugins from (e.g. a PO-token provider), besides its default places", path=True)
+    plugin_dirs: list[str] = _f(
+        [], "folders of yt-dlp plugin packages (as for yt-dlp --plugin-dirs), e.g. a PO-token provider, searched before the default places", path=True
+    )
     extractor_args: dict[str, dict[str, list[str]]] = _f(
         {}, "yt-dlp extractor arguments, {extractor: {arg: [values]}}, e.g. {youtube: {player_client: [mweb]}}; tokens in them are never stored"
     )
@@ -243,7 +245,9 @@ class ClusterConfig:
     job_memory: str = _f("8GB", "memory of one worker job (e.g. 8GB, 16GiB)")
     job_walltime: str = _f("01:00:00", "wall-clock limit of one worker job: HH:MM:SS, or D-HH:MM:SS for SLURM")
     job_count: int = _f(1, "worker jobs to submit", min=1, max=10_000)
-    job_extra: list[str] = _f([], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)")
+    job_extra: list[str] = _f(
+        [], "extra #SBATCH / #PBS directives of the worker jobs, one per item, as the batch system spells them (a constraint, a placement)"
+    )
 
 
 @dataclass(frozen=True)
@@ -262,9 +266,6 @@ class Config:
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-    def section(self, name: str) -> Any:
-        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -470,7 +471,9 @@ YTDLP_OWN_KEYS: dict[str, str] = {
 }
 _JS_RUNTIMES = ("deno", "node", "bun", "quickjs")
 _REMOTE_COMPONENTS = ("ejs:github", "ejs:npm")
-_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+# ffmpeg reads the media through HTTP proxies only (-http_proxy): a SOCKS proxy would carry the
+# extraction but not the media, whose URLs YouTube binds to the address that extracted them
+_PROXY_SCHEMES = ("http", "https")
 _SESSION_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -482,7 +485,8 @@ def _check_proxy(url: str | None, key: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in _PROXY_SCHEMES or not parts.hostname:
         raise ConfigError(
-            f"config key '{key}': {url.split('@')[-1]!r} is not a proxy URL; expected SCHEME://[USER:PASS@]HOST:PORT with SCHEME one of {', '.join(_PROXY_SCHEMES)}"
+            f"config key '{key}': {url.split('@')[-1]!r} is not an HTTP proxy URL; expected http://[USER:PASS@]HOST:PORT"
+            " (ffmpeg reads the media through HTTP proxies only, and the media must come through the session's proxy)"
         )
 
 
@@ -510,6 +514,10 @@ def _check_sessions(d: DownloadConfig) -> None:
     for key in ("cookies", "cookies_from_browser", "proxy", "source_address"):
         if getattr(d, key):
             raise ConfigError(f"config key 'download.{key}': with download.sessions, give {key} per session (download.sessions[].{key})")
+    if d.max_per_hour != "auto":
+        raise ConfigError(
+            "config key 'download.max_per_hour': with download.sessions, each session has its own budget: give max_per_hour per session (download.sessions[].max_per_hour)"
+        )
     seen: set[str] = set()
     for i, sess in enumerate(d.sessions):
         where = f"download.sessions[{i}]"
@@ -520,6 +528,8 @@ def _check_sessions(d: DownloadConfig) -> None:
         seen.add(sess.name)
         if sess.cookies and sess.cookies_from_browser:
             raise ConfigError(f"config keys '{where}.cookies' and '{where}.cookies_from_browser' are exclusive: set one")
+        if sess.worker is not None and sess.resource is not None:
+            raise ConfigError(f"config keys '{where}.worker' and '{where}.resource' are exclusive: bind the session to a worker by one of them")
         _check_proxy(sess.proxy, f"{where}.proxy")
 
 

@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot._io import atomic_write_json, canonical_json, sha256_text, write_text_if_changed
 from audioset_fewshot.config import EvaluateConfig
@@ -47,7 +47,11 @@ from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.process.features import torch_threads
 from audioset_fewshot.splits import MetaSplits, read_splits
-from audioset_fewshot.torchdata import SplitDataset
+from audioset_fewshot.torchdata import Normaliser, SplitDataset
+
+if TYPE_CHECKING:
+    from audioset_fewshot.methods import Trained, TrainSettings
+    from audioset_fewshot.torchdata import Features
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +213,7 @@ def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[s
     return list(dict.fromkeys(out))
 
 
-def _piece_frames(features: Any, piece_seconds: float) -> int:
+def _piece_frames(features: Features, piece_seconds: float) -> int:
     if piece_seconds <= 0:
         return 0
     if getattr(features, "item_shape", None) is not None:
@@ -264,8 +268,8 @@ def evaluate_methods(
     episodes: EpisodeFile | Path | str,
     methods: str | Sequence[str] | None = None,
     options: EvalOptions | None = None,
-    norm: Any = "global",
-    features: Any = None,
+    norm: str | Normaliser = "global",
+    features: Features | None = None,
     force: bool = False,
 ) -> list[EvalResult]:
     """Evaluate each method on the fixed ``episodes``; update ``eval/results.csv`` / ``.md``.
@@ -345,7 +349,7 @@ class _Runner:
     """Trains and scores methods on one root, sharing datasets (and SimpleShot's
     pre-training between ``simpleshot`` and ``finetune``)."""
 
-    def __init__(self, root: Path, splits: MetaSplits, features: Any, norm: Any, header: EpisodeFile, fixed: list[FixedEpisode],
+    def __init__(self, root: Path, splits: MetaSplits, features: Features, norm: str | Normaliser, header: EpisodeFile, fixed: list[FixedEpisode],
                  o: EvalOptions, piece_frames: int) -> None:  # fmt: skip
         self.root, self.splits, self.features, self.header, self.o = root, splits, features, header, o
         self.test = SplitDataset(root, header.split, features=features, norm=norm, splits=splits)
@@ -354,7 +358,7 @@ class _Runner:
         self.piece_frames = piece_frames
         self._train: SplitDataset | None = None
         self._val: SplitDataset | None | bool = False
-        self._pretrained: Any = None
+        self._pretrained: Trained | None = None
         from audioset_fewshot.methods import episode_arrays
 
         self.arrays = episode_arrays(self.test, fixed)
@@ -373,7 +377,7 @@ class _Runner:
                 self._val = None
         return self._val if isinstance(self._val, SplitDataset) else None
 
-    def settings(self) -> Any:
+    def settings(self) -> TrainSettings:
         from audioset_fewshot.methods import TrainSettings
 
         o = self.o
@@ -471,8 +475,8 @@ def evaluate(
     steps: int | None = None,
     learning_rate: float | None = None,
     seed: int | None = None,
-    norm: Any = "global",
-    features: Any = None,
+    norm: str | Normaliser = "global",
+    features: Features | None = None,
     threads: int | None = None,
     force: bool = False,
 ) -> EvalResult:

@@ -223,10 +223,10 @@ def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
 def _stage_download(ctx: _Context) -> dict[str, Any]:
     if _from_release(ctx):
         return _stage_obtain_release(ctx)
-    from audioset_fewshot.download.runner import run_download
+    from audioset_fewshot.download.distributed import download_on
 
     before = _ledger_state(ctx.layout)
-    result = run_download(ctx.values["plan"], ctx.layout.root, ctx.config.download)
+    result = download_on(_engine(ctx), ctx.values["plan"], ctx.layout.root, ctx.config.download)
     ctx.values["download"] = result
     return {
         "changed": _ledger_state(ctx.layout) != before,

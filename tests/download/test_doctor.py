@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -95,3 +97,47 @@ def test_doctor_command_checklist_exit_codes_and_canary(tmp_path: Path) -> None:
         cfg.write_text(f"root: {tmp_path / 'root'}\ndownload:\n  canary_ids: ['{dead_id}@1']\n")
         dead = _doctor("-c", str(cfg), "--canary", "--base-url", srv.base_url, cwd=tmp_path)
         assert dead.returncode == 1 and f"[fail] canary {dead_id}: unavailable" in dead.stdout
+
+
+@pytest.mark.slow
+def test_doctor_reports_each_session_its_proxy_clients_and_canary(tmp_path: Path) -> None:
+    from support.counting_proxy import counting_proxy
+
+    ok_id = "doctorsess1"
+    cat = {ok_id: SourceSpec(class_key="demo-class-0", duration_s=12.0)}
+    # a PO-token provider plugin in a plugin folder (a folder of plugin packages, as for yt-dlp --plugin-dirs)
+    plugin = tmp_path / "plugins" / "afs-test-pot" / "yt_dlp_plugins" / "extractor"
+    plugin.mkdir(parents=True)
+    (plugin / "getpot_afstest.py").write_text(
+        "from yt_dlp.extractor.youtube.pot.provider import PoTokenProvider, PoTokenProviderRejectedRequest, register_provider\n\n\n"
+        "@register_provider\nclass AfsTestPTP(PoTokenProvider):\n    PROVIDER_VERSION = '0.1.0'\n    _SUPPORTED_CONTEXTS = None\n"
+        "    _SUPPORTED_CLIENTS = None\n\n    def is_available(self):\n        return True\n\n"
+        "    def _real_request_pot(self, request):\n        raise PoTokenProviderRejectedRequest('a test provider')\n"
+    )
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    dead_port = dead.getsockname()[1]
+    with counting_proxy("pa", user="afs", password="DoctorPr0xyPw") as proxy, MediaServer(cache_dir=tmp_path / "media", catalog=cat, idle_timeout_s=60) as srv:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(
+            f"root: {tmp_path / 'root'}\ndownload:\n  base_url: {srv.base_url}\n  canary_ids: ['{ok_id}@1']\n  plugin_dirs: ['{tmp_path / 'plugins'}']\n"
+            f"  extractor_args: {{youtube: {{player_client: [mweb]}}, youtubepot-bgutilhttp: {{base_url: ['{srv.base_url}']}},"
+            f" youtubepot-other: {{base_url: ['http://127.0.0.1:{dead_port}']}}}}\n"
+            f"  sessions:\n    - {{name: viaproxy, proxy: '{proxy.url}'}}\n    - {{name: broken, proxy: 'http://127.0.0.1:{dead_port}'}}\n"
+        )
+        out = _doctor("-c", str(cfg), "--canary", cwd=tmp_path)
+        through_proxy = proxy.count("/watch")
+    dead.close()
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text  # the broken session's proxy and canary, the silent provider
+    assert "DoctorPr0xyPw" not in text
+    assert re.search(r"\[  ok\] yt-dlp-ejs: version \S+ \(yt-dlp expects \S+\)", text)
+    assert re.search(r"\[  ok\] JS runtime: deno \S+ \(", text)
+    assert "[  ok] PO-token providers: AfsTest" in text and "Error while importing" not in text
+    assert "[  ok] youtubepot-bgutilhttp endpoint:" in text and "[fail] youtubepot-other endpoint:" in text
+    assert "[  ok] session viaproxy: guest, proxy http://afs:<redacted>@127.0.0.1:" in text
+    assert "[  ok] session viaproxy: player clients: mweb (download.extractor_args)" in text
+    assert "[  ok] session viaproxy: proxy" in text and "[fail] session broken: proxy" in text
+    assert f"[  ok] canary viaproxy {ok_id}: 160000 samples" in text and "player client mweb" in text
+    assert f"[fail] canary broken {ok_id}: network" in text
+    assert through_proxy == 1  # the viaproxy canary went through its proxy, the broken one could not

@@ -139,3 +139,99 @@ def test_one_typed_record_matches_the_schema_and_one_aggregation(tmp_path: Path)
     assert (counts[ClipStatus.OK], counts[ClipStatus.FAILED_PERMANENT], counts[ClipStatus.PENDING]) == (1, 1, 2)
     with Ledger(path, readonly=True) as led:
         assert led.counts() == {"/m/0dog": {"failed-permanent": 1, "ok": 1, "pending": 2}}
+
+
+def test_a_ledger_without_the_session_columns_is_read_and_gains_them(tmp_path: Path) -> None:
+    """A ledger written before sessions (no session / yt_dlp_version / player_client
+    columns): read-only readers see None, a writer adds the columns and records them."""
+    path = tmp_path / "ledger.sqlite"
+    plan = _plan(2)
+    with Ledger(path) as led:
+        led.sync_plan(plan)
+        led.record_attempt(plan.entries[0].clip_id, Res(True, sha256="a" * 64, samples=1, tool_versions={"yt_dlp": "2025.1.1"}), relpath="x.flac")
+    db = sqlite3.connect(path)
+    for table in ("clips", "attempts"):
+        for col in ("session", "yt_dlp_version", "player_client"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+    db.commit()
+    db.close()
+    with Ledger(path, readonly=True) as led:
+        old = led.row(plan.entries[0].clip_id)
+        assert old is not None and old.status == "ok" and old.session is None and old.player_client is None
+        assert [a.session for a in led.attempts()] == [None]
+    with Ledger(path) as led:
+        led.record_attempt(
+            plan.entries[1].clip_id, Res(True, sha256="b" * 64, samples=1, tool_versions={"yt_dlp": "2026.11.23"}), relpath="y.flac", session="acct"
+        )
+        new = led.row(plan.entries[1].clip_id)
+        assert new is not None and new.session == "acct" and new.yt_dlp_version == "2026.11.23"
+        assert [a.session for a in led.attempts()] == [None, "acct"]
+
+
+# the clips table as the first schema-1 ledgers wrote it (before origin and session columns)
+_FIRST_CLIPS = (
+    "CREATE TABLE clips (clip_id TEXT PRIMARY KEY, ytid TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,"
+    " owner_mid TEXT NOT NULL, labels TEXT NOT NULL, source TEXT NOT NULL, rank INTEGER NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'pending', reason TEXT, message TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, obtained_at TEXT, path TEXT, sha256 TEXT, samples INTEGER,"
+    " sample_rate_hz INTEGER, itag TEXT, codec TEXT, container TEXT, source_sample_rate_hz INTEGER, source_channels INTEGER,"
+    " trim_start_s REAL, trim_end_s REAL, padded_samples INTEGER, license TEXT, uploader TEXT, channel_id TEXT, title TEXT,"
+    " upload_date TEXT, fallback INTEGER, in_plan INTEGER NOT NULL DEFAULT 1, tool_versions TEXT,"
+    " extractions INTEGER NOT NULL DEFAULT 0)"
+)
+_FIRST_ATTEMPTS = (
+    "CREATE TABLE attempts (attempt_id INTEGER PRIMARY KEY AUTOINCREMENT, clip_id TEXT NOT NULL, started_at TEXT NOT NULL,"
+    " finished_at TEXT NOT NULL, elapsed_s REAL, ok INTEGER NOT NULL, reason TEXT, permanent INTEGER NOT NULL DEFAULT 0,"
+    " counted INTEGER NOT NULL DEFAULT 1, message TEXT, extractions INTEGER NOT NULL DEFAULT 0)"
+)
+
+
+def test_schema_is_generated_from_the_records(tmp_path: Path) -> None:
+    import dataclasses
+
+    from audioset_fewshot.download.ledger import AttemptRow, LedgerRow
+
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    db = sqlite3.connect(path)
+    info = {t: {str(r[1]): (str(r[2]), int(r[3]), r[4], int(r[5])) for r in db.execute(f"PRAGMA table_info({t})")} for t in ("clips", "attempts")}
+    db.close()
+    assert list(info["clips"]) == [f.name for f in dataclasses.fields(LedgerRow)]
+    assert list(info["attempts"]) == [f.name for f in dataclasses.fields(AttemptRow)]
+    # types, nullability and defaults follow the annotations and the fields' defaults
+    assert info["clips"]["clip_id"] == ("TEXT", 0, None, 1)
+    assert info["clips"]["status"] == ("TEXT", 1, "'pending'", 0)
+    assert info["clips"]["start_s"] == ("REAL", 1, None, 0)
+    assert info["clips"]["in_plan"] == ("INTEGER", 1, "1", 0)
+    assert info["clips"]["fallback"] == ("INTEGER", 0, None, 0)
+    assert info["clips"]["labels"] == ("TEXT", 1, None, 0)
+    assert info["clips"]["tool_versions"] == ("TEXT", 0, None, 0)
+    assert info["attempts"]["counted"] == ("INTEGER", 1, "1", 0)
+
+
+def test_a_ledger_of_the_first_schema_gains_the_new_columns(tmp_path: Path) -> None:
+    import dataclasses
+
+    from audioset_fewshot.download.ledger import AttemptRow, LedgerRow
+
+    path = tmp_path / "ledger.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(_FIRST_CLIPS)
+    db.execute(_FIRST_ATTEMPTS)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO clips(clip_id, ytid, start_s, end_s, owner_mid, labels, source, rank, status, created_at, updated_at, path, sha256)"
+        " VALUES ('abcdefghij0_0', 'abcdefghij0', 0, 10, '/m/0dog', '/m/0dog', 'balanced', 0, 'ok', 't', 't', 'audio/x.flac', 'ab')"
+    )
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    db.commit()
+    db.close()
+    with Ledger(path) as led:
+        (row,) = led.rows()
+        assert row.status == "ok" and row.sha256 == "ab" and row.session is None and row.origin is None
+        led.record_attempt("abcdefghij0_0", Res(ok=False, reason="private", permanent=True), session="s1")
+        assert led.attempts()[0].session == "s1"
+    db = sqlite3.connect(path)
+    assert [r[1] for r in db.execute("PRAGMA table_info(clips)")] == [f.name for f in dataclasses.fields(LedgerRow)]
+    assert [r[1] for r in db.execute("PRAGMA table_info(attempts)")] == [f.name for f in dataclasses.fields(AttemptRow)]
+    db.close()

@@ -55,6 +55,10 @@ def test_config_refuses_clashes_and_bad_sessions() -> None:
         config_from_dict({"download": {"sessions": [{"name": "a"}, {"name": "a"}]}})
     with pytest.raises(ConfigError, match=r"'download.proxy': with download.sessions, give proxy per session"):
         config_from_dict({"download": {"proxy": "http://127.0.0.1:1", "sessions": [{"name": "a"}]}})
+    with pytest.raises(ConfigError, match=r"'download.max_per_hour': with download.sessions, each session has its own budget"):
+        config_from_dict({"download": {"max_per_hour": 100, "sessions": [{"name": "a"}]}})
+    with pytest.raises(ConfigError, match=r"'download.sessions\[0\].proxy'.*not an HTTP proxy URL.*ffmpeg"):
+        config_from_dict({"download": {"sessions": [{"name": "a", "proxy": "socks5://u:pw@127.0.0.1:1080"}]}})
     with pytest.raises(ConfigError, match=r"unknown config key 'download.sessions\[0\].proxi'. Did you mean 'download.sessions\[0\].proxy'"):
         config_from_dict({"download": {"sessions": [{"name": "a", "proxi": "x"}]}})
     with pytest.raises(ConfigError, match=r"'download.js_runtimes\[0\]'.*Did you mean 'deno'"):
@@ -139,3 +143,9 @@ def test_work_is_spread_over_sessions(tmp_path: Path) -> None:
     run_download(plan_of(8, 8, (DOG,)), tmp_path, _two(jobs=1), fetch=fetch)
     assert fetch.by_session == {"http://127.0.0.1:1": 4, "http://127.0.0.1:2": 4}
     assert [yt(DOG, k) for k in range(8)] == fetch.calls  # rank order, whatever the session
+
+
+def test_an_undocumented_ytdlp_key_is_named_with_the_closest_parameter() -> None:
+    from audioset_fewshot.download.sessions import unknown_ytdlp_keys
+
+    assert unknown_ytdlp_keys(["geo_bypass", "http_headers", "geo_bypas"]) == ["geo_bypas (did you mean geo_bypass?)"]

@@ -19,6 +19,7 @@ import pytest
 from support.counting_proxy import counting_proxy
 from support.session_media import catalog as clip_catalog
 from support.session_media import clip_ids, one_class_plan, prepared_cache
+from support.sessions import assert_paused_only, cookie_file
 
 from audioset_fewshot.config import DownloadOptions, SessionConfig
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
@@ -50,18 +51,13 @@ def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepared_cache(tmp_path_factory, catalog())
 
 
-def cookie_file(path: Path, sid: str) -> Path:
-    exp = int(time.time()) + 86400
-    path.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t{exp}\tSID\t{sid}\n")
-    return path
-
-
 FAST = {"min_interval_s": 0.0, "backoff_s": 0.05, "retries": 1, "min_free": "0B", "timeout_s": 30.0}
 
 
 def test_a_ytdlp_option_and_an_extractor_argument_reach_ytdlp(media_cache: Path, tmp_path: Path) -> None:
     with MediaServer(cache_dir=media_cache, catalog=catalog(), idle_timeout_s=60) as srv:
-        params = {"extractor_args": {"youtube": {"player_client": ["mweb"]}}, "http_headers": {"User-Agent": "afs-probe/1"}}
+        # an extractor argument, a passthrough option, and a source address (yt-dlp binds it; ffmpeg gets -local_addr)
+        params = {"extractor_args": {"youtube": {"player_client": ["mweb"]}}, "http_headers": {"User-Agent": "afs-probe/1"}, "source_address": "127.0.0.1"}
         res = fetch_clip(srv.watch_url(yt(0)), start_s=1.0, end_s=3.0, dest=tmp_path / "a.flac", ytdlp_params=params, timeout_s=30.0)
         assert res.ok, res.message
         assert res.player_client == "mweb"
@@ -90,12 +86,7 @@ def test_a_rate_limit_pauses_only_its_session(media_cache: Path, tmp_path: Path)
     assert all(r.status == "ok" and r.attempts == 1 for r in rows)
     by_session = {s: sum(1 for r in rows if r.session == s) for s in ("a", "b")}
     assert by_session["a"] <= 2 and by_session["b"] >= N - 2
-    limited = [a for a in attempts if a.reason == "rate-limited"]
-    assert limited and {a.session for a in limited} == {"a"} and not any(a.counted for a in limited)
-    # after its pause began, alpha asked for nothing more; beta went on
-    first_refusal = min(r.time for r in log if r.session == "sid:alpha" and r.fault == "rate-limited")
-    assert not [r for r in log if r.session == "sid:alpha" and r.kind == "watch" and r.time > first_refusal + 1.0]
-    assert [r for r in log if r.session == "sid:beta" and r.kind == "watch" and r.time > first_refusal]
+    assert_paused_only(attempts, log, session="a", sid="alpha", other_sid="beta")
 
 
 @pytest.mark.slow

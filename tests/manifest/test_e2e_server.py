@@ -117,7 +117,7 @@ def test_two_downloads_identical_manifest(original: DatasetLayout, media_cache: 
     assert again.clips_csv.read_bytes() == original.clips_csv.read_bytes()
     lock_a, lock_b = (json.loads(p.read_text()) for p in (original.lock_json, again.lock_json))
     assert lock_a["content_hash"] == lock_b["content_hash"]
-    assert lock_a["tool_versions"]["yt_dlp"] and lock_a["tool_versions"]["ffmpeg"]
+    assert lock_a["tool_versions"]["yt_dlp"] and lock_a["tool_versions"]["ffmpeg"] and lock_a["tool_versions"]["yt_dlp_ejs"]
     assert again.lock_json.read_bytes() == original.lock_json.read_bytes()
 
 

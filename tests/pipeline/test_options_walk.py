@@ -120,7 +120,7 @@ def _recorder(*args: Any, **kwargs: Any) -> Any:
 TARGETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "selection": ("audioset_fewshot.selection", "select_from_config", ("metadata", "selection")),
     "plan": ("audioset_fewshot.plan", "plan_from_selection", ("plan",)),
-    "download": ("audioset_fewshot.download.runner", "run_download", ("download",)),
+    "download": ("audioset_fewshot.download.distributed", "download_on", ("download",)),
     "clean": ("audioset_fewshot.process.clean", "clean", ("clean",)),
     "pack": ("audioset_fewshot.process.pack", "pack", ("pack",)),
     "features": ("audioset_fewshot.process.features", "features", ("features",)),

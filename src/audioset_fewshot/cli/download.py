@@ -8,7 +8,17 @@ from typing import Any
 
 import click
 
-from audioset_fewshot.cli._common import DOWNLOAD_KEYS, config_option, given_knobs, hold_root_for_command, knobs, origin_option, resolve_config, root_option
+from audioset_fewshot.cli._common import (
+    DOWNLOAD_KEYS,
+    cluster_options,
+    config_option,
+    given_knobs,
+    hold_root_for_command,
+    knobs,
+    origin_option,
+    resolve_config,
+    root_option,
+)
 from audioset_fewshot.config import Config, write_config
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
@@ -19,12 +29,16 @@ from audioset_fewshot.layout import DatasetLayout
 @root_option
 @knobs("metadata.metadata_dir", *DOWNLOAD_KEYS, "plan.shard")
 @origin_option
+@cluster_options
 def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> None:
     """Download the plan of ROOT (built from the config first when missing or changed).
 
     A rerun skips obtained and permanently failed clips and retries transient ones;
-    Ctrl-C or a kill loses nothing that was committed."""
-    from audioset_fewshot.download.runner import estimate_download, run_download
+    Ctrl-C or a kill loses nothing that was committed.  On a Dask cluster (cluster.engine dask) the clips are
+    fetched on a Dask cluster, each session pinned to one worker (docs/cluster.md)."""
+    from audioset_fewshot.download.distributed import download_on
+    from audioset_fewshot.download.runner import estimate_download
+    from audioset_fewshot.engine import open_engine
     from audioset_fewshot.plan import ensure_plan
 
     flags = given_knobs(knob_values)
@@ -47,6 +61,10 @@ def command(config_path: Path | None, root: Path | None, **knob_values: Any) -> 
     est = estimate_download(plan, root=layout.root, max_per_hour=d.max_per_hour, min_interval_s=d.min_interval_s, audio_format=d.audio_format,
                             sample_rate_hz=d.sample_rate_hz, base_url=d.base_url)  # fmt: skip
     click.echo(f"plan {plan.content_hash[:12]}{' (new)' if written else ''}: {len(plan.entries)} candidates, {len(plan.classes)} classes; {est.text()}")
-    report = run_download(plan, layout.root, d)
+    with open_engine(cfg.cluster) as engine:
+        if engine.name != "local":
+            dashboard = f", dashboard {engine.dashboard_link}" if engine.dashboard_link else ""
+            click.echo(f"engine: Dask {engine.description}{dashboard}", err=True)
+        report = download_on(engine, plan, layout.root, d)
     for line in report.summary_lines():
         click.echo(line)

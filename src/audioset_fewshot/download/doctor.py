@@ -4,11 +4,19 @@ Each check returns a :class:`Check` with a status: ``ok``, ``warn`` (the run
 can go on, but something is off) or ``fail`` (the run would fail).  Nothing
 here prints; the command prints the checklist.  Cookie *values* are never
 read into a message: only the file's shape, domains and expiry times.
+
+Once for the install: yt-dlp (version, age), yt-dlp-ejs against the solver
+version this yt-dlp expects, the JS runtimes yt-dlp finds with the configured
+``js_runtimes`` (name, version, path), ffmpeg, the PO-token provider plugins
+yt-dlp loaded (with ``plugin_dirs``) and whether each configured provider's
+HTTP endpoint (``extractor_args: {youtubepot-NAME: {base_url: [...]}}``)
+answers.  Per session (:mod:`.sessions`): who it is (without secrets), its
+cookies, the player clients yt-dlp will use for it, whether its proxy accepts
+connections, and with ``--canary`` its own canary downloads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
 import re
@@ -21,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audioset_fewshot.config import DownloadOptions, parse_size
+from audioset_fewshot.config import DownloadOptions, parse_size, redact_url
+from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
 
@@ -80,30 +89,159 @@ def check_ytdlp(*, today: _dt.date | None = None) -> Check:
     return Check("yt-dlp", OK, f"version {version} ({age} days old)")
 
 
-def check_js_runtime(*, base_url: str) -> list[Check]:
-    """deno (pip package or PATH) and yt-dlp-ejs: YouTube needs both since late 2025."""
-    bad = FAIL if _is_youtube(base_url) else WARN
-    checks: list[Check] = []
-    deno_bin: str | None = None
-    with contextlib.suppress(Exception):
-        import deno  # the pip package ships the binary
+def _major_minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
 
-        deno_bin = str(deno.find_deno_bin())
-    deno_bin = deno_bin if deno_bin and Path(deno_bin).exists() else shutil.which("deno")
-    if deno_bin is None:
-        checks.append(Check("JS runtime", bad, "deno not found: pip install deno (YouTube's player needs a JS runtime)"))
-    else:
-        version = "?"
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([deno_bin, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
-            version = out.split("\n")[0].strip() or "?"
-        checks.append(Check("JS runtime", OK, f"{version} ({deno_bin})"))
+
+def check_ejs() -> Check:
+    """yt-dlp-ejs (the challenge solver scripts) against the version this yt-dlp expects
+    (it refuses a script whose major.minor differs)."""
     try:
         from importlib.metadata import version as _version
 
-        checks.append(Check("yt-dlp-ejs", OK, f"version {_version('yt-dlp-ejs')}"))
+        installed = _version("yt-dlp-ejs")
     except Exception:  # PackageNotFoundError and friends
-        checks.append(Check("yt-dlp-ejs", bad, "not installed: pip install -U yt-dlp-ejs"))
+        return Check("yt-dlp-ejs", WARN, "not installed: pip install -U yt-dlp-ejs (or allow download.remote_components: [ejs:github])")
+    try:
+        from yt_dlp.extractor.youtube.jsc._builtin.vendor import VERSION as expected
+    except ImportError:
+        return Check("yt-dlp-ejs", OK, f"version {installed} (this yt-dlp names no expected version)")
+    if _major_minor(installed) != _major_minor(str(expected)):
+        return Check(
+            "yt-dlp-ejs", WARN, f"version {installed}, but this yt-dlp expects {expected}: pip install -U yt-dlp yt-dlp-ejs (they are released together)"
+        )
+    return Check("yt-dlp-ejs", OK, f"version {installed} (yt-dlp expects {expected})")
+
+
+def check_js_runtimes(options: DownloadOptions) -> list[Check]:
+    """The JS runtimes yt-dlp itself finds with ``download.js_runtimes`` (default: deno)."""
+    import yt_dlp
+
+    from audioset_fewshot.download.sessions import ytdlp_params
+
+    params = {k: v for k, v in ytdlp_params(options).items() if k == "js_runtimes"}
+    bad = FAIL if _is_youtube(options.base_url) else WARN
+    try:
+        with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, **params}) as ydl:
+            runtimes = {name: rt.info for name, rt in ydl._js_runtimes.items()}
+    except Exception as err:  # yt-dlp's own validation of js_runtimes
+        return [Check("JS runtime", FAIL, f"yt-dlp refuses download.js_runtimes: {err}")]
+    found = [f"{i.name} {i.version} ({i.path})" for i in runtimes.values() if i is not None]
+    missing = [name for name, i in runtimes.items() if i is None]
+    if not found:
+        return [Check("JS runtime", bad, f"yt-dlp finds none of {', '.join(runtimes) or 'deno'}: pip install deno, or set download.js_runtimes")]
+    extra = f"; not found: {', '.join(missing)}" if missing else ""
+    return [Check("JS runtime", OK, ", ".join(found) + extra)]
+
+
+def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> list[Check]:
+    """PO-token provider plugins yt-dlp loaded, and each configured provider endpoint
+    (``extractor_args`` ``youtubepot-NAME: {base_url: [URL]}``): does it answer?"""
+    import urllib.error
+    import urllib.request
+
+    from audioset_fewshot.download.fetch import _use_plugin_dirs
+
+    checks: list[Check] = []
+    try:
+        _use_plugin_dirs(options.plugin_dirs)
+        from yt_dlp import globals as ytg
+        from yt_dlp.extractor.youtube.pot._registry import _pot_providers
+        from yt_dlp.plugins import load_all_plugins
+
+        if not ytg.all_plugins_loaded.value:
+            load_all_plugins()
+        names = sorted(str(getattr(p, "PROVIDER_NAME", k)) for k, p in _pot_providers.value.items())
+    except Exception as err:  # a broken plugin: say so, do not crash the checklist
+        return [Check("PO-token providers", WARN, f"loading yt-dlp plugins failed: {type(err).__name__}: {err}")]
+    wanted = {k: v for k, v in options.extractor_args.items() if k.lower().startswith("youtubepot-")}
+    if names:
+        checks.append(Check("PO-token providers", OK, ", ".join(names)))
+    else:
+        status = WARN if wanted else OK
+        checks.append(
+            Check(
+                "PO-token providers",
+                status,
+                "none found"
+                + (
+                    " although extractor_args names one: check download.plugin_dirs (folders that hold plugin packages, as for yt-dlp --plugin-dirs)"
+                    if wanted
+                    else " (mweb and other clients may need one)"
+                ),
+            )
+        )
+    for key, args in sorted(wanted.items()):
+        for base in args.get("base_url", []):
+            shown = redact_url(base)
+            req = urllib.request.Request(base.rstrip("/") + "/ping")
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            try:
+                with opener.open(req, timeout=timeout_s) as resp:
+                    checks.append(Check(f"{key} endpoint", OK, f"{shown} answers (HTTP {resp.status})"))
+            except urllib.error.HTTPError as err:
+                checks.append(Check(f"{key} endpoint", OK, f"{shown} answers (HTTP {err.code})"))
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                why = getattr(err, "reason", err)
+                checks.append(Check(f"{key} endpoint", FAIL, f"{shown} does not answer within {timeout_s:g} s ({why}): start the provider or fix base_url"))
+    return checks
+
+
+def effective_clients(spec: SessionSpec, options: DownloadOptions, *, js_available: bool) -> tuple[tuple[str, ...], str]:
+    """The player clients yt-dlp's YouTube extractor will use for this session, and why."""
+    asked = player_clients(options)
+    if asked:
+        return asked, "download.extractor_args"
+    try:
+        from yt_dlp.extractor.youtube._video import YoutubeIE
+
+        if spec.signed_in:
+            return tuple(YoutubeIE._DEFAULT_AUTHED_CLIENTS), "yt-dlp's default with cookies"
+        if js_available:
+            return tuple(YoutubeIE._DEFAULT_CLIENTS), "yt-dlp's default"
+        return tuple(YoutubeIE._DEFAULT_JSLESS_CLIENTS), "yt-dlp's default without a JS runtime"
+    except (ImportError, AttributeError):
+        return (), "yt-dlp's default"
+
+
+def check_proxy(proxy: str | None, *, name: str, timeout_s: float = 5.0) -> Check | None:
+    """Does the session's proxy accept a connection?"""
+    import socket
+    import urllib.parse
+
+    if not proxy:
+        return None
+    parts = urllib.parse.urlsplit(proxy)
+    port = parts.port or (443 if parts.scheme == "https" else 1080 if parts.scheme.startswith("socks") else 80)
+    shown = redact_url(proxy)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            pass
+    except OSError as err:
+        return Check(f"{name}: proxy", FAIL, f"{shown} refuses or drops connections ({err.strerror or err}): start it or fix the session's proxy")
+    return Check(f"{name}: proxy", OK, f"{shown} accepts connections")
+
+
+def check_sessions(options: DownloadOptions, *, js_available: bool) -> list[Check]:
+    """Per session: who it is, its cookies, its player clients, its proxy."""
+    checks: list[Check] = []
+    specs = resolve_sessions(options)
+    for spec in specs:
+        label = f"session {spec.name}"
+        checks.append(Check(label, OK, spec.describe().split(": ", 1)[1]))
+        if spec.cookies:
+            c = check_cookies(spec.cookies)
+            if c is not None:
+                checks.append(Check(f"{label}: cookies" if len(specs) > 1 else "cookies", c.status, c.detail))
+        elif spec.cookies_from_browser:
+            checks.append(
+                Check(f"{label}: cookies" if len(specs) > 1 else "cookies", OK, f"read from browser {spec.cookies_from_browser!r} by yt-dlp at run time")
+            )
+        clients, why = effective_clients(spec, options, js_available=js_available)
+        checks.append(Check(f"{label}: player clients", OK, f"{', '.join(clients) or '?'} ({why})"))
+        p = check_proxy(spec.proxy, name=label)
+        if p is not None:
+            checks.append(p)
     return checks
 
 
@@ -236,12 +374,17 @@ def check_canary(
     options: DownloadOptions | None = None,
     *,
     fetch: Callable[..., Any] | None = None,
+    session: SessionSpec | None = None,
 ) -> list[Check]:
     """Download each canary segment into a temp folder, with the download options' host
-    and fetch settings, and check its exact length."""
+    and fetch settings and ``session``'s cookies, proxy and yt-dlp parameters (default:
+    the first session), and check its exact length."""
     from audioset_fewshot.download.runner import fetch_kwargs, watch_url
 
     o = options if options is not None else DownloadOptions()
+    spec = session if session is not None else resolve_sessions(o)[0]
+    kwargs = {**fetch_kwargs(o), **spec.fetch_kwargs()}
+    prefix = "canary" if len(o.sessions) < 2 else f"canary {spec.name}"
 
     if fetch is None:
         from audioset_fewshot.download.fetch import fetch_clip
@@ -254,15 +397,16 @@ def check_canary(
         for ytid, start_s, end_s in canaries:
             dest = Path(tmp) / f"{ytid}.{o.audio_format}"
             t0 = time.monotonic()
-            res = fetch(watch_url(o.base_url, ytid), start_s=start_s, end_s=end_s, dest=dest, **fetch_kwargs(o))
+            res = fetch(watch_url(o.base_url, ytid), start_s=start_s, end_s=end_s, dest=dest, **kwargs)
             dt = time.monotonic() - t0
             want = int(round((end_s - start_s) * o.sample_rate_hz))
             if not res.ok:
-                checks.append(Check(f"canary {ytid}", FAIL, f"{res.reason}: {(res.message or '')[:200]}"))
+                checks.append(Check(f"{prefix} {ytid}", FAIL, f"{res.reason}: {scrub((res.message or '')[:200], spec.secrets())}"))
             elif res.samples != want:
-                checks.append(Check(f"canary {ytid}", FAIL, f"{res.samples} samples, expected exactly {want}"))
+                checks.append(Check(f"{prefix} {ytid}", FAIL, f"{res.samples} samples, expected exactly {want}"))
             else:
-                checks.append(Check(f"canary {ytid}", OK, f"{res.samples} samples at {o.sample_rate_hz} Hz in {dt:.1f} s"))
+                client = f", player client {res.player_client}" if getattr(res, "player_client", None) else ""
+                checks.append(Check(f"{prefix} {ytid}", OK, f"{res.samples} samples at {o.sample_rate_hz} Hz in {dt:.1f} s{client}"))
     return checks
 
 
@@ -280,14 +424,15 @@ def run_doctor(
 
     o = options if options is not None else DownloadOptions()
     root = Path(root)
-    checks: list[Check] = [check_ytdlp(), *check_js_runtime(base_url=o.base_url), check_ffmpeg()]
-    c = check_cookies(o.cookies)
-    if c is not None:
-        checks.append(c)
-    if o.cookies_from_browser:
-        checks.append(Check("cookies", OK, f"read from browser {o.cookies_from_browser!r} by yt-dlp at run time"))
+    js = check_js_runtimes(o)
+    checks: list[Check] = [check_ytdlp(), *js, check_ejs(), check_ffmpeg(), *check_pot_providers(o)]
+    unknown = unknown_ytdlp_keys(o.ytdlp)
+    if unknown:
+        checks.append(Check("download.ytdlp", WARN, f"not YoutubeDL parameters of this yt-dlp: {', '.join(unknown)}"))
+    checks += check_sessions(o, js_available=js[0].status == OK)
     checks.append(check_writable(root))
     checks.append(check_disk(root, need_bytes=need_bytes, min_free_bytes=parse_size(o.min_free, key="download.min_free")))
     if canaries is not None:
-        checks += check_canary(canaries, o)
+        for spec in resolve_sessions(o):
+            checks += check_canary(canaries, o, session=spec)
     return DoctorReport(tuple(checks))

@@ -235,8 +235,14 @@ def tool_versions() -> dict[str, str]:
         ff = out.decode(errors="replace").splitlines()[0].split(" Copyright")[0].removeprefix("ffmpeg version ").strip()
     except (OSError, subprocess.TimeoutExpired, IndexError):  # pragma: no cover
         ff = "unknown"
+    ejs = "none"  # yt-dlp's challenge solver scripts (a package of their own since 2025)
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version as _dist_version
+
+        ejs = _dist_version("yt-dlp-ejs")
     return {
         "yt_dlp": str(yt_dlp.version.__version__),
+        "yt_dlp_ejs": ejs,
         "ffmpeg": ff,
         "imageio_ffmpeg": str(imageio_ffmpeg.__version__),
         "soundfile": str(soundfile.__version__),
@@ -411,10 +417,13 @@ def fetch_clip(
 
 
 def _use_plugin_dirs(dirs: Sequence[str]) -> None:
-    """yt-dlp's plugin folders are process-wide: add ``dirs`` (before its defaults) and load
-    the plugins again when they changed."""
+    """yt-dlp's plugin folders are process-wide (each holds plugin packages, as for
+    ``--plugin-dirs``): add ``dirs`` before the others.  Before the first YoutubeDL they
+    are loaded with the rest; once plugins are loaded, the new folders are loaded too."""
     if not dirs:
         return
+    import importlib
+
     from yt_dlp import globals as ytg
     from yt_dlp.plugins import load_all_plugins
 
@@ -423,7 +432,9 @@ def _use_plugin_dirs(dirs: Sequence[str]) -> None:
         if all(d in ytg.plugin_dirs.value for d in wanted):
             return
         ytg.plugin_dirs.value = [*wanted, *(d for d in ytg.plugin_dirs.value if d not in wanted)]
-        load_all_plugins()
+        if ytg.all_plugins_loaded.value:
+            importlib.invalidate_caches()  # yt-dlp's plugin finder forgets the folders it searched
+            load_all_plugins()
 
 
 _PLUGIN_LOCK = threading.Lock()

@@ -6,6 +6,10 @@ once obtained, everything the manifest needs), one row per attempt in
 thread writes (the runner's main thread; workers return results), and every
 state change is committed at once, so a killed run loses nothing committed.
 
+The tables ``clips`` and ``attempts`` are generated from their typed records,
+:class:`LedgerRow` and :class:`AttemptRow` (one column per field, in order): a new
+column is one new field, and a ledger written before it gains the column on open.
+
 Statuses: ``pending``, ``ok``, ``failed-permanent``, ``failed-transient``.
 Columns beyond the contract: ``in_plan`` (1 when the clip is in the plan last
 synced; rows with results that left the plan are kept with 0),
@@ -14,12 +18,14 @@ synced; rows with results that left the plan are kept with 0),
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
+import typing
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,88 +35,12 @@ from audioset_fewshot.errors import DownloadError
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "ok", "failed-permanent", "failed-transient")  # the values of ClipStatus
 
-_CLIP_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("clip_id", "TEXT PRIMARY KEY"),
-    ("ytid", "TEXT NOT NULL"),
-    ("start_s", "REAL NOT NULL"),
-    ("end_s", "REAL NOT NULL"),
-    ("owner_mid", "TEXT NOT NULL"),
-    ("labels", "TEXT NOT NULL"),
-    ("source", "TEXT NOT NULL"),
-    ("rank", "INTEGER NOT NULL"),
-    ("status", "TEXT NOT NULL DEFAULT 'pending'"),
-    ("reason", "TEXT"),
-    ("message", "TEXT"),
-    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("created_at", "TEXT NOT NULL"),
-    ("updated_at", "TEXT NOT NULL"),
-    ("obtained_at", "TEXT"),
-    ("path", "TEXT"),
-    ("sha256", "TEXT"),
-    ("samples", "INTEGER"),
-    ("sample_rate_hz", "INTEGER"),
-    ("itag", "TEXT"),
-    ("codec", "TEXT"),
-    ("container", "TEXT"),
-    ("source_sample_rate_hz", "INTEGER"),
-    ("source_channels", "INTEGER"),
-    ("trim_start_s", "REAL"),
-    ("trim_end_s", "REAL"),
-    ("padded_samples", "INTEGER"),
-    ("license", "TEXT"),
-    ("uploader", "TEXT"),
-    ("channel_id", "TEXT"),
-    ("title", "TEXT"),
-    ("upload_date", "TEXT"),
-    ("fallback", "INTEGER"),
-    ("in_plan", "INTEGER NOT NULL DEFAULT 1"),
-    ("tool_versions", "TEXT"),
-    ("extractions", "INTEGER NOT NULL DEFAULT 0"),
-    # where an ok clip came from (download.origins): "youtube" or a local origin's name, the
-    # origin's revision, and its own labels when they differ from the segment list's
-    ("origin", "TEXT"),
-    ("origin_revision", "TEXT"),
-    ("origin_labels", "TEXT"),
-    # who fetched an ok clip (download.sessions; "default" without sessions), with which yt-dlp
-    # and which YouTube player client; each attempt records the same three
-    ("session", "TEXT"),
-    ("yt_dlp_version", "TEXT"),
-    ("player_client", "TEXT"),
-)
-# columns added after schema 1 was first written: an older ledger gains them on open
-_ADDED_COLUMNS = ("origin", "origin_revision", "origin_labels", "session", "yt_dlp_version", "player_client")
-_ADDED_ATTEMPT_COLUMNS = (("session", "TEXT"), ("yt_dlp_version", "TEXT"), ("player_client", "TEXT"))
-
 # result fields copied from a ClipResult into the clip row when a clip is obtained
 _RESULT_FIELDS = (
     "sha256", "samples", "sample_rate_hz", "itag", "codec", "container", "source_sample_rate_hz",
     "source_channels", "trim_start_s", "trim_end_s", "padded_samples", "license", "uploader",
     "channel_id", "title", "upload_date", "origin", "origin_revision", "origin_labels", "player_client",
 )  # fmt: skip
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS clips ({", ".join(f"{n} {t}" for n, t in _CLIP_COLUMNS)});
-CREATE INDEX IF NOT EXISTS clips_owner ON clips(owner_mid, rank);
-CREATE INDEX IF NOT EXISTS clips_status ON clips(status);
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    clip_id TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL,
-    elapsed_s REAL,
-    ok INTEGER NOT NULL,
-    reason TEXT,
-    permanent INTEGER NOT NULL DEFAULT 0,
-    counted INTEGER NOT NULL DEFAULT 1,
-    message TEXT,
-    extractions INTEGER NOT NULL DEFAULT 0,
-    session TEXT,
-    yt_dlp_version TEXT,
-    player_client TEXT
-);
-CREATE INDEX IF NOT EXISTS attempts_clip ON attempts(clip_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 def recover_hint(path: Path) -> str:
@@ -125,6 +55,11 @@ def utc_now() -> str:
     """ISO-8601 UTC time with milliseconds: ``2026-11-25T08:50:00.123Z``."""
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+
+
+def _sql(declaration: str) -> dict[str, str]:
+    """Field metadata: the column's whole SQL declaration, where the type alone says too little."""
+    return {"sql": declaration}
 
 
 class ClipStatus(StrEnum):
@@ -146,7 +81,7 @@ class LedgerRow:
     table ``clips``, in order; see the module docstring).  ``labels`` are sorted,
     ``tool_versions`` is the parsed JSON, flags are booleans, ``status`` a :class:`ClipStatus`."""
 
-    clip_id: str
+    clip_id: str = field(metadata=_sql("TEXT PRIMARY KEY"))
     ytid: str
     start_s: float
     end_s: float
@@ -154,12 +89,12 @@ class LedgerRow:
     labels: tuple[str, ...]
     source: str
     rank: int
-    status: ClipStatus
+    status: ClipStatus = ClipStatus.PENDING
     reason: str | None = None
     message: str | None = None
     attempts: int = 0
-    created_at: str = ""
-    updated_at: str = ""
+    created_at: str = field(default="", metadata=_sql("TEXT NOT NULL"))  # always written with the row
+    updated_at: str = field(default="", metadata=_sql("TEXT NOT NULL"))
     obtained_at: str | None = None
     path: str | None = None
     sha256: str | None = None
@@ -182,12 +117,18 @@ class LedgerRow:
     in_plan: bool = True
     tool_versions: Mapping[str, str] | None = None
     extractions: int = 0
+    # where an ok clip came from (download.origins): "youtube" or a local origin's name, the
+    # origin's revision, and its own labels when they differ from the segment list's
     origin: str | None = None
     origin_revision: str | None = None
     origin_labels: str | None = None
+    # who fetched an ok clip (download.sessions; "default" without sessions), with which yt-dlp
+    # and which YouTube player client; each attempt records the same three
     session: str | None = None
     yt_dlp_version: str | None = None
     player_client: str | None = None
+    # a new column is one more line above (nullable or with a default): new ledgers get it
+    # in CREATE TABLE, older ones gain it on open (Ledger._init_schema)
 
     @property
     def label_tuple(self) -> tuple[str, ...]:
@@ -260,20 +201,64 @@ def class_status(rows: Iterable[LedgerRow]) -> dict[str, Counter[ClipStatus]]:
 
 @dataclass(frozen=True)
 class AttemptRow:
-    attempt_id: int
+    """One attempt of table ``attempts`` (the table is generated from this record, as
+    ``clips`` is from :class:`LedgerRow`)."""
+
+    attempt_id: int = field(metadata=_sql("INTEGER PRIMARY KEY AUTOINCREMENT"))
     clip_id: str
     started_at: str
     finished_at: str
     elapsed_s: float | None
     ok: int
-    reason: str | None
-    permanent: int
-    counted: int
-    message: str | None
-    extractions: int
+    reason: str | None = None
+    permanent: int = 0
+    counted: int = 1
+    message: str | None = None
+    extractions: int = 0
     session: str | None = None
     yt_dlp_version: str | None = None
     player_client: str | None = None
+
+
+def _sql_columns(record: type) -> tuple[tuple[str, str], ...]:
+    """``((column, SQL declaration), ...)`` of a record, one per field in order: the type
+    from the annotation (int/bool INTEGER, float REAL, str/enum/tuple/mapping TEXT, the last
+    two stored as text), NOT NULL unless the field may be None, DEFAULT from the field's
+    default; a field's ``sql`` metadata overrides the whole declaration."""
+    hints = typing.get_type_hints(record)
+    out: list[tuple[str, str]] = []
+    for f in dataclasses.fields(record):
+        decl = f.metadata.get("sql")
+        if decl is None:
+            args = typing.get_args(hints[f.name])
+            nullable = type(None) in args
+            base = next(a for a in args if a is not type(None)) if nullable else hints[f.name]
+            kind = typing.get_origin(base) or base
+            if issubclass(kind, int):  # bool is an int
+                decl = "INTEGER"
+            elif issubclass(kind, float):
+                decl = "REAL"
+            elif issubclass(kind, (str, tuple, Mapping)):
+                decl = "TEXT"
+            else:
+                raise TypeError(f"{record.__name__}.{f.name}: no SQL type for {base!r}")
+            if not nullable:
+                decl += " NOT NULL"
+            if f.default is not dataclasses.MISSING and f.default is not None:
+                d = f.default
+                decl += f" DEFAULT {int(d)}" if isinstance(d, (bool, int)) else f" DEFAULT '{d}'"
+        out.append((f.name, decl))
+    return tuple(out)
+
+
+_TABLES: dict[str, tuple[tuple[str, str], ...]] = {"clips": _sql_columns(LedgerRow), "attempts": _sql_columns(AttemptRow)}
+_SCHEMA: tuple[str, ...] = (
+    *(f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(f'{n} {d}' for n, d in cols)})" for t, cols in _TABLES.items()),
+    "CREATE INDEX IF NOT EXISTS clips_owner ON clips(owner_mid, rank)",
+    "CREATE INDEX IF NOT EXISTS clips_status ON clips(status)",
+    "CREATE INDEX IF NOT EXISTS attempts_clip ON attempts(clip_id)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
 
 
 @dataclass(frozen=True)
@@ -347,23 +332,20 @@ class Ledger:
             return
         if version == 0:
             with self._tx():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
+                for stmt in _SCHEMA:
+                    self._db.execute(stmt)
                 self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created_at', ?)", (utc_now(),))
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(clips)")}
-        types = dict(_CLIP_COLUMNS)
-        missing = [c for c in _ADDED_COLUMNS if c not in have]
-        have_att = {str(r[1]) for r in self._db.execute("PRAGMA table_info(attempts)")}
-        missing_att = [(c, t) for c, t in _ADDED_ATTEMPT_COLUMNS if c not in have_att]
-        if missing or missing_att:
+        # a ledger written before a column joined its record gains the column (NULL or its default)
+        missing: list[tuple[str, str, str]] = []
+        for table, cols in _TABLES.items():
+            have = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}  # table: a constant
+            missing += [(table, name, decl) for name, decl in cols if name not in have]
+        if missing:
             with self._tx():
-                for col in missing:
-                    self._db.execute(f"ALTER TABLE clips ADD COLUMN {col} {types[col]}")
-                for col, tp in missing_att:  # names and types are constants of this module
-                    self._db.execute(f"ALTER TABLE attempts ADD COLUMN {col} {tp}")
+                for table, name, decl in missing:  # names and declarations come from the records
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def _safe_to_start(self) -> bool:
         """An existing file without a ledger in it may become a new ledger only when it holds

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from audioset_fewshot._io import remove_stray_temps
-from audioset_fewshot._progress import progress_bar
+from audioset_fewshot._progress import ProgressBar, progress_bar
 from audioset_fewshot._root import RootLock
 from audioset_fewshot.config import DownloadOptions, parse_size
 from audioset_fewshot.download import reasons
@@ -62,7 +62,7 @@ from audioset_fewshot.download.clipcheck import damaged_clips
 from audioset_fewshot.download.governor import AUTO, GovernorClosed, Permit, Rate, RateGovernor, host_rate
 from audioset_fewshot.download.ledger import ClassTotals, ClipStatus, Ledger, class_status, utc_now
 from audioset_fewshot.download.origins.registry import OriginSet
-from audioset_fewshot.download.sessions import Session, SessionPool, scrub
+from audioset_fewshot.download.sessions import Session, SessionPool, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import DiskFullError, DownloadError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
@@ -145,6 +145,8 @@ class DownloadReport(ClassTotals):
     attempt_reasons: Mapping[str, int] = field(default_factory=dict)
     # ok clips of the plan per origin ("youtube" or a local origin's name; download.origins)
     by_origin: Mapping[str, int] = field(default_factory=dict)
+    # one line per session of a run on a cluster: "NAME on WORKER: state; N clips, P pauses"
+    sessions: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -165,6 +167,7 @@ class DownloadReport(ClassTotals):
             lines.append(f"  ... and {len(self.classes) - len(shown)} complete classes")
         if self.by_origin and set(self.by_origin) != {"youtube"}:
             lines.append("clips by origin: " + ", ".join(f"{o} {n}" for o, n in self.by_origin.items()))
+        lines += [f"session {s}" for s in self.sessions]
         if self.failures_by_reason:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(self.failures_by_reason.items())))
         return lines
@@ -295,8 +298,17 @@ def run_download(
 
     ``fetch``: the clip fetcher (default ``download.fetch.fetch_clip``), called as
     ``fetch(url, start_s=, end_s=, dest=, **fetch_kwargs(options))`` and returning a
-    ``ClipResult``.
+    ``ClipResult``.  On a Dask cluster: :func:`.distributed.download_on`.
     """
+    return download_with(_Run, plan, root, options, fetch=fetch)
+
+
+def download_with(make_run: Callable[..., _Run], plan: SamplingPlan, root: Path | str, options: DownloadOptions | None = None, *,
+                  fetch: Callable[..., Any] | None = None) -> DownloadReport:  # fmt: skip
+    """The run around the fetching: checks, sessions, root lock, ledger sync and
+    reconciliation, origins, estimate and report, with ``make_run(**keywords)`` (a
+    :class:`_Run`) doing the fetching: the local pool (:func:`run_download`) or a Dask
+    cluster (:mod:`.distributed`)."""
     o = options if options is not None else DownloadOptions()
     if o.jobs < 1:
         raise UsageError(f"jobs must be at least 1, got {o.jobs}")
@@ -307,6 +319,9 @@ def run_download(
     sessions = SessionPool.from_options(o)  # refuses a secret redacted in a saved config
     if any(s.spec.signed_in for s in sessions.sessions):
         warn_cookies_once()
+    unknown = unknown_ytdlp_keys(o.ytdlp)
+    if unknown:
+        logger.warning("download.ytdlp: %s not documented by this yt-dlp as YoutubeDL parameters; passed on, yt-dlp may ignore them", ", ".join(unknown))
     if len(sessions.sessions) > 1:
         logger.info("%d sessions: %s", len(sessions.sessions), "; ".join(s.spec.describe() for s in sessions.sessions))
     layout = DatasetLayout(Path(root))
@@ -327,7 +342,7 @@ def run_download(
             estimate = estimate_download(plan, root=layout.root, max_per_hour=max_per_hour, min_interval_s=min_interval_s, audio_format=o.audio_format,
                                          sample_rate_hz=o.sample_rate_hz, base_url=o.base_url)  # fmt: skip
             logger.info("plan %s: %s", plan.content_hash[:12], estimate.text())
-            run = _Run(plan=plan, ledger=ledger, layout=layout, sessions=sessions, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed,
+            run = make_run(plan=plan, ledger=ledger, layout=layout, sessions=sessions, fetch=fetch, options=o, min_free_bytes=min_free_bytes, seed=seed,
                        origins=origin_set)  # fmt: skip
             try:
                 run.execute()
@@ -398,8 +413,9 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
         )
     return DownloadReport(
         root=str(layout.root), plan_hash=plan.content_hash, classes=tuple(classes), failures_by_reason=dict(sorted(failures.items())),
-        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.sessions.pauses, elapsed_s=elapsed_s,
+        attempts=run.attempts, requests=run.extractions, obtained_now=run.obtained_now, pauses=run.pauses, elapsed_s=elapsed_s,
         estimate=estimate, attempt_reasons=dict(sorted(run.attempt_reasons.items())), by_origin=dict(sorted(by_origin.items())),
+        sessions=run.session_lines(),
     )  # fmt: skip
 
 
@@ -451,16 +467,34 @@ class _Run:
         self._order = list(self.classes)
         self._rr = 0
 
+    @property
+    def pauses(self) -> int:
+        """Pauses of this run (of every session)."""
+        return self.sessions.pauses
+
+    def session_lines(self) -> tuple[str, ...]:
+        """One line per session for the summary (none for the local pool's one session)."""
+        return ()
+
     # -- worker (runs in a pool thread; never touches the ledger) ---------------------------
+    def _from_origins(self, entry: Any) -> tuple[_Outcome | None, list[Any]]:
+        """The hook before YouTube: the clip from the first local origin holding it (an
+        outcome; also when YouTube is not an origin), else None and the origins' failed proofs."""
+        if not self.origins.has_local:
+            return None, []
+        dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
+        started = utc_now()
+        t0 = time.monotonic()
+        found, tried = self.origins.take(entry, dest=dest, sample_rate_hz=self.fetch_kwargs["sample_rate_hz"], audio_format=self.audio_format)
+        if found is not None or not self.origins.youtube:
+            return _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried), tried
+        return None, tried
+
     def _work(self, entry: Any, session: Session) -> _Outcome:
         dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
-        tried: list[Any] = []
-        if self.origins.has_local:  # the hook before YouTube: the first local origin holding the clip wins
-            started = utc_now()
-            t0 = time.monotonic()
-            found, tried = self.origins.take(entry, dest=dest, sample_rate_hz=self.fetch_kwargs["sample_rate_hz"], audio_format=self.audio_format)
-            if found is not None or not self.origins.youtube:
-                return _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried)
+        local, tried = self._from_origins(entry)
+        if local is not None:
+            return local
         try:  # a session paused meanwhile: give the clip back (another session takes it)
             permit = session.governor.acquire(wait_out_pause=False)
         except GovernorClosed:
@@ -504,14 +538,19 @@ class _Run:
         self.classes[entry.owner_mid].in_flight += 1
         futures[pool.submit(self._work, entry, session)] = entry
 
+    def _run_bar(self) -> ProgressBar:
+        """The run's one progress bar (clips of the classes' targets), after a first disk check
+        when there is anything to fetch."""
+        if any(st.need > 0 and st.queue for st in self.classes.values()):
+            self._check_disk(0)
+        total = sum(st.target for st in self.classes.values())
+        self._postfix = ""
+        return progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values()))
+
     def execute(self) -> None:
         futures: dict[cf.Future[_Outcome], Any] = {}
-        total = sum(st.target for st in self.classes.values())
-        with progress_bar(total=total, desc="download", unit="clip", initial=sum(min(st.obtained, st.target) for st in self.classes.values())) as bar:
+        with self._run_bar() as bar:
             self._bar = bar
-            self._postfix = ""
-            if any(st.need > 0 and st.queue for st in self.classes.values()):
-                self._check_disk(0)
             pool = cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="afs-download")
             try:
                 self._loop(pool, futures)

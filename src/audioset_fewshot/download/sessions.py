@@ -64,6 +64,9 @@ class SessionSpec:
     # session's own (source_address) on top: :func:`ytdlp_params`
     ytdlp: Mapping[str, Any] = field(default_factory=dict)
     plugin_dirs: tuple[str, ...] = ()
+    # on a Dask cluster (cluster.engine: dask): the worker hosting the session, by name or resource
+    worker: str | None = None
+    resource: str | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -157,6 +160,28 @@ def ytdlp_params(o: DownloadOptions) -> dict[str, Any]:
     return params
 
 
+def unknown_ytdlp_keys(keys: Iterable[str]) -> list[str]:
+    """The keys of ``download.ytdlp`` that the installed yt-dlp does not document as
+    YoutubeDL parameters, each with the closest documented one (a typo is passed on and
+    silently ignored by yt-dlp: say so)."""
+    keys = list(keys)
+    if not keys:
+        return []
+    import re
+
+    import yt_dlp
+
+    from audioset_fewshot.errors import closest
+
+    documented = set(re.findall(r"^    ([a-z_][a-z0-9_]*):", yt_dlp.YoutubeDL.__doc__ or "", re.M))
+    out = []
+    for key in keys:
+        if documented and key not in documented:
+            sugg = closest(key, sorted(documented))
+            out.append(f"{key}" + (f" (did you mean {sugg[0]}?)" if sugg else ""))
+    return out
+
+
 def player_clients(o: DownloadOptions) -> tuple[str, ...]:
     """The player clients asked for (``extractor_args.youtube.player_client``); empty =
     yt-dlp's defaults."""
@@ -198,7 +223,7 @@ def resolve_sessions(o: DownloadOptions) -> tuple[SessionSpec, ...]:
         signed_in = bool(s.cookies or s.cookies_from_browser)
         mine = {**common, **({"source_address": s.source_address} if s.source_address else {})}
         rate = _budget(s.max_per_hour, signed_in=signed_in, base_url=o.base_url)
-        out.append(SessionSpec(s.name, s.cookies, s.cookies_from_browser, s.proxy, s.source_address, rate, min_interval_s, mine, dirs))
+        out.append(SessionSpec(s.name, s.cookies, s.cookies_from_browser, s.proxy, s.source_address, rate, min_interval_s, mine, dirs, s.worker, s.resource))
     return tuple(out)
 
 

@@ -79,7 +79,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 8  # clips per torch call; small batches stay in cache (tuned on 2 cores)
-TASK_ROWS = 4 * BATCH_ROWS  # clips per task (a chunk an executor runs)
+TASK_ROWS = 4 * BATCH_ROWS  # fewest clips per task (a chunk an executor runs; see chunk_rows)
 FLUSH_BYTES = 32 << 20  # start a background fdatasync after this many bytes written
 FeatureRow = PackRow  # the features' index is the pack's index, row for row
 
@@ -478,6 +478,15 @@ class _FeatureTask:
     transform: tuple[Any, ...]
 
 
+def chunk_rows(rows: int, capacity: int) -> int:
+    """Rows per task: about 4 tasks per worker, in whole batches, within
+    ``TASK_ROWS``..``8 * TASK_ROWS`` (fewer, larger tasks pay a cluster's per-task
+    round trip less often).  Any value gives the same bytes: a task computes its
+    rows in batches of ``BATCH_ROWS`` that depend only on the row numbers."""
+    want = -(-rows // (4 * max(1, capacity)))
+    return min(8 * TASK_ROWS, max(TASK_ROWS, -(-want // BATCH_ROWS) * BATCH_ROWS))
+
+
 _TRANSFORMS: dict[tuple[Any, ...], LogMel] = {}  # per process: a worker builds the filterbank once
 
 
@@ -489,6 +498,8 @@ def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.n
     import torch
 
     task, r0, r1 = args
+    if torch.get_num_threads() != 1:  # a Dask worker process: one single-threaded torch per worker, as locally per thread
+        torch.set_num_threads(1)
     tf = _TRANSFORMS.get(task.transform)
     if tf is None:
         tf = _TRANSFORMS.setdefault(task.transform, LogMel(*task.transform))
@@ -638,7 +649,6 @@ def _compute(
         with disk_full_is_processing_error("features", lay.features_dir):
             check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
             task = _FeatureTask(str(pk.audio_path), pk.dtype, (rows, pk.samples), _transform_params(pk.sample_rate_hz, params))
-            chunks = [(task, r0, min(rows, r0 + TASK_ROWS)) for r0 in range(0, rows, TASK_ROWS)]
             # locally: torch ops release the GIL, so one single-threaded torch per core, fed by
             # a thread each, beats intra-op threads on these small batches (and does not
             # spin-wait when the machine is busy); a Dask engine runs the chunks on its workers
@@ -651,6 +661,8 @@ def _compute(
                 flush = BackgroundFlush(fh.fileno())
                 hasher = ChunkHasher()
                 unflushed = 0
+                step = chunk_rows(rows, ex.capacity)
+                chunks = [(task, r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
                 for r0, r1, y, s_, ss_ in ex.map(_features_chunk, chunks):
                     if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
                         raise ProcessingError(
