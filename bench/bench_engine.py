@@ -26,13 +26,12 @@ add time).  Goal (issue 16): Dask overhead <= 15 %, i.e. local time / Dask time
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -53,8 +52,7 @@ def make_root(clips: int, seconds: float) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=None, help="rounds of each (default 2; 1 with --quick)")
     args = parser.parse_args()
     clips, seconds = (200, 2.0) if args.quick else (2000, 4.0)

@@ -39,6 +39,7 @@ from audioset_fewshot.manifest.clips import ManifestRow, read_clips
 from audioset_fewshot.manifest.diff import ManifestDiff, diff_rows, manifest_path
 
 if TYPE_CHECKING:
+    from audioset_fewshot.download.fetch import ClipResult
     from audioset_fewshot.plan import SamplingPlan
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def rebuild(
     root: Path | str,
     options: DownloadOptions | None = None,
     *,
-    fetch: Callable[..., Any] | None = None,
+    fetch: Callable[..., ClipResult] | None = None,
 ) -> RebuildReport:
     """Download the clips of ``manifest`` (a clips.csv or a root) into ``root`` and compare.
 
