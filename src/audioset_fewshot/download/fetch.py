@@ -656,6 +656,18 @@ def _raw_path(dest: Path) -> Path:
     return Path(name)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One segment read's fixed terms: the span, the clip's format, the deadline, ffmpeg's environment."""
+
+    start_s: float
+    end_s: float
+    sample_rate_hz: int
+    audio_format: str
+    deadline: float
+    env: dict[str, str]
+
+
 def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float,
                   proxy: str | None = None, source_address: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The segment read (and, if needed, the whole-file fallback), proved and committed to ``dest``."""
@@ -663,6 +675,7 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
     env = _env_for(media_url, proxy)
     span: dict[str, Any] = {"start_s": start_s, "duration_s": end_s - start_s, "opus": str(info.get("acodec") or "").startswith("opus")}
+    job = _Read(start_s, end_s, sample_rate_hz, audio_format, deadline, env)
     fallback = False
     dest.parent.mkdir(parents=True, exist_ok=True)
     raw = _raw_path(dest)
@@ -670,26 +683,12 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
         with atomic_path(dest, suffix="." + audio_format) as tmp:
             cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
                               source_address=source_address, **span)  # fmt: skip
-            checked = _decode_and_check(
-                cmd, raw, tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline, env=env
-            )
+            checked = _decode_and_check(cmd, raw, tmp, info, job)
             if isinstance(checked, Failure) and _wants_fallback(checked):
                 log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), checked.message[:200])
                 fallback = True
                 first = checked
-                checked = _fallback_read(
-                    info,
-                    raw,
-                    tmp,
-                    span=span,
-                    start_s=start_s,
-                    end_s=end_s,
-                    sample_rate_hz=sample_rate_hz,
-                    audio_format=audio_format,
-                    deadline=deadline,
-                    env=env,
-                    proxy=proxy,
-                )
+                checked = _fallback_read(info, raw, tmp, job, span=span, proxy=proxy)
                 if isinstance(checked, Failure):  # say what sent it there, too
                     checked = Failure(checked.reason, f"{checked.message} (after the segment read failed: {first.message})")
             if isinstance(checked, Failure):
@@ -703,21 +702,11 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
     return result
 
 
-def _decode_and_check(
-    cmd: list[str],
-    raw: Path,
-    tmp: Path,
-    info: dict[str, Any],
-    *,
-    start_s: float,
-    end_s: float,
-    sample_rate_hz: int,
-    audio_format: str,
-    deadline: float,
-    env: dict[str, str],
-) -> Failure | dict[str, Any]:
+def _decode_and_check(cmd: list[str], raw: Path, tmp: Path, info: dict[str, Any], job: _Read) -> Failure | dict[str, Any]:
     """Run the decode ``cmd`` (writing ``raw``), then the encode into ``tmp``, then prove it."""
     import soundfile as sf
+
+    start_s, end_s, sample_rate_hz, deadline, env = job.start_s, job.end_s, job.sample_rate_hz, job.deadline, job.env
 
     failure, stderr, probed_s = _run_ffmpeg(cmd, deadline=deadline, env=env)
     if failure is not None:
@@ -735,7 +724,7 @@ def _decode_and_check(
             return Failure(R.FFMPEG_ERROR, f"no audio read at {start_s:g} s of a {length_s:g} s source: cannot seek to it")
         src = f"{length_s:g} s" if length_s is not None else "unknown length"
         return Failure(R.QC_REJECT, f"short: the source ({src}) has no audio in the segment {start_s:g}-{end_s:g} s")
-    enc = _encode_cmd(raw, tmp, channels=int(decoded.channels), sample_rate_hz=sample_rate_hz, audio_format=audio_format)
+    enc = _encode_cmd(raw, tmp, channels=int(decoded.channels), sample_rate_hz=sample_rate_hz, audio_format=job.audio_format)
     failure, enc_err, _ = _run_ffmpeg(enc, deadline=deadline, env=env)
     if failure is not None:
         return failure
@@ -819,21 +808,9 @@ def _set_proxy(req: urllib.request.Request, proxy: str) -> None:
     req.set_proxy(hostport, urllib.parse.urlsplit(req.full_url).scheme)
 
 
-def _fallback_read(
-    info: dict[str, Any],
-    raw: Path,
-    tmp: Path,
-    *,
-    span: dict[str, Any],
-    start_s: float,
-    end_s: float,
-    sample_rate_hz: int,
-    audio_format: str,
-    deadline: float,
-    env: dict[str, str],
-    proxy: str | None = None,
-) -> Failure | dict[str, Any]:
+def _fallback_read(info: dict[str, Any], raw: Path, tmp: Path, job: _Read, *, span: dict[str, Any], proxy: str | None = None) -> Failure | dict[str, Any]:
     """Download the chosen audio-only format whole (bounded), then cut the segment locally."""
+    deadline = job.deadline
     media_url: str = info["url"]
     limit = FALLBACK_MAX_BYTES
     fd, whole_name = tempfile.mkstemp(prefix=TMP_PREFIX + "whole.", suffix="." + str(info.get("ext") or "bin"), dir=tmp.parent)
@@ -871,9 +848,7 @@ def _fallback_read(
                 raise
             return Failure(R.NETWORK, f"whole-file fallback failed: {err}")
         cmd = _decode_cmd(str(whole), raw, headers="", rw_timeout_s=1.0, local=True, **span)
-        return _decode_and_check(
-            cmd, raw, tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, audio_format=audio_format, deadline=deadline, env=env
-        )
+        return _decode_and_check(cmd, raw, tmp, info, job)
     finally:
         with contextlib.suppress(FileNotFoundError):
             whole.unlink()
