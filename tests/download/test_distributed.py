@@ -130,6 +130,7 @@ def assert_same_as(reference: Path, root: Path) -> None:
     assert set(ok_attempts) == {c for c, st in status.items() if st == "ok"} and set(ok_attempts.values()) == {1}
 
 
+@pytest.mark.slow
 def test_dask_run_gives_the_local_run_bytes(media_cache: Path, reference: Path, cluster: distributed.Client, tmp_path: Path) -> None:
     local, dask_root = reference, tmp_path / "dask"
     with server(media_cache) as srv:
