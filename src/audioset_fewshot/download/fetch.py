@@ -17,7 +17,11 @@
    decoder gives, to a temp file beside ``dest``; a second, local ffmpeg turns
    it into 16 kHz mono (the *mean* of the decoded channels: ffmpeg's ``-ac 1``
    downmix of stereo is about 1.41x that, and the extraction's channel count
-   may be missing) 16-bit FLAC or WAV;
+   may be missing) 16-bit FLAC or WAV.  A fragmented m4a *without an index* (no
+   ``sidx``, no ``mfra``), where ffmpeg's demuxer would walk every fragment of
+   the file, is first searched with a few bounded range requests (:mod:`.fmp4`,
+   :func:`_fragments_read`): its init segment and the fragments of the segment
+   are decoded locally the same way; any surprise hands the read back to ffmpeg;
 4. proof with soundfile: decodable, exact length (a 10 s segment is exactly
    ``10 * sample_rate_hz`` samples: the last few ms are padded or trimmed and
    the counts recorded), not all zero; then fsync and ``os.replace``.
@@ -49,6 +53,7 @@ import logging
 import math
 import os
 import re
+import struct
 import subprocess
 import tempfile
 import threading
@@ -64,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from audioset_fewshot._io import TMP_PREFIX, atomic_path, sha256_file
+from audioset_fewshot.download import fmp4
 from audioset_fewshot.download import reasons as R
 from audioset_fewshot.download.classify import Failure, classify_ffmpeg_error, classify_ytdlp_error
 from audioset_fewshot.download.ytdlp_demo import demo_extractor, is_demo_url
@@ -556,7 +562,8 @@ def _decode_cmd(
     point (range requests near the segment on every container that has an index), the
     decoder converges (AAC's overlap, Opus's pre-roll) and ``atrim`` then cuts at the exact
     sample of the start by the decoded frames' timestamps.  A source that cannot seek (a
-    host that ignores Range, fragments without an index) is read from its start instead;
+    host that ignores Range; fragments without an index, when :func:`_fragments_read`
+    gave up) is read from its start instead;
     the timestamps, and so the cut, are the same."""
     # -xerror: a read error mid-stream must fail the run (by default ffmpeg treats it as
     # the end of the input, exits 0 and leaves a short or empty file)
@@ -681,9 +688,11 @@ def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: P
     raw = _raw_path(dest)
     try:
         with atomic_path(dest, suffix="." + audio_format) as tmp:
-            cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
-                              source_address=source_address, **span)  # fmt: skip
-            checked = _decode_and_check(cmd, raw, tmp, info, job)
+            checked = _fragments_read(info, raw, tmp, job, span=span, proxy=proxy) if source_address is None else None
+            if checked is None:
+                cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
+                                  source_address=source_address, **span)  # fmt: skip
+                checked = _decode_and_check(cmd, raw, tmp, info, job)
             if isinstance(checked, Failure) and _wants_fallback(checked):
                 log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), checked.message[:200])
                 fallback = True
@@ -808,25 +817,96 @@ def _set_proxy(req: urllib.request.Request, proxy: str) -> None:
     req.set_proxy(hostport, urllib.parse.urlsplit(req.full_url).scheme)
 
 
+def _open_media(info: dict[str, Any], *, proxy: str | None, timeout_s: float, byte_range: tuple[int, int] | None = None) -> Any:
+    """An HTTP response for the format's URL, with the format's headers (as ffmpeg gets them),
+    through ``proxy`` if one is set (to any host) and never through the environment's proxy
+    for a loopback host (as ffmpeg's environment, :func:`_env_for`); ``byte_range``: the
+    inclusive bytes to ask for.  Raises what ``urlopen`` raises."""
+    media_url: str = info["url"]
+    handlers: list[Any] = []
+    if proxy or (urllib.parse.urlsplit(media_url).hostname or "") in _LOOPBACK:
+        handlers.append(urllib.request.ProxyHandler({}))  # no environment proxy; an explicit one is set on the request
+    req = urllib.request.Request(media_url, headers={str(k): str(v) for k, v in (info.get("http_headers") or {}).items()})
+    if byte_range is not None:
+        req.add_header("Range", f"bytes={byte_range[0]}-{byte_range[1]}")
+    if proxy:
+        _set_proxy(req, proxy)
+    return urllib.request.build_opener(*handlers).open(req, timeout=timeout_s)
+
+
+_CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _read_range(info: dict[str, Any], first: int, last: int, *, proxy: str | None, deadline: float) -> tuple[bytes, int]:
+    """Bytes ``first..last`` of the format and the file's size; a host that does not answer
+    with exactly that range (206 and its Content-Range) is a LayoutError: the caller reads
+    the file as before."""
+    timeout_s = max(1.0, min(10.0, _remaining(deadline) / 4))
+    with _open_media(info, proxy=proxy, timeout_s=timeout_s, byte_range=(first, last)) as resp:
+        m = _CONTENT_RANGE_RE.fullmatch(str(resp.headers.get("Content-Range") or "").strip())
+        if resp.status != 206 or m is None or int(m.group(1)) != first:
+            raise fmp4.LayoutError(f"the host answered a range request with {resp.status} {resp.headers.get('Content-Range')!r}")
+        want = int(m.group(2)) - first + 1
+        data: bytes = resp.read(want)
+    if len(data) != want:
+        raise fmp4.LayoutError(f"got {len(data)} of {want} bytes at {first}")
+    return data, int(m.group(3))
+
+
+def _fragments_read(info: dict[str, Any], raw: Path, tmp: Path, job: _Read, *, span: dict[str, Any], proxy: str | None) -> Failure | dict[str, Any] | None:
+    """The segment of a fragmented m4a *without an index* (no sidx, no mfra), which ffmpeg
+    would read whole: find its fragments with bounded range reads (:mod:`.fmp4`), decode the
+    init segment and those fragments locally.  ``None``: not that layout, or any surprise on
+    the way (a host that ignores Range, a malformed box, a failed read): the caller reads
+    the segment with ffmpeg as for every other container."""
+    if str(info.get("ext") or "") not in ("m4a", "mp4"):
+        return None
+    # the fragment holding the decode's start (a little before the pre-roll: the AAC edit list)
+    seek_s = max(0.0, job.start_s - SEEK_PREROLL_S - 0.1)
+    try:
+        # a few KiB tell the layout (an indexed or progressive file costs only this probe)
+        head, size = _read_range(info, 0, min(fmp4.PROBE_BYTES, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=job.deadline)
+        init = fmp4.parse_init(head)
+        if init is None:
+            return None
+        if size > len(head):
+            head += _read_range(info, len(head), min(size, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=job.deadline)[0]
+        found = fmp4.locate(lambda a, z: _read_range(info, a, z, proxy=proxy, deadline=job.deadline)[0], file_size=size, head=head, init=init,
+                            start_s=seek_s, end_s=job.end_s + 0.1, max_bytes=max(fmp4.HEAD_BYTES, size // 2))  # fmt: skip
+    except (fmp4.LayoutError, struct.error, urllib.error.URLError, OSError, ValueError) as err:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise
+        log.debug("%s: no fragment read (%s); ffmpeg reads the segment", info.get("id"), err)
+        return None
+    log.debug("%s: %d bytes of %d in %d range reads (fragments from %.3f s)", info.get("id"), found.bytes_read, size, found.reads, found.start_s)
+    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX + "frag.", suffix=".m4a", dir=tmp.parent)
+    local = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(found.data)
+        # the local file starts at found.start_s of the source: seek and trim by its own clock
+        cmd = _decode_cmd(str(local), raw, headers="", rw_timeout_s=1.0, local=True, **{**span, "start_s": job.start_s - found.start_s})
+        checked = _decode_and_check(cmd, raw, tmp, info, job)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            local.unlink()
+    if isinstance(checked, Failure) and checked.reason != R.QC_REJECT:
+        log.info("%s: the local fragments did not decode (%s); ffmpeg reads the segment", info.get("id"), checked.message[:200])
+        return None
+    return checked
+
+
 def _fallback_read(info: dict[str, Any], raw: Path, tmp: Path, job: _Read, *, span: dict[str, Any], proxy: str | None = None) -> Failure | dict[str, Any]:
     """Download the chosen audio-only format whole (bounded), then cut the segment locally."""
     deadline = job.deadline
-    media_url: str = info["url"]
     limit = FALLBACK_MAX_BYTES
     fd, whole_name = tempfile.mkstemp(prefix=TMP_PREFIX + "whole.", suffix="." + str(info.get("ext") or "bin"), dir=tmp.parent)
     os.close(fd)
     whole = Path(whole_name)
     try:
-        handlers: list[Any] = []
-        if proxy or (urllib.parse.urlsplit(media_url).hostname or "") in _LOOPBACK:
-            handlers.append(urllib.request.ProxyHandler({}))  # no environment proxy; an explicit one is set on the request
-        opener = urllib.request.build_opener(*handlers)
-        req = urllib.request.Request(media_url, headers={str(k): str(v) for k, v in (info.get("http_headers") or {}).items()})
-        if proxy:
-            _set_proxy(req, proxy)
         timeout = max(1.0, min(30.0, _remaining(deadline)))
         try:
-            with opener.open(req, timeout=timeout) as resp, open(whole, "wb") as fh:
+            with _open_media(info, proxy=proxy, timeout_s=timeout) as resp, open(whole, "wb") as fh:
                 total = 0
                 while True:
                     if _remaining(deadline) <= 0:
