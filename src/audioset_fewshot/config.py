@@ -231,7 +231,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     engine: Literal["local", "dask"] = _f(
-        "local", "where clean, pack and features run: local = this machine's process pools, dask = a Dask cluster (see docs/cluster.md)"
+        "local", "where download, clean, pack and features run: local = this machine's threads and process pools, dask = a Dask cluster (see docs/cluster.md)"
     )
     address: str | None = _f(
         None, "an existing Dask scheduler (tcp://HOST:8786); null = start a cluster (a LocalCluster of 'workers' processes, or 'jobqueue')"

@@ -23,7 +23,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -406,6 +406,7 @@ class EpisodeFile:
     seed: int
     splits_sha256: str
     episodes_sha256: str
+    ran: bool = field(default=True, compare=False)  # False: write_episodes found the file current
 
     def header(self) -> dict[str, Any]:
         return {
@@ -524,7 +525,7 @@ def write_episodes(
         if found is not None and found[0] == record.header():
             log.info("%s is up to date", path)
             _record_latest(path)
-            return EpisodeFile(**{**record.__dict__, "episodes_sha256": str(found[1].get("episodes_sha256", ""))})
+            return EpisodeFile(**{**record.__dict__, "episodes_sha256": str(found[1].get("episodes_sha256", "")), "ran": False})
     index, mids, items = split_index(splits, split)
     sampler = EpisodeSampler(index, n_way=n_way, k_shot=k_shot, q_query=q_query, episodes=count, seed=seed)
     lines: list[str] = []

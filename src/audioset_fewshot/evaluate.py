@@ -93,6 +93,7 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
     key: str = ""
     path: Path | None = None
+    ran: bool = field(default=True, compare=False)  # False: a stored result was current
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -312,7 +313,7 @@ def evaluate_methods(
         key = sha256_text(canonical_json({"params": params, "inputs": inputs}))
         if not force and key in stored:
             log.info("%s: stored result is up to date", m)
-            results.append(_from_row(stored[key], params))
+            results.append(dataclasses.replace(_from_row(stored[key], params), ran=False))
         else:
             todo.append((m, params, key))
             results.append(None)  # type: ignore[arg-type]  # filled below
@@ -489,11 +490,11 @@ def evaluate(
              "threads": threads}  # fmt: skip
     o = dataclasses.replace(o, **{k: v for k, v in given.items() if v is not None})
     results = evaluate_methods(root, episodes=episodes, methods=method, options=o, norm=norm, features=features, force=force)
-    first = results[0]
+    first = dataclasses.replace(results[0], ran=any(r.ran for r in results))
     layout = DatasetLayout(Path(root))
     old = _load_result(layout.eval_results)
     if old is not None and old.key == first.key and not force:
-        return old
+        return dataclasses.replace(old, ran=first.ran)
     first = dataclasses.replace(first, path=layout.eval_results)
     atomic_write_json(layout.eval_results, first.to_dict())
     return first

@@ -189,6 +189,7 @@ class MetaSplits:
     content_sha256: str = ""
     schema_version: int = SCHEMA_VERSION
     _split_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    ran: bool = field(default=True, repr=False, compare=False)  # False: build_splits found splits.json current
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_split_of", {c.mid: s for s in SPLITS for c in self.classes[s]})
@@ -620,7 +621,7 @@ def build_splits(
             old = None
         if old is not None and old.content_sha256 == splits.content_sha256:
             log.info("splits.json is up to date (%s)", old.content_sha256[:12])
-            return old
+            return dataclasses.replace(old, ran=False)
     atomic_write_text(layout.splits_json, splits.to_json())
     log.info("wrote %s (%s)", layout.splits_json, splits.content_sha256[:12])
     return splits
