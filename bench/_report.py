@@ -172,6 +172,12 @@ class Report:
         self.rows.append(row)
         return row
 
+    def ceiling(self, key: str, measure: str, value: float, ceiling: float, *, fmt: str, against: str | None = None) -> Row:
+        """A ``limit`` row: ``value`` against a fixed ``ceiling``, met while at most it.  Both
+        are shown with ``fmt`` (``"{:,.0f} MiB"``) unless ``against`` words the ceiling."""
+        return self.add(key, measure, kind="limit", ours=fmt.format(value), against=fmt.format(ceiling) if against is None else against,
+                        ratio=value / ceiling, goal=1.0, values={"ours": value, "against": ceiling})  # fmt: skip
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 
@@ -221,10 +227,13 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The two options every benchmark takes: ``--quick`` and ``--json PATH``."""
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: its module docstring as the description, and the
+    two options every benchmark takes, ``--quick`` and ``--json PATH``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the figures as JSON here (bench/run.py does)")
+    return parser
 
 
 def best_of(rounds: int, fn: Callable[[], float]) -> tuple[float, list[float]]:

@@ -31,7 +31,6 @@ its children: yt-dlp runs in-process, ffmpeg as children).
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import resource
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
@@ -58,14 +57,14 @@ SESSIONS = ("one", "two")
 # the media server in its own process
 
 
-def _server_main(conn: Any, cache_dir: str, ids: list[str], duration_s: float) -> None:
+def _server_main(conn: Any, cache_dir: str, ids: list[str], duration_s: float, sessions: tuple[str, ...] = SESSIONS, spare: int = 1) -> None:
     from audioset_fewshot.demo.budget import Budget, SessionBudgets
     from audioset_fewshot.demo.server import MediaServer, SourceSpec
 
     catalog = {y: SourceSpec(class_key=f"demo-class-{i % 4}", duration_s=duration_s) for i, y in enumerate(ids)}
-    # each benchmark session may extract SESSION_RATE per second (over a 4 s window, with one request to spare for timing jitter)
+    # each benchmark session may extract SESSION_RATE per second (over a 4 s window, with ``spare`` requests to spare for timing jitter)
     window_s = 4.0
-    budgets = SessionBudgets({f"sid:{name}": Budget(int(SESSION_RATE * window_s) + 1, window_s) for name in SESSIONS})
+    budgets = SessionBudgets({f"sid:{name}": Budget(int(SESSION_RATE * window_s) + spare, window_s) for name in sessions})
     # generate the sources first (not timed), then serve with latency and a bandwidth cap
     with MediaServer(cache_dir=cache_dir, catalog=catalog, idle_timeout_s=900) as prep:
         prep.prepare(ids, formats=(140,), workers=os.cpu_count() or 2)
@@ -86,10 +85,13 @@ def _server_main(conn: Any, cache_dir: str, ids: list[str], duration_s: float) -
 
 
 class Server:
-    def __init__(self, cache_dir: Path, ids: list[str], duration_s: float) -> None:
+    """The media server in its own process; ``sessions``: the SID cookies it limits to SESSION_RATE
+    (``spare``: requests over the budget it lets through in a 4 s window, for timing jitter)."""
+
+    def __init__(self, cache_dir: Path, ids: list[str], duration_s: float, sessions: tuple[str, ...] = SESSIONS, spare: int = 1) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_server_main, args=(child, str(cache_dir), ids, duration_s), daemon=True)
+        self.proc = ctx.Process(target=_server_main, args=(child, str(cache_dir), ids, duration_s, sessions, spare), daemon=True)
         self.proc.start()
         if not self.conn.poll(1800):
             raise RuntimeError("the media server did not start within 30 minutes")
@@ -198,8 +200,7 @@ def make_plan(ids: list[str], n: int, duration_s: float, *, step_s: float = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--seed-clips", type=int, default=None, help="clips for the seed strategy")
     ap.add_argument("--clips", type=int, default=None, help="clips for our runner at --jobs 16")
     ap.add_argument("--session-clips", type=int, default=None, help="clips of each sessions run (one session, then two)")
@@ -353,13 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     return rep.finish(args.json)
 
 
-def _session_run(server: Server, tmp: Path, ids: list[str], n: int, duration_s: float, names: tuple[str, ...]) -> Any:
-    """A run of ``n`` clips with the sessions ``names`` (cookies SID=<name>), each at SESSION_RATE."""
+def _session_run(server: Server, tmp: Path, ids: list[str], n: int, duration_s: float, names: tuple[str, ...], engine: Any = None) -> Any:
+    """A run of ``n`` clips with the sessions ``names`` (cookies SID=<name>), each at SESSION_RATE,
+    on ``engine`` (default: this process's threads; a Dask engine: each session on a worker)."""
     from audioset_fewshot.config import DownloadOptions, SessionConfig
-    from audioset_fewshot.download.runner import run_download
+    from audioset_fewshot.download.distributed import download_on
+    from audioset_fewshot.engine import LOCAL
 
     plan = make_plan(ids, n, duration_s, step_s=1.0)
-    root = tmp / f"sessions-{len(names)}"
+    root = tmp / f"sessions-{len(names)}{'' if engine is None else '-' + engine.name}"
     sessions = []
     for name in names:
         cookies = tmp / f"cookies-{name}.txt"
@@ -370,7 +373,7 @@ def _session_run(server: Server, tmp: Path, ids: list[str], n: int, duration_s: 
         o = DownloadOptions(
             jobs=8, sessions=sessions, min_interval_s=0.0, min_free="0B", base_url=server.base_url, format=FORMAT, timeout_s=300.0, pause_s=600.0
         )
-        return run_download(plan, root, o).obtained
+        return download_on(engine or LOCAL, plan, root, o).obtained
 
     return run
 

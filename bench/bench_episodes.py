@@ -29,7 +29,6 @@ RNG, then for each class filter ``df[df["label"] == c]`` and ``.sample(k + q)``
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -131,8 +130,7 @@ def bench_dataframe(item_clip: list[str], item_label: list[str], episodes: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of ours and the bound (default 3, quick 2)")
     args = parser.parse_args(argv)
     ours_n, df_n = (3_000, 100) if args.quick else (20_000, 1_000)

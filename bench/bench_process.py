@@ -40,7 +40,6 @@ ratios measured in the same run suffer much less.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -54,7 +53,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments, cores
+from _report import Report, bench_parser, cores
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work" / "process"
@@ -63,9 +62,9 @@ SEED = 20261125
 CLASSES = [f"/m/0bench{i:02d}" for i in range(20)]
 
 
-def _signal(i: int) -> np.ndarray:
+def _signal(i: int, seconds: float = 10.0) -> np.ndarray:
     rng = np.random.default_rng([SEED, i])
-    t = np.arange(10 * SR) / SR
+    t = np.arange(int(round(seconds * SR))) / SR
     x = np.zeros(t.size)
     for _ in range(rng.integers(1, 4)):
         f0 = rng.uniform(80, 1500)
@@ -76,15 +75,15 @@ def _signal(i: int) -> np.ndarray:
     return np.clip(x * rng.uniform(0.3, 1.0), -1, 1).astype(np.float32)
 
 
-def make_corpus(n: int) -> Path:
-    """A dataset root with ``n`` clips and its clips.csv (cached between runs)."""
+def make_corpus(n: int, seconds: float = 10.0) -> Path:
+    """A dataset root with ``n`` clips of ``seconds`` and its clips.csv (cached between runs)."""
     import soundfile as sf
 
     from audioset_fewshot._io import atomic_write_json, sha256_file
     from audioset_fewshot.layout import DatasetLayout
     from audioset_fewshot.manifest import ManifestRow, write_clips
 
-    root = WORK / f"root-{n}"
+    root = WORK / (f"root-{n}" if seconds == 10.0 else f"root-{n}x{seconds:g}s")
     marker = root / "corpus.json"
     if marker.exists() and json.loads(marker.read_text()).get("n") == n:
         return root
@@ -97,7 +96,7 @@ def make_corpus(n: int) -> Path:
         ytid = f"b{i:010d}"
         path = layout.clip_path(mid, ytid, 0.0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), _signal(i), SR, subtype="PCM_16", format="FLAC")
+        sf.write(str(path), _signal(i, seconds), SR, subtype="PCM_16", format="FLAC")
         rows.append(
             ManifestRow(
                 owner_mid=mid,
@@ -108,7 +107,7 @@ def make_corpus(n: int) -> Path:
                 source="balanced",
                 path=layout.clip_relpath(mid, ytid, 0.0),
                 sample_rate_hz=SR,
-                samples=10 * SR,
+                samples=int(round(seconds * SR)),
                 sha256=sha256_file(path),
                 itag="140",
                 codec="aac",
@@ -130,8 +129,7 @@ def _warm(paths: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--clips", type=int, default=None, help="corpus size (default 1500, quick 120)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds of ours and its bound, interleaved (default 3, quick 1)")
     args = ap.parse_args(argv)

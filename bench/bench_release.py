@@ -31,7 +31,6 @@ tfrecord loop, peak RSS <= 2 GiB; the 142-class selection packed <= 30 s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -145,7 +144,8 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
     return base / TOP, meta, total
 
 
-OURS = r"""
+# what every child script starts with (_child puts it first): its imports and its own peak memory
+_CHILD = r"""
 import json, resource, sys, time
 def hwm_kib():
     # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
@@ -154,6 +154,9 @@ def hwm_kib():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+OURS = r"""
 sys.path.insert(0, sys.argv[4])
 from audioset_fewshot.release.index import pack_release
 release, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -167,14 +170,6 @@ print(json.dumps({"seconds": t1 - t0, "records": len(idx), "files": len(idx.file
 """
 
 TODAY = r"""
-import json, resource, sys, time
-def hwm_kib():
-    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from pathlib import Path
 import numpy as np
 from tfrecord.reader import sequence_loader
@@ -202,14 +197,6 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_tim
 """
 
 SELECT = r"""
-import json, resource, sys, time
-def hwm_kib():
-    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 import numpy as np
 from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
@@ -239,8 +226,9 @@ print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": in
 
 
 def _child(code: str, *args: str, timeout_s: float) -> dict:
+    """Run ``code`` (after :data:`_CHILD`) in a fresh Python; its last line of output is JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", _CHILD + code, *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -253,8 +241,7 @@ def _child(code: str, *args: str, timeout_s: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)  # --quick: 1/64 of the records in 3 x 64 files (smoke run); --json PATH
+    ap = bench_parser(__doc__)
     ap.add_argument("--today-fraction", type=float, default=None, help="share of the files the tfrecord loop reads (default 1/8 full, 1 quick)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work-dir", type=Path, default=None)
@@ -349,36 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         goal=GOAL_RATIO,
         values={"ours": ours_s, "against": today_s},
     )
-    rep.add(
-        "index_pack_time",
-        "  same, wall time",
-        kind="limit",
-        ours=f"{ours_s:,.1f} s",
-        against=f"{GOAL_S:g} s",
-        ratio=ours_s / GOAL_S,
-        goal=1.0,
-        values={"ours": ours_s, "against": GOAL_S},
-    )
-    rep.add(
-        "peak_rss",
-        "  peak RSS, any process",
-        kind="limit",
-        ours=f"{peak:,.0f} MiB",
-        against=f"{GOAL_RSS_MIB:,.0f} MiB",
-        ratio=peak / GOAL_RSS_MIB,
-        goal=1.0,
-        values={"ours": peak, "against": GOAL_RSS_MIB},
-    )
-    rep.add(
-        "select_pack_time",
-        f"{sel['classes']} classes x all clips packed",
-        kind="limit",
-        ours=f"{sel_s:,.1f} s",
-        against=f"{GOAL_SELECT_S:g} s",
-        ratio=sel_s / GOAL_SELECT_S,
-        goal=1.0,
-        values={"ours": sel_s, "against": GOAL_SELECT_S},
-    )
+    rep.ceiling("index_pack_time", "  same, wall time", ours_s, GOAL_S, fmt="{:,.1f} s", against=f"{GOAL_S:g} s")
+    rep.ceiling("peak_rss", "  peak RSS, any process", peak, GOAL_RSS_MIB, fmt="{:,.0f} MiB")
+    rep.ceiling("select_pack_time", f"{sel['classes']} classes x all clips packed", sel_s, GOAL_SELECT_S, fmt="{:,.1f} s", against=f"{GOAL_SELECT_S:g} s")
     cpu_ratio = today["cpu_s"] * scale / ours["cpu_s"] if ours["cpu_s"] else float("inf")
     print(
         f"CPU time (load-robust): ours {ours['cpu_s']:.1f} s (parent + workers), tfrecord loop {today['cpu_s'] * scale:.1f} s "

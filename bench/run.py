@@ -14,7 +14,7 @@ one document, ``bench/_work/results.json`` by default; ``bench/readme.py``
 renders the README table from such a document.
 
 To add a benchmark: write ``bench/bench_<name>.py`` that takes ``--quick`` and
-``--json PATH`` (``_report.add_arguments``) and ends with ``Report.finish``, then
+``--json PATH`` (``_report.bench_parser``) and ends with ``Report.finish``, then
 add ``<name>`` to ``BENCHES`` below.
 """
 
@@ -38,11 +38,13 @@ HERE = Path(__file__).resolve().parent
 BENCHES: list[str] = [
     "metadata",
     "download",
+    "download_dask",
     "process",
     "episodes",
     "release",
     "origins",
     "fewshot",
+    "engine",
 ]
 TIMEOUT_S = 3600  # per benchmark
 

@@ -18,10 +18,17 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from audioset_fewshot._held import refuse_links_under_root
 from audioset_fewshot.errors import StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# A value of a JSON document (object, array, string, number, boolean, null).  Any, not a
+# recursive union: dict is invariant, so a dict[str, int] would not pass as dict[str, JSON].
+JsonValue: TypeAlias = Any
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
@@ -134,17 +141,17 @@ def write_text_if_changed(target: Path | str, text: str) -> bool:
     return True
 
 
-def canonical_json(obj: Any) -> str:
+def canonical_json(obj: JsonValue) -> str:
     """Deterministic JSON text: sorted keys, fixed separators, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def json_fields(record: Any, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+def json_fields(record: DataclassInstance, *, leave_out: tuple[str, ...] = ()) -> dict[str, JsonValue]:
     """The fields of a dataclass ``record`` as plain JSON values (:func:`json_value`)."""
     return {f.name: json_value(getattr(record, f.name)) for f in dataclasses.fields(record) if f.name not in leave_out}
 
 
-def json_value(value: Any) -> Any:
+def json_value(value: object) -> JsonValue:
     """``value`` as plain JSON: a record through its ``to_dict()`` (else its fields), a
     path as text, tuples and lists as lists, a mapping with its keys sorted."""
     if hasattr(value, "to_dict"):
@@ -160,7 +167,7 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def atomic_write_json(target: Path | str, obj: Any) -> None:
+def atomic_write_json(target: Path | str, obj: JsonValue) -> None:
     atomic_write_text(target, canonical_json(obj))
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ class LogProgress:
     """The bar's stand-in without a terminal: a line on stderr every ``interval_s``."""
 
     def __init__(self, *, total: int | float | None, desc: str, unit: str = "it", interval_s: float | None = None,
-                 initial: int | float = 0, unit_scale: bool = False, stream: Any = None) -> None:  # fmt: skip
+                 initial: int | float = 0, unit_scale: bool = False, stream: TextIO | None = None) -> None:  # fmt: skip
         self.total, self.desc, self.unit, self.unit_scale = total, desc, unit, bool(unit_scale)
         self.interval_s = interval_s if interval_s is not None else progress_interval_s()
         self.n: float = initial

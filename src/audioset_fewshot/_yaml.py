@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from audioset_fewshot._io import JsonValue
 from audioset_fewshot.errors import ConfigError
 
 MAX_BYTES = 256 * 1024
@@ -79,7 +80,7 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml_text(text: str, *, name: str) -> Any:
+def load_yaml_text(text: str, *, name: str) -> JsonValue:
     """Parse one YAML document with the bounds of this module; ``name`` is used in messages."""
     loader = _BoundedLoader(text, name=name)
     try:
@@ -93,7 +94,7 @@ def load_yaml_text(text: str, *, name: str) -> Any:
         loader.dispose()
 
 
-def load_yaml_file(path: Path | str) -> Any:
+def load_yaml_file(path: Path | str) -> JsonValue:
     """Read and parse a YAML config file (see the module docstring for what is refused)."""
     p = Path(path)
     try:

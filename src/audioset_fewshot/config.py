@@ -233,7 +233,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     engine: Literal["local", "dask"] = _f(
-        "local", "where clean, pack and features run: local = this machine's process pools, dask = a Dask cluster (see docs/cluster.md)"
+        "local", "where download, clean, pack and features run: local = this machine's threads and process pools, dask = a Dask cluster (see docs/cluster.md)"
     )
     address: str | None = _f(
         None, "an existing Dask scheduler (tcp://HOST:8786); null = start a cluster (a LocalCluster of 'workers' processes, or 'jobqueue')"
@@ -268,9 +268,6 @@ class Config:
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-    def section(self, name: str) -> Any:
-        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,9 +23,9 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -34,10 +34,22 @@ from audioset_fewshot.errors import AudiosetFewshotError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.splits import MetaSplits, check_split, read_splits
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_ATTEMPTS = 100
+
+
+class LabelledDataset(Protocol):
+    """What a sampler needs of a dataset: learn2learn's ``labels_to_indices`` (``{label:
+    [item, ...]}``); a :class:`~audioset_fewshot.torchdata.SplitDataset` also has
+    ``carried_labels``, which the episode guard reads when present."""
+
+    @property
+    def labels_to_indices(self) -> Mapping[int, Sequence[int]]: ...
 
 
 class EpisodeError(AudiosetFewshotError):
@@ -109,7 +121,7 @@ class EpisodeIndex:
         return cls([order[bounds[c] : bounds[c + 1]] for c in range(n)], carried=carried, item_keys=item_keys)
 
     @classmethod
-    def from_dataset(cls, dataset: Any) -> EpisodeIndex:
+    def from_dataset(cls, dataset: EpisodeIndex | LabelledDataset) -> EpisodeIndex:
         """From a dataset with learn2learn's ``labels_to_indices`` (and our optional
         ``carried_labels``: per item, the dense labels it carries)."""
         if isinstance(dataset, EpisodeIndex):
@@ -175,7 +187,16 @@ class EpisodeSampler:
     """
 
     def __init__(
-        self, dataset_or_index: Any, *, n_way: int, k_shot: int, q_query: int, episodes: int, seed: int, epoch: int = 0, max_attempts: int = MAX_ATTEMPTS
+        self,
+        dataset_or_index: EpisodeIndex | LabelledDataset,
+        *,
+        n_way: int,
+        k_shot: int,
+        q_query: int,
+        episodes: int,
+        seed: int,
+        epoch: int = 0,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         _check_shape(n_way, k_shot, q_query)
         if episodes < 0:
@@ -259,7 +280,7 @@ class EpisodeSampler:
         ways = np.arange(self.n_way, dtype=np.int64)
         return np.concatenate([np.repeat(ways, self.k_shot), np.repeat(ways, self.q_query)])
 
-    def collate(self, batch: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+    def collate(self, batch: Sequence[tuple[torch.Tensor | np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """A DataLoader ``collate_fn`` for this sampler's episodes: ``(x, y)`` with ``x`` the
         stacked items (``[N*(K+Q), ...]``, supports then queries) and ``y`` the episode labels
         0..N-1 (a LongTensor), not the split's class numbers the dataset yields::
@@ -385,6 +406,7 @@ class EpisodeFile:
     seed: int
     splits_sha256: str
     episodes_sha256: str
+    ran: bool = field(default=True, compare=False)  # False: write_episodes found the file current
 
     def header(self) -> dict[str, Any]:
         return {
@@ -503,7 +525,7 @@ def write_episodes(
         if found is not None and found[0] == record.header():
             log.info("%s is up to date", path)
             _record_latest(path)
-            return EpisodeFile(**{**record.__dict__, "episodes_sha256": str(found[1].get("episodes_sha256", ""))})
+            return EpisodeFile(**{**record.__dict__, "episodes_sha256": str(found[1].get("episodes_sha256", "")), "ran": False})
     index, mids, items = split_index(splits, split)
     sampler = EpisodeSampler(index, n_way=n_way, k_shot=k_shot, q_query=q_query, episodes=count, seed=seed)
     lines: list[str] = []
@@ -575,6 +597,7 @@ __all__ = [
     "EpisodeIndex",
     "EpisodeSampler",
     "FixedEpisode",
+    "LabelledDataset",
     "accuracy_ci",
     "choose_episodes",
     "episodes_path",

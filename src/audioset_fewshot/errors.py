@@ -105,6 +105,11 @@ class StageNotReadyError(UsageError):
     """A stage was asked to run before the stage it depends on produced its artifact."""
 
 
+class ArtifactError(StageNotReadyError):
+    """A stage's artifact on disk is malformed (its metadata is not what this version
+    wrote) or stale (another schema version); names the file and how to rebuild it."""
+
+
 def closest(name: str, candidates: Iterable[str], *, n: int = 3, cutoff: float = 0.5) -> list[str]:
     """Return up to ``n`` candidates closest to ``name`` (case-insensitive)."""
     pool = list(candidates)

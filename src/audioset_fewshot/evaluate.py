@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot._io import atomic_write_json, canonical_json, sha256_text, write_text_if_changed
 from audioset_fewshot.config import EvaluateConfig
@@ -47,7 +47,11 @@ from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.process.features import torch_threads
 from audioset_fewshot.splits import MetaSplits, read_splits
-from audioset_fewshot.torchdata import SplitDataset
+from audioset_fewshot.torchdata import Normaliser, SplitDataset
+
+if TYPE_CHECKING:
+    from audioset_fewshot.methods import Trained, TrainSettings
+    from audioset_fewshot.torchdata import Features
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ class EvalResult:
     seconds: dict[str, float] = field(default_factory=dict)
     key: str = ""
     path: Path | None = None
+    ran: bool = field(default=True, compare=False)  # False: a stored result was current
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,7 +214,7 @@ def resolve_methods(method: str | Sequence[str], options: EvalOptions) -> list[s
     return list(dict.fromkeys(out))
 
 
-def _piece_frames(features: Any, piece_seconds: float) -> int:
+def _piece_frames(features: Features, piece_seconds: float) -> int:
     if piece_seconds <= 0:
         return 0
     if getattr(features, "item_shape", None) is not None:
@@ -264,8 +269,8 @@ def evaluate_methods(
     episodes: EpisodeFile | Path | str,
     methods: str | Sequence[str] | None = None,
     options: EvalOptions | None = None,
-    norm: Any = "global",
-    features: Any = None,
+    norm: str | Normaliser = "global",
+    features: Features | None = None,
     force: bool = False,
 ) -> list[EvalResult]:
     """Evaluate each method on the fixed ``episodes``; update ``eval/results.csv`` / ``.md``.
@@ -308,7 +313,7 @@ def evaluate_methods(
         key = sha256_text(canonical_json({"params": params, "inputs": inputs}))
         if not force and key in stored:
             log.info("%s: stored result is up to date", m)
-            results.append(_from_row(stored[key], params))
+            results.append(dataclasses.replace(_from_row(stored[key], params), ran=False))
         else:
             todo.append((m, params, key))
             results.append(None)  # type: ignore[arg-type]  # filled below
@@ -345,7 +350,7 @@ class _Runner:
     """Trains and scores methods on one root, sharing datasets (and SimpleShot's
     pre-training between ``simpleshot`` and ``finetune``)."""
 
-    def __init__(self, root: Path, splits: MetaSplits, features: Any, norm: Any, header: EpisodeFile, fixed: list[FixedEpisode],
+    def __init__(self, root: Path, splits: MetaSplits, features: Features, norm: str | Normaliser, header: EpisodeFile, fixed: list[FixedEpisode],
                  o: EvalOptions, piece_frames: int) -> None:  # fmt: skip
         self.root, self.splits, self.features, self.header, self.o = root, splits, features, header, o
         self.test = SplitDataset(root, header.split, features=features, norm=norm, splits=splits)
@@ -354,7 +359,7 @@ class _Runner:
         self.piece_frames = piece_frames
         self._train: SplitDataset | None = None
         self._val: SplitDataset | None | bool = False
-        self._pretrained: Any = None
+        self._pretrained: Trained | None = None
         from audioset_fewshot.methods import episode_arrays
 
         self.arrays = episode_arrays(self.test, fixed)
@@ -373,7 +378,7 @@ class _Runner:
                 self._val = None
         return self._val if isinstance(self._val, SplitDataset) else None
 
-    def settings(self) -> Any:
+    def settings(self) -> TrainSettings:
         from audioset_fewshot.methods import TrainSettings
 
         o = self.o
@@ -471,8 +476,8 @@ def evaluate(
     steps: int | None = None,
     learning_rate: float | None = None,
     seed: int | None = None,
-    norm: Any = "global",
-    features: Any = None,
+    norm: str | Normaliser = "global",
+    features: Features | None = None,
     threads: int | None = None,
     force: bool = False,
 ) -> EvalResult:
@@ -485,11 +490,11 @@ def evaluate(
              "threads": threads}  # fmt: skip
     o = dataclasses.replace(o, **{k: v for k, v in given.items() if v is not None})
     results = evaluate_methods(root, episodes=episodes, methods=method, options=o, norm=norm, features=features, force=force)
-    first = results[0]
+    first = dataclasses.replace(results[0], ran=any(r.ran for r in results))
     layout = DatasetLayout(Path(root))
     old = _load_result(layout.eval_results)
     if old is not None and old.key == first.key and not force:
-        return old
+        return dataclasses.replace(old, ran=first.ran)
     first = dataclasses.replace(first, path=layout.eval_results)
     atomic_write_json(layout.eval_results, first.to_dict())
     return first

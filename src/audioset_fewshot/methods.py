@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audioset_fewshot.episodes import EpisodeError, EpisodeSampler
+from audioset_fewshot.episodes import EpisodeError, EpisodeSampler, FixedEpisode
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.torchdata import SplitDataset
 
@@ -185,7 +185,7 @@ class EpisodeArrays:
         return EpisodeArrays(self.support[:count], self.query[:count])
 
 
-def episode_arrays(dataset: SplitDataset, episodes: Sequence[Any]) -> EpisodeArrays:
+def episode_arrays(dataset: SplitDataset, episodes: Sequence[FixedEpisode]) -> EpisodeArrays:
     """Fixed episodes (clip ids per class, as ``read_episodes`` returns them) as item indices."""
     if not episodes:
         raise UsageError("no episodes to evaluate")

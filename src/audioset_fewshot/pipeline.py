@@ -7,9 +7,10 @@ manifest, clean, pack, features, splits, episodes, evaluate, report.
 
 The pipeline owns no logic of its own.  Every stage function records its
 parameters and the sha256 of its inputs in its artifact and returns fast when
-they are unchanged; the pipeline relies on that (no marker files) and only
-observes whether a stage rewrote its artifact (``ran``) or left it alone
-(``up to date``), with the time each stage took.  ``until`` stops after the
+they are unchanged (:mod:`audioset_fewshot._artifact`); its record says whether
+it ran, and the pipeline reports that (``ran`` or ``up to date``) with the time
+each stage took.  A stage that ran changes the input hashes of the stages after
+it, so they run too; no marker files, no fingerprints of files.  ``until`` stops after the
 named stage.  The resolved config is saved to ``ROOT/config.yaml`` and the
 run report to ``ROOT/report/run.json``.
 
@@ -46,19 +47,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-STAGES: tuple[str, ...] = (
-    "selection",
-    "plan",
-    "download",
-    "manifest",
-    "clean",
-    "pack",
-    "features",
-    "splits",
-    "episodes",
-    "evaluate",
-    "report",
-)
+STAGES: tuple[str, ...] = ("selection", "plan", "download", "manifest", "clean", "pack", "features", "splits", "episodes", "evaluate", "report")
 
 RAN = "ran"
 UP_TO_DATE = "up to date"
@@ -125,20 +114,14 @@ def check_stage(name: str | None) -> str | None:
     return name
 
 
-# ---------------------------------------------------------------------------------------
-# artifact fingerprints: did a stage rewrite its artifact?
+@dataclass(frozen=True)
+class _Outcome:
+    """What one stage function did: ``ran`` (from the stage's record), its headline
+    numbers and the artifacts it owns."""
 
-
-def _fingerprint(paths: tuple[Path, ...]) -> tuple[tuple[str, int, int, int] | None, ...]:
-    out: list[tuple[str, int, int, int] | None] = []
-    for p in paths:
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            out.append(None)
-            continue
-        out.append((str(p), st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(out)
+    ran: bool
+    summary: dict[str, Any]
+    artifacts: tuple[Path, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,26 +161,27 @@ def _metadata(ctx: _Context) -> MetadataSelection:
     return chosen
 
 
-def _stage_selection(ctx: _Context) -> dict[str, Any]:
+def _stage_selection(ctx: _Context) -> _Outcome:
     chosen = _metadata(ctx)
     table_rows = 0 if chosen.table is None else len(chosen.table.ytid)
-    return {"classes": len(chosen.selection.chosen), "excluded": len(chosen.selection.excluded), "segments": int(table_rows)}
+    return _Outcome(True, {"classes": len(chosen.selection.chosen), "excluded": len(chosen.selection.excluded), "segments": int(table_rows)})
 
 
-def _stage_plan(ctx: _Context) -> dict[str, Any]:
+def _stage_plan(ctx: _Context) -> _Outcome:
     from audioset_fewshot.plan import plan_from_selection, write_plan
 
     plan = plan_from_selection(_metadata(ctx), ctx.config.plan)
-    write_plan(plan, ctx.layout)
+    ran = write_plan(plan, ctx.layout)
     ctx.values["plan"] = plan
-    return {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
+    summary = {"entries": len(plan.entries), "classes": len(plan.targets or {}), "shortfalls": len(plan.shortfalls)}
+    return _Outcome(ran, summary, (ctx.layout.plan_file, ctx.layout.plan_meta_file))
 
 
 def _from_release(ctx: _Context) -> bool:
     return ctx.config.features.kind == RELEASE_KIND
 
 
-def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
+def _stage_obtain_release(ctx: _Context) -> _Outcome:
     """The download stage with features.kind vggish-release: look the plan up in the release."""
     from audioset_fewshot.release.obtain import obtain_from_release
 
@@ -206,21 +190,21 @@ def _stage_obtain_release(ctx: _Context) -> dict[str, Any]:
     rep = obtain_from_release(
         ctx.values["plan"], root=ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, metadata_dir=ctx.config.metadata.metadata_dir
     )
-    return {
-        "changed": rep.written,
+    summary = {
         "origin": RELEASE_KIND,
         "obtained": rep.obtained,
         "target": rep.target,
-        "obtained_now": rep.obtained if rep.written else 0,
+        "obtained_now": rep.obtained if rep.ran else 0,
         "attempts": 0,
         "pauses": 0,
         "failures_by_reason": dict(rep.failures_by_reason),
         "label_disagreements": rep.label_disagreements,
         "release_sha256": rep.content_sha256,
     }
+    return _Outcome(rep.ran, summary, (ctx.layout.release_obtained_csv,))
 
 
-def _stage_download(ctx: _Context) -> dict[str, Any]:
+def _stage_download(ctx: _Context) -> _Outcome:
     if _from_release(ctx):
         return _stage_obtain_release(ctx)
     from audioset_fewshot.download.distributed import download_on
@@ -228,8 +212,7 @@ def _stage_download(ctx: _Context) -> dict[str, Any]:
     before = _ledger_state(ctx.layout)
     result = download_on(_engine(ctx), ctx.values["plan"], ctx.layout.root, ctx.config.download)
     ctx.values["download"] = result
-    return {
-        "changed": _ledger_state(ctx.layout) != before,
+    summary = {
         "obtained": result.obtained,
         "target": result.target,
         "obtained_now": result.obtained_now,
@@ -238,6 +221,9 @@ def _stage_download(ctx: _Context) -> dict[str, Any]:
         "pauses": result.pauses,
         "failures_by_reason": dict(result.failures_by_reason),
     }
+    # the ledger is the download's record: it ran when a clip's status moved (retrying clips
+    # that failed transiently, with the same outcome, changes nothing downstream)
+    return _Outcome(_ledger_state(ctx.layout) != before, summary, (ctx.layout.ledger_file,))
 
 
 def _ledger_state(layout: DatasetLayout) -> dict[str, dict[str, int]] | None:
@@ -250,39 +236,46 @@ def _ledger_state(layout: DatasetLayout) -> dict[str, dict[str, int]] | None:
         return ledger.counts()
 
 
-def _stage_manifest(ctx: _Context) -> dict[str, Any]:
+def _stage_manifest(ctx: _Context) -> _Outcome:
     from audioset_fewshot.manifest.build import build_manifest
 
+    lay = ctx.layout
     if _from_release(ctx):
         from audioset_fewshot.manifest.release import build_release_manifest
 
-        r = build_release_manifest(ctx.layout.root)
-        return {"clips": r.clips, "classes": r.classes, "unavailable": r.unavailable, "release_sha256": r.release_sha256, "written": len(r.written)}
+        r = build_release_manifest(lay.root)
+        summary = {"clips": r.clips, "classes": r.classes, "unavailable": r.unavailable, "release_sha256": r.release_sha256, "written": len(r.written)}
+        return _Outcome(bool(r.written), summary, (lay.release_clips_csv,))
+    rec = build_manifest(lay.root)
+    summary = {"clips": rec.clips, "classes": rec.classes, "unavailable": rec.unavailable, "clips_sha256": rec.clips_sha256, "written": len(rec.written)}
+    return _Outcome(bool(rec.written), summary, (lay.clips_csv, lay.lock_json))
 
-    rec = build_manifest(ctx.layout.root)
-    return {"clips": rec.clips, "classes": rec.classes, "unavailable": rec.unavailable, "clips_sha256": rec.clips_sha256, "written": len(rec.written)}
+
+def _no_audio() -> _Outcome:
+    return _Outcome(False, {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"})
 
 
-def _stage_clean(ctx: _Context) -> dict[str, Any]:
+def _stage_clean(ctx: _Context) -> _Outcome:
     from audioset_fewshot.process.clean import clean
 
     if _from_release(ctx):
-        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
+        return _no_audio()
     rep = clean(ctx.layout.root, ctx.config.clean, engine=_engine(ctx))
-    return {"clips": len(rep.verdicts), "kept": rep.kept, "rejected": rep.rejected, "dropped": rep.dropped, "by_reason": rep.by_reason}
+    summary = {"clips": len(rep.verdicts), "kept": rep.kept, "rejected": rep.rejected, "dropped": rep.dropped, "by_reason": rep.by_reason}
+    return _Outcome(rep.ran, summary, (rep.path,))
 
 
-def _stage_pack(ctx: _Context) -> dict[str, Any]:
+def _stage_pack(ctx: _Context) -> _Outcome:
     from audioset_fewshot.process.pack import pack
 
     if _from_release(ctx):
-        return {SKIPPED: f"features.kind is {RELEASE_KIND}: no audio"}
+        return _no_audio()
     rec = pack(ctx.layout.root, ctx.config.pack, engine=_engine(ctx))
     ctx.values["pack"] = rec
-    return {"rows": rec.rows, "key": rec.key, "length_actions": dict(rec.length_actions)}
+    return _Outcome(rec.ran, {"rows": rec.rows, "key": rec.key, "length_actions": dict(rec.length_actions)}, (rec.path / "meta.json",))
 
 
-def _stage_features(ctx: _Context) -> dict[str, Any]:
+def _stage_features(ctx: _Context) -> _Outcome:
     from audioset_fewshot.process.features import features
 
     f = ctx.config.features
@@ -291,12 +284,12 @@ def _stage_features(ctx: _Context) -> dict[str, Any]:
 
         assert f.release is not None
         rr = release_features(ctx.layout.root, release=f.release, workers=ctx.config.pack.workers, engine=_engine(ctx))
-        return {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}
+        return _Outcome(rr.ran, {"rows": rr.rows, "key": rr.key, "kind": RELEASE_KIND}, (rr.path / "meta.json",))
     rec = features(ctx.layout.root, f, engine=_engine(ctx))
-    return _record_summary(rec, ("rows", "key"))
+    return _Outcome(rec.ran, {"rows": rec.rows, "key": rec.key}, (rec.path / "meta.json",))
 
 
-def _stage_splits(ctx: _Context) -> dict[str, Any]:
+def _stage_splits(ctx: _Context) -> _Outcome:
     from audioset_fewshot.splits import build_splits
 
     s = ctx.config.splits
@@ -305,24 +298,24 @@ def _stage_splits(ctx: _Context) -> dict[str, Any]:
     if sp.report is not None:
         out["clips_before"] = {k: v.clips for k, v in sp.report.before.items()}
         out["clips_after"] = {k: v.clips for k, v in sp.report.after.items()}
-    return out
+    return _Outcome(sp.ran, out, (ctx.layout.splits_json,))
 
 
-def _stage_episodes(ctx: _Context) -> dict[str, Any]:
+def _stage_episodes(ctx: _Context) -> _Outcome:
     from audioset_fewshot.episodes import write_episodes
 
     e = ctx.config.episodes
     ep = write_episodes(ctx.layout.root, split=e.split, n_way=e.n_way, k_shot=e.k_shot, q_query=e.q_query, count=e.count, seed=e.seed)
     ctx.values["episodes"] = ep
-    return {"path": _rel(ep.path, ctx.layout.root), "count": ep.count, "sha256": ep.episodes_sha256}
+    return _Outcome(ep.ran, {"path": _rel(ep.path, ctx.layout.root), "count": ep.count, "sha256": ep.episodes_sha256}, (ep.path,))
 
 
-def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
+def _stage_evaluate(ctx: _Context) -> _Outcome:
     from audioset_fewshot.evaluate import evaluate
 
     v = ctx.config.evaluate
     res = evaluate(ctx.layout.root, episodes=ctx.values["episodes"], options=v, norm=ctx.config.normalize.mode)
-    return {
+    summary = {
         "method": res.method,
         "accuracy": res.mean,
         "ci95": res.ci95,
@@ -332,28 +325,17 @@ def _stage_evaluate(ctx: _Context) -> dict[str, Any]:
         "episodes": res.episodes,
         "split": res.split,
     }
+    return _Outcome(res.ran, summary, (ctx.layout.eval_results, ctx.layout.eval_dir / "results.csv"))
 
 
-def _stage_report(ctx: _Context) -> dict[str, Any]:
-    from audioset_fewshot.report import write_report
+def _stage_report(ctx: _Context) -> _Outcome:
+    from audioset_fewshot.report import build_report
 
-    path = write_report(ctx.layout.root)
-    return {"path": str(path)}
-
-
-def _record_summary(record: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in keys:
-        v = record.get(k) if isinstance(record, Mapping) else getattr(record, k, None)
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            if v is not None:
-                out[k] = v
-        elif isinstance(v, Path):
-            out[k] = str(v)
-    return out
+    rec = build_report(ctx.layout.root)
+    return _Outcome(rec.ran, {"path": str(rec.path)}, (rec.path,))
 
 
-_STAGE_FUNCS: dict[str, Callable[[_Context], dict[str, Any]]] = {
+_STAGE_FUNCS: dict[str, Callable[[_Context], _Outcome]] = {
     "selection": _stage_selection,
     "plan": _stage_plan,
     "download": _stage_download,
@@ -366,24 +348,6 @@ _STAGE_FUNCS: dict[str, Callable[[_Context], dict[str, Any]]] = {
     "evaluate": _stage_evaluate,
     "report": _stage_report,
 }
-
-
-def stage_artifacts(layout: DatasetLayout, name: str) -> tuple[Path, ...]:
-    """The files whose replacement means ``name`` ran (an atomic write makes a new inode)."""
-    table: dict[str, tuple[Path, ...]] = {
-        "selection": (),
-        "plan": (layout.plan_file, layout.plan_meta_file),
-        "download": (layout.ledger_file, layout.release_obtained_csv),
-        "manifest": (layout.clips_csv, layout.lock_json, layout.release_clips_csv),
-        "clean": (layout.clean_csv,),
-        "pack": tuple(sorted(layout.pack_dir.glob("*/meta.json"))) if layout.pack_dir.is_dir() else (),
-        "features": tuple(sorted(layout.features_dir.glob("*/meta.json"))) if layout.features_dir.is_dir() else (),
-        "splits": (layout.splits_json,),
-        "episodes": tuple(sorted(layout.episodes_dir.glob("*.jsonl"))) if layout.episodes_dir.is_dir() else (),
-        "evaluate": (layout.eval_results, layout.eval_dir / "results.csv"),
-        "report": (layout.report_html,),
-    }
-    return table[name]
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,25 +369,14 @@ def _run_stages(ctx: _Context, until: str | None) -> list[StageResult]:
 
 
 def _run_one(ctx: _Context, name: str) -> StageResult:
-    before = _fingerprint(stage_artifacts(ctx.layout, name))
     t0 = time.perf_counter()
     log.info("stage %s ...", name)
-    summary = _STAGE_FUNCS[name](ctx)
+    done = _STAGE_FUNCS[name](ctx)
     seconds = time.perf_counter() - t0
-    paths = stage_artifacts(ctx.layout, name)
-    after = _fingerprint(paths)
-    if summary.get(SKIPPED):
-        status = SKIPPED
-    elif name == "selection":
-        status = RAN
-    elif name == "download":
-        # retrying clips that failed transiently, with the same outcome, changes nothing
-        status = RAN if summary.pop("changed", True) else UP_TO_DATE
-    else:
-        status = UP_TO_DATE if before == after and any(a is not None for a in after) else RAN
-    rel = tuple(_rel(p, ctx.layout.root) for p in paths if p.exists())
+    status = SKIPPED if done.summary.get(SKIPPED) else RAN if done.ran else UP_TO_DATE
+    rel = tuple(_rel(p, ctx.layout.root) for p in done.artifacts if p.exists())
     log.info("stage %s: %s in %.2f s", name, status, seconds)
-    return StageResult(name, status, seconds, summary, rel)
+    return StageResult(name, status, seconds, done.summary, rel)
 
 
 def _rel(p: Path, root: Path) -> str:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audioset_fewshot._artifact import load_meta, read_json, read_table
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, canonical_json, sha256_file, sha256_text
 from audioset_fewshot.config import SOURCES, Config, PlanConfig
 from audioset_fewshot.errors import StageNotReadyError, UsageError, ValidationError
@@ -356,13 +356,9 @@ def make_plan(
 def write_plan(plan: SamplingPlan, layout: DatasetLayout) -> bool:
     """Write ``plan/plan.csv`` + ``plan/plan.json``; return False (no write) when the files
     already hold this plan (same content hash)."""
-    if layout.plan_meta_file.exists() and layout.plan_file.exists():
-        try:
-            old = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = {}
-        if old.get("content_hash") == plan.content_hash and old.get("csv_sha256") == sha256_text(layout.plan_file.read_text(encoding="utf-8")):
-            return False
+    old = read_json(layout.plan_meta_file) or {}  # a damaged plan.json is simply written again
+    if old.get("content_hash") == plan.content_hash and layout.plan_file.is_file() and old.get("csv_sha256") == sha256_file(layout.plan_file):
+        return False
     atomic_write_text(layout.plan_file, plan.csv_text())
     atomic_write_json(layout.plan_meta_file, plan.meta())
     return True
@@ -373,24 +369,14 @@ def read_plan_meta(layout: DatasetLayout) -> dict[str, Any]:
     :func:`read_plan`, for readers that need the parameters and hashes only)."""
     if not layout.plan_file.exists() or not layout.plan_meta_file.exists():
         raise StageNotReadyError(f"no plan in {layout.plan_dir}; run 'audioset-fewshot plan --root {layout.root}' first")
-    try:
-        meta = json.loads(layout.plan_meta_file.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ValidationError(f"{layout.plan_meta_file}: malformed JSON: {err}; rerun 'audioset-fewshot plan'") from err
-    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
-        found = meta.get("schema_version") if isinstance(meta, dict) else None
-        raise ValidationError(f"{layout.plan_meta_file}: schema_version {found!r}, expected {SCHEMA_VERSION}; rerun 'audioset-fewshot plan'")
-    return meta
+    return load_meta(layout.plan_meta_file, stage="plan", schema_version=SCHEMA_VERSION, fix="rerun 'audioset-fewshot plan'")
 
 
 def read_plan(layout: DatasetLayout) -> SamplingPlan:
     """Read and check the plan of a dataset root (hash verified)."""
     meta = read_plan_meta(layout)
-    text = layout.plan_file.read_text(encoding="utf-8")
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-        raise ValidationError(f"{layout.plan_file}: header {reader.fieldnames!r}, expected {','.join(CSV_COLUMNS)}")
-    entries = [PlanEntry.from_row(row, where=f"{layout.plan_file}:{n + 2}") for n, row in enumerate(reader)]
+    rows = read_table(layout.plan_file, CSV_COLUMNS, missing=f"run 'audioset-fewshot plan --root {layout.root}' first", fix="rerun 'audioset-fewshot plan'")
+    entries = [PlanEntry.from_row(row, where=f"{layout.plan_file}:{n}") for n, row in rows]
     plan = SamplingPlan.build(entries, meta.get("targets"), params=meta.get("params"), inputs=meta.get("inputs"), shortfalls=meta.get("shortfalls"))
     if plan.content_hash != meta.get("content_hash"):
         raise ValidationError(f"{layout.plan_dir}: the plan files do not match their recorded hash (edited by hand?); rerun 'audioset-fewshot plan'")

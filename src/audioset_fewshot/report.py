@@ -655,8 +655,21 @@ def render_html(data: dict[str, Any], sections: Sequence[_Section]) -> str:
 # the stage
 
 
+@dataclass(frozen=True)
+class ReportRecord:
+    """Where the page is, and whether this call wrote it (``ran``) or found it current."""
+
+    path: Path
+    ran: bool
+
+
 def write_report(root: Path | str, *, force: bool = False) -> Path:
     """Write ``ROOT/report/index.html`` and its PNGs; a no-op when nothing changed."""
+    return build_report(root, force=force).path
+
+
+def build_report(root: Path | str, *, force: bool = False) -> ReportRecord:
+    """:func:`write_report` as a stage: the page's path and whether it was written."""
     layout = DatasetLayout(Path(root))
     data = collect(layout.root)
     out_dir = layout.report_dir
@@ -665,7 +678,7 @@ def write_report(root: Path | str, *, force: bool = False) -> Path:
     old = _read_json(meta_path) if meta_path.exists() else None
     if not force and old and old.get("schema_version") == SCHEMA_VERSION and old.get("data_sha256") == data_hash and layout.report_html.exists():
         if all((out_dir / f).exists() for f in old.get("images", [])):
-            return layout.report_html
+            return ReportRecord(layout.report_html, ran=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = _sections(layout, data, out_dir)
     text = render_html(data, sections)
@@ -673,7 +686,7 @@ def write_report(root: Path | str, *, force: bool = False) -> Path:
     images = sorted({name for s in sections if not s.missing for name, _ in s.figures})
     atomic_write_json(meta_path, {"schema_version": SCHEMA_VERSION, "data_sha256": data_hash, "images": images, "html_sha256": sha256_text(text)})
     log.info("report written to %s", layout.report_html)
-    return layout.report_html
+    return ReportRecord(layout.report_html, ran=True)
 
 
 def referenced_images(html_text: str) -> list[str]:
@@ -694,4 +707,4 @@ def referenced_images(html_text: str) -> list[str]:
     return found
 
 
-__all__ = ["collect", "referenced_images", "render_html", "write_report"]
+__all__ = ["ReportRecord", "build_report", "collect", "referenced_images", "render_html", "write_report"]

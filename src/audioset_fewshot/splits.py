@@ -41,7 +41,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,11 @@ from audioset_fewshot._io import atomic_write_text, canonical_json, sha256_text
 from audioset_fewshot.errors import StageNotReadyError, UsageError, ValidationError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
 from audioset_fewshot.validate import valid_mid
+
+if TYPE_CHECKING:
+    from audioset_fewshot.metadata.ontology import Ontology
+    from audioset_fewshot.metadata.segments import SegmentTable
+    from audioset_fewshot.selection import SelectedClass
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ class ClipLabels:
         return cls(clip_id=clip_stem(ytid, start_s), ytid=ytid, labels=tuple(sorted(set(labels))), owner_mid=owner_mid)
 
 
-def _as_class(obj: Any, parents: Mapping[str, Sequence[str]] | None) -> SplitClass:
+def _as_class(obj: SplitClass | str | SelectedClass, parents: Mapping[str, Sequence[str]] | None) -> SplitClass:
     if isinstance(obj, SplitClass):
         cls = obj
     elif isinstance(obj, str):
@@ -184,6 +189,7 @@ class MetaSplits:
     content_sha256: str = ""
     schema_version: int = SCHEMA_VERSION
     _split_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    ran: bool = field(default=True, repr=False, compare=False)  # False: build_splits found splits.json current
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_split_of", {c.mid: s for s in SPLITS for c in self.classes[s]})
@@ -447,7 +453,7 @@ def classes_sha256(classes: Iterable[SplitClass]) -> str:
 
 
 def make_splits(
-    classes: Iterable[SplitClass | str | Any],
+    classes: Iterable[SplitClass | str | SelectedClass],
     *,
     seed: int = 0,
     ratios: Sequence[float] = (0.7, 0.1, 0.2),
@@ -569,7 +575,7 @@ def root_clips(root: Path | str) -> list[ClipLabels]:
     )
 
 
-def ontology_classes(mids: Iterable[str], ontology: Any = None) -> list[SplitClass]:
+def ontology_classes(mids: Iterable[str], ontology: Ontology | None = None) -> list[SplitClass]:
     """SplitClass records (name, top-level category name, parents) for ``mids`` from
     the ontology (the packaged one unless given)."""
     from audioset_fewshot.metadata.ontology import load_ontology
@@ -615,7 +621,7 @@ def build_splits(
             old = None
         if old is not None and old.content_sha256 == splits.content_sha256:
             log.info("splits.json is up to date (%s)", old.content_sha256[:12])
-            return old
+            return dataclasses.replace(old, ran=False)
     atomic_write_text(layout.splits_json, splits.to_json())
     log.info("wrote %s (%s)", layout.splits_json, splits.content_sha256[:12])
     return splits
@@ -643,7 +649,7 @@ __all__ = [
 ]
 
 
-def candidate_clips(table: Any, mids: Iterable[str]) -> list[ClipLabels]:
+def candidate_clips(table: SegmentTable, mids: Iterable[str]) -> list[ClipLabels]:
     """Every segment of a ``metadata.SegmentTable`` that carries one of ``mids``, with
     all its labels (no owner: the ``owner`` policy then uses the fewest-candidates
     rule).  Segments listed twice (same YouTube ID and start) are merged."""
@@ -689,5 +695,6 @@ def splits_from_metadata(
     rule = SelectionConfig(min_quality=min_quality, all_levels=all_levels, include=list(include), exclude=list(exclude))
     chosen = select_from_config(metadata, rule, sources=sources)
     selection, table = chosen.selection, chosen.table
+    assert table is not None  # counts=True: the segment lists were read
     classes = ontology_classes(selection.mids, chosen.ontology)
     return make_splits(classes, seed=seed, ratios=ratios, leakage=leakage, group=group, clips=candidate_clips(table, selection.mids))

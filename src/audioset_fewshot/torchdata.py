@@ -28,12 +28,23 @@ import logging
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
 from audioset_fewshot.errors import StageNotReadyError, UsageError
 from audioset_fewshot.splits import MetaSplits, check_split, read_splits
+
+if TYPE_CHECKING:
+    import torch
+
+    from audioset_fewshot.process.features import FeatureStore
+    from audioset_fewshot.release.store import EmbeddingStore
+
+    # what a dataset reads items from: log-mel features, or the VGGish release's embeddings
+    Features: TypeAlias = FeatureStore | EmbeddingStore
+    # a batch: (data, dense labels)
+    Batch: TypeAlias = tuple[torch.Tensor, torch.Tensor]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,14 @@ def _torch() -> Any:
     return torch
 
 
-def fit_train_normalizer(store: Any, splits: MetaSplits, norm: Any) -> Any:
+class Normaliser(Protocol):
+    """A fitted normaliser (:class:`~audioset_fewshot.process.normalize.Normalizer`, or your own):
+    ``apply`` maps a float array (numpy or torch, ``(..., n_mels, frames)``) to one of the same shape."""
+
+    def apply(self, x: Any) -> Any: ...
+
+
+def fit_train_normalizer(store: Features, splits: MetaSplits, norm: str | Normaliser) -> Normaliser:
     """A normaliser fitted on the train split's clips (``norm``: a mode or an object with ``apply``)."""
     if not isinstance(norm, str):
         if not callable(getattr(norm, "apply", None)):
@@ -71,7 +89,9 @@ class SplitDataset:
     ``splits``: a :class:`~audioset_fewshot.splits.MetaSplits` (default: ``root/splits.json``).
     """
 
-    def __init__(self, root: Path | str, split: str, *, features: Any = None, norm: Any = "global", splits: MetaSplits | None = None) -> None:
+    def __init__(
+        self, root: Path | str, split: str, *, features: Features | None = None, norm: str | Normaliser = "global", splits: MetaSplits | None = None
+    ) -> None:
         self.root = Path(root)
         self.split = check_split(split)
         self.splits = splits if splits is not None else read_splits(self.root)
@@ -158,7 +178,7 @@ class SplitDataset:
             return np.ascontiguousarray(np.swapaxes(x, 1, 2), dtype=np.float32)
         return np.ascontiguousarray(x[:, None], dtype=np.float32)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         torch = _torch()
         if not -len(self) <= int(i) < len(self):
             raise IndexError(f"item {i} out of range for a dataset of {len(self)} items")
@@ -166,7 +186,7 @@ class SplitDataset:
         x = self.arrays([i])[0]
         return torch.from_numpy(x), int(self.targets[i])
 
-    def batch(self, indices: Sequence[int] | np.ndarray) -> tuple[Any, Any]:
+    def batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
         """``(Tensor[B, 1, n_mels, frames], Tensor[B] dense labels)`` for item indices."""
         torch = _torch()
         idx = np.asarray(indices, dtype=np.int64)
@@ -187,4 +207,4 @@ class SplitDataset:
             ) from None
 
 
-__all__ = ["NORM_MODES", "SplitDataset", "fit_train_normalizer"]
+__all__ = ["NORM_MODES", "Normaliser", "SplitDataset", "fit_train_normalizer"]

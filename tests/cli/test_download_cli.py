@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.manifest_helpers import write_segment_list
 
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
 from audioset_fewshot.download.runner import RootLock
@@ -90,14 +91,7 @@ def test_download_builds_the_plan_from_metadata_then_reruns_without_requests(tmp
     rows = [("mdplan00001", a), ("mdplan00002", a), ("mdplan00003", b), ("mdplan00004", f"{b},{a}")]
     meta = tmp_path / "meta"
     meta.mkdir()
-    n_labels = sum(len(lab.split(",")) for _, lab in rows)
-    lines = [
-        "# Segments csv created Wed Nov 25 09:00:00 2026",
-        f"# num_ytids={len(rows)}, num_segs={len(rows)}, num_unique_labels=2, num_positive_labels={n_labels}",
-        "# YTID, start_seconds, end_seconds, positive_labels",
-    ]
-    lines += [f'{y}, 1.000, 11.000, "{lab}"' for y, lab in rows]
-    (meta / "balanced_train_segments.csv").write_text("\n".join(lines) + "\n")
+    write_segment_list(meta / "balanced_train_segments.csv", rows)
     root = tmp_path / "root"
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"root: {root}\nplan:\n  max_per_class: 1\n  sources: [balanced]\ndownload:\n  min_interval_s: 0.0\n  timeout_s: 30.0\n")

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from support.process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root
 
+from audioset_fewshot.cli import cli
 from audioset_fewshot.config import ClusterOptions, PackOptions
 from audioset_fewshot.engine import DaskEngine
 from audioset_fewshot.engine.doctor import cluster_doctor
@@ -42,9 +44,16 @@ def test_dask_and_local_runs_give_byte_identical_clean_pack_and_features(engine:
     # every kind of clip (broken, short, stereo 44.1 kHz, ...) plus enough to fill several chunks of each stage
     clips = STANDARD + [Clip(f"e{c}{i:09d}", mid, ("tone", "noise")[i % 2]) for c, mid in enumerate((SPEECH, DOG, MUSIC)) for i in range(10)]
     local, dask = make_root(tmp_path / "local", clips), make_root(tmp_path / "dask", clips)
-    opts = PackOptions(workers=2, length_policy="pad_repeat")
-    _process(local, None, opts)
-    _process(dask, engine, opts)
+    _process(local, None, PackOptions(workers=2, length_policy="pad_repeat"))
+    # the Dask side through the command, on the session's cluster by its address
+    address = engine.client.scheduler.address if engine.client.scheduler is not None else ""
+    res = CliRunner().invoke(
+        cli,
+        ["process", "--root", str(dask.root), "--force-root", "--workers", "2", "--length-policy", "pad_repeat", "--engine", "dask", "--address", address],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    assert f"engine: Dask at {address}" in res.output
     a, b = _files(local.processed_dir), _files(dask.processed_dir)
     assert sorted(a) == sorted(b)
     assert any(name.endswith("audio.int16") for name in a) and any(name.endswith("mels.f32") for name in a)

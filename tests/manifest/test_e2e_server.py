@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.manifest_helpers import write_segment_list
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import CC_BY, MediaServer, SourceSpec
@@ -80,17 +81,8 @@ def server(cache: Path) -> MediaServer:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory):  # -> SegmentTable
-    folder = tmp_path_factory.mktemp("meta")
-    lines = [
-        "# Segments csv created Sun Mar  5 10:54:31 2017",
-        f"# num_ytids={len(ALL_IDS)}, num_segs={len(ALL_IDS)}, num_unique_labels=2, num_positive_labels={len(ALL_IDS)}",
-        "# YTID, start_seconds, end_seconds, positive_labels",
-    ]
-    for mid, ys in IDS.items():
-        lines += [f'{y}, 1.000, 11.000, "{mid}"' for y in ys]
-    path = folder / "balanced_train_segments.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return read_segments({"balanced": path})
+    path = tmp_path_factory.mktemp("meta") / "balanced_train_segments.csv"
+    return read_segments({"balanced": write_segment_list(path, [(y, mid) for mid, ys in IDS.items() for y in ys])})
 
 
 def download(table, root: Path, srv: MediaServer, *, shard: tuple[int, int] | None = None) -> DatasetLayout:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.manifest_helpers import write_segment_list
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
@@ -41,15 +42,8 @@ IDS = _uneven_ids()
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory):  # -> SegmentTable
-    folder = tmp_path_factory.mktemp("meta")
-    head = [
-        "# Segments csv created Sun Mar  5 10:54:31 2017",
-        f"# num_ytids={len(IDS)}, num_segs={len(IDS)}, num_unique_labels=1, num_positive_labels={len(IDS)}",
-        "# YTID, start_seconds, end_seconds, positive_labels",
-    ]
-    path = folder / "balanced_train_segments.csv"
-    path.write_text("\n".join(head + [f'{y}, 1.000, 11.000, "{MID}"' for y in IDS]) + "\n")
-    return read_segments({"balanced": path})
+    path = tmp_path_factory.mktemp("meta") / "balanced_train_segments.csv"
+    return read_segments({"balanced": write_segment_list(path, [(y, MID) for y in IDS])})
 
 
 def _download(table, root: Path, srv: MediaServer, shard: tuple[int, int] | None) -> DatasetLayout:

@@ -178,3 +178,28 @@ def test_a_changed_parameter_reruns_only_the_stages_after_it(demo_run: Any, tmp_
     assert (root / "episodes" / "test_5w5s5q_50_seed0.jsonl").is_file()
     results = json.loads((root / "eval" / "results.json").read_text(encoding="utf-8"))
     assert results["result"]["episodes"] == 50
+
+
+def test_downstream_stages_rerun_exactly_when_what_they_read_changed(demo_run: Any, tmp_path: Path) -> None:
+    from audioset_fewshot.config import load_config
+    from audioset_fewshot.pipeline import RAN, UP_TO_DATE, run
+    from audioset_fewshot.process import read_clean
+
+    root = tmp_path / "copy"
+    shutil.copytree(demo_run.root, root)
+    rms = sorted(v.rms_dbfs for v in read_clean(DatasetLayout(root).clean_csv) if v.rms_dbfs is not None)
+    silent_dbfs = rms[len(rms) // 4]  # a quarter of the clips fall below it
+
+    def statuses(**overrides: Any) -> dict[str, str]:
+        report = run(load_config(None, overrides), demo=True, root=root, media_cache=demo_run.media_cache, until="features")
+        return {s.name: s.status for s in report.stages}
+
+    # clean's threshold rejects clips: clean ran, so pack and features (which read clean.csv) ran too
+    status = statuses(**{"clean.silence_dbfs": silent_dbfs})
+    assert [status[n] for n in ("plan", "download", "manifest")] == [UP_TO_DATE] * 3, status
+    assert [status[n] for n in ("clean", "pack", "features")] == [RAN] * 3, status
+    again = statuses(**{"clean.silence_dbfs": silent_dbfs})
+    assert [again[n] for n in ("clean", "pack", "features")] == [UP_TO_DATE] * 3, again
+    # clean ran with another parameter but wrote the same clean.csv: nothing after it runs
+    status = statuses(**{"clean.silence_dbfs": silent_dbfs, "clean.max_clipped_fraction": 0.5})
+    assert (status["clean"], status["pack"], status["features"]) == (RAN, UP_TO_DATE, UP_TO_DATE), status

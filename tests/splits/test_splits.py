@@ -220,31 +220,21 @@ def test_cli_metadata_preview_json_and_report(shared_metadata_dir: Path, tmp_pat
     assert bad.returncode == 2
 
 
-def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
+def _write_manifest(root: Path, clips: list[ClipLabels], *, source: str) -> None:
+    """ROOT/manifest/clips.csv listing ``clips`` (the audio files are never read by splits)."""
     from audioset_fewshot.manifest.clips import ManifestRow, write_clips
 
-    rows = []
-    for c in _clips(10, 3):
-        ytid, start = c.ytid, 0.0
-        rows.append(
-            ManifestRow(
-                owner_mid=c.owner_mid,
-                ytid=ytid,
-                start_s=start,
-                end_s=10.0,
-                labels=c.labels,
-                source="balanced",
-                path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{ytid}_0.flac",
-                sample_rate_hz=16000,
-                samples=160000,
-                sha256="0" * 64,
-                itag="140",
-                codec="aac",
-                license="",
-                channel_id="",
-            )
-        )
-    write_clips(tmp_path / "manifest" / "clips.csv", rows)
+    rows = [
+        ManifestRow(owner_mid=c.owner_mid, ytid=c.ytid, start_s=0.0, end_s=10.0, labels=c.labels, source=source,
+                    path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{c.ytid}_0.flac", sample_rate_hz=16000, samples=160000,
+                    sha256="0" * 64, itag="140", codec="aac", license="", channel_id="")
+        for c in clips
+    ]  # fmt: skip
+    write_clips(root / "manifest" / "clips.csv", rows)
+
+
+def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
+    _write_manifest(tmp_path, _clips(10, 3), source="balanced")
     out = subprocess.run([sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path), "--report"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     s = read_splits(tmp_path / "splits.json")
@@ -253,28 +243,7 @@ def test_cli_on_root_with_manifest(tmp_path: Path) -> None:
 
 
 def test_cli_flags_ratios_group_and_format(tmp_path: Path) -> None:
-    from audioset_fewshot.manifest.clips import ManifestRow, write_clips
-
-    rows = [
-        ManifestRow(
-            owner_mid=c.owner_mid,
-            ytid=c.ytid,
-            start_s=0.0,
-            end_s=10.0,
-            labels=c.labels,
-            source="eval",
-            path=f"audio/{c.owner_mid[1:].replace('/', '_', 1)}/{c.ytid}_0.flac",
-            sample_rate_hz=16000,
-            samples=160000,
-            sha256="0" * 64,
-            itag="140",
-            codec="aac",
-            license="",
-            channel_id="",
-        )
-        for c in _clips(20, 2)
-    ]
-    write_clips(tmp_path / "manifest" / "clips.csv", rows)
+    _write_manifest(tmp_path, _clips(20, 2), source="eval")
     base = [sys.executable, "-m", "audioset_fewshot", "splits", "--root", str(tmp_path)]
     out = subprocess.run(
         base + ["--ratios", "0.5,0.25,0.25", "--group", "none", "--format", "json", "--seed", "3"], capture_output=True, text=True, timeout=120

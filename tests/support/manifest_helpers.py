@@ -21,6 +21,21 @@ SPEECH, DOG, CAT = "/m/09x0r", "/m/0bt9lr", "/m/01yrx"
 CC_LICENSE = "Creative Commons Attribution license (reuse allowed)"
 
 
+def write_segment_list(path: Path, rows: Iterable[tuple[str, str]], *, start_s: float = 1.0) -> Path:
+    """A segment list in the official layout at ``path``: one 10 s segment at ``start_s``
+    per ``(ytid, labels)`` (labels comma-separated), the header's counts exact."""
+    rows = list(rows)
+    labels = [m for _, lab in rows for m in lab.split(",")]
+    lines = [
+        "# Segments csv created Sun Mar  5 10:54:31 2017",
+        f"# num_ytids={len({y for y, _ in rows})}, num_segs={len(rows)}, num_unique_labels={len(set(labels))}, num_positive_labels={len(labels)}",
+        "# YTID, start_seconds, end_seconds, positive_labels",
+        *(f'{y}, {start_s:.3f}, {start_s + 10:.3f}, "{lab}"' for y, lab in rows),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @dataclass
 class Clip:
     ytid: str

@@ -21,13 +21,16 @@ of ``sample()`` returns the same task in every run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from audioset_fewshot.episodes import EpisodeSampler
 from audioset_fewshot.errors import UsageError
-from audioset_fewshot.torchdata import SplitDataset
+from audioset_fewshot.torchdata import Normaliser, SplitDataset
+
+if TYPE_CHECKING:
+    from audioset_fewshot.torchdata import Batch, Features
 
 _PICK_STREAM = 9101  # which fixed task the j-th sample() returns: default_rng([seed, _PICK_STREAM, j])
 
@@ -54,7 +57,7 @@ class TaskSet:
             raise IndexError(f"task {i} out of range 0..{self.num_tasks - 1}")
         return self._sampler.indices(i)
 
-    def __getitem__(self, i: int) -> tuple[Any, Any]:
+    def __getitem__(self, i: int) -> Batch:
         idx = self.task_indices(int(i))
         data, _ = self.dataset.batch(idx)
         import torch
@@ -62,7 +65,7 @@ class TaskSet:
         labels = torch.arange(self.ways).repeat_interleave(self.samples)
         return data, labels
 
-    def sample(self) -> tuple[Any, Any]:
+    def sample(self) -> Batch:
         """The next task of this set's seeded sequence: ``(data, labels)``."""
         j = self._draws
         self._draws += 1
@@ -95,8 +98,8 @@ def audioset_tasksets(
     test_ways: int = 5,
     test_samples: int = 10,
     num_tasks: int = -1,
-    features: Any = None,
-    norm: Any = "global",
+    features: Features | None = None,
+    norm: str | Normaliser = "global",
     seed: int = 0,
 ) -> TaskSets:
     """learn2learn-style task sets of a processed root's train / val / test splits

@@ -23,13 +23,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audioset_fewshot.episodes import EpisodeError, EpisodeSampler
 from audioset_fewshot.errors import UsageError
-from audioset_fewshot.torchdata import SplitDataset
+from audioset_fewshot.torchdata import Normaliser, SplitDataset
+
+if TYPE_CHECKING:
+    import torch
+
+    from audioset_fewshot.torchdata import Batch, Features
 
 _TUPLE_STREAM = 9201
 
@@ -56,7 +61,7 @@ class ClassItems:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, j: int) -> tuple[Any, int]:
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, int]:
         x, _ = self.dataset[self.indices[j]]
         return x, self.class_index
 
@@ -72,8 +77,8 @@ class AudiosetClassDataset:
         meta_val: bool = False,
         meta_test: bool = False,
         meta_split: str | None = None,
-        features: Any = None,
-        norm: Any = "global",
+        features: Features | None = None,
+        norm: str | Normaliser = "global",
         dataset: SplitDataset | None = None,
     ) -> None:
         split = _meta_split(meta_train, meta_val, meta_test, meta_split)
@@ -100,7 +105,9 @@ class _ClassSplitterTransform:
         self.num_train_per_class, self.num_test_per_class = int(num_train_per_class), int(num_test_per_class)
 
 
-def ClassSplitter(dataset: Any = None, *, num_train_per_class: int, num_test_per_class: int, shuffle: bool = True) -> Any:  # noqa: N802 - torchmeta's name
+def ClassSplitter(
+    dataset: AudiosetMetaDataset | None = None, *, num_train_per_class: int, num_test_per_class: int, shuffle: bool = True
+) -> AudiosetMetaDataset | _ClassSplitterTransform:  # noqa: N802 - torchmeta's name
     """torchmeta's ``ClassSplitter``: with a meta-dataset, returns it with tasks split
     into ``"train"`` / ``"test"``; without, returns the transform (``dataset_transform=``).
     ``shuffle`` is accepted for compatibility (clips are always drawn at random, seeded)."""
@@ -124,10 +131,10 @@ class AudiosetMetaDataset:
         meta_val: bool = False,
         meta_test: bool = False,
         meta_split: str | None = None,
-        features: Any = None,
-        norm: Any = "global",
+        features: Features | None = None,
+        norm: str | Normaliser = "global",
         class_dataset: AudiosetClassDataset | None = None,
-        dataset_transform: Any = None,
+        dataset_transform: _ClassSplitterTransform | None = None,
         seed: int = 0,
     ) -> None:
         if class_dataset is None:
@@ -171,7 +178,7 @@ class AudiosetMetaDataset:
         stacked = np.stack(picks)
         return stacked[:, : sampler.k_shot], stacked[:, sampler.k_shot :]
 
-    def _task(self, support: np.ndarray, query: np.ndarray) -> dict[str, tuple[Any, Any]]:
+    def _task(self, support: np.ndarray, query: np.ndarray) -> dict[str, Batch]:
         import torch
 
         n, k = support.shape
@@ -181,11 +188,11 @@ class AudiosetMetaDataset:
         x_te, _ = ds.batch(query.ravel())
         return {"train": (x_tr, torch.arange(n).repeat_interleave(k)), "test": (x_te, torch.arange(n).repeat_interleave(q))}
 
-    def __getitem__(self, index: Sequence[int]) -> dict[str, tuple[Any, Any]]:
+    def __getitem__(self, index: Sequence[int]) -> dict[str, Batch]:
         support, query = self.task_indices(index)
         return self._task(support, query)
 
-    def episode(self, i: int, *, epoch: int = 0) -> dict[str, tuple[Any, Any]]:
+    def episode(self, i: int, *, epoch: int = 0) -> dict[str, Batch]:
         """Task ``i`` of the seeded sequence (classes drawn too), as the loader yields them."""
         ep = self._sampler().episode(i, epoch=epoch)
         return self._task(ep.support, ep.query)
@@ -205,7 +212,7 @@ class BatchMetaDataLoader:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset, self.batch_size, self.num_batches, self.epoch = dataset, int(batch_size), num_batches, int(epoch)
 
-    def __iter__(self) -> Iterator[dict[str, tuple[Any, Any]]]:
+    def __iter__(self) -> Iterator[dict[str, Batch]]:
         import torch
 
         b = 0

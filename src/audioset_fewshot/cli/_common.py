@@ -91,20 +91,6 @@ def echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def keys_in_file(config_path: Path | None) -> set[str]:
-    """The dotted keys a config file sets (read after :func:`resolve_config` checked it)."""
-    if config_path is None:
-        return set()
-    import yaml
-
-    loaded = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-    if not isinstance(loaded, dict):
-        return set()
-    out = {str(k) for k, v in loaded.items() if not isinstance(v, dict)}
-    out |= {f"{k}.{name}" for k, v in loaded.items() if isinstance(v, dict) for name in v}
-    return out
-
-
 def resolve_config(config_path: Path | None, overrides: Mapping[str, Any]) -> Config:
     """Load the config with flags applied; a given ``root`` or ``metadata.metadata_dir`` is made a string.
 

@@ -106,13 +106,6 @@ class DemoMetadata:
     def mids(self) -> tuple[str, ...]:
         return tuple(c.mid for c in self.classes)
 
-    def fault_counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for seg in self.segments:
-            key = seg.fault or "ok"
-            out[key] = out.get(key, 0) + 1
-        return dict(sorted(out.items()))
-
 
 # ---------------------------------------------------------------------------------------
 # class choice

@@ -20,16 +20,18 @@ cluster:
   is the only writer of the ledger and of the dataset root.
 * A worker that leaves the cluster takes nothing with it: its clips go back to
   the queue without counting an attempt and are sent to the sessions still
-  hosted; its sessions are pinned again when a worker that fits joins (a nanny
-  restarting a killed worker process does).  A result from a submission the
-  driver has given up is never used, so no clip is recorded twice.
+  hosted; its sessions are pinned again: an unbound one to another worker at
+  once, a bound one when a worker that fits joins (a nanny restarting a killed
+  worker process does).  A result from a submission the driver has given up is
+  never used, so no clip is recorded twice.
 * The scheduler going away ends the run with :class:`DownloadError` at once;
   everything committed is kept and a rerun resumes from the ledger.
 * One progress bar for the cluster, with each session's state (``fetching``,
   ``paused until HH:MM``, ``waiting for a worker``, ``stopped``) beside it and in
   the report's summary; the Dask dashboard address is logged when there is one.
 
-Paths a session names (a cookies file) are read on the worker that hosts it.
+Paths a session names (a cookies file) are read on the worker that hosts it;
+its secrets travel in the task's keywords, never in a repr Dask could log.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +103,9 @@ class ClipJob:
     start_s: float
     end_s: float
     audio_format: str
-    fetch_kwargs: Mapping[str, Any]
+    # secrets (cookies, a proxy password, tokens) are in here: never in a repr, so never in
+    # a log line Dask writes about a task's arguments
+    fetch_kwargs: Mapping[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ class RemoteClip:
     session: str
     worker: str
     result: ClipResult | None = None
-    data: bytes | None = None
+    data: bytes | None = field(default=None, repr=False)
     permit: Permit | None = None
     started_at: str = ""
     elapsed_s: float = 0.0
@@ -257,6 +261,7 @@ class _DaskRun(_Run):
         self._mirror: set[str] = set()  # sessions whose worker paused or retired them on the result being handled
         self._next_poll = 0.0
         self._no_worker_since: float | None = None
+        self._warned_unhosted = False
 
     def session_lines(self) -> tuple[str, ...]:
         return tuple(
@@ -311,7 +316,13 @@ class _DaskRun(_Run):
                 hosted[address] += 1
                 p.address, p.worker_name = address, str(workers[address].get("name"))
                 logger.info("session %s on worker %s (%s)", p.session.name, p.worker_name, address)
-        if any(p.address is not None for p in self.placements.values()):
+        waiting = [p for p in self.placements.values() if p.address is None]
+        if waiting and not self._warned_unhosted:
+            self._warned_unhosted = True
+            names = ", ".join(sorted(str(w.get("name")) for w in workers.values())) or "none"
+            logger.warning("no worker of the cluster fits session(s) %s (workers: %s); they wait for one, the other sessions go on",
+                           "; ".join(f"{p.session.name} ({_binding(p.session.spec)})" for p in waiting), names)  # fmt: skip
+        if len(waiting) < len(self.placements):
             self._no_worker_since = None
         elif self._no_worker_since is None:
             self._no_worker_since = time.monotonic()
@@ -364,8 +375,10 @@ class _DaskRun(_Run):
             self._handle(local, futures_len=len(self.pending))
             return
         spec = placement.session.spec
+        # the worker's session needs its name and budget only; its secrets travel in the job's keywords
+        budget = replace(spec, cookies=None, cookies_from_browser=None, proxy=None, source_address=None, ytdlp={}, plugin_dirs=())
         job = ClipJob(entry.clip_id, watch_url(self.base_url, entry.ytid), entry.start_s, entry.end_s, self.audio_format, self.session_kwargs[spec.name])
-        fut = self.client.submit(fetch_on_worker, job, spec, self.rules, self.run_id, self.fetch, workers=[placement.address], allow_other_workers=False,
+        fut = self.client.submit(fetch_on_worker, job, budget, self.rules, self.run_id, self.fetch, workers=[placement.address], allow_other_workers=False,
                                  pure=False, key=f"afs-clip-{entry.clip_id}-{uuid.uuid4().hex[:12]}")  # fmt: skip
         self.pending[str(fut.key)] = _Pending(fut, entry, placement, tried)
         placement.in_flight += 1

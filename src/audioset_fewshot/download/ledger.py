@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from audioset_fewshot.errors import DownloadError
+from audioset_fewshot.plan import PlanEntry
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "ok", "failed-permanent", "failed-transient")  # the values of ClipStatus
@@ -76,19 +77,13 @@ class ClipStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class LedgerRow:
+class LedgerRow(PlanEntry):
     """One clip of the ledger, typed: the one record every reader gets (the columns of
-    table ``clips``, in order; see the module docstring).  ``labels`` are sorted,
-    ``tool_versions`` is the parsed JSON, flags are booleans, ``status`` a :class:`ClipStatus`."""
+    table ``clips``, in order; see the module docstring): the plan entry it was made
+    from, then where its download stands.  ``labels`` are sorted, ``tool_versions`` is
+    the parsed JSON, flags are booleans, ``status`` a :class:`ClipStatus`."""
 
-    clip_id: str = field(metadata=_sql("TEXT PRIMARY KEY"))
-    ytid: str
-    start_s: float
-    end_s: float
-    owner_mid: str
-    labels: tuple[str, ...]
-    source: str
-    rank: int
+    clip_id: str = field(metadata=_sql("TEXT PRIMARY KEY"))  # the plan entry's first field, keyed here
     status: ClipStatus = ClipStatus.PENDING
     reason: str | None = None
     message: str | None = None

@@ -183,7 +183,7 @@ def open_engine(options: ClusterOptions | None = None) -> Iterator[Engine]:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=_dashboard_address(),
+                    dashboard_address=":0",  # any free port (the dashboard when bokeh is installed, else the health endpoint)
                     silence_logs=logging.ERROR,
                 )
             except (RuntimeError, OSError, TimeoutError) as err:

@@ -32,9 +32,7 @@ ledger rewrites nothing.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from audioset_fewshot import __version__
+from audioset_fewshot._artifact import render_table
 from audioset_fewshot._io import canonical_json, json_fields, sha256_file, sha256_text, write_text_if_changed
 from audioset_fewshot.errors import ManifestError, ValidationError
 from audioset_fewshot.layout import DatasetLayout
@@ -109,12 +108,7 @@ def segment_url(ytid: str, start_s: float) -> str:
     return f"{YOUTUBE_WATCH}{ytid}&t={int(math.floor(start_s))}s"
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
+_csv_text = render_table  # the one CSV writer of every artifact
 
 
 def _class_names(mids: Sequence[str]) -> dict[str, str]:

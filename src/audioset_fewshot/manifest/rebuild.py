@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot._io import json_fields, sha256_file
 from audioset_fewshot._root import holds_only_ours
@@ -37,6 +37,10 @@ from audioset_fewshot.manifest._ledger import (
 from audioset_fewshot.manifest.build import ManifestRecord, build_manifest
 from audioset_fewshot.manifest.clips import ManifestRow, read_clips
 from audioset_fewshot.manifest.diff import ManifestDiff, diff_rows, manifest_path
+
+if TYPE_CHECKING:
+    from audioset_fewshot.download.fetch import ClipResult
+    from audioset_fewshot.plan import SamplingPlan
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class RebuildReport:
         return {**json_fields(self, leave_out=("record", "diff")), "same": len(self.same), "identical": self.identical}
 
 
-def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> Any:
+def exact_plan(rows: list[ManifestRow], *, manifest_sha256: str) -> SamplingPlan:
     """The exact plan of a manifest: one required entry per row, ranks in manifest order."""
     from audioset_fewshot.plan import PlanEntry, SamplingPlan
 
@@ -124,7 +128,7 @@ def rebuild(
     root: Path | str,
     options: DownloadOptions | None = None,
     *,
-    fetch: Callable[..., Any] | None = None,
+    fetch: Callable[..., ClipResult] | None = None,
 ) -> RebuildReport:
     """Download the clips of ``manifest`` (a clips.csv or a root) into ``root`` and compare.
 

@@ -59,12 +59,6 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def by_kind(self) -> dict[str, list[Problem]]:
-        out: dict[str, list[Problem]] = {k: [] for k in KINDS}
-        for p in self.problems:
-            out.setdefault(p.kind, []).append(p)
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": str(self.root),

@@ -230,19 +230,6 @@ class Ontology:
         out = [name for score, _, name in scored if score >= 0.35]
         return out[:n]
 
-    def to_records(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "mid": c.mid,
-                "name": c.name,
-                "leaf": c.is_leaf,
-                "restrictions": list(c.restrictions),
-                "parents": list(c.parent_ids),
-                "top_level": self.top_level(c.mid),
-            }
-            for c in self
-        ]
-
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 

@@ -42,47 +42,44 @@ def _finished(stage_dir: Path) -> list[tuple[Path, dict[str, object]]]:
     return out
 
 
+def _pack_size(folder: Path, meta: dict[str, object]) -> tuple[Path, int, str]:
+    size = int(meta["rows"]) * int(meta["samples"]) * np.dtype(str(meta["dtype"])).itemsize  # type: ignore[call-overload]
+    return folder / str(meta.get("audio_file", "")), size, "pack"
+
+
+def _features_size(folder: Path, meta: dict[str, object]) -> tuple[Path, int, str]:
+    shape = [int(s) for s in meta["shape"]]  # type: ignore[attr-defined]
+    return folder / "mels.f32", 4 * int(np.prod(shape)), "features"
+
+
 def verify_processed(root: Path | str, *, deep: bool = False) -> list[Problem]:
     """Every problem of the finished packs and feature stores under ``root`` (never raises for a bad file)."""
+    from audioset_fewshot.errors import AudiosetFewshotError
+    from audioset_fewshot.release.store import load_embeddings
+
     layout = DatasetLayout(Path(root))
     problems: list[Problem] = []
-
-    def add(folder: Path, details: list[str]) -> None:
-        for d in details:
-            problems.append(Problem(_rel(folder, layout.root), CORRUPT_ARRAY, d.replace(str(folder) + "/", "")))
-
-    for folder, meta in _finished(layout.pack_dir):
-        audio = folder / str(meta.get("audio_file", ""))
-        try:
-            size = int(meta["rows"]) * int(meta["samples"]) * np.dtype(str(meta["dtype"])).itemsize  # type: ignore[call-overload]
-            check_size(audio, size, fix="rebuild with 'audioset-fewshot process --stage pack --force'")
-        except (KeyError, TypeError, ValueError) as err:
-            add(folder, [f"meta.json: unreadable ({err})"])
-            continue
-        except IntegrityError as err:
-            add(folder, [str(err)])
-            continue
-        add(folder, pack_damage(folder, meta) if deep else index_problems(folder / "index.csv", meta.get("index_csv_sha256")))
-    for folder, meta in _finished(layout.features_dir):
-        if meta.get("kind") == "vggish-release":  # the released embeddings check themselves
-            from audioset_fewshot.errors import AudiosetFewshotError
-            from audioset_fewshot.release.store import load_embeddings
-
-            try:
-                load_embeddings(layout.root, folder, verify=deep)
-            except AudiosetFewshotError as err:
-                add(folder, [str(err)])
-            continue
-        try:
-            shape = [int(s) for s in meta["shape"]]  # type: ignore[attr-defined]
-            check_size(folder / "mels.f32", 4 * int(np.prod(shape)), fix="rebuild with 'audioset-fewshot process --stage features --force'")
-        except (KeyError, TypeError, ValueError) as err:
-            add(folder, [f"meta.json: unreadable ({err})"])
-            continue
-        except IntegrityError as err:
-            add(folder, [str(err)])
-            continue
-        add(folder, features_damage(folder, meta) if deep else index_problems(folder / "index.csv", meta.get("index_csv_sha256")))
+    stages = ((layout.pack_dir, _pack_size, pack_damage), (layout.features_dir, _features_size, features_damage))
+    for stage_dir, sized, damage in stages:
+        for folder, meta in _finished(stage_dir):
+            details: list[str]
+            if meta.get("kind") == "vggish-release":  # the released embeddings check themselves
+                try:
+                    load_embeddings(layout.root, folder, verify=deep)
+                    details = []
+                except AudiosetFewshotError as err:
+                    details = [str(err)]
+            else:
+                try:
+                    path, size, stage = sized(folder, meta)
+                    check_size(path, size, fix=f"rebuild with 'audioset-fewshot process --stage {stage} --force'")
+                    details = damage(folder, meta) if deep else index_problems(folder / "index.csv", meta.get("index_csv_sha256"))
+                except (KeyError, TypeError, ValueError) as err:
+                    details = [f"meta.json: unreadable ({err})"]
+                except IntegrityError as err:
+                    details = [str(err)]
+            rel = _rel(folder, layout.root)
+            problems += [Problem(rel, CORRUPT_ARRAY, d.replace(str(folder) + "/", "")) for d in details]
     return sorted(problems)
 
 

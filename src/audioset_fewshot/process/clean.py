@@ -25,26 +25,25 @@ timestamps, so byte-identical for the same inputs) and ``processed/clean.json``
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from audioset_fewshot._artifact import ArtifactKey, read_current, read_records, render_table
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import CleanOptions
 from audioset_fewshot.engine import LOCAL, Engine
-from audioset_fewshot.errors import StageNotReadyError, UsageError
+from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import ManifestRow, read_clips
-from audioset_fewshot.process._common import SILENCE_MID, disk_full_is_processing_error, read_json
+from audioset_fewshot.process._common import SILENCE_MID, disk_full_is_processing_error
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +95,15 @@ class ClipVerdict:
 
 @dataclass(frozen=True)
 class CleanReport:
-    """What ``clean`` decided: per-clip verdicts plus counts by reason."""
+    """What ``clean`` decided: per-clip verdicts plus counts by reason; ``ran``: False when
+    the clean.csv on disk was current and was read back instead."""
 
     path: Path
     sha256: str
     clips_sha256: str
     params: dict[str, Any]
     verdicts: tuple[ClipVerdict, ...]
+    ran: bool = field(default=True, compare=False)
 
     @property
     def kept(self) -> int:
@@ -207,11 +208,9 @@ def _fmt(value: float | int | None, spec: str) -> str:
 
 
 def render_clean(verdicts: Sequence[ClipVerdict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CLEAN_COLUMNS)
-    for v in sorted(verdicts, key=lambda v: (v.owner_mid, v.ytid, v.start_s)):
-        w.writerow(
+    return render_table(
+        CLEAN_COLUMNS,
+        (
             [
                 v.ytid,
                 f"{v.start_s:.3f}",
@@ -227,44 +226,21 @@ def render_clean(verdicts: Sequence[ClipVerdict]) -> str:
                 _fmt(v.peak, ".6f"),
                 _fmt(v.clipped_fraction, ".6f"),
             ]
-        )
-    return buf.getvalue()
+            for v in sorted(verdicts, key=lambda v: (v.owner_mid, v.ytid, v.start_s))
+        ),
+    )
 
 
 def _opt(text: str, kind: type) -> Any:
     return None if text == "" else kind(text)
 
 
+FIX = "rerun 'audioset-fewshot process --stage clean --force'"
+
+
 def read_clean(path: Path | str) -> tuple[ClipVerdict, ...]:
     """Read clean.csv back into verdicts (the file this module wrote)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise StageNotReadyError(f"{path} does not exist; run 'audioset-fewshot process --stage clean' first") from err
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != CLEAN_COLUMNS:
-        raise StageNotReadyError(f"{path}: unexpected header; rerun 'audioset-fewshot process --stage clean --force'")
-    out = []
-    for rec in reader:
-        out.append(
-            ClipVerdict(
-                ytid=rec["ytid"],
-                start_s=float(rec["start_s"]),
-                owner_mid=rec["owner_mid"],
-                path=rec["path"],
-                verdict=rec["verdict"],  # type: ignore[arg-type]
-                reason=rec["reason"],
-                action=rec["action"],  # type: ignore[arg-type]
-                sample_rate_hz=_opt(rec["sample_rate_hz"], int),
-                frames=_opt(rec["frames"], int),
-                duration_s=_opt(rec["duration_s"], float),
-                rms_dbfs=_opt(rec["rms_dbfs"], float),
-                peak=_opt(rec["peak"], float),
-                clipped_fraction=_opt(rec["clipped_fraction"], float),
-            )
-        )
-    return tuple(out)
+    return tuple(read_records(Path(path), ClipVerdict, missing="run 'audioset-fewshot process --stage clean' first", fix=FIX))
 
 
 def clean_meta_path(layout: DatasetLayout) -> Path:
@@ -312,19 +288,13 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
     }
     clips_sha = sha256_file(layout.clips_csv) if layout.clips_csv.is_file() else ""
     meta_path = clean_meta_path(layout)
+    key = ArtifactKey("clean", SCHEMA_VERSION, params, {"clips_csv_sha256": clips_sha})
     if not force and clips_sha:
-        meta = read_json(meta_path)
-        if (
-            meta
-            and meta.get("schema_version") == SCHEMA_VERSION
-            and meta.get("params") == params
-            and meta.get("inputs", {}).get("clips_csv_sha256") == clips_sha
-            and layout.clean_csv.is_file()
-        ):
-            text = layout.clean_csv.read_text(encoding="utf-8")
-            if sha256_text(text) == meta.get("outputs", {}).get("clean_csv_sha256"):
-                log.info("clean: %s is up to date", layout.clean_csv)
-                return CleanReport(layout.clean_csv, sha256_text(text), clips_sha, params, read_clean(layout.clean_csv))
+        clean_sha = sha256_file(layout.clean_csv) if layout.clean_csv.is_file() else None
+        meta = read_current(meta_path, key, fix=FIX, outputs=lambda m: m.get("outputs", {}).get("clean_csv_sha256") == clean_sha)
+        if meta is not None and clean_sha is not None:
+            log.info("clean: %s is up to date", layout.clean_csv)
+            return CleanReport(layout.clean_csv, clean_sha, clips_sha, params, read_clean(layout.clean_csv), ran=False)
     rows = read_clips(layout.clips_csv, root=layout.root)
     chunks = [(str(layout.root), [r.path for r in rows[i : i + CHUNK_ROWS]]) for i in range(0, len(rows), CHUNK_ROWS)]
     # a few chunks are measured faster here than a pool starts
@@ -345,28 +315,24 @@ def clean(root: Path | str, options: CleanOptions | None = None, *, force: bool 
     # read back what was written, so a no-op rerun returns an identical record
     report = CleanReport(layout.clean_csv, sha256_text(text), clips_sha, params, read_clean(layout.clean_csv))
     with disk_full_is_processing_error("clean", layout.processed_dir):
-        _write_meta(meta_path, params, clips_sha, report)
+        _write_meta(meta_path, key, report)
     log.info("clean: %d clips, %d kept, %d dropped %s", len(verdicts), report.kept, report.dropped, report.by_reason)
     return report
 
 
-def _write_meta(meta_path: Path, params: dict[str, Any], clips_sha: str, report: CleanReport) -> None:
+def _write_meta(meta_path: Path, key: ArtifactKey, report: CleanReport) -> None:
     atomic_write_json(
         meta_path,
-        {
-            "schema_version": SCHEMA_VERSION,
-            "stage": "clean",
-            "params": params,
-            "inputs": {"clips_csv_sha256": clips_sha},
-            "outputs": {"clean_csv_sha256": report.sha256},
-            "counts": {
+        key.meta(
+            outputs={"clean_csv_sha256": report.sha256},
+            counts={
                 "clips": len(report.verdicts),
                 "kept": report.kept,
                 "dropped": report.dropped,
                 "rejected": report.rejected,
                 "by_reason": report.by_reason,
             },
-        },
+        ),
     )
 
 

@@ -49,24 +49,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audioset_fewshot._artifact import ArtifactKey, BackgroundFlush, build_beside, load_meta, read_current, read_json, remove_tree
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
-from audioset_fewshot._io import atomic_write_json, canonical_json, fsync_dir, sha256_file
+from audioset_fewshot._io import atomic_write_json, sha256_file
 from audioset_fewshot._progress import progress_bar
-from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import FeaturesOptions
 from audioset_fewshot.engine import LOCAL, Engine
-from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
+from audioset_fewshot.errors import IntegrityError, ProcessingError, UsageError
 from audioset_fewshot.layout import DatasetLayout, clip_stem
-from audioset_fewshot.process._common import (
-    BackgroundFlush,
-    cache_key,
-    check_free_space,
-    disk_full_is_processing_error,
-    read_current,
-    read_json,
-    remove_tree,
-    write_current,
-)
+from audioset_fewshot.process._common import check_free_space, current_key, disk_full_is_processing_error, write_current
 from audioset_fewshot.process.pack import PackRow, index_problems, load_pack, read_index
 from audioset_fewshot.validate import mid_slug
 
@@ -79,7 +70,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 8  # clips per torch call; small batches stay in cache (tuned on 2 cores)
-TASK_ROWS = 4 * BATCH_ROWS  # clips per task (a chunk an executor runs)
+TASK_ROWS = 4 * BATCH_ROWS  # fewest clips per task (a chunk an executor runs; see chunk_rows)
 FLUSH_BYTES = 32 << 20  # start a background fdatasync after this many bytes written
 FeatureRow = PackRow  # the features' index is the pack's index, row for row
 
@@ -279,6 +270,7 @@ class FeatureRecord:
     params: dict[str, Any]
     pack_key: str
     per_file_dir: Path | None = None
+    ran: bool = field(default=True, compare=False)  # False: the finished features on disk were current
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -397,18 +389,14 @@ def load_features(root: Path | str, *, key: str | None = None, verify: bool = Fa
     A damaged store raises :class:`IntegrityError` naming the file."""
     layout = DatasetLayout(Path(root))
     if key is None:
-        key = read_current(layout.features_dir, stage="features", hint="run 'audioset-fewshot process --stage features' first")
+        key = current_key(layout.features_dir, stage="features", hint="run 'audioset-fewshot process --stage features' first")
     folder = layout.features_dir / key
-    meta = read_json(folder / "meta.json")
-    if meta is not None and meta.get("kind") == "vggish-release":
+    if (read_json(folder / "meta.json") or {}).get("kind") == "vggish-release":
         # the released VGGish embeddings (features.kind vggish-release): the same readers serve them
         from audioset_fewshot.release.store import load_embeddings
 
         return load_embeddings(layout.root, folder, verify=verify)
-    if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StageNotReadyError(
-            f"features {key} under {layout.features_dir} are missing or from another version; run 'audioset-fewshot process --stage features'"
-        )
+    meta = load_meta(folder / "meta.json", stage="features", schema_version=SCHEMA_VERSION, fix="run 'audioset-fewshot process --stage features'")
     shape = tuple(int(s) for s in meta["shape"])
     fix = "rebuild them with 'audioset-fewshot process --stage features' (or 'audioset-fewshot run')"
     check_size(folder / "mels.f32", 4 * int(np.prod(shape)), fix=fix)
@@ -478,6 +466,15 @@ class _FeatureTask:
     transform: tuple[Any, ...]
 
 
+def chunk_rows(rows: int, capacity: int) -> int:
+    """Rows per task: about 4 tasks per worker, in whole batches, within
+    ``TASK_ROWS``..``8 * TASK_ROWS`` (fewer, larger tasks pay a cluster's per-task
+    round trip less often).  Any value gives the same bytes: a task computes its
+    rows in batches of ``BATCH_ROWS`` that depend only on the row numbers."""
+    want = -(-rows // (4 * max(1, capacity)))
+    return min(8 * TASK_ROWS, max(TASK_ROWS, -(-want // BATCH_ROWS) * BATCH_ROWS))
+
+
 _TRANSFORMS: dict[tuple[Any, ...], LogMel] = {}  # per process: a worker builds the filterbank once
 
 
@@ -489,6 +486,8 @@ def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.n
     import torch
 
     task, r0, r1 = args
+    if torch.get_num_threads() != 1:  # a Dask worker process: one single-threaded torch per worker, as locally per thread
+        torch.set_num_threads(1)
     tf = _TRANSFORMS.get(task.transform)
     if tf is None:
         tf = _TRANSFORMS.setdefault(task.transform, LogMel(*task.transform))
@@ -573,27 +572,25 @@ def features(root: Path | str, options: FeaturesOptions | None = None, *, force:
     }
     index_sha = sha256_file(pk.index_path)
     inputs = {"pack_key": pk.key, "pack_index_sha256": index_sha}
-    key = cache_key({"schema_version": SCHEMA_VERSION, "stage": "features", "params": params, "inputs": inputs})
+    art = ArtifactKey("features", SCHEMA_VERSION, params, inputs)
+    key = art.digest
     folder = lay.features_dir / key
     frames = n_frames(pk.samples, hop_length)
     if force:
         remove_tree(folder)
-    meta = read_json(folder / "meta.json")
-    damage: list[str] = []
-    if meta is not None and meta.get("schema_version") == SCHEMA_VERSION and meta.get("key") == key:
-        damage = features_damage(folder, meta)
-        if damage:
-            log.warning("features: %s are damaged (%s); computing them again", folder, "; ".join(damage))
-    if meta is None or damage or meta.get("schema_version") != SCHEMA_VERSION or meta.get("key") != key:
+    meta = read_current(folder / "meta.json", art, fix="rebuild them with 'audioset-fewshot process --stage features --force'")
+    if meta is not None and (damage := features_damage(folder, meta)):
+        log.warning("features: %s are damaged (%s); computing them again", folder, "; ".join(damage))
+        meta = None
+    ran = meta is None
+    if meta is None:
         # never commit features of a damaged pack: its hashes are checked beside the computation
         # (one more reader of the array, not a whole pass before the first batch)
         meta = _compute(
             lay,
             pk,
             folder,
-            key=key,
-            params=params,
-            inputs=inputs,
+            key=art,
             frames=frames,
             verify_pack=lambda: load_pack(lay.root, key=pk.key, verify=True),
             engine=engine,
@@ -604,7 +601,9 @@ def features(root: Path | str, options: FeaturesOptions | None = None, *, force:
     per_file = None
     if layout == "per-file":
         per_file = export_per_file(lay.root, key=key, force=force)
-    return FeatureRecord(key=key, path=folder, rows=int(meta["shape"][0]), n_mels=n_mels, frames=frames, params=params, pack_key=pk.key, per_file_dir=per_file)
+    return FeatureRecord(
+        key=key, path=folder, rows=int(meta["shape"][0]), n_mels=n_mels, frames=frames, params=params, pack_key=pk.key, per_file_dir=per_file, ran=ran
+    )
 
 
 def _compute(
@@ -612,9 +611,7 @@ def _compute(
     pk: Any,
     folder: Path,
     *,
-    key: str,
-    params: dict[str, Any],
-    inputs: dict[str, str],
+    key: ArtifactKey,
     frames: int,
     verify_pack: Callable[[], object] | None = None,
     engine: Engine | None = None,
@@ -624,21 +621,17 @@ def _compute(
     ``verify_pack`` runs in a thread of its own while the batches are computed; the
     folder is committed only when it returned, and its error (a damaged pack) is
     the one raised, whatever else failed meanwhile."""
+    params = dict(key.params)
     rows, n_mels = pk.rows, params["n_mels"]
-    tmp = lay.features_dir / f".tmp-{key}"
-    remove_tree(tmp)
-    refuse_links_under_root(tmp)  # processed/ or features/ planted as a link would take the array outside the root
-    tmp.mkdir(parents=True)
     counts = np.full((rows, n_mels), float(frames), dtype=np.float64)
     sums = np.zeros((rows, n_mels), dtype=np.float64)
     sumsq = np.zeros((rows, n_mels), dtype=np.float64)
     checker = ThreadPoolExecutor(1, thread_name_prefix="features-verify-pack")
     pack_ok = checker.submit(verify_pack) if verify_pack is not None else None
     try:
-        with disk_full_is_processing_error("features", lay.features_dir):
+        with disk_full_is_processing_error("features", lay.features_dir), build_beside(folder) as tmp:
             check_free_space(lay.features_dir, rows * n_mels * frames * 4 + rows * n_mels * 24, stage="features")
             task = _FeatureTask(str(pk.audio_path), pk.dtype, (rows, pk.samples), _transform_params(pk.sample_rate_hz, params))
-            chunks = [(task, r0, min(rows, r0 + TASK_ROWS)) for r0 in range(0, rows, TASK_ROWS)]
             # locally: torch ops release the GIL, so one single-threaded torch per core, fed by
             # a thread each, beats intra-op threads on these small batches (and does not
             # spin-wait when the machine is busy); a Dask engine runs the chunks on its workers
@@ -651,6 +644,8 @@ def _compute(
                 flush = BackgroundFlush(fh.fileno())
                 hasher = ChunkHasher()
                 unflushed = 0
+                step = chunk_rows(rows, ex.capacity)
+                chunks = [(task, r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
                 for r0, r1, y, s_, ss_ in ex.map(_features_chunk, chunks):
                     if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
                         raise ProcessingError(
@@ -674,16 +669,11 @@ def _compute(
             np.save(tmp / "stats_sum.npy", sums)
             np.save(tmp / "stats_sumsq.npy", sumsq)
             shutil.copyfile(pk.index_path, tmp / "index.csv")
-            meta = {
-                "schema_version": SCHEMA_VERSION,
-                "stage": "features",
-                "key": key,
-                "params": params,
-                "inputs": inputs,
-                "shape": [rows, n_mels, frames],
-                "dtype": "float32",
-                "file": "mels.f32",
-                "stats": {
+            meta = key.meta(
+                shape=[rows, n_mels, frames],
+                dtype="float32",
+                file="mels.f32",
+                stats={
                     "count": "stats_count.npy",
                     "sum": "stats_sum.npy",
                     "sumsq": "stats_sumsq.npy",
@@ -691,19 +681,14 @@ def _compute(
                     "shape": [rows, n_mels],
                     "of": "dB values per clip and mel bin over frames",
                 },
-                "content": hasher.record(),
-                "index_csv_sha256": sha256_file(tmp / "index.csv"),
-                "stats_sha256": {name: sha256_file(tmp / f"stats_{name}.npy") for name in _STATS},
-            }
+                content=hasher.record(),
+                index_csv_sha256=sha256_file(tmp / "index.csv"),
+                stats_sha256={name: sha256_file(tmp / f"stats_{name}.npy") for name in _STATS},
+            )
             atomic_write_json(tmp / "meta.json", meta)
-            fsync_dir(tmp)
             if pack_ok is not None:
                 pack_ok.result()  # a damaged pack raises here, before anything is committed
-            remove_tree(folder)
-            os.replace(tmp, folder)
-            fsync_dir(lay.features_dir)
     except BaseException as err:
-        remove_tree(tmp)
         if pack_ok is not None and isinstance(err, Exception):
             damaged = pack_ok.exception()  # waits for the check: a damaged pack explains any other failure
             if damaged is not None and damaged is not err:
@@ -724,33 +709,19 @@ def export_per_file(root: Path | str, *, key: str | None = None, force: bool = F
     store = load_features(root, key=key)
     lay = DatasetLayout(Path(root))
     dest = lay.per_file_dir
-    marker = {"schema_version": SCHEMA_VERSION, "features_key": store.key, "rows": len(store), "shape": list(store.shape[1:])}
-    current = read_json(dest / "meta.json")
-    if not force and current is not None and canonical_json(current) == canonical_json(marker):
+    art = ArtifactKey("per-file", SCHEMA_VERSION, {"rows": len(store), "shape": list(store.shape[1:])}, {"features_key": store.key})
+    if not force and read_current(dest / "meta.json", art, fix="export again with 'audioset-fewshot process --stage features --force'") is not None:
         return dest
-    tmp = dest.parent / ".tmp-per-file"
-    old = dest.parent / ".old-per-file"
-    remove_tree(tmp)
-    remove_tree(old)
-    try:
-        with disk_full_is_processing_error("per-file export", dest):
-            check_free_space(dest.parent, int(store.mels.nbytes * 1.05), stage="per-file export")
-            slugs: set[str] = set()
-            for r in store.index:
-                slug = mid_slug(r.owner_mid)
-                if slug not in slugs:
-                    (tmp / slug).mkdir(parents=True, exist_ok=True)
-                    slugs.add(slug)
-                np.save(tmp / slug / f"{clip_stem(r.ytid, r.start_s)}.npy", np.asarray(store.mels[r.row]))
-            atomic_write_json(tmp / "meta.json", marker)
-            if dest.exists():
-                os.replace(dest, old)
-            os.replace(tmp, dest)
-            fsync_dir(dest.parent)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-    remove_tree(old)
+    with disk_full_is_processing_error("per-file export", dest), build_beside(dest) as tmp:
+        check_free_space(dest.parent, int(store.mels.nbytes * 1.05), stage="per-file export")
+        slugs: set[str] = set()
+        for r in store.index:
+            slug = mid_slug(r.owner_mid)
+            if slug not in slugs:
+                (tmp / slug).mkdir(parents=True, exist_ok=True)
+                slugs.add(slug)
+            np.save(tmp / slug / f"{clip_stem(r.ytid, r.start_s)}.npy", np.asarray(store.mels[r.row]))
+        atomic_write_json(tmp / "meta.json", art.meta())
     return dest
 
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from audioset_fewshot.errors import UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.process._common import disk_full_is_processing_error, read_json
 from audioset_fewshot.process.features import FeatureStore
+
+if TYPE_CHECKING:
+    from audioset_fewshot.release.store import EmbeddingStore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class Stats:
     global_std: float
 
 
-def _rows_array(store: FeatureStore, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+def _rows_array(store: FeatureStore | EmbeddingStore, rows: Sequence[int] | np.ndarray) -> np.ndarray:
     r = np.unique(np.asarray(rows, dtype=np.int64))
     if r.size == 0:
         raise UsageError("normalize: cannot fit on an empty set of rows")
@@ -67,7 +70,7 @@ def rows_sha256(rows: Sequence[int] | np.ndarray) -> str:
     return sha256_bytes(np.unique(np.asarray(rows, dtype=np.int64)).astype("<i8").tobytes())
 
 
-def stats_from_sums(store: FeatureStore, rows: Sequence[int] | np.ndarray) -> Stats:
+def stats_from_sums(store: FeatureStore | EmbeddingStore, rows: Sequence[int] | np.ndarray) -> Stats:
     """Pool the stored per-clip sums over ``rows`` (no feature is read)."""
     r = _rows_array(store, rows)
     c = store.stats_count[r].sum(axis=0, dtype=np.float64)
@@ -81,7 +84,7 @@ def stats_from_sums(store: FeatureStore, rows: Sequence[int] | np.ndarray) -> St
     return Stats(count=c, channel_mean=mean, channel_std=std, global_mean=gmean, global_std=gstd)
 
 
-def compute_stats_direct(store: FeatureStore, rows: Sequence[int] | np.ndarray, *, block_rows: int = 256) -> Stats:
+def compute_stats_direct(store: FeatureStore | EmbeddingStore, rows: Sequence[int] | np.ndarray, *, block_rows: int = 256) -> Stats:
     """The same statistics computed from the features themselves (two passes, float64).
 
     Slow on purpose: it is the reference the per-clip sums are checked against.
@@ -196,7 +199,7 @@ def normalizer_path(root: Path, *, mode: str, feature_key: str, rows_hash: str) 
 
 
 def fit_normalizer(
-    store: FeatureStore, rows: Sequence[int] | np.ndarray | None = None, *, mode: Mode = "global", eps: float = 1e-8, cache: bool = True
+    store: FeatureStore | EmbeddingStore, rows: Sequence[int] | np.ndarray | None = None, *, mode: Mode = "global", eps: float = 1e-8, cache: bool = True
 ) -> Normalizer:
     """Fit a normaliser of ``mode`` on ``rows`` of ``store`` (all rows when None).
 

@@ -40,20 +40,30 @@ last finished pack; the features stage follows it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import logging
 import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audioset_fewshot._artifact import (
+    ArtifactKey,
+    BackgroundFlush,
+    check_row_numbers,
+    load_meta,
+    read_current,
+    read_json,
+    read_meta,
+    read_records,
+    remove_tree,
+    render_table,
+)
 from audioset_fewshot._integrity import ALGO, check_size, verify_file
 from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
@@ -63,14 +73,7 @@ from audioset_fewshot.engine import LOCAL, Engine
 from audioset_fewshot.errors import IntegrityError, ProcessingError, StageNotReadyError, UsageError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import read_clips
-from audioset_fewshot.process._common import (
-    cache_key,
-    check_free_space,
-    disk_full_is_processing_error,
-    read_json,
-    remove_tree,
-    write_current,
-)
+from audioset_fewshot.process._common import check_free_space, current_key, disk_full_is_processing_error, write_current
 from audioset_fewshot.process.clean import clean_meta_path, read_clean
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,7 @@ class PackRecord:
     inputs: dict[str, str]
     dropped_by_length: tuple[str, ...]
     length_actions: dict[str, int]
+    ran: bool = field(default=True, compare=False)  # False: the finished pack on disk was current
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -239,105 +243,26 @@ def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
         os.close(fd)
 
 
-def _flush(audio_path: Path) -> None:
-    fd = os.open(audio_path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-class _Checkpointer:
-    """Records finished tasks in progress.json, in a background thread.
-
-    A checkpoint first flushes the array file (``fdatasync``), then writes the
-    tasks that had finished before the flush began, so progress.json never
-    claims rows that are not on disk.  Running it beside the decoders overlaps
-    the disk writes with decoding instead of stalling a worker on each flush.
-    A flush starts after every task when none is running (the commit then waits
-    only for the last tasks); progress.json, which grows with the pack, is
-    rewritten only every ``CHECKPOINT_ROWS`` rows.
-    """
-
-    def __init__(self, audio_path: Path, progress_path: Path, header: dict[str, Any]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._audio, self._progress, self._header = audio_path, progress_path, header
-        self._ex = ThreadPoolExecutor(1, thread_name_prefix="pack-checkpoint")
-        self._last: Any = None
-
-    def _write(self, snapshot: dict[str, Any] | None) -> None:
-        _flush(self._audio)
-        if snapshot is not None:
-            atomic_write_json(self._progress, {**self._header, "done": snapshot})
-
-    def save(self, done: dict[str, Any] | None) -> bool:
-        """Start a flush, then record ``done`` (None: flush only); False when one is still running."""
-        if self._last is not None and not self._last.done():
-            return False  # the previous checkpoint is still flushing; the next one will include these rows
-        if self._last is not None:
-            self._last.result()  # surface a failed checkpoint (ENOSPC) here
-        self._last = self._ex.submit(self._write, None if done is None else dict(done))
-        return True
-
-    def close(self, done: dict[str, Any] | None) -> None:
-        """Wait for the running checkpoint; write a last one when ``done`` is given."""
-        try:
-            if self._last is not None:
-                with contextlib.suppress(OSError):
-                    self._last.result()
-            if done is not None:
-                with contextlib.suppress(OSError):
-                    self._write(dict(done))
-        finally:
-            self._ex.shutdown(wait=True)
-
-
 # ---------------------------------------------------------------------------------------
 # index and meta
 
 
+FIX = "rebuild it with 'audioset-fewshot process --stage pack --force'"
+
+
 def render_index(rows: Sequence[PackRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(INDEX_COLUMNS)
-    for r in rows:
-        w.writerow([r.row, r.ytid, f"{r.start_s:.3f}", r.owner_mid, ";".join(r.labels), r.true_samples, r.length_action])
-    return buf.getvalue()
+    return render_table(INDEX_COLUMNS, ([r.row, r.ytid, f"{r.start_s:.3f}", r.owner_mid, ";".join(r.labels), r.true_samples, r.length_action] for r in rows))
 
 
 def read_index(path: Path | str) -> tuple[PackRow, ...]:
     """Read a pack's (or the features') index.csv."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise StageNotReadyError(f"{path} does not exist; run 'audioset-fewshot process' to build it") from err
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
-        raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; rebuild with 'audioset-fewshot process --force'")
-    out = []
-    for i, rec in enumerate(reader):
-        try:
-            row = int(rec["row"])
-            item = PackRow(
-                row,
-                rec["ytid"],
-                float(rec["start_s"]),
-                rec["owner_mid"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                int(rec["true_samples"]),
-                rec["length_action"],
-            )
-        except (TypeError, ValueError, AttributeError) as err:  # a truncated or garbled line
-            raise ProcessingError(f"{path}:{i + 2}: malformed row ({err}); rebuild with 'audioset-fewshot process --force'") from None
-        if row != i:
-            raise ProcessingError(f"{path}:{i + 2}: row {row} out of order; rebuild with 'audioset-fewshot process --force'")
-        out.append(item)
-    return tuple(out)
+    rows = read_records(path, PackRow, missing="run 'audioset-fewshot process' to build it", fix="rebuild with 'audioset-fewshot process --force'")
+    check_row_numbers(path, [r.row for r in rows], fix="rebuild with 'audioset-fewshot process --force'")
+    return tuple(rows)
 
 
-def _record(folder: Path, meta: dict[str, Any]) -> PackRecord:
+def _record(folder: Path, meta: dict[str, Any], *, ran: bool = False) -> PackRecord:
     return PackRecord(
         key=meta["key"],
         path=folder,
@@ -351,6 +276,7 @@ def _record(folder: Path, meta: dict[str, Any]) -> PackRecord:
         inputs=dict(meta["inputs"]),
         dropped_by_length=tuple(meta["dropped_by_length"]),
         length_actions=dict(meta["length_actions"]),
+        ran=ran,
     )
 
 
@@ -378,14 +304,10 @@ def load_pack(root: Path | str, *, key: str | None = None, verify: bool = False)
     The array's size and the index's sha256 are always checked; ``verify=True``
     also checks the array's chunk hashes.  A damaged pack raises
     :class:`IntegrityError` naming the file."""
-    from audioset_fewshot.process._common import read_current
-
     layout = DatasetLayout(Path(root))
     if key is None:
-        key = read_current(layout.pack_dir, stage="pack", hint="run 'audioset-fewshot process --stage pack' first")
-    meta = read_json(layout.pack_dir / key / "meta.json")
-    if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StageNotReadyError(f"pack {key} under {layout.pack_dir} is missing or from another version; run 'audioset-fewshot process --stage pack'")
+        key = current_key(layout.pack_dir, stage="pack", hint="run 'audioset-fewshot process --stage pack' first")
+    meta = load_meta(layout.pack_dir / key / "meta.json", stage="pack", schema_version=SCHEMA_VERSION, fix="run 'audioset-fewshot process --stage pack'")
     rec = _record(layout.pack_dir / key, meta)
     fix = "rebuild it with 'audioset-fewshot process --stage pack' (or 'audioset-fewshot run')"
     check_size(rec.audio_path, rec.rows * rec.samples * np.dtype(rec.dtype).itemsize, fix=fix)
@@ -433,18 +355,21 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
         raise StageNotReadyError(f"{layout.clean_csv} does not exist; run 'audioset-fewshot process --stage clean' first")
     clips_sha = sha256_file(layout.clips_csv) if layout.clips_csv.is_file() else ""
     clean_sha = sha256_file(layout.clean_csv)
-    clean_meta = read_json(clean_meta_path(layout)) or {}
+    from audioset_fewshot.process.clean import FIX as CLEAN_FIX
+
+    clean_meta = read_meta(clean_meta_path(layout), fix=CLEAN_FIX) or {}
     if clean_meta.get("inputs", {}).get("clips_csv_sha256") != clips_sha or clean_meta.get("outputs", {}).get("clean_csv_sha256") != clean_sha:
         raise StageNotReadyError(f"{layout.clean_csv} was not made from the current {layout.clips_csv}; run 'audioset-fewshot process --stage clean' again")
     params = {"sample_rate_hz": int(sample_rate_hz), "dtype": dtype, "length_s": float(length_s), "length_policy": length_policy}
     inputs = {"clips_csv_sha256": clips_sha, "clean_csv_sha256": clean_sha}
-    key = cache_key({"schema_version": SCHEMA_VERSION, "stage": "pack", "params": params, "inputs": inputs})
+    art = ArtifactKey("pack", SCHEMA_VERSION, params, inputs)
+    key = art.digest
     folder = layout.pack_dir / key
     meta_path = folder / "meta.json"
     if force:
         remove_tree(folder)
-    meta = read_json(meta_path)
-    if meta is not None and meta.get("schema_version") == SCHEMA_VERSION and meta.get("key") == key:
+    meta = read_current(meta_path, art, fix=FIX)
+    if meta is not None:
         damage = pack_damage(folder, meta)
         if not damage:
             log.info("pack: %s is up to date", folder)
@@ -503,8 +428,16 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
         paths = [p for _, p in jobs[start : start + TASK_ROWS]]
         tasks.append((task_id, str(audio_path), dtype, length, sample_rate_hz, length_policy, start, paths))
 
-    ckpt = _Checkpointer(audio_path, progress_path, header)
-    with disk_full_is_processing_error("pack", folder), progress_bar(total=n_rows, desc="pack", unit="clip") as bar:
+    def save_progress(snapshot: dict[str, Any]) -> None:
+        atomic_write_json(progress_path, {**header, "done": snapshot})
+
+    # the array is flushed in the background after every task (when no flush is running), and
+    # every CHECKPOINT_ROWS rows the tasks finished before that flush are recorded after it:
+    # progress.json never claims rows that are not on disk
+    fd = os.open(audio_path, os.O_RDONLY | os.O_NOFOLLOW)
+    flusher = BackgroundFlush(fd)
+    with contextlib.ExitStack() as stack, disk_full_is_processing_error("pack", folder), progress_bar(total=n_rows, desc="pack", unit="clip") as bar:
+        stack.callback(os.close, fd)
         bar.update(sum(len(v[0]) for v in done.values()))
         since = 0
 
@@ -513,8 +446,8 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
             done[str(task_id)] = [ts, acts, digest]
             bar.update(len(ts))
             since += len(ts)
-            record = since >= CHECKPOINT_ROWS
-            if ckpt.save(done if record else None) and record:
+            snapshot = dict(done) if since >= CHECKPOINT_ROWS else None
+            if flusher.kick(None if snapshot is None else (lambda: save_progress(snapshot))) and snapshot is not None:
                 since = 0
 
         try:
@@ -522,10 +455,14 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
                 for result in ex.map_unordered(_pack_task, tasks):
                     finished(*result)
         finally:
-            ckpt.close(done if since else None)
+            flusher.shutdown()
+            if since:  # record the rest, so a rerun after a failed task resumes from here
+                with contextlib.suppress(OSError):
+                    os.fdatasync(fd)
+                    save_progress(dict(done))
 
         # -- commit: data flushed, then index, then meta.json last -----------------------------
-        _flush(audio_path)
+        os.fdatasync(fd)
         index_rows: list[PackRow] = []
         digests: list[str] = []
         for task_id, start in enumerate(range(0, n_rows, TASK_ROWS)):
@@ -535,27 +472,22 @@ def pack(root: Path | str, options: PackOptions | None = None, *, force: bool = 
                 index_rows.append(PackRow(start + i, m.ytid, m.start_s, m.owner_mid, tuple(m.labels), int(ts[i]), str(acts[i])))
         index_text = render_index(index_rows)
         atomic_write_text(folder / "index.csv", index_text)
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            "stage": "pack",
-            "key": key,
-            "params": params,
-            "inputs": inputs,
-            "audio_file": audio_path.name,
-            "dtype": dtype,
-            "rows": n_rows,
-            "samples": length,
-            "shape": [n_rows, length],
-            "index_csv_sha256": sha256_text(index_text),
-            "content": {"algo": ALGO, "chunk_bytes": chunk_bytes, "size": nbytes, "sha256": digests},
-            "dropped_by_length": dropped,
-            "length_actions": dict(sorted(Counter(r.length_action for r in index_rows).items())),
-        }
+        meta = art.meta(
+            audio_file=audio_path.name,
+            dtype=dtype,
+            rows=n_rows,
+            samples=length,
+            shape=[n_rows, length],
+            index_csv_sha256=sha256_text(index_text),
+            content={"algo": ALGO, "chunk_bytes": chunk_bytes, "size": nbytes, "sha256": digests},
+            dropped_by_length=dropped,
+            length_actions=dict(sorted(Counter(r.length_action for r in index_rows).items())),
+        )
         atomic_write_json(meta_path, meta)
         progress_path.unlink(missing_ok=True)
         write_current(layout.pack_dir, key)
     log.info("pack: %d rows x %d samples (%s) in %s", n_rows, length, dtype, folder)
-    return _record(folder, meta)
+    return _record(folder, meta, ran=True)
 
 
 __all__ = ["INDEX_COLUMNS", "PackRecord", "PackRow", "decode_clip", "decode_row", "fit_length", "load_pack", "pack", "pack_damage", "read_index"]

@@ -16,9 +16,12 @@ import io
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from audioset_fewshot.release.source import ReleaseError
+
+if TYPE_CHECKING:
+    from audioset_fewshot.metadata.ontology import Ontology
 
 FILE_NAME = "class_labels_indices.csv"
 HEADER = ("index", "mid", "display_name")
@@ -37,7 +40,7 @@ def find_label_indices(*folders: Path | str | None) -> Path:
     return packaged_label_indices()
 
 
-def read_label_indices(path: Path | str, ontology: Any = None) -> tuple[str, ...]:
+def read_label_indices(path: Path | str, ontology: Ontology | None = None) -> tuple[str, ...]:
     """MID of each label number, checked against ``ontology`` (the packaged one when None)."""
     p = Path(path)
     try:

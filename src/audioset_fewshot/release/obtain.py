@@ -30,9 +30,7 @@ in (owner_mid, ytid, start_s) order, keyed by the sha256 of ``obtained.csv``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import os
 from collections import Counter
@@ -43,16 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from audioset_fewshot._artifact import ArtifactKey, build_beside, read_current, read_json, read_records, render_table
 from audioset_fewshot._io import (
     atomic_write_json,
     atomic_write_text,
-    canonical_json,
-    fsync_dir,
     sha256_file,
     sha256_text,
 )
 from audioset_fewshot.engine import Engine
-from audioset_fewshot.errors import StageNotReadyError
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.release.index import CORRUPT, ReleaseIndex, index_release
 from audioset_fewshot.release.labels import (
@@ -129,7 +125,7 @@ class ObtainReport:
     kind: str
     problems: tuple[str, ...] = ()
     damaged: dict[str, str] = field(default_factory=dict)
-    written: bool = True
+    ran: bool = field(default=True, compare=False)  # False: obtained.csv on disk was current
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,12 +158,13 @@ def release_identity(rel: Release, sources: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+FIX = "run the download stage again with --force (or delete it and run 'audioset-fewshot run')"
+
+
 def render_obtained(rows: Sequence[ObtainedRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(OBTAINED_COLUMNS)
-    for r in sorted(rows, key=lambda r: (r.owner_mid, r.rank, r.ytid, r.start_s)):
-        w.writerow(
+    return render_table(
+        OBTAINED_COLUMNS,
+        (
             [
                 r.owner_mid,
                 r.rank,
@@ -184,52 +181,17 @@ def render_obtained(rows: Sequence[ObtainedRow]) -> str:
                 r.offset,
                 "" if r.release_labels is None else ";".join(r.release_labels),
             ]
-        )
-    return buf.getvalue()
+            for r in sorted(rows, key=lambda r: (r.owner_mid, r.rank, r.ytid, r.start_s))
+        ),
+    )
 
 
 def read_obtained(root: Path | str) -> list[ObtainedRow]:
     """The rows of ``release/obtained.csv``."""
     path = DatasetLayout(Path(root)).release_obtained_csv
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise StageNotReadyError(f"{path} does not exist; run the download stage with features.kind vggish-release first") from err
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != OBTAINED_COLUMNS:
-        raise StageNotReadyError(f"{path}: unexpected header {reader.fieldnames}; delete it and run 'audioset-fewshot run' again")
-    out = []
-    for rec in reader:
-        rl = rec["release_labels"]
-        out.append(
-            ObtainedRow(
-                rec["owner_mid"],
-                int(rec["rank"]),
-                rec["ytid"],
-                float(rec["start_s"]),
-                float(rec["end_s"]),
-                rec["source"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                rec["status"],
-                rec["reason"],
-                int(rec["seconds"]),
-                rec["file"],
-                int(rec["record"]),
-                int(rec["offset"]),
-                None if rl == "" else tuple(m for m in rl.split(";") if m),
-            )
-        )
-    return out
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_records(
+        path, ObtainedRow, missing="run the download stage with features.kind vggish-release first", fix="delete it and run 'audioset-fewshot run' again"
+    )
 
 
 def _missing_reason(idx: ReleaseIndex, source: str, ytid: str) -> str:
@@ -255,19 +217,15 @@ def obtain_from_release(
     sources = tuple(s for s in SPLIT_DIRS if any(e.source == s for e in plan.entries))
     labels_path = Path(labels_csv) if labels_csv is not None else find_label_indices(metadata_dir, rel.top)
     labels_sha = sha256_file(labels_path)
-    key = sha256_text(
-        canonical_json(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "plan": plan.content_hash,
-                "sources": list(sources),
-                "release": release_identity(rel, sources),
-                "labels_sha256": labels_sha,
-            }
-        )
-    )[:16]
-    old = _read_json(layout.release_obtained_json)
-    if not force and old is not None and old.get("key") == key and layout.release_obtained_csv.is_file():
+    key = ArtifactKey(
+        "obtain",
+        SCHEMA_VERSION,
+        {"sources": list(sources)},
+        {"plan_hash": plan.content_hash, "release": release_identity(rel, sources), "labels_sha256": labels_sha},
+    )
+    csv_sha = sha256_file(layout.release_obtained_csv) if layout.release_obtained_csv.is_file() else None
+    old = None if force else read_current(layout.release_obtained_json, key, fix=FIX, outputs=lambda m: m.get("outputs", {}).get("obtained_sha256") == csv_sha)
+    if old is not None:
         c = old["counts"]
         log.info("%s is up to date", layout.release_obtained_json)
         return ObtainReport(
@@ -280,7 +238,7 @@ def obtain_from_release(
             kind=str(old["release"]["kind"]),
             problems=tuple(old["release"]["problems"]),
             damaged=dict(old["release"]["damaged"]),
-            written=False,
+            ran=False,
         )
     mids = read_label_indices(labels_path)
     idx = index_release(rel, sources=sources, workers=workers)
@@ -349,14 +307,11 @@ def obtain_from_release(
         )
     text = render_obtained(rows)
     counts = {"obtained": obtained, "target": target, "looked_up": len(rows), "failures_by_reason": dict(sorted(failures.items()))}
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "stage": "obtain",
-        "origin": ORIGIN,
-        "key": key,
-        "params": {"release": str(rel.path), "sources": list(sources), "labels_csv": str(labels_path)},
-        "inputs": {"plan_hash": plan.content_hash, "labels_sha256": labels_sha, "obtained_sha256": sha256_text(text)},
-        "release": {
+    meta = key.meta(
+        origin=ORIGIN,
+        paths={"release": str(rel.path), "labels_csv": str(labels_path)},
+        outputs={"obtained_sha256": sha256_text(text)},
+        release={
             "kind": rel.kind,
             "content_sha256": idx.content_sha256,
             "files": len(idx.files),
@@ -367,14 +322,14 @@ def obtain_from_release(
             "problems_total": len(idx.problems),
             "damaged": dict(idx.damaged),
         },
-        "labels": {
+        labels={
             "file": labels_path.name,
             "disagreements": disagreements,
             "out_of_range": out_of_range,
             "rule": "the segment list's labels win; release_labels in obtained.csv keeps the release's own",
         },
-        "counts": counts,
-    }
+        counts=counts,
+    )
     atomic_write_text(layout.release_obtained_csv, text)
     atomic_write_json(layout.release_obtained_json, meta)
     log.info("release: %d of %d clips obtained (%s)", obtained, target, ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "no failures")
@@ -401,6 +356,7 @@ class ReleaseFeatures:
     seconds: int
     dim: int
     longer_than_10s: int = 0
+    ran: bool = field(default=True, compare=False)  # False: the finished store on disk was current
 
 
 def release_features(
@@ -413,31 +369,29 @@ def release_features(
     ``make_current`` is False: a second feature set beside a root's log-mels), so
     the log-mel readers (``process.load_features``) find these features.  ``engine``:
     where the release files are decoded (:func:`~audioset_fewshot.release.store.pack_records`)."""
-    import shutil
 
     layout = DatasetLayout(Path(root))
     rows = [r for r in read_obtained(layout.root) if r.status == "ok"]
     obtained_sha = sha256_file(layout.release_obtained_csv)
-    meta_in = _read_json(layout.release_obtained_json) or {}
+    meta_in = read_json(layout.release_obtained_json) or {}
     content = str(meta_in.get("release", {}).get("content_sha256", ""))
     params = {"kind": KIND, "seconds": 10, "dim": 128, "dequantise": "q / 255 * 4 - 2; a missing second reads 0.0", "row_order": "owner_mid, ytid, start_s"}
     inputs = {"obtained_sha256": obtained_sha, "release_content_sha256": content}
-    key = sha256_text(canonical_json({"schema_version": SCHEMA_VERSION, "stage": "features", "params": params, "inputs": inputs}))[:16]
+    art = ArtifactKey("features", SCHEMA_VERSION, params, inputs)
+    key = art.digest
     fdir = layout.features_dir
     folder = fdir / key
     current = fdir / "current.json"
-    old = _read_json(folder / "meta.json")
-    if force or old is None or old.get("key") != key:
+    old = None if force else read_current(folder / "meta.json", art, fix=FIX)
+    ran = old is None
+    if old is None:
         ordered = sorted(rows, key=lambda r: (r.owner_mid, r.ytid, r.start_s))
         jobs: dict[str, tuple[list[int], list[int]]] = {}
         for i, r in enumerate(ordered):
             offs, outs = jobs.setdefault(r.file, ([], []))
             offs.append(r.offset)
             outs.append(i)
-        tmp = fdir / f".tmp-{key}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with build_beside(folder) as tmp:
             res = pack_records(
                 open_release(release),
                 {k: (np.asarray(o, np.int64), np.asarray(w, np.int64)) for k, (o, w) in jobs.items()},
@@ -453,34 +407,22 @@ def release_features(
             for name in ("embeddings.u8", "mask.u8"):
                 with open(tmp / name, "rb+") as fh:
                     os.fsync(fh.fileno())
-            meta: dict[str, Any] = {
-                "schema_version": SCHEMA_VERSION,
-                "stage": "features",
-                "kind": KIND,
-                "key": key,
-                "params": params,
-                "inputs": inputs,
-                "shape": [len(ordered), 10, 128],
-                "dtype": "uint8",
-                "files": {"embeddings": "embeddings.u8", "mask": "mask.u8", "index": "index.csv"},
-                "longer_than_10s": res["longer_than_10s"],
-                "sha256": {name: sha256_file(tmp / name) for name in ("index.csv", "embeddings.u8", "mask.u8")},
-            }
+            meta: dict[str, Any] = art.meta(
+                kind=KIND,
+                shape=[len(ordered), 10, 128],
+                dtype="uint8",
+                files={"embeddings": "embeddings.u8", "mask": "mask.u8", "index": "index.csv"},
+                longer_than_10s=res["longer_than_10s"],
+                sha256={name: sha256_file(tmp / name) for name in ("index.csv", "embeddings.u8", "mask.u8")},
+            )
             atomic_write_json(tmp / "meta.json", meta)
-            fsync_dir(tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-            fsync_dir(fdir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         old = meta
         log.info("release features: %d x 10 x 128 in %s", len(ordered), folder)
     else:
         log.info("release features: %s is up to date", folder)
-    if make_current and (_read_json(current) or {}).get("key") != key:
+    if make_current and (read_json(current) or {}).get("key") != key:
         atomic_write_json(current, {"key": key})
-    return ReleaseFeatures(key=key, path=folder, rows=int(old["shape"][0]), seconds=10, dim=128, longer_than_10s=int(old.get("longer_than_10s", 0)))
+    return ReleaseFeatures(key=key, path=folder, rows=int(old["shape"][0]), seconds=10, dim=128, longer_than_10s=int(old.get("longer_than_10s", 0)), ran=ran)
 
 
 __all__ = [

@@ -23,8 +23,6 @@ normalisers fitted per channel work unchanged) and ``take`` gives items
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from audioset_fewshot._artifact import check_row_numbers, read_records, render_table
 from audioset_fewshot.engine import LOCAL, Engine
-from audioset_fewshot.errors import ProcessingError, StageNotReadyError
+from audioset_fewshot.errors import ProcessingError
 from audioset_fewshot.layout import clip_stem
 from audioset_fewshot.release.index import ReleaseIndex
 from audioset_fewshot.release.records import EMBEDDING_DIM, SECONDS, RecordError, decode_parts, dequantize, embeddings_of
@@ -217,42 +216,19 @@ class EmbeddingRow:
         return clip_stem(self.ytid, self.start_s)
 
 
+REBUILD = "delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
+
+
 def render_index(rows: Sequence[EmbeddingRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(INDEX_COLUMNS)
-    for r in rows:
-        w.writerow([r.row, r.ytid, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.owner_mid, ";".join(r.labels), r.source, r.seconds])
-    return buf.getvalue()
+    return render_table(
+        INDEX_COLUMNS, ([r.row, r.ytid, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.owner_mid, ";".join(r.labels), r.source, r.seconds] for r in rows)
+    )
 
 
 def read_index(path: Path) -> tuple[EmbeddingRow, ...]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise StageNotReadyError(f"{path} does not exist; run 'audioset-fewshot run' with features.kind vggish-release") from err
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != INDEX_COLUMNS:
-        raise ProcessingError(f"{path}: unexpected header {reader.fieldnames}; delete the store's folder and run 'audioset-fewshot run' again to rebuild it")
-    out = []
-    for i, rec in enumerate(reader):
-        if int(rec["row"]) != i:
-            raise ProcessingError(
-                f"{path}:{i + 2}: row {rec['row']} out of order; delete the store's folder and run 'audioset-fewshot run' again to rebuild it"
-            )
-        out.append(
-            EmbeddingRow(
-                i,
-                rec["ytid"],
-                float(rec["start_s"]),
-                float(rec["end_s"]),
-                rec["owner_mid"],
-                tuple(m for m in rec["labels"].split(";") if m),
-                rec["source"],
-                int(rec["seconds"]),
-            )
-        )
-    return tuple(out)
+    rows = read_records(path, EmbeddingRow, missing="run 'audioset-fewshot run' with features.kind vggish-release", fix=REBUILD)
+    check_row_numbers(path, [r.row for r in rows], fix=REBUILD)
+    return tuple(rows)
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,18 +351,14 @@ def load_embeddings(root: Path | str, folder: Path | str, *, verify: bool = Fals
 
     Sizes and the index's sha256 are always checked; ``verify=True`` also re-hashes
     the two arrays against ``meta.json`` (:class:`IntegrityError` names the file)."""
-    import json
-
+    from audioset_fewshot._artifact import load_meta
     from audioset_fewshot._io import sha256_file
-    from audioset_fewshot.errors import IntegrityError
+    from audioset_fewshot.errors import ArtifactError, IntegrityError
 
     path = Path(folder)
-    try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError) as err:
-        raise StageNotReadyError(f"embeddings {path} are missing or unfinished; run the pipeline with features.kind vggish-release") from err
-    if meta.get("kind") != KIND or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StageNotReadyError(f"{path} is not a {KIND} store of schema {SCHEMA_VERSION}; delete it and run 'audioset-fewshot run' again to rebuild it")
+    meta = load_meta(path / "meta.json", stage=f"{KIND} store", schema_version=SCHEMA_VERSION, fix=REBUILD)
+    if meta.get("kind") != KIND:
+        raise ArtifactError(f"{path / 'meta.json'}: not a {KIND} store (kind {meta.get('kind')!r}); {REBUILD}")
     n = int(meta["shape"][0])
     index = read_index(path / "index.csv")
     if len(index) != n:

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audioset_fewshot.download.origins.base import OriginError, OriginSpec
 from audioset_fewshot.download.origins.proof import ProofFailure, clip_samples
 from audioset_fewshot.download.origins.registry import START_TOLERANCE_S, open_origin
+
+if TYPE_CHECKING:
+    from audioset_fewshot.plan import PlanEntry
 
 SHOWN = 20
 
@@ -74,7 +77,7 @@ def check_origin(
     spec: OriginSpec,
     *,
     segments: Mapping[str, Mapping[str, float]] | None = None,
-    plan_entries: Sequence[Any] | None = None,
+    plan_entries: Sequence[PlanEntry] | None = None,
     sample: int = 3,
     sample_rate_hz: int = 16000,
     class_mids: Sequence[str] | None = None,

@@ -26,6 +26,7 @@ from audioset_fewshot.download.origins.base import YOUTUBE, IndexedOrigin, Origi
 
 if TYPE_CHECKING:
     from audioset_fewshot.download.fetch import ClipResult
+    from audioset_fewshot.plan import PlanEntry
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class OriginSet:
             return [o.info for o in self._origins]
         return [OriginInfo(name=n, kind=s.layout or "unknown", revision=s.revision, repo=s.repo) for s, n in zip(self.specs, self.names, strict=True)]
 
-    def holders(self, entry: Any) -> list[tuple[Origin, OriginClip]]:
+    def holders(self, entry: PlanEntry) -> list[tuple[Origin, OriginClip]]:
         """The origins holding a planned entry (``ytid``, ``start_s``, ``source``), in list order."""
         origins = self.open()
         out: list[tuple[Origin, OriginClip]] = []
@@ -177,7 +178,7 @@ class OriginSet:
         out.sort(key=lambda oc: self.names.index(oc[0].info.name))
         return out
 
-    def held_counts(self, entries: Sequence[Any]) -> dict[str, int]:
+    def held_counts(self, entries: Sequence[PlanEntry]) -> dict[str, int]:
         """Per origin, how many of ``entries`` it holds."""
         counts: Counter[str] = Counter()
         for e in entries:
@@ -185,7 +186,7 @@ class OriginSet:
                 counts[name] += 1
         return {n: counts[n] for n in self.names}
 
-    def take(self, entry: Any, *, dest: Path, sample_rate_hz: int, audio_format: str) -> tuple[ClipResult | None, list[ClipResult]]:
+    def take(self, entry: PlanEntry, *, dest: Path, sample_rate_hz: int, audio_format: str) -> tuple[ClipResult | None, list[ClipResult]]:
         """Read ``entry`` from the first origin that holds it and passes the proof.
         Returns (the ok result or None, the failed attempts of earlier origins)."""
         from audioset_fewshot.download.fetch import ClipResult
@@ -219,7 +220,7 @@ class OriginSet:
             return res, failures
         return None, failures
 
-    def nowhere(self, entry: Any, failures: Sequence[ClipResult]) -> ClipResult:
+    def nowhere(self, entry: PlanEntry, failures: Sequence[ClipResult]) -> ClipResult:
         """The final result of a clip no local origin could give while youtube is not listed."""
         from audioset_fewshot.download.fetch import ClipResult
 
@@ -234,7 +235,7 @@ class OriginSet:
         for o in self._origins or ():
             o.close()
 
-    def ledger_meta(self, entries: Sequence[Any] | None) -> str:
+    def ledger_meta(self, entries: Sequence[PlanEntry] | None) -> str:
         """JSON for the ledger's ``origins`` meta: each origin's name, kind, revision, repo and
         (when opened) how many planned clips it holds; then youtube when listed."""
         held = self.held_counts(entries) if (entries is not None and self.opened) else {}
