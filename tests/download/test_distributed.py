@@ -320,3 +320,21 @@ def test_a_session_fits_the_worker_of_its_name_or_resource() -> None:
     assert [w for w, rec in workers.items() if fits(by_name, rec)] == ["w1"]
     assert [w for w, rec in workers.items() if fits(by_resource, rec)] == ["w1"]
     assert [w for w, rec in workers.items() if fits(free, rec)] == ["w0", "w1"]
+
+
+@pytest.mark.slow
+def test_the_download_command_on_dask(media_cache: Path, reference: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_plan(the_plan(), DatasetLayout(root))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"root: {root}\nplan:\n  seed: 0\n  max_per_class: {TARGET}\n  sources: [balanced]\ndownload:\n  min_interval_s: 0.0\n  timeout_s: 30.0\n")
+    env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
+    with server(media_cache) as srv:
+        args = ["download", "-c", str(cfg), "--base-url", srv.base_url, "--max-per-hour", "0", "--jobs", "2", "--min-free", "0B"]
+        run = subprocess.run([sys.executable, "-m", "audioset_fewshot", *args, "--engine", "dask", "--cluster-workers", "2"],
+                             capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "engine: Dask LocalCluster of 2 workers" in run.stderr
+    assert f"obtained {2 * len(CLASSES)}/{2 * len(CLASSES)} clips" in run.stdout
+    assert re.search(r"^session default on worker \S+: idle; 8 clips, 0 pauses$", run.stdout, re.M), run.stdout
+    assert_same_as(reference, root)
