@@ -540,7 +540,10 @@ _WALLTIME = re.compile(r"(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)")
 
 
 def check_cluster(c: ClusterConfig) -> None:
-    """The ``cluster`` section's rules across fields; each error names the key to fix."""
+    """The ``cluster`` section's rules across fields; each error names the key to fix.
+
+    ``address`` and ``jobqueue`` are checked even with ``engine: local``, which ignores
+    them: ``--engine local`` then runs a root saved with a cluster on this machine."""
     if c.address is not None:
         m = _ADDRESS.fullmatch(c.address.strip())
         if not m or not 0 < int(m.group(3)) < 65536:
@@ -549,9 +552,6 @@ def check_cluster(c: ClusterConfig) -> None:
             raise ConfigError(
                 "config keys 'cluster.address' and 'cluster.jobqueue' are exclusive: connect to a running scheduler (address) or start one with batch jobs (jobqueue)"
             )
-    if c.engine == "local" and (c.address is not None or c.jobqueue is not None):
-        which = "cluster.address" if c.address is not None else "cluster.jobqueue"
-        raise ConfigError(f"config key '{which}' is set but 'cluster.engine' is 'local'; set cluster.engine: dask to use it (or remove {which})")
     if parse_size(c.job_memory, key="cluster.job_memory") < 2**20:
         raise ConfigError(f"config key 'cluster.job_memory': {c.job_memory!r} is less than 1 MiB; give the memory of one job such as '8GB'")
     if not _WALLTIME.fullmatch(c.job_walltime.strip()):
