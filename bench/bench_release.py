@@ -144,7 +144,8 @@ def generate(work: Path, *, scale: int, n_prefixes: int | None) -> tuple[Path, P
     return base / TOP, meta, total
 
 
-OURS = r"""
+# what every child script starts with (_child puts it first): its imports and its own peak memory
+_CHILD = r"""
 import json, resource, sys, time
 def hwm_kib():
     # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
@@ -153,6 +154,9 @@ def hwm_kib():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+OURS = r"""
 sys.path.insert(0, sys.argv[4])
 from audioset_fewshot.release.index import pack_release
 release, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -166,14 +170,6 @@ print(json.dumps({"seconds": t1 - t0, "records": len(idx), "files": len(idx.file
 """
 
 TODAY = r"""
-import json, resource, sys, time
-def hwm_kib():
-    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from pathlib import Path
 import numpy as np
 from tfrecord.reader import sequence_loader
@@ -201,14 +197,6 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_tim
 """
 
 SELECT = r"""
-import json, resource, sys, time
-def hwm_kib():
-    # this process's own peak (VmHWM): ru_maxrss would carry the bench parent's peak across fork + exec
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 sys.path.insert(0, sys.argv[4])
 import numpy as np
 from audioset_fewshot.metadata import build_candidate_index, load_ontology, load_quality, read_segments, resolve_segment_files
@@ -238,8 +226,9 @@ print(json.dumps({"classes": len(sel.mids), "clips": int(rows.size), "found": in
 
 
 def _child(code: str, *args: str, timeout_s: float) -> dict:
+    """Run ``code`` (after :data:`_CHILD`) in a fresh Python; its last line of output is JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", _CHILD + code, *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -26,7 +26,7 @@ import numpy as np
 
 from audioset_fewshot._io import atomic_path, atomic_write_bytes
 from audioset_fewshot.demo import signals
-from audioset_fewshot.demo.media import _ENCODER_ARGS, SHORT_SOURCE_S, MediaFormat, SourceSpec, _format_of
+from audioset_fewshot.demo.media import SHORT_SOURCE_S, MediaFormat, SourceSpec, _format_of, encoder_args
 from audioset_fewshot.errors import AudiosetFewshotError
 
 _CORRUPT_STREAM = 203
@@ -77,7 +77,7 @@ class MediaCache:
             "channels": spec.channels,
             "silent": audio.silent,
             "itag": f.itag,
-            "encoder": _ENCODER_ARGS[f.ext],
+            "encoder": encoder_args(f, spec),
         }
         key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
         if fault == "corrupt":
@@ -145,7 +145,7 @@ class MediaCache:
         import imageio_ffmpeg
 
         spec = src.spec
-        codec = list(_ENCODER_ARGS[f.ext])
+        codec = list(encoder_args(f, spec))
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
             "-f", "f32le", "-ar", str(spec.sample_rate_hz), "-ac", str(spec.channels), "-i", "pipe:0",

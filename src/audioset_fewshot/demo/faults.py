@@ -69,7 +69,8 @@ STREAMING_FAULTS = ("ip-blocked", "js-challenge", "sabr-only")
 #   silence: the source is digital silence
 #   short: the source is SHORT_SOURCE_S long (shorter than any 10 s segment)
 #   no-seek: range requests that do not start at byte 0 get 416 (a server that cannot seek)
-MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek")
+#   ignore-range: the Range header is ignored: every media request gets 200 and the whole file
+MEDIA_BODY_FAULTS = ("stall", "truncated", "corrupt", "silence", "short", "no-seek", "ignore-range")
 FAULTS: frozenset[str] = (
     frozenset(PLAYABILITY_FAULTS) | frozenset(PAGE_HTTP_FAULTS) | frozenset(MEDIA_HTTP_FAULTS) | frozenset(MEDIA_BODY_FAULTS) | frozenset(STREAMING_FAULTS)
 )

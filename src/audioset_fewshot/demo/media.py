@@ -1,6 +1,15 @@
 """What the demo server serves: a source per YouTube ID (:class:`SourceSpec`, or one
 derived from the ID, :func:`default_spec`) in YouTube's two audio formats (:data:`FORMATS`),
-with the encoder settings that are part of the media cache key."""
+with the encoder settings that are part of the media cache key (:func:`encoder_args`).
+
+Each source chooses how its files are laid out, so a reader can be tried on every
+container it may meet: the m4a/AAC file as YouTube's DASH audio (fragments with a
+``sidx`` index at the front, the default), as a progressive file (``faststart``: one
+``moov`` index at the front) or as fragments without any index (``fragmented``); the
+WebM/Opus file with its Cues at the front (the default) or at the end (``end``, the
+muxer's default).  ``report_channels=False`` leaves ``audioChannels`` out of the
+player response, as YouTube does for some formats; ``report_duration=False`` leaves the
+length out (a reader must find the end in the file itself)."""
 
 from __future__ import annotations
 
@@ -25,13 +34,21 @@ DEFAULT_ITAG = 140
 
 SHORT_SOURCE_S = 3.0
 
-# Encoder settings per container (part of the cache key).
-_ENCODER_ARGS: dict[str, tuple[str, ...]] = {
+_AAC = ("-c:a", "aac", "-b:a", "128k")
+_OPUS = ("-c:a", "libopus", "-b:a", "128k", "-ar", "48000")  # Opus is always 48 kHz on YouTube
+# Encoder settings per container layout (part of the cache key).
+M4A_LAYOUTS: dict[str, tuple[str, ...]] = {
     # Fragmented MP4 like YouTube's DASH audio: an empty moov, ~1 s fragments, a global
     # sidx at the front and no mfra at the end, so a reader seeks with one range request.
-    "m4a": ("-c:a", "aac", "-b:a", "128k", "-movflags", "+empty_moov+default_base_moof+global_sidx+skip_trailer", "-frag_duration", "1000000", "-f", "mp4"),
-    # Opus is always 48 kHz on YouTube; Cues at the front so seeking needs no tail read.
-    "webm": ("-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-cues_to_front", "1", "-f", "webm"),
+    "dash": (*_AAC, "-movflags", "+empty_moov+default_base_moof+global_sidx+skip_trailer", "-frag_duration", "1000000", "-f", "mp4"),
+    # A progressive file: one moov (the whole sample index, with the AAC priming edit list) at the front.
+    "faststart": (*_AAC, "-movflags", "+faststart", "-f", "mp4"),
+    # ~1 s fragments and no index at all (no sidx, no mfra): a reader finds a time by walking the moofs.
+    "fragmented": (*_AAC, "-movflags", "+empty_moov+default_base_moof+skip_trailer", "-frag_duration", "1000000", "-f", "mp4"),
+}
+WEBM_CUES: dict[str, tuple[str, ...]] = {
+    "front": (*_OPUS, "-cues_to_front", "1", "-f", "webm"),  # seeking needs no tail read
+    "end": (*_OPUS, "-f", "webm"),  # the muxer's default: Cues after the clusters
 }
 
 _SPEC_STREAM = 202
@@ -51,6 +68,10 @@ class SourceSpec:
     upload_date: str = "20150101"  # YYYYMMDD
     license: str = STANDARD_LICENSE
     fault: str | None = None
+    m4a_layout: str = "dash"  # a key of M4A_LAYOUTS
+    webm_cues: str = "front"  # a key of WEBM_CUES
+    report_channels: bool = True  # False: the player response leaves audioChannels out
+    report_duration: bool = True  # False: the player response gives no length (lengthSeconds, approxDurationMs)
 
     def __post_init__(self) -> None:
         if not (0.05 <= self.duration_s <= 3 * 3600):
@@ -63,6 +84,10 @@ class SourceSpec:
             raise UsageError(f"SourceSpec.upload_date must be YYYYMMDD, got {self.upload_date!r}")
         if self.fault is not None and self.fault not in FAULTS:
             raise UsageError(f"unknown fault {self.fault!r}; known faults: {', '.join(sorted(FAULTS))}")
+        if self.m4a_layout not in M4A_LAYOUTS:
+            raise UsageError(f"SourceSpec.m4a_layout must be one of {', '.join(M4A_LAYOUTS)}, got {self.m4a_layout!r}")
+        if self.webm_cues not in WEBM_CUES:
+            raise UsageError(f"SourceSpec.webm_cues must be one of {', '.join(WEBM_CUES)}, got {self.webm_cues!r}")
 
 
 def default_spec(ytid: str, *, seed: int = 0) -> SourceSpec:
@@ -106,3 +131,8 @@ def _format_of(fmt: int | str) -> MediaFormat:
         if str(fmt) in (str(f.itag), f.ext):
             return f
     raise UsageError(f"unknown media format {fmt!r}: use 140/'m4a' or 251/'webm'")
+
+
+def encoder_args(f: MediaFormat, spec: SourceSpec) -> tuple[str, ...]:
+    """ffmpeg's codec and muxer options for the ``f`` file of ``spec`` (part of the cache key)."""
+    return M4A_LAYOUTS[spec.m4a_layout] if f.ext == "m4a" else WEBM_CUES[spec.webm_cues]

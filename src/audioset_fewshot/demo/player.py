@@ -42,7 +42,7 @@ def player_response(
         "title": spec.title or f"Demo video {ytid}",
         "author": spec.uploader,
         "channelId": spec.channel_id,
-        "lengthSeconds": length,
+        **({"lengthSeconds": length} if spec.report_duration else {}),
         "isLiveContent": False,
         "isPrivate": fault == "private",
     }
@@ -53,7 +53,7 @@ def player_response(
             "externalChannelId": spec.channel_id,
             "uploadDate": iso_date,
             "publishDate": iso_date,
-            "lengthSeconds": length,
+            **({"lengthSeconds": length} if spec.report_duration else {}),
             "license": spec.license,  # demo extension: YouTube shows it on the watch page
             "availableCountries": ["DE", "FR", "JP"] if fault == "geo-blocked" else [],
         }
@@ -85,10 +85,10 @@ def player_response(
                 "mimeType": f.mime_type,
                 "bitrate": f.bitrate_bps,
                 **({"contentLength": str(size)} if size is not None else {}),
-                "approxDurationMs": str(int(round(duration * 1000))),
+                **({"approxDurationMs": str(int(round(duration * 1000)))} if spec.report_duration else {}),
                 "audioQuality": "AUDIO_QUALITY_MEDIUM",
                 "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),
-                "audioChannels": spec.channels,
+                **({"audioChannels": spec.channels} if spec.report_channels else {}),
             }
         )
     doc["streamingData"] = {"expiresInSeconds": "21540", "adaptiveFormats": formats}

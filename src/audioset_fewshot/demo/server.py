@@ -479,7 +479,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         size = path.stat().st_size
         first, last = 0, size - 1
         status = 200
-        rng_header = self.headers.get("Range")
+        rng_header = None if fault == "ignore-range" else self.headers.get("Range")
         if rng_header:
             m = _RANGE_RE.match(rng_header.strip()) if len(rng_header) <= MAX_RANGE_HEADER else None
             if m is None or not (m.group(1) or m.group(2)):
@@ -501,7 +501,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = last - first + 1
         self.send_response(status)
         self.send_header("Content-Type", f.mime_type.split(";")[0])
-        self.send_header("Accept-Ranges", "bytes")
+        if fault != "ignore-range":
+            self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length))
         if status == 206:
             self.send_header("Content-Range", f"bytes {first}-{last}/{size}")

@@ -7,12 +7,17 @@
 2. ``YoutubeDL.extract_info(url, download=False)`` exactly once, with a logger
    that captures yt-dlp's warnings (a 429 often shows only there) and yt-dlp's
    own format selection (``bestaudio[ext=m4a]/bestaudio``);
-3. one ffmpeg process that seeks on the *input* (``-ss`` before ``-i``) and reads
-   only the segment over HTTP in bounded range requests, with the format's
-   HTTP headers, ``-rw_timeout``, a subprocess timeout and captured stderr; it
-   writes 16 kHz mono (the *mean* of the channels: ffmpeg's ``-ac 1`` downmix
-   of stereo is about 1.41x that) 16-bit FLAC or WAV to a temp file beside
-   ``dest``;
+3. one ffmpeg process that seeks on the *input* (``-ss`` before ``-i``) to half a
+   second before the start and reads only the segment over HTTP in bounded range
+   requests, with the format's HTTP headers, ``-rw_timeout``, a subprocess timeout
+   and captured stderr; it cuts the decoded audio at the exact first sample by
+   the decoded frames' time (:func:`_decode_cmd`; whatever the container: DASH
+   m4a with a ``sidx``, progressive or fragmented m4a, WebM with its Cues at
+   either end) and writes it, at the source's rate and with the channels the
+   decoder gives, to a temp file beside ``dest``; a second, local ffmpeg turns
+   it into 16 kHz mono (the *mean* of the decoded channels: ffmpeg's ``-ac 1``
+   downmix of stereo is about 1.41x that, and the extraction's channel count
+   may be missing) 16-bit FLAC or WAV;
 4. proof with soundfile: decodable, exact length (a 10 s segment is exactly
    ``10 * sample_rate_hz`` samples: the last few ms are padded or trimmed and
    the counts recorded), not all zero; then fsync and ``os.replace``.
@@ -20,8 +25,11 @@
 A per-clip failure is *data*: a :class:`ClipResult` with ``ok=False`` and a
 reason from :mod:`.reasons`.  Only misuse (a bad ID, bad times, a bad option)
 raises.  If the segment read fails in a way a whole-file read would avoid (the
-server cannot seek), the audio-only format is downloaded whole (bounded in size
-and time) and trimmed locally; ``fallback=True`` records it.
+server refuses a seek, or ignores Range where the container needs one), the
+audio-only format is downloaded whole (bounded in size and time) and cut
+locally; ``fallback=True`` records it.  A file that does not decode from its
+first bytes (corrupt) fails at once, and a start past the end (as extracted, or
+as ffmpeg probes it from the container) is ``short`` without a whole-file read.
 
 Digital silence: an all-zero clip is rejected here as ``qc-reject`` (there is
 nothing to keep).  Quiet but non-zero clips are kept; their RMS is recorded in
@@ -73,10 +81,17 @@ PAD_TOLERANCE_S = 0.1
 # server sends until the connection closes: megabytes of a long file for a 10 s read).
 # 256 KiB holds the header of a DASH m4a and, after the seek, ~10 s of 128 kbit/s audio, so a
 # 10 s clip costs ~2 media requests (each request costs a round trip).  The initial size
-# (0 = request_size) is also used for the first read after every seek.
+# (0 = request_size) is also used for the first read after every seek.  Each request goes on
+# its own connection (-multiple_requests 0): a host that ignores Range answers a bounded
+# request with the whole file, and ffmpeg, reusing the connection, would read the rest of
+# that body as the next answer (garbage, then a wait for -rw_timeout, three times over).
 HTTP_REQUEST_SIZE = 256 * 1024
 HTTP_INITIAL_REQUEST_SIZE = 0
 FALLBACK_MAX_BYTES = 512 * 1024 * 1024
+# The decode starts this long before the segment (see _decode_cmd): longer than any codec's
+# pre-roll (AAC 2048 samples, Opus 80 ms), short enough to cost a few kilobytes.
+SEEK_PREROLL_S = 0.5
+OPUS_FRAME_S = 0.02  # the frame length of YouTube's Opus audio (see _opus_snap)
 
 _HOST_RE = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 _LOOPBACK = ("127.0.0.1", "localhost")
@@ -397,7 +412,8 @@ def fetch_clip(
         if err.errno == errno.ENOSPC:
             raise DiskFullError(f"disk full while writing {dest}: free space, then run again") from err
         raise
-    return done(ok=True, path=dest, **meta, **outcome)
+    # the decoded channel count and rate replace what the extraction said
+    return done(ok=True, path=dest, **{**meta, **outcome})
 
 
 def _use_plugin_dirs(dirs: Sequence[str]) -> None:
@@ -493,41 +509,85 @@ def _extract(url: str, *, format: str, deadline: float, cookies: str | None, coo
     return info, None
 
 
-def _ffmpeg_cmd(
+def _http_args(headers: str, rw_timeout_s: float, local: bool, proxy: str | None = None, source_address: str | None = None) -> list[str]:
+    if local:
+        return ["-protocol_whitelist", "file"]
+    args = ["-protocol_whitelist", "http,https,httpproxy,tcp,tls,crypto", "-rw_timeout", str(int(rw_timeout_s * 1e6))]
+    if proxy:  # every host, 127.0.0.1 included (the environment's no_proxy is cleared: _env_for)
+        args += ["-http_proxy", proxy]
+    if source_address:
+        args += ["-local_addr", source_address]
+    args += ["-request_size", str(HTTP_REQUEST_SIZE), "-initial_request_size", str(HTTP_INITIAL_REQUEST_SIZE), "-multiple_requests", "0"]
+    return [*args, "-headers", headers] if headers else args
+
+
+def _opus_snap(seek_s: float) -> str:
+    """An ``asetpts`` filter putting the first decoded Opus frame back on the 20 ms frame grid.
+
+    WebM stores timestamps in whole milliseconds, so after a seek the first frame's time is
+    up to a millisecond off (a continuous decode from the start is not: it counts samples);
+    YouTube's Opus frames are 20 ms, so the true time is the nearest multiple of 20 ms.  A
+    first frame more than 1 ms off the grid (other frame sizes) keeps its own time.  The
+    frames after it follow by sample count."""
+    t = f"(STARTPTS*TB+{seek_s:.6f})"
+    grid = f"(round({t}/{OPUS_FRAME_S})*{OPUS_FRAME_S})"
+    first = f"if(lte(abs({grid}-{t}),0.001),{grid},{t})"
+    return f"asetpts='({first}-{seek_s:.6f})/TB+N/SR/TB'"
+
+
+def _decode_cmd(
     src: str,
-    out: Path,
+    raw: Path,
     *,
     start_s: float,
     duration_s: float,
-    channels: int,
-    sample_rate_hz: int,
-    audio_format: str,
     headers: str,
     rw_timeout_s: float,
     local: bool,
+    opus: bool = False,
     proxy: str | None = None,
     source_address: str | None = None,
 ) -> list[str]:
+    """ffmpeg reading ``[start_s, start_s + duration_s)`` of ``src`` into a float WAV at the
+    source's own rate and channel count (what the decoder gives, whatever the extraction said).
+
+    The seek is on the *input*, :data:`SEEK_PREROLL_S` before the start and without ffmpeg's
+    own trimming (``-noaccurate_seek``): the demuxer lands on a packet at or before that
+    point (range requests near the segment on every container that has an index), the
+    decoder converges (AAC's overlap, Opus's pre-roll) and ``atrim`` then cuts at the exact
+    sample of the start by the decoded frames' timestamps.  A source that cannot seek (a
+    host that ignores Range, fragments without an index) is read from its start instead;
+    the timestamps, and so the cut, are the same."""
     # -xerror: a read error mid-stream must fail the run (by default ffmpeg treats it as
     # the end of the input, exits 0 and leaves a short or empty file)
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror", "-y"]
-    if local:
-        cmd += ["-protocol_whitelist", "file"]
-    else:
-        cmd += ["-protocol_whitelist", "http,https,httpproxy,tcp,tls,crypto"]
-        cmd += ["-rw_timeout", str(int(rw_timeout_s * 1e6))]
-        if proxy:  # every host, 127.0.0.1 included (the environment's no_proxy is cleared: _env_for)
-            cmd += ["-http_proxy", proxy]
-        if source_address:
-            cmd += ["-local_addr", source_address]
-        cmd += ["-request_size", str(HTTP_REQUEST_SIZE), "-initial_request_size", str(HTTP_INITIAL_REQUEST_SIZE), "-multiple_requests", "1"]
-        if headers:
-            cmd += ["-headers", headers]
-    if start_s > 0:
-        # -ss before -i: seek on the input (ranges near the segment), then decode-and-discard
-        # to the exact sample.  At 0 no seek at all: decoding from the start is sample-exact.
-        cmd += ["-ss", f"{start_s:.6f}"]
-    cmd += ["-t", f"{duration_s:.6f}", "-i", src]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "level+info",
+        "-xerror",
+        "-y",
+        *_http_args(headers, rw_timeout_s, local, proxy, source_address),
+    ]
+    preroll = min(start_s, SEEK_PREROLL_S)
+    seek_s = start_s - preroll
+    if seek_s > 0:
+        cmd += ["-noaccurate_seek", "-ss", f"{seek_s:.6f}"]
+    # no -t on the input: after -noaccurate_seek it would count from wherever the demuxer
+    # landed (a WebM cluster starts seconds earlier); the end of atrim ends the read
+    cmd += ["-i", src]
+    cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+    trim = f"atrim=start={preroll:.6f}:duration={duration_s:.6f}"
+    cmd += ["-af", f"{_opus_snap(seek_s)},{trim}" if opus and seek_s > 0 else trim, "-c:a", "pcm_f32le", "-f", "wav", str(raw)]
+    return cmd
+
+
+def _encode_cmd(raw: Path, out: Path, *, channels: int, sample_rate_hz: int, audio_format: str) -> list[str]:
+    """ffmpeg turning the decoded span (``channels`` channels) into the clip: the mean of
+    the channels, resampled with soxr, 16-bit FLAC or WAV."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-xerror", "-y", "-protocol_whitelist", "file", "-i", str(raw)]
     cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
     cmd += ["-af", f"{_downmix_filter(channels)},aresample={sample_rate_hz}:resampler=soxr:precision=28"]
     cmd += ["-ar", str(sample_rate_hz), "-ac", "1"]
@@ -539,63 +599,140 @@ def _ffmpeg_cmd(
     return cmd
 
 
-def _run_ffmpeg(cmd: list[str], *, deadline: float, env: dict[str, str]) -> tuple[Failure | None, str]:
-    """Run ffmpeg within the deadline; return (failure or None, stderr text)."""
+def _run_ffmpeg(cmd: list[str], *, deadline: float, env: dict[str, str]) -> tuple[Failure | None, str, float | None]:
+    """Run ffmpeg within the deadline; return (failure or None, its warnings and errors,
+    the input's probed duration in seconds when it logged one)."""
     budget = _remaining(deadline)
     if budget <= 0.5:
-        return Failure(R.NETWORK, "timed out before the segment read could start"), ""
+        return Failure(R.NETWORK, "timed out before the segment read could start"), "", None
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=budget, check=False, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as err:  # subprocess.run has killed ffmpeg
-        tail = (err.stderr or b"").decode(errors="replace")[-500:]
-        return Failure(R.NETWORK, f"segment read timed out after {budget:.1f} s{': ' + tail if tail else ''}"), tail
+        tail = _errors_only((err.stderr or b"").decode(errors="replace"))[-500:]
+        return Failure(R.NETWORK, f"segment read timed out after {budget:.1f} s{': ' + tail if tail else ''}"), tail, None
     except FileNotFoundError as err:
         raise DownloadError(f"cannot run ffmpeg at {cmd[0]}: {err}; reinstall imageio-ffmpeg") from err
-    stderr = proc.stderr.decode(errors="replace")
+    text = proc.stderr.decode(errors="replace")
+    stderr, probed = _errors_only(text), _probed_duration(text)
     if proc.returncode != 0:
-        return classify_ffmpeg_error(stderr, proc.returncode), stderr
-    return None, stderr
+        return classify_ffmpeg_error(stderr, proc.returncode), stderr, probed
+    return None, stderr, probed
+
+
+# the decode logs at level "info" with level tags, for the input's probed duration; only
+# its errors are kept as its message (as with -loglevel error)
+_LEVEL_TAG_RE = re.compile(r"\[(warning|info|verbose|debug|trace)\] ")
+_PROBED_RE = re.compile(r"\[info\] +Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+def _errors_only(stderr: str) -> str:
+    """ffmpeg's stderr without its info lines, and without level tags."""
+    lines = [ln for ln in stderr.splitlines() if not _LEVEL_TAG_RE.search(ln)]
+    return "\n".join(re.sub(r"\[(error|fatal|panic)\] ", "", ln) for ln in lines) + ("\n" if lines else "")
+
+
+def _probed_duration(stderr: str) -> float | None:
+    """The input's duration as ffmpeg probed it from the container (None: not given)."""
+    m = _PROBED_RE.search(stderr)
+    return None if m is None else int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
 
 def _wants_fallback(f: Failure) -> bool:
     """Failures a whole-file read may avoid: the server refused a range (ffmpeg prints a 416
-    as "4XX Client Error, but not one of 40{0,1,3,4}"), a seek failed, or ffmpeg failed oddly."""
+    as "4XX Client Error, but not one of 40{0,1,3,4}"), a seek failed, or the demuxer met
+    garbage after the start.  A file whose start does not decode (``Error opening input:
+    Invalid data``: a corrupt file) is not one: reading it whole would give the same bytes."""
     msg = f.message.lower()
+    if "invalid data" in msg:
+        # garbage at the start is a corrupt file; garbage later is a read that went astray
+        # (a seek answered from the file's start by a host that ignores Range)
+        return "error opening input" not in msg
     return f.reason == R.FFMPEG_ERROR or "416" in msg or "seek" in msg or "4xx client error" in msg
+
+
+def _raw_path(dest: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX + "raw.", suffix=".wav", dir=dest.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One segment read's fixed terms: the span, the clip's format, the deadline, ffmpeg's environment."""
+
+    start_s: float
+    end_s: float
+    sample_rate_hz: int
+    audio_format: str
+    deadline: float
+    env: dict[str, str]
 
 
 def _read_segment(info: dict[str, Any], *, start_s: float, end_s: float, dest: Path, sample_rate_hz: int, audio_format: str, deadline: float,
                   proxy: str | None = None, source_address: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The segment read (and, if needed, the whole-file fallback), proved and committed to ``dest``."""
     media_url: str = info["url"]
-    channels = int(info.get("audio_channels") or 2)
-    duration_s = end_s - start_s
     rw_timeout_s = max(1.0, min(30.0, _remaining(deadline) / 4))
     env = _env_for(media_url, proxy)
-    common: dict[str, Any] = {
-        "start_s": start_s,
-        "duration_s": duration_s,
-        "channels": channels,
-        "sample_rate_hz": sample_rate_hz,
-        "audio_format": audio_format,
-    }
+    span: dict[str, Any] = {"start_s": start_s, "duration_s": end_s - start_s, "opus": str(info.get("acodec") or "").startswith("opus")}
+    job = _Read(start_s, end_s, sample_rate_hz, audio_format, deadline, env)
     fallback = False
-    with atomic_path(dest, suffix="." + audio_format) as tmp:
-        cmd = _ffmpeg_cmd(media_url, tmp, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
-                          source_address=source_address, **common)  # fmt: skip
-        failure, stderr = _run_ffmpeg(cmd, deadline=deadline, env=env)
-        checked = _check_output(tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, stderr=stderr) if failure is None else failure
-        if isinstance(checked, Failure) and _wants_fallback(checked):
-            log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), checked.message[:200])
-            fallback = True
-            failure, stderr = _fallback_read(info, tmp, common=common, deadline=deadline, env=env, proxy=proxy)
-            checked = _check_output(tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, stderr=stderr) if failure is None else failure
-        if isinstance(checked, Failure):
-            raise _Reject(checked, fallback=fallback)
-        result = dict(checked)
-        result["sha256"] = sha256_file(tmp)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    raw = _raw_path(dest)
+    try:
+        with atomic_path(dest, suffix="." + audio_format) as tmp:
+            cmd = _decode_cmd(media_url, raw, headers=_headers_arg(info.get("http_headers")), rw_timeout_s=rw_timeout_s, local=False, proxy=proxy,
+                              source_address=source_address, **span)  # fmt: skip
+            checked = _decode_and_check(cmd, raw, tmp, info, job)
+            if isinstance(checked, Failure) and _wants_fallback(checked):
+                log.info("%s: segment read failed (%s); downloading the audio format whole", info.get("id"), checked.message[:200])
+                fallback = True
+                first = checked
+                checked = _fallback_read(info, raw, tmp, job, span=span, proxy=proxy)
+                if isinstance(checked, Failure):  # say what sent it there, too
+                    checked = Failure(checked.reason, f"{checked.message} (after the segment read failed: {first.message})")
+            if isinstance(checked, Failure):
+                raise _Reject(checked, fallback=fallback)
+            result = dict(checked)
+            result["sha256"] = sha256_file(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            raw.unlink()
     result["fallback"] = fallback
     return result
+
+
+def _decode_and_check(cmd: list[str], raw: Path, tmp: Path, info: dict[str, Any], job: _Read) -> Failure | dict[str, Any]:
+    """Run the decode ``cmd`` (writing ``raw``), then the encode into ``tmp``, then prove it."""
+    import soundfile as sf
+
+    start_s, end_s, sample_rate_hz, deadline, env = job.start_s, job.end_s, job.sample_rate_hz, job.deadline, job.env
+
+    failure, stderr, probed_s = _run_ffmpeg(cmd, deadline=deadline, env=env)
+    if failure is not None:
+        return failure
+    try:
+        decoded = sf.info(str(raw))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        return classify_ffmpeg_error(stderr, 0) if stderr.strip() else Failure(R.FFMPEG_ERROR, f"ffmpeg wrote an undecodable file: {err}")
+    known = info.get("duration")
+    length_s = float(known) if isinstance(known, (int, float)) else probed_s
+    if decoded.frames == 0:
+        if length_s is not None and length_s > start_s + PAD_TOLERANCE_S:
+            # the source covers the start, yet nothing came: the read could not reach it
+            # (a WebM with its Cues at the end, from a host that ignores Range)
+            return Failure(R.FFMPEG_ERROR, f"no audio read at {start_s:g} s of a {length_s:g} s source: cannot seek to it")
+        src = f"{length_s:g} s" if length_s is not None else "unknown length"
+        return Failure(R.QC_REJECT, f"short: the source ({src}) has no audio in the segment {start_s:g}-{end_s:g} s")
+    enc = _encode_cmd(raw, tmp, channels=int(decoded.channels), sample_rate_hz=sample_rate_hz, audio_format=job.audio_format)
+    failure, enc_err, _ = _run_ffmpeg(enc, deadline=deadline, env=env)
+    if failure is not None:
+        return failure
+    checked = _check_output(tmp, info, start_s=start_s, end_s=end_s, sample_rate_hz=sample_rate_hz, stderr=stderr + enc_err)
+    if isinstance(checked, dict):
+        checked["source_channels"] = int(decoded.channels)
+        checked["source_sample_rate_hz"] = int(decoded.samplerate)
+    return checked
 
 
 def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: float, sample_rate_hz: int, stderr: str) -> Failure | dict[str, Any]:
@@ -626,6 +763,10 @@ def _check_output(tmp: Path, info: dict[str, Any], *, start_s: float, end_s: flo
             reason = classify_ffmpeg_error(stderr, 0).reason if stderr.strip() else R.NETWORK
             # an HTTP status or network error if ffmpeg named one, else most likely a cut body
             reason = R.NETWORK if reason == R.FFMPEG_ERROR else reason
+            if "invalid data" in stderr.lower():
+                # the demuxer met bytes it did not expect (a seek answered from the file's
+                # start by a host that ignores Range): a whole-file read is the way out
+                reason = R.FFMPEG_ERROR
             return Failure(
                 reason, f"truncated read: got {got / sample_rate_hz:.3f} s of the {duration_s:.3f} s segment of a {src_duration} s source ({detail})"
             )
@@ -667,9 +808,9 @@ def _set_proxy(req: urllib.request.Request, proxy: str) -> None:
     req.set_proxy(hostport, urllib.parse.urlsplit(req.full_url).scheme)
 
 
-def _fallback_read(info: dict[str, Any], tmp: Path, *, common: dict[str, Any], deadline: float, env: dict[str, str],
-                   proxy: str | None = None) -> tuple[Failure | None, str]:  # fmt: skip
+def _fallback_read(info: dict[str, Any], raw: Path, tmp: Path, job: _Read, *, span: dict[str, Any], proxy: str | None = None) -> Failure | dict[str, Any]:
     """Download the chosen audio-only format whole (bounded), then cut the segment locally."""
+    deadline = job.deadline
     media_url: str = info["url"]
     limit = FALLBACK_MAX_BYTES
     fd, whole_name = tempfile.mkstemp(prefix=TMP_PREFIX + "whole.", suffix="." + str(info.get("ext") or "bin"), dir=tmp.parent)
@@ -689,25 +830,25 @@ def _fallback_read(info: dict[str, Any], tmp: Path, *, common: dict[str, Any], d
                 total = 0
                 while True:
                     if _remaining(deadline) <= 0:
-                        return Failure(R.NETWORK, "whole-file fallback timed out"), ""
+                        return Failure(R.NETWORK, "whole-file fallback timed out")
                     block = resp.read(256 * 1024)
                     if not block:
                         break
                     total += len(block)
                     if total > limit:
-                        return Failure(R.FFMPEG_ERROR, f"whole-file fallback refused: the format is over {limit} bytes"), ""
+                        return Failure(R.FFMPEG_ERROR, f"whole-file fallback refused: the format is over {limit} bytes")
                     fh.write(block)
                 announced = resp.headers.get("Content-Length")
                 if announced is not None and int(announced) != total:
-                    return Failure(R.NETWORK, f"whole-file fallback got {total} of {announced} bytes"), ""
+                    return Failure(R.NETWORK, f"whole-file fallback got {total} of {announced} bytes")
         except urllib.error.HTTPError as err:
-            return Failure(classify_ffmpeg_error(f"Server returned {err.code}", None).reason, f"whole-file fallback: HTTP Error {err.code}: {err.reason}"), ""
+            return Failure(classify_ffmpeg_error(f"Server returned {err.code}", None).reason, f"whole-file fallback: HTTP Error {err.code}: {err.reason}")
         except (urllib.error.URLError, OSError, ValueError) as err:
             if isinstance(err, OSError) and err.errno == errno.ENOSPC:
                 raise
-            return Failure(R.NETWORK, f"whole-file fallback failed: {err}"), ""
-        cmd = _ffmpeg_cmd(str(whole), tmp, headers="", rw_timeout_s=1.0, local=True, **common)
-        return _run_ffmpeg(cmd, deadline=deadline, env=env)
+            return Failure(R.NETWORK, f"whole-file fallback failed: {err}")
+        cmd = _decode_cmd(str(whole), raw, headers="", rw_timeout_s=1.0, local=True, **span)
+        return _decode_and_check(cmd, raw, tmp, info, job)
     finally:
         with contextlib.suppress(FileNotFoundError):
             whole.unlink()
