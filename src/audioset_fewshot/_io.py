@@ -75,6 +75,28 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def pwrite_at(path: Path | str, offset: int, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` at byte ``offset`` of the existing (preallocated) file ``path``, never
+    through a link: how a task fills its own rows of a shared array, in any order."""
+    view = memoryview(data).cast("B")
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+    finally:
+        os.close(fd)
+
+
+def flush_file(path: Path | str) -> None:
+    """``fdatasync`` a file that others wrote (its data reaches the disk before it is committed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success fsync it and move it over ``target``.

@@ -90,7 +90,9 @@ class SessionConfig:
         "auto", "this session's extractions per hour: auto = 300 as a guest, 2000 with cookies (none for the 127.0.0.1 demo server)", min=0.0
     )
     worker: str | None = _f(None, "with cluster.engine dask: the name of the Dask worker that hosts this session (its budget and address stay there)")
-    resource: str | None = _f(None, "with cluster.engine dask: a worker resource (dask worker --resources NAME=1) that a worker hosting this session has")
+    resource: str | None = _f(
+        None, "with cluster.engine dask: a worker resource (a dask worker started with the resource NAME=1) that a worker hosting this session has"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,13 @@ class DownloadConfig:
     )
     canary_ids: list[str] = _f([], "segments 'doctor --canary' downloads to check the setup: YTID or YTID@START (10 s); empty = the plan's first clips")
     proxy: str | None = _f(None, "HTTP proxy for yt-dlp and ffmpeg, http://[USER:PASS@]HOST:PORT, used even for 127.0.0.1; the password is never stored")
-    source_address: str | None = _f(None, "client-side IP address to bind to (yt-dlp's --source-address)")
-    impersonate: str | None = _f(None, "client to impersonate, e.g. chrome or chrome-116:windows-10 (yt-dlp's --impersonate; needs curl_cffi)")
-    sleep_requests: float = _f(0.0, "seconds yt-dlp sleeps between the requests of one extraction (yt-dlp's --sleep-requests)", min=0.0)
+    source_address: str | None = _f(None, "client-side IP address to bind to (yt-dlp's source_address)")
+    impersonate: str | None = _f(None, "client to impersonate, e.g. chrome or chrome-116:windows-10 (yt-dlp's impersonate; needs curl_cffi)")
+    sleep_requests: float = _f(0.0, "seconds yt-dlp sleeps between the requests of one extraction (yt-dlp's sleep_interval_requests)", min=0.0)
     js_runtimes: list[str] = _f([], "JavaScript runtimes yt-dlp may use, RUNTIME or RUNTIME:PATH (deno, node, bun, quickjs); empty = yt-dlp's default (deno)")
     remote_components: list[str] = _f([], "remote components yt-dlp may fetch when needed (ejs:github, ejs:npm); empty = none")
     plugin_dirs: list[str] = _f(
-        [], "folders of yt-dlp plugin packages (as for yt-dlp --plugin-dirs), e.g. a PO-token provider, searched before the default places", path=True
+        [], "folders of yt-dlp plugin packages (as for yt-dlp's plugin-dirs option), e.g. a PO-token provider, searched before the default places", path=True
     )
     extractor_args: dict[str, dict[str, list[str]]] = _f(
         {}, "yt-dlp extractor arguments, {extractor: {arg: [values]}}, e.g. {youtube: {player_client: [mweb]}}; tokens in them are never stored"
@@ -538,7 +540,10 @@ _WALLTIME = re.compile(r"(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)")
 
 
 def check_cluster(c: ClusterConfig) -> None:
-    """The ``cluster`` section's rules across fields; each error names the key to fix."""
+    """The ``cluster`` section's rules across fields; each error names the key to fix.
+
+    ``address`` and ``jobqueue`` are checked even with ``engine: local``, which ignores
+    them: ``--engine local`` then runs a root saved with a cluster on this machine."""
     if c.address is not None:
         m = _ADDRESS.fullmatch(c.address.strip())
         if not m or not 0 < int(m.group(3)) < 65536:
@@ -547,9 +552,6 @@ def check_cluster(c: ClusterConfig) -> None:
             raise ConfigError(
                 "config keys 'cluster.address' and 'cluster.jobqueue' are exclusive: connect to a running scheduler (address) or start one with batch jobs (jobqueue)"
             )
-    if c.engine == "local" and (c.address is not None or c.jobqueue is not None):
-        which = "cluster.address" if c.address is not None else "cluster.jobqueue"
-        raise ConfigError(f"config key '{which}' is set but 'cluster.engine' is 'local'; set cluster.engine: dask to use it (or remove {which})")
     if parse_size(c.job_memory, key="cluster.job_memory") < 2**20:
         raise ConfigError(f"config key 'cluster.job_memory': {c.job_memory!r} is less than 1 MiB; give the memory of one job such as '8GB'")
     if not _WALLTIME.fullmatch(c.job_walltime.strip()):

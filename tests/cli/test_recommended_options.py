@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "src" / "audioset_fewshot"
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 # a named command: "audioset-fewshot CMD ...", or a quoted "'CMD --flag ...'" (a command name then its arguments)
-NAMED = re.compile(r"audioset-fewshot\s+(?P<cmd>[a-z][a-z-]*)(?P<args>[^'\"`\n;|)(]*)")
+NAMED = re.compile(r"audioset-fewshot\s+(?P<cmd>[a-z][a-z-]*)(?P<args>(?:[^'\"`\n;|)(&]|&(?!&))*)")
 QUOTED = re.compile(r"['`](?P<cmd>[a-z][a-z-]*)(?P<args>\s+--[^'`\n]*)['`]")
 # flags of other programs that our messages quote on purpose
 FOREIGN = {"cookies-from-browser"}  # yt-dlp's option, named as such ("yt-dlp's --cookies-from-browser")

@@ -27,9 +27,10 @@ from support.sessions import assert_paused_only, cookie_file
 from audioset_fewshot.config import ClusterOptions, DownloadOptions, SessionConfig, config_from_dict
 from audioset_fewshot.demo.budget import Budget, SessionBudgets
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
-from audioset_fewshot.download.distributed import download_on, run_download_dask
+from audioset_fewshot.download.distributed import download_on, fits, run_download_dask
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.runner import run_download
+from audioset_fewshot.download.sessions import resolve_sessions
 from audioset_fewshot.engine import open_engine
 from audioset_fewshot.errors import ConfigError, DownloadError
 from audioset_fewshot.layout import DatasetLayout
@@ -203,17 +204,19 @@ def test_scheduler_going_away_stops_with_a_clear_error_and_a_rerun_resumes(
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file), "--nthreads", "2",
-                                   "--no-nanny", "--no-dashboard", "--death-timeout", "10", "--name", "lone"], env=env,
+                                   "--no-nanny", "--no-dashboard", "--death-timeout", "10", "--name", "lone", "--resources", "yt-r=1"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         with distributed.Client(scheduler_file=str(sched_file), timeout="60s") as client, server(media_cache, latency_s=0.15) as srv:
             client.wait_for_workers(1, timeout=60)
             opts = DownloadOptions(jobs=2, base_url=srv.base_url, **FAST)
+            # the session bound to the worker by its resource (the only worker that has it)
+            bound = DownloadOptions(jobs=2, base_url=srv.base_url, sessions=[SessionConfig(name="r", resource="yt-r")], **FAST)  # type: ignore[arg-type]
             killer = when_media_served(srv, 3, scheduler.kill)
             errors: list[BaseException] = []
 
             def run() -> None:
                 try:
-                    run_download_dask(the_plan(), tmp_path, opts, client=client)
+                    run_download_dask(the_plan(), tmp_path, bound, client=client)
                 except BaseException as err:  # collected for the assertion below
                     errors.append(err)
 
@@ -228,6 +231,8 @@ def test_scheduler_going_away_stops_with_a_clear_error_and_a_rerun_resumes(
             assert re.search(r"scheduler tcp://127\.0\.0\.1:\d+ went away mid-run.*run the same command to resume", str(errors[0])), errors[0]
             status, _ = ledger_facts(tmp_path)
             assert 0 < sum(st == "ok" for st in status.values()) < 8  # stopped mid-run, what was committed is kept
+            with Ledger(DatasetLayout(tmp_path).ledger_file, readonly=True) as led:
+                assert {a.session for a in led.attempts()} == {"r"}
             # the rerun, on another cluster, resumes from the ledger: the clips already ok are not asked for again
             done = {c.split("_")[0] for c, st in status.items() if st == "ok"}
             srv.reset_log()
@@ -306,3 +311,30 @@ def test_sessions_bound_by_worker_name_and_one_no_worker_fits(
 def test_a_session_bound_both_by_name_and_by_resource_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"'download\.sessions\[0\]\.worker' and 'download\.sessions\[0\]\.resource' are exclusive"):
         config_from_dict({"download": {"sessions": [{"name": "a", "worker": "node-a", "resource": "yt-a"}]}})
+
+
+def test_a_session_fits_the_worker_of_its_name_or_resource() -> None:
+    workers = {"w0": {"name": "0", "resources": {}}, "w1": {"name": "node-b", "resources": {"yt-b": 1.0}}}
+    by_name, by_resource, free = (resolve_sessions(DownloadOptions(sessions=[s]))[0] for s in (
+        SessionConfig(name="a", worker="node-b"), SessionConfig(name="b", resource="yt-b"), SessionConfig(name="c")))  # fmt: skip
+    assert [w for w, rec in workers.items() if fits(by_name, rec)] == ["w1"]
+    assert [w for w, rec in workers.items() if fits(by_resource, rec)] == ["w1"]
+    assert [w for w, rec in workers.items() if fits(free, rec)] == ["w0", "w1"]
+
+
+@pytest.mark.slow
+def test_the_download_command_on_dask(media_cache: Path, reference: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_plan(the_plan(), DatasetLayout(root))
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"root: {root}\nplan:\n  seed: 0\n  max_per_class: {TARGET}\n  sources: [balanced]\ndownload:\n  min_interval_s: 0.0\n  timeout_s: 30.0\n")
+    env = {**os.environ, "AUDIOSET_FEWSHOT_PROGRESS": "0"}
+    with server(media_cache) as srv:
+        args = ["download", "-c", str(cfg), "--base-url", srv.base_url, "--max-per-hour", "0", "--jobs", "2", "--min-free", "0B"]
+        run = subprocess.run([sys.executable, "-m", "audioset_fewshot", *args, "--engine", "dask", "--cluster-workers", "2"],
+                             capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "engine: Dask LocalCluster of 2 workers" in run.stderr
+    assert f"obtained {2 * len(CLASSES)}/{2 * len(CLASSES)} clips" in run.stdout
+    assert re.search(r"^session default on worker \S+: idle; 8 clips, 0 pauses$", run.stdout, re.M), run.stdout
+    assert_same_as(reference, root)

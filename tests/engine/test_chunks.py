@@ -29,8 +29,17 @@ def test_features_of_rows_do_not_depend_on_the_chunking(tmp_path: Path) -> None:
     o = FeaturesOptions()
     params = {k: getattr(o, k) for k in ("n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "amin", "top_db")}
     task = _FeatureTask(str(pk.audio_path), pk.dtype, (pk.rows, pk.samples), _transform_params(pk.sample_rate_hz, params))
-    whole = _features_chunk((task, 0, pk.rows))
-    parts = [_features_chunk((task, r0, min(pk.rows, r0 + BATCH_ROWS))) for r0 in range(0, pk.rows, BATCH_ROWS)]
-    for i in (2, 3, 4):
-        joined = np.concatenate([p[i] for p in parts])
+    frames = 1 + pk.samples // o.hop_length
+    outs = []
+    for name in ("whole.f32", "parts.f32"):
+        out = tmp_path / name
+        out.write_bytes(b"\0" * (pk.rows * o.n_mels * frames * 4))
+        outs.append(out)
+    whole = _features_chunk((task, 0, pk.rows, str(outs[0])))
+    # batch-sized chunks, written out of order: each lands at its own rows
+    parts = {r0: _features_chunk((task, r0, min(pk.rows, r0 + BATCH_ROWS), str(outs[1]))) for r0 in reversed(range(0, pk.rows, BATCH_ROWS))}
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert not (np.frombuffer(outs[0].read_bytes(), dtype=np.float32) == 0).all()
+    for i in (2, 3):
+        joined = np.concatenate([parts[r0][i] for r0 in sorted(parts)])
         assert joined.tobytes() == whole[i].tobytes()

@@ -24,6 +24,14 @@ def test_defaults_are_the_local_pools() -> None:
     assert (c.engine, c.address, c.jobqueue) == ("local", None, None)
 
 
+def test_engine_local_ignores_a_saved_address_and_opens_no_cluster() -> None:
+    from audioset_fewshot.engine import LOCAL, open_engine
+
+    c = _cluster(engine="local", address="tcp://127.0.0.1:9")  # a root saved with a cluster, run here with --engine local
+    with open_engine(c) as engine:
+        assert engine is LOCAL
+
+
 @pytest.mark.parametrize(
     ("section", "match"),
     [
@@ -38,8 +46,7 @@ def test_defaults_are_the_local_pools() -> None:
         ({"engine": "dask", "address": "tcp://h:8786", "jobqueue": "slurm"}, r"'cluster\.address' and 'cluster\.jobqueue' are exclusive"),
         ({"engine": "dask", "address": "h:8786"}, r"'cluster\.address': 'h:8786' is not a scheduler address such as tcp://HOST:8786"),
         ({"engine": "dask", "address": "tcp://h:99999"}, r"'cluster\.address'"),
-        ({"address": "tcp://h:8786"}, r"'cluster\.address' is set but 'cluster\.engine' is 'local'"),
-        ({"jobqueue": "slurm"}, r"'cluster\.jobqueue' is set but 'cluster\.engine' is 'local'"),
+        ({"jobqueue": "slurm", "job_memory": "x"}, r"'cluster\.job_memory'"),  # checked with engine local too
         ({"engine": "spark"}, r"'cluster\.engine': 'spark' is not one of 'local', 'dask'"),
     ],
 )
@@ -110,6 +117,8 @@ def test_cluster_script_command_prints_the_script_and_refuses_without_jobqueue()
     res = runner.invoke(cli, ["cluster", "script"])
     assert res.exit_code != 0
     assert "cluster script needs cluster.jobqueue" in str(res.exception or res.output)
+    res = runner.invoke(cli, ["cluster", "script", "--jobqueue", "pbs", "--job-queue", "short"])  # engine local: the script is the same
+    assert res.exit_code == 0 and "#PBS -q short" in res.output
     res = runner.invoke(cli, ["cluster", "script", "--engine", "dask", "--jobqueue", "slurm", "--job-memory", "much"])
     assert res.exit_code != 0
     assert "cluster.job_memory" in str(res.exception or res.output)

@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_pack_still_gives_the_same_bytes(engine: DaskEngine,
 
     killed: list[int] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_a_worker_running, args=(engine, "_pack_task", killed, stop), daemon=True)
+    killer = threading.Thread(target=_kill_a_worker_running, args=(engine, "_pack_task-", killed, stop), daemon=True)
     killer.start()
     try:
         rec = pack(layout.root, PackOptions(workers=2), engine=engine)

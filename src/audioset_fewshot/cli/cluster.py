@@ -45,5 +45,5 @@ def script(config_path: Path | None, **knob_values: Any) -> None:
 
     cfg = resolve_config(config_path, given_knobs(knob_values))
     if cfg.cluster.jobqueue is None:
-        raise UsageError("cluster script needs cluster.jobqueue (slurm or pbs) and cluster.engine dask: --engine dask --jobqueue slurm ...")
+        raise UsageError("cluster script needs cluster.jobqueue: --jobqueue slurm (or pbs) with --job-queue, --job-cores, --job-memory, ...")
     click.echo(job_script(cfg.cluster), nl=False)

@@ -17,11 +17,13 @@ from audioset_fewshot.layout import DatasetLayout
 @knob("download.cookies", type=click.Path(dir_okay=False, path_type=Path), help="Netscape cookies file to check (its values are never shown).")
 @knobs("download.base_url", "download.min_free")
 @click.option(
-    "--canary", is_flag=True, help="Also download a few known segments (download.canary_ids, else the plan's first clips) and check their exact length."
+    "--canary",
+    is_flag=True,
+    help="Also download a few known segments (download.canary_ids, else the plan's first clips) with each session and check their exact length.",
 )
 @click.pass_context
 def command(ctx: click.Context, config_path: Path | None, root: Path | None, canary: bool, **knob_values: Any) -> None:
-    """Check yt-dlp (version, age), the JS runtime, ffmpeg, cookies, disk and the root."""
+    """Check yt-dlp (version, age), yt-dlp-ejs, the JS runtimes, ffmpeg, PO-token providers, each session (cookies, player clients, proxy), disk and the root."""
     from audioset_fewshot.download.doctor import parse_canary, run_doctor
     from audioset_fewshot.download.runner import estimate_download
     from audioset_fewshot.plan import PlanEntry, read_plan

@@ -165,7 +165,7 @@ def check_pot_providers(options: DownloadOptions, *, timeout_s: float = 5.0) -> 
                 status,
                 "none found"
                 + (
-                    " although extractor_args names one: check download.plugin_dirs (folders that hold plugin packages, as for yt-dlp --plugin-dirs)"
+                    " although extractor_args names one: check download.plugin_dirs (folders that hold plugin packages, as for yt-dlp's plugin-dirs option)"
                     if wanted
                     else " (mweb and other clients may need one)"
                 ),

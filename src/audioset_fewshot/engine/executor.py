@@ -22,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing
+import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent import futures as cf
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -36,6 +37,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker: enough to hide a result's round trip, little memory
+MAX_CHUNKS_PER_TASK = 16  # a Dask task runs up to this many chunks when a map has many
 
 
 class Executor(Protocol):
@@ -141,6 +143,11 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _run_chunks(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """One Dask task: ``fn`` over a few chunks, in order."""
+    return [fn(item) for item in items]
+
+
 def _lost() -> tuple[type[BaseException], ...]:
     """What waiting on futures raises when the client lost the scheduler: a comm error, or
     the futures' cancellation (``distributed.client.Future(s)CancelledError``)."""
@@ -153,8 +160,10 @@ def _lost() -> tuple[type[BaseException], ...]:
 class DaskExecutor:
     """The workers of a Dask cluster, through ``client``.
 
-    Every chunk is a task of its own (``pure=False``: run it even if an equal one ran
-    before).  ``poll_s``: how often a waiting map checks that the scheduler is still
+    A task runs one chunk, or a few in order when a map has many (at most
+    ``MAX_CHUNKS_PER_TASK``, about ``IN_FLIGHT_PER_WORKER`` tasks per worker in all):
+    each task costs scheduler round trips, which a busy machine makes slow.  Its key
+    names the chunk function and is unique (the same chunk runs again if asked).  ``poll_s``: how often a waiting map checks that the scheduler is still
     there.  A chunk whose task killed ``distributed.scheduler.allowed-failures``
     workers in a row raises :class:`EngineError`; an error inside the chunk function
     is raised as it is."""
@@ -204,19 +213,25 @@ class DaskExecutor:
     def _run(self, fn: Callable[[T], R], items: Iterable[T], *, ordered: bool) -> Iterator[R]:
         from distributed import wait
 
-        window = self.capacity * IN_FLIGHT_PER_WORKER
+        capacity = self.capacity
+        window = capacity * IN_FLIGHT_PER_WORKER
+        # a task runs several chunks when there are many: each task costs scheduler round trips
+        size = max(1, min(MAX_CHUNKS_PER_TASK, len(items) // window)) if isinstance(items, Sized) else 1
         pending: deque[Any] = deque()
+        it = iter(items)
         try:
-            for item in items:
+            while group := list(itertools.islice(it, size)):
                 self._check()
-                try:
-                    pending.append(self.client.submit(fn, item, pure=False))
+                try:  # the key names the stage's function (the dashboard shows it)
+                    pending.append(self.client.submit(_run_chunks, fn, group, key=f"{getattr(fn, '__name__', 'chunk')}-{uuid.uuid4().hex}"))
                 except Exception as err:  # noqa: BLE001 - a closed client raises several types
                     self._check()
                     raise self._gone(err) from err
                 while len(pending) >= window:
-                    yield from self._drain(pending, wait, ordered=ordered, until=window - 1)
-            yield from self._drain(pending, wait, ordered=ordered, until=0)
+                    for results in self._drain(pending, wait, ordered=ordered, until=window - 1):
+                        yield from results
+            for results in self._drain(pending, wait, ordered=ordered, until=0):
+                yield from results
         finally:
             if pending:
                 with contextlib.suppress(Exception):

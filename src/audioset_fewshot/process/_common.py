@@ -1,5 +1,6 @@
-"""Helpers shared by the post-processing stages: cache keys, the ``current.json``
-pointer of a stage folder, free-space checks and the ENOSPC translation.
+"""Helpers shared by the post-processing stages: the ``current.json`` pointer of a
+stage folder, free-space checks and the ENOSPC translation (the artifact rule itself,
+keys and builds, is :mod:`audioset_fewshot._artifact`).
 
 A stage folder (``processed/pack``, ``processed/features``) holds one sub-folder
 per cache key plus ``current.json`` naming the key the last successful run

@@ -21,7 +21,7 @@ parameter and the pack's key: ``mels.f32`` raw float32 (rows, n_mels, frames),
 ``stats_sumsq.npy`` (rows, n_mels) float64 = per clip and mel bin the number of
 frames, the sum and the sum of squares of the dB values, so statistics of any
 set of rows are sums.  ``meta.json`` is written last; it records the sha256 of
-every 4 MiB chunk of ``mels.f32`` (hashed as the array streams to disk) and of
+every 4 MiB chunk of ``mels.f32`` (each task writes its rows in place; the driver hashes them in row order) and of
 the index and statistics files.  A non-finite value is refused when it is
 written; :func:`load_features` checks sizes on every open and, with
 ``verify=True`` (evaluation, ``verify --deep``), every hash and every value.  The folder is built as
@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audioset_fewshot._artifact import ArtifactKey, BackgroundFlush, build_beside, load_meta, read_current, read_json, remove_tree
+from audioset_fewshot._artifact import ArtifactKey, build_beside, load_meta, read_current, read_json, remove_tree
 from audioset_fewshot._integrity import ChunkHasher, check_size, verify_file
-from audioset_fewshot._io import atomic_write_json, sha256_file
+from audioset_fewshot._io import atomic_write_json, flush_file, pwrite_at, sha256_file
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot.config import FeaturesOptions
 from audioset_fewshot.engine import LOCAL, Engine
@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 BATCH_ROWS = 8  # clips per torch call; small batches stay in cache (tuned on 2 cores)
 TASK_ROWS = 4 * BATCH_ROWS  # fewest clips per task (a chunk an executor runs; see chunk_rows)
-FLUSH_BYTES = 32 << 20  # start a background fdatasync after this many bytes written
 FeatureRow = PackRow  # the features' index is the pack's index, row for row
 
 
@@ -478,14 +477,16 @@ def chunk_rows(rows: int, capacity: int) -> int:
 _TRANSFORMS: dict[tuple[Any, ...], LogMel] = {}  # per process: a worker builds the filterbank once
 
 
-def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """Log-mels (rows, n_mels, frames) and their per-row sums and sums of squares over
-    frames (float64) of the pack rows ``r0:r1``, in torch calls of ``BATCH_ROWS`` rows:
-    one task.  The batches depend only on the row numbers, so the result is the same
-    bytes wherever the chunk runs."""
+def _features_chunk(args: tuple[_FeatureTask, int, int, str]) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Log-mels of the pack rows ``r0:r1``, written at their place in ``out`` (the
+    preallocated float32 (rows, n_mels, frames) file), and their per-row sums and sums
+    of squares over frames (float64, returned): one task.  Torch runs in calls of
+    ``BATCH_ROWS`` rows that depend only on the row numbers, so the bytes are the same
+    wherever and in whatever chunks the rows run; writing in place (a shared
+    filesystem for a cluster) keeps the arrays off the wire."""
     import torch
 
-    task, r0, r1 = args
+    task, r0, r1, out = args
     if torch.get_num_threads() != 1:  # a Dask worker process: one single-threaded torch per worker, as locally per thread
         torch.set_num_threads(1)
     tf = _TRANSFORMS.get(task.transform)
@@ -504,7 +505,14 @@ def _features_chunk(args: tuple[_FeatureTask, int, int]) -> tuple[int, int, np.n
             sums.append(y64.sum(dim=2).numpy())
             sumsqs.append(y64.square_().sum(dim=2).numpy())
     del audio
-    return r0, r1, np.concatenate(ys), np.concatenate(sums), np.concatenate(sumsqs)
+    y_all = np.concatenate(ys)
+    if not np.isfinite(y_all).all():  # never store a NaN: it would silently skew every result
+        raise ProcessingError(
+            f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of {task.audio_path}; "
+            "rebuild the pack with 'audioset-fewshot process --stage pack --force'"
+        )
+    pwrite_at(out, r0 * y_all[0].nbytes, np.ascontiguousarray(y_all).data)
+    return r0, r1, np.concatenate(sums), np.concatenate(sumsqs)
 
 
 def _check_params(
@@ -635,36 +643,29 @@ def _compute(
             # locally: torch ops release the GIL, so one single-threaded torch per core, fed by
             # a thread each, beats intra-op threads on these small batches (and does not
             # spin-wait when the machine is busy); a Dask engine runs the chunks on its workers
+            out = tmp / "mels.f32"
+            row_bytes = n_mels * frames * 4
+            with open(out, "wb") as fh:
+                if rows:
+                    os.posix_fallocate(fh.fileno(), 0, rows * row_bytes)  # a full disk fails here, not in a worker
             with (
-                open(tmp / "mels.f32", "wb") as fh,
                 torch_threads(1),
                 (engine or LOCAL).executor(workers=_cores(), threads=True) as ex,
                 progress_bar(total=rows, desc="features", unit="clip") as bar,
             ):
-                flush = BackgroundFlush(fh.fileno())
                 hasher = ChunkHasher()
-                unflushed = 0
                 step = chunk_rows(rows, ex.capacity)
-                chunks = [(task, r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
-                for r0, r1, y, s_, ss_ in ex.map(_features_chunk, chunks):
-                    if not np.isfinite(y).all():  # never store a NaN: it would silently skew every result
-                        raise ProcessingError(
-                            f"features: non-finite log-mel values in rows {r0}..{r1 - 1} of pack {pk.key} "
-                            f"({pk.audio_path}); rebuild the pack with 'audioset-fewshot process --stage pack --force'"
-                        )
+                chunks = [(task, r0, min(rows, r0 + step), str(out)) for r0 in range(0, rows, step)]
+                for r0, r1, s_, ss_ in ex.map(_features_chunk, chunks):
                     sums[r0:r1] = s_
                     sumsq[r0:r1] = ss_
-                    buf = np.ascontiguousarray(y).data.cast("B")
-                    hasher.update(buf)
-                    fh.write(buf)
+                    # in row order: the chunk hashes run over the file as it fills (reopened, so a
+                    # shared filesystem shows what the worker wrote and closed)
+                    with open(out, "rb") as rh:
+                        rh.seek(r0 * row_bytes)
+                        hasher.update(rh.read((r1 - r0) * row_bytes))
                     bar.update(r1 - r0)
-                    unflushed += y.nbytes
-                    if unflushed >= FLUSH_BYTES:
-                        fh.flush()
-                        flush.kick()
-                        unflushed = 0
-                fh.flush()
-                flush.finish()
+            flush_file(out)
             np.save(tmp / "stats_count.npy", counts)
             np.save(tmp / "stats_sum.npy", sums)
             np.save(tmp / "stats_sumsq.npy", sumsq)

@@ -65,7 +65,7 @@ from audioset_fewshot._artifact import (
     render_table,
 )
 from audioset_fewshot._integrity import ALGO, check_size, verify_file
-from audioset_fewshot._io import atomic_write_json, atomic_write_text, sha256_file, sha256_text
+from audioset_fewshot._io import atomic_write_json, atomic_write_text, pwrite_at, sha256_file, sha256_text
 from audioset_fewshot._progress import progress_bar
 from audioset_fewshot._root import refuse_links_under_root
 from audioset_fewshot.config import PackOptions
@@ -232,15 +232,7 @@ def _pack_task(args: tuple[int, str, str, int, int, str, int, list[str]]) -> tup
 
 
 def _write_rows(audio_path: str, row_start: int, block: np.ndarray) -> None:
-    data = np.ascontiguousarray(block).data.cast("B")
-    offset = row_start * block.shape[1] * block.dtype.itemsize
-    fd = os.open(audio_path, os.O_WRONLY | os.O_NOFOLLOW)  # never write through a planted link
-    try:
-        while data:
-            written = os.pwrite(fd, data, offset)
-            data, offset = data[written:], offset + written
-    finally:
-        os.close(fd)
+    pwrite_at(audio_path, row_start * block.shape[1] * block.dtype.itemsize, np.ascontiguousarray(block).data)
 
 
 # ---------------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def release_identity(rel: Release, sources: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-FIX = "run the download stage again with --force (or delete it and run 'audioset-fewshot run')"
+FIX = "delete it and run 'audioset-fewshot run' again (the lookup is redone from the release)"
 
 
 def render_obtained(rows: Sequence[ObtainedRow]) -> str:
