@@ -257,9 +257,10 @@ def test_server_that_cannot_seek_falls_back_to_whole_file(srv: MediaServer, tmp_
     assert abs(locate(full, clip) - 28 * SR) <= SR // 1000
 
 
-def test_stalled_media_is_bounded_by_the_timeout(srv: MediaServer, tmp_path: Path) -> None:
-    ytid = "stalled_aaa"
-    srv.catalog[ytid] = SourceSpec("/m/09x0r", duration_s=12.0, fault="stall")
+@pytest.mark.parametrize("layout", ["dash", "fragmented"])  # fragments without an index: the range search stalls first
+def test_stalled_media_is_bounded_by_the_timeout(srv: MediaServer, tmp_path: Path, layout: str) -> None:
+    ytid = f"stalled_{layout[:3]}"
+    srv.catalog[ytid] = SourceSpec("/m/09x0r", duration_s=12.0, fault="stall", m4a_layout=layout)
     srv.prepare([ytid])
     t0 = time.monotonic()
     res = fetch_clip(srv.watch_url(ytid), start_s=1.0, end_s=11.0, dest=tmp_path / "s.flac", timeout_s=3.0)

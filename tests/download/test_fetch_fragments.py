@@ -120,3 +120,41 @@ def test_a_malformed_fragment_falls_back_to_ffmpegs_read_and_is_exact(media_serv
     assert media_server.bytes_served(ytid) > path.stat().st_size * 0.6
     assert_exact(media_server, ytid, 140, dest, start_s)
     assert leftovers(dest.parent) == ["bad.flac"]
+
+
+def test_the_fragment_reads_go_through_the_proxy_with_the_formats_headers(media_server: MediaServer, tmp_path: Path) -> None:
+    from support.counting_proxy import counting_proxy
+
+    ytid = "fragProxy30"
+    media_server.catalog[ytid] = _spec(30.0)
+    media_server.prepare([ytid], formats=(140,))
+    media_server.reset_log()
+    dest = tmp_path / "clips" / "p.flac"
+    with counting_proxy("fp", user="afs", password="Fr4gPr0xyPw") as proxy:
+        res = fetch_clip(media_server.watch_url(ytid), start_s=20.3, end_s=23.3, dest=dest, format=M4A, timeout_s=60.0, proxy=proxy.url)
+        passed = list(proxy.passed)
+    assert res.ok and not res.fallback, res.message
+    media = [r for r in media_server.requests if r.kind == "media"]
+    # range reads only (the search and the segment), every one through the proxy, with the
+    # User-Agent yt-dlp gives the format (as ffmpeg sends it), never urllib's own
+    assert len(media) >= 3 and {r.status for r in media} == {206}
+    assert {r.session for r in media_server.requests} == {"via:fp"}
+    assert len(passed) == len(media_server.requests)
+    agents = {r.user_agent for r in media}
+    assert len(agents) == 1 and "Python-urllib" not in str(agents)
+    assert media_server.bytes_served(ytid) < 0.6 * media_server.media_size(ytid, 140)
+
+
+def test_youtubes_dash_audio_costs_no_probe(media_server: MediaServer, tmp_path: Path) -> None:
+    # yt-dlp calls every YouTube audio format "m4a_dash", and YouTube's has its sidx (the
+    # player response's indexRange): ffmpeg seeks in it alone, without a layout probe first
+    ranges: dict[str, tuple[str | None, list[str | None]]] = {}
+    for ytid, layout in (("probeDash30", "dash"), ("probeFrag30", "fragmented")):
+        media_server.catalog[ytid] = _spec(30.0, layout=layout)
+        media_server.prepare([ytid], formats=(140,))
+        media_server.reset_log()
+        res = fetch_clip(media_server.watch_url(ytid), start_s=20.3, end_s=23.3, dest=tmp_path / f"{layout}.flac", format=M4A, timeout_s=60.0)
+        assert res.ok, res.message
+        ranges[layout] = (res.container, [r.range for r in media_server.requests if r.kind == "media"])
+    assert ranges["dash"][0] == "m4a_dash" and f"bytes=0-{fmp4.PROBE_BYTES - 1}" not in ranges["dash"][1]
+    assert ranges["fragmented"][0] == "m4a" and ranges["fragmented"][1][0] == f"bytes=0-{fmp4.PROBE_BYTES - 1}"

@@ -86,10 +86,13 @@ class MediaCache:
 
     def cached_size(self, ytid: str, fmt: int | str, *, fault: str | None = None) -> int | None:
         """Size of the encoded file if it is already generated, else None (never generates)."""
-        try:
-            return self.target(ytid, _format_of(fmt), fault)[0].stat().st_size
-        except FileNotFoundError:
-            return None
+        path = self.cached_path(ytid, fmt, fault=fault)
+        return None if path is None else path.stat().st_size
+
+    def cached_path(self, ytid: str, fmt: int | str, *, fault: str | None = None) -> Path | None:
+        """The encoded file if it is already generated, else None (never generates)."""
+        path = self.target(ytid, _format_of(fmt), fault)[0]
+        return path if path.is_file() else None
 
     def path(self, ytid: str, fmt: int | str, *, fault: str | None = None) -> Path:
         """Path of the encoded file of ``ytid`` (generated and cached on first use)."""

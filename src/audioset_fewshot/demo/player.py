@@ -9,8 +9,10 @@ per :data:`~.media.FORMATS` format.  It is read by
 
 from __future__ import annotations
 
+import struct
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from audioset_fewshot.demo.cache import SourceAudio
@@ -24,14 +26,14 @@ def player_response(
     fault: str | None,
     *,
     media_url: Callable[[int], str],
-    cached_size: Callable[[int], int | None],
+    cached_path: Callable[[int], Path | None],
     client: str | None = None,
 ) -> dict[str, Any]:
     """The player response of ``ytid`` serving ``audio`` under ``fault``.
 
-    ``media_url(itag)`` is the media URL of a format; ``cached_size(itag)`` its size in
-    bytes when the file is already encoded (``contentLength`` is given only then: a watch
-    request never waits for an encoder).  ``client``: the player client that asked (the
+    ``media_url(itag)`` is the media URL of a format; ``cached_path(itag)`` its file when
+    it is already encoded (``contentLength``, and a DASH file's ``initRange`` and
+    ``indexRange``, are given only then: a watch request never waits for an encoder).  ``client``: the player client that asked (the
     ``sabr-only`` fault spares ``mweb``)."""
     spec, duration = audio.spec, audio.duration_s
     date = spec.upload_date
@@ -71,7 +73,8 @@ def player_response(
     doc["playabilityStatus"] = {"status": "OK", "playableInEmbed": True}
     formats = []
     for f in FORMATS.values():
-        size = cached_size(f.itag)
+        path = cached_path(f.itag)
+        size = None if path is None else path.stat().st_size
         if fault == "js-challenge":
             where: dict[str, str] = {"signatureCipher": urllib.parse.urlencode({"s": "demo-challenge", "sp": "sig", "url": media_url(f.itag)})}
         elif fault == "sabr-only" and client != "mweb":
@@ -85,6 +88,7 @@ def player_response(
                 "mimeType": f.mime_type,
                 "bitrate": f.bitrate_bps,
                 **({"contentLength": str(size)} if size is not None else {}),
+                **(_dash_ranges(path) if f.ext == "m4a" and spec.m4a_layout == "dash" else {}),
                 **({"approxDurationMs": str(int(round(duration * 1000)))} if spec.report_duration else {}),
                 "audioQuality": "AUDIO_QUALITY_MEDIUM",
                 "audioSampleRate": str(spec.sample_rate_hz if f.ext == "m4a" else 48000),
@@ -95,6 +99,25 @@ def player_response(
     if fault == "sabr-only":
         doc["streamingData"]["serverAbrStreamingUrl"] = media_url(next(iter(FORMATS.values())).itag).split("?")[0] + "?sabr=1"
     return doc
+
+
+def _dash_ranges(path: Path | None) -> dict[str, dict[str, str]]:
+    """YouTube's ``initRange`` (``ftyp`` + ``moov``) and ``indexRange`` (the ``sidx``) of a
+    DASH m4a, inclusive byte offsets as strings.  A file not encoded yet gets both keys
+    with no offsets (a demo liberty: the layout is known, the offsets are not)."""
+    if path is None:
+        return {"initRange": {}, "indexRange": {}}
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    pos = 0
+    while pos + 8 <= len(head):
+        size, kind = struct.unpack_from(">I4s", head, pos)
+        if kind == b"sidx":
+            return {"initRange": {"start": "0", "end": str(pos - 1)}, "indexRange": {"start": str(pos), "end": str(pos + size - 1)}}
+        if size < 8 or kind in (b"moof", b"mdat"):
+            break
+        pos += size
+    return {"initRange": {}, "indexRange": {}}
 
 
 def _other_video(ytid: str) -> str:

@@ -324,7 +324,7 @@ class MediaServer:
             source_audio(self.spec(ytid), fault),
             fault,
             media_url=lambda itag: self.media_url(ytid, itag),
-            cached_size=lambda itag: self.cached_size(ytid, itag, fault=media_fault),
+            cached_path=lambda itag: self.media.cached_path(ytid, itag, fault=media_fault),
             client=client,
         )
 

@@ -838,10 +838,12 @@ _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 def _read_range(info: dict[str, Any], first: int, last: int, *, proxy: str | None, deadline: float) -> tuple[bytes, int]:
-    """Bytes ``first..last`` of the format and the file's size; a host that does not answer
-    with exactly that range (206 and its Content-Range) is a LayoutError: the caller reads
-    the file as before."""
-    timeout_s = max(1.0, min(10.0, _remaining(deadline) / 4))
+    """Bytes ``first..last`` of the format and the file's size, by ``deadline`` (each wait
+    at most 10 s); a host that does not answer with exactly that range (206 and its
+    Content-Range), or no time left, is a LayoutError: the caller reads the file as before."""
+    if _remaining(deadline) <= 0:
+        raise fmp4.LayoutError("the fragment search ran out of its time")
+    timeout_s = max(0.5, min(10.0, _remaining(deadline)))
     with _open_media(info, proxy=proxy, timeout_s=timeout_s, byte_range=(first, last)) as resp:
         m = _CONTENT_RANGE_RE.fullmatch(str(resp.headers.get("Content-Range") or "").strip())
         if resp.status != 206 or m is None or int(m.group(1)) != first:
@@ -859,19 +861,21 @@ def _fragments_read(info: dict[str, Any], raw: Path, tmp: Path, job: _Read, *, s
     init segment and those fragments locally.  ``None``: not that layout, or any surprise on
     the way (a host that ignores Range, a malformed box, a failed read): the caller reads
     the segment with ffmpeg as for every other container."""
-    if str(info.get("ext") or "") not in ("m4a", "mp4"):
-        return None
+    if str(info.get("ext") or "") not in ("m4a", "mp4") or info.get("container") == "m4a_dash":
+        return None  # not an MP4, or YouTube's DASH audio (its sidx lets ffmpeg seek): no probe, no round trip
     # the fragment holding the decode's start (a little before the pre-roll: the AAC edit list)
     seek_s = max(0.0, job.start_s - SEEK_PREROLL_S - 0.1)
+    # a third of the time left: a search that stalls leaves ffmpeg's read the rest
+    deadline = time.monotonic() + _remaining(job.deadline) / 3
     try:
         # a few KiB tell the layout (an indexed or progressive file costs only this probe)
-        head, size = _read_range(info, 0, min(fmp4.PROBE_BYTES, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=job.deadline)
+        head, size = _read_range(info, 0, min(fmp4.PROBE_BYTES, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=deadline)
         init = fmp4.parse_init(head)
         if init is None:
             return None
         if size > len(head):
-            head += _read_range(info, len(head), min(size, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=job.deadline)[0]
-        found = fmp4.locate(lambda a, z: _read_range(info, a, z, proxy=proxy, deadline=job.deadline)[0], file_size=size, head=head, init=init,
+            head += _read_range(info, len(head), min(size, fmp4.HEAD_BYTES) - 1, proxy=proxy, deadline=deadline)[0]
+        found = fmp4.locate(lambda a, z: _read_range(info, a, z, proxy=proxy, deadline=deadline)[0], file_size=size, head=head, init=init,
                             start_s=seek_s, end_s=job.end_s + 0.1, max_bytes=max(fmp4.HEAD_BYTES, size // 2))  # fmt: skip
     except (fmp4.LayoutError, struct.error, urllib.error.URLError, OSError, ValueError) as err:
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:

@@ -90,7 +90,9 @@ def demo_extractor() -> type:
                         "format_id": str(f["itag"]),
                         "url": f["url"],
                         "ext": ext,
-                        "container": container,
+                        # yt-dlp calls every YouTube audio format "<ext>_dash"; YouTube's DASH m4a has
+                        # its sidx (indexRange), which the demo gives only for such a layout
+                        "container": container if ext != "m4a" or "indexRange" in f else ext,
                         "acodec": codecs.group(1) if codecs else None,
                         "vcodec": "none",
                         "asr": int_or_none(f.get("audioSampleRate")),
