@@ -17,7 +17,6 @@ Printed: clips/s of each run and its ratio to linear (k x the one-session rate; 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report, add_arguments
+from _report import Report, bench_parser
 from bench_download import SESSION_RATE, WORK, Server, _row, _session_run, measure
 
 SESSION_COUNTS = (1, 2, 4)
@@ -42,8 +41,7 @@ def _warm() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(ap)
+    ap = bench_parser(__doc__)
     ap.add_argument("--clips", type=int, default=None, help="clips per session (each run fetches sessions x clips)")
     ap.add_argument("--work-dir", type=Path, default=None, help="cache of generated sources (default bench/_work)")
     args = ap.parse_args(argv)

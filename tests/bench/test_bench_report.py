@@ -113,3 +113,12 @@ def test_readme_of_the_repository_has_the_block() -> None:
     text = readme.README.read_text(encoding="utf-8")
     assert text.count(readme.BEGIN) == 1 and text.count(readme.END) == 1
     assert "Measured " in text.split(readme.BEGIN)[1].split(readme.END)[0]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
+def test_every_benchmark_starts(script: str) -> None:
+    """Each benchmark imports and parses its options (a renamed helper in _report once broke one unseen)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--quick" in done.stdout
