@@ -450,11 +450,6 @@ def plan_changes(plan: SamplingPlan, cfg: Config) -> list[str]:
     return changed
 
 
-def plan_matches_config(plan: SamplingPlan, cfg: Config) -> bool:
-    """True when ``plan`` is the plan ``cfg`` makes (see :func:`plan_changes`)."""
-    return not plan_changes(plan, cfg)
-
-
 def ensure_plan(cfg: Config, layout: DatasetLayout, *, rebuild: bool = False) -> tuple[SamplingPlan, bool]:
     """The plan of ``layout``: the one on disk when it is the plan ``cfg`` makes (same plan
     parameters, selection rule and metadata hashes; no segment list parsed), else a new

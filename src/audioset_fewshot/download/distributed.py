@@ -342,7 +342,7 @@ class _DaskRun(_Run):
             self.client.cancel([p.future for p in lost])
         for p in lost:
             p.placement.in_flight -= 1
-            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures), futures_len=len(self.pending))
+            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures))
 
     # -- scheduling -----------------------------------------------------------------------
     def _free(self) -> _Placement | None:
@@ -372,7 +372,7 @@ class _DaskRun(_Run):
         self.classes[entry.owner_mid].in_flight += 1
         local, tried = self._from_origins(entry)  # local origins are the driver's: read here
         if local is not None:
-            self._handle(local, futures_len=len(self.pending))
+            self._handle(local)
             return
         spec = placement.session.spec
         # the worker's session needs its name and budget only; its secrets travel in the job's keywords
@@ -447,7 +447,7 @@ class _DaskRun(_Run):
         p.placement.in_flight -= 1
         session = p.placement.session
         if rc.deferred or rc.result is None:
-            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures), futures_len=len(self.pending))
+            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures))
             return
         if rc.paused or rc.retired:
             self._mirror.add(session.name)
@@ -455,7 +455,7 @@ class _DaskRun(_Run):
         if result.ok:
             p.placement.obtained += 1
         out = _Outcome(p.entry, rc.permit, rc.started_at, rc.elapsed_s, result, session=session, origin_failures=p.origin_failures)
-        self._handle(out, futures_len=len(self.pending))
+        self._handle(out)
 
     def _pause(self, session: Session, permit: Permit | None, reason: str | None) -> None:
         """A rate-limit signal: its worker has paused (or retired) the session already; the

@@ -125,10 +125,6 @@ class LedgerRow(PlanEntry):
     # a new column is one more line above (nullable or with a default): new ledgers get it
     # in CREATE TABLE, older ones gain it on open (Ledger._init_schema)
 
-    @property
-    def label_tuple(self) -> tuple[str, ...]:
-        return self.labels
-
     @classmethod
     def from_db(cls, row: Mapping[str, Any], versions: dict[str | None, Mapping[str, str] | None] | None = None) -> LedgerRow:
         """The record of one ``clips`` row as SQLite returns it (``versions``: a cache of

@@ -109,11 +109,6 @@ def is_transient(reason: str | None) -> bool:
     return reason in TRANSIENT
 
 
-def is_local(reason: str | None) -> bool:
-    """True for reasons raised by our own processing (ffmpeg, clip checks)."""
-    return reason in LOCAL
-
-
 def should_pause(reason: str | None) -> bool:
     """True when the session should pause (rate limit, bot check, 429, a blocked address)."""
     return reason in PAUSE_REASONS

@@ -565,7 +565,7 @@ class _Run:
                         for fut in done:
                             entry = futures.pop(fut)
                             if not fut.cancelled() and fut.exception() is None:
-                                self._handle(fut.result(), futures_len=len(futures))
+                                self._handle(fut.result())
                             else:
                                 self.classes[entry.owner_mid].in_flight -= 1
                 raise
@@ -603,7 +603,7 @@ class _Run:
             done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED) if futures else (set(), set())
             for fut in done:
                 futures.pop(fut)
-                self._handle(fut.result(), futures_len=len(futures))  # a worker's bug re-raises here
+                self._handle(fut.result())  # a worker's bug re-raises here
             text = self.sessions.status_text()
             if self.origins.has_local:  # clips per origin while the run goes
                 text = " ".join([text] * bool(text) + [f"{o} {n}" for o, n in sorted(self.origins.obtained.items())])
@@ -611,7 +611,7 @@ class _Run:
                 self._postfix = text
                 self._bar.set_postfix_str(text, refresh=True)
 
-    def _handle(self, out: _Outcome, *, futures_len: int) -> None:
+    def _handle(self, out: _Outcome) -> None:
         entry = out.entry
         st = self.classes[entry.owner_mid]
         st.in_flight -= 1

@@ -323,10 +323,6 @@ class FeatureStore:
         """Rows owned by class ``mid`` (int64, ascending)."""
         return self._by_owner.get(mid, np.zeros(0, dtype=np.int64))
 
-    def rows_with_label(self, mid: str) -> np.ndarray:
-        """Rows carrying ``mid`` among all their labels, owned or not."""
-        return np.array([r.row for r in self.index if mid in r.labels], dtype=np.int64)
-
     def row_of(self, ytid: str, start_s: float) -> int:
         try:
             return self._by_clip[(ytid, round(start_s, 3))]

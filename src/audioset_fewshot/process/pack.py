@@ -82,7 +82,6 @@ SCHEMA_VERSION = 1
 TASK_ROWS = 32  # rows decoded per worker task
 CHECKPOINT_ROWS = 256  # progress.json is rewritten after about this many finished rows (the array is flushed after every task)
 INDEX_COLUMNS: tuple[str, ...] = ("row", "ytid", "start_s", "owner_mid", "labels", "true_samples", "length_action")
-LENGTH_ACTIONS: tuple[str, ...] = ("none", "pad_zero", "pad_repeat", "trimmed")
 DTYPES = ("int16", "float32")
 
 
