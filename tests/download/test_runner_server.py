@@ -12,13 +12,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from support.download_cli import download_cmd, write_download_config
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
@@ -131,33 +131,6 @@ def test_rate_limit_burst_pauses_the_pool_and_fails_nothing(media_cache: Path, t
         assert after and min(after) - first_fail >= 0.9
 
 
-def _write_config(path: Path, root: Path) -> None:
-    path.write_text(
-        f"root: {root}\n"
-        "plan:\n  seed: 0\n  max_per_class: 3\n  sources: [balanced]\n"
-        "download:\n  min_interval_s: 0.0\n  backoff_s: 0.05\n  retries: 1\n  timeout_s: 30.0\n  early_abort: 0\n"
-    )
-
-
-def _download_cmd(cfg: Path, base_url: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "audioset_fewshot",
-        "download",
-        "-c",
-        str(cfg),
-        "--base-url",
-        base_url,
-        "--max-per-hour",
-        "0",
-        "--min-free",
-        "0B",
-        "--jobs",
-        "2",
-    ]
-
-
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(20261125)
@@ -171,7 +144,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
         root = tmp_path / "killed"
         write_plan(the_plan(), DatasetLayout(root))
         cfg = tmp_path / "config.yaml"
-        _write_config(cfg, root)
+        write_download_config(cfg, root, max_per_class=3)
         kills = 0
         progress: list[int] = []
         for i, delay in enumerate(rng.uniform(0.0, 1.5, size=4)):
@@ -179,7 +152,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
             # seeded random moment after the process has started fetching (the server saw it)
             sig = signal.SIGINT if i == 0 else signal.SIGKILL
             seen = len(srv.requests)
-            proc = subprocess.Popen(_download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(download_cmd(cfg, srv.base_url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 30
             while len(srv.requests) == seen and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -197,7 +170,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(media_cache: Path, tmp
         assert kills >= 1
         assert any(0 < n < 2 * TARGET for n in progress), progress  # at least one kill landed mid-run
         print("ok clips after each interruption:", progress, "kills:", kills)
-        done = subprocess.run(_download_cmd(cfg, srv.base_url), env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(download_cmd(cfg, srv.base_url), env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "obtained 6/6" in done.stdout
     assert snapshot(root) == reference

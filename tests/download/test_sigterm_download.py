@@ -7,12 +7,12 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.download_cli import download_cmd, write_download_config
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import MediaServer, SourceSpec
@@ -64,26 +64,8 @@ def test_sigterm_during_download_then_rerun_gives_the_uninterrupted_result(media
         root = tmp_path / "root"
         write_plan(_plan(), DatasetLayout(root))
         cfg = tmp_path / "config.yaml"
-        cfg.write_text(
-            f"root: {root}\nplan:\n  max_per_class: 4\n  sources: [balanced]\n"
-            "download:\n  min_interval_s: 0.0\n  backoff_s: 0.05\n  retries: 1\n  timeout_s: 30.0\n  early_abort: 0\n"
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "audioset_fewshot",
-            "download",
-            "-c",
-            str(cfg),
-            "--base-url",
-            srv.base_url,
-            "--max-per-hour",
-            "0",
-            "--min-free",
-            "0B",
-            "--jobs",
-            "2",
-        ]
+        write_download_config(cfg, root, max_per_class=4)
+        cmd = download_cmd(cfg, srv.base_url)
         terminated = 0
         progress: list[int] = []
         for delay in np.random.default_rng(15).uniform(0.1, 1.2, size=3):
