@@ -15,6 +15,15 @@ cluster:
   rate-limited past ``max_pauses``.
 * Workers are stateless: a task fetches one clip into a temp folder of the
   worker and returns its bytes with its result record (:class:`RemoteClip`).
+* Local origins (``download.origins``) are read on the workers too: the driver
+  indexes them once (to know which origin holds a clip, and for the ledger's
+  counts) and sends each held clip as an :class:`OriginJob` to any worker,
+  which keeps one reader per origin in its process, proves the clip
+  (:func:`~.origins.registry.take_from`, as a local run does) and returns its
+  bytes with the failed proofs of earlier origins (:func:`read_on_worker`).  A
+  clip no origin gives goes on to YouTube, through a session, when
+  ``youtube`` is listed.  The origins must be readable at the same path on
+  every worker (a shared file system) or through a URL.
   The driver checks the bytes against the record (sha256, decodable, mono, the
   length), writes the file atomically and commits the ledger row: the driver
   is the only writer of the ledger and of the dataset root.
@@ -42,12 +51,13 @@ import hashlib
 import heapq
 import io
 import logging
+import os
 import queue
 import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,8 +76,9 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
     from audioset_fewshot.download.fetch import ClipResult
+    from audioset_fewshot.download.origins import Origin, OriginClip, OriginSpec
     from audioset_fewshot.engine import Engine
-    from audioset_fewshot.plan import SamplingPlan
+    from audioset_fewshot.plan import PlanEntry, SamplingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +120,20 @@ class ClipJob:
 
 
 @dataclass(frozen=True)
+class OriginJob:
+    """What a worker needs to read one clip from the local origins: the planned entry, where
+    it is held (position in ``origins``, the origin's clip record; in list order), the
+    origins as the driver resolved them, and the format of the clip to write."""
+
+    entry: PlanEntry
+    holders: tuple[tuple[int, OriginClip], ...]
+    origins: tuple[OriginSpec, ...]
+    class_mids: tuple[str, ...] | None
+    sample_rate_hz: int
+    audio_format: str
+
+
+@dataclass(frozen=True)
 class PauseRules:
     """How a session pauses (the download options' ``pause_s``, ``max_pause_s``, ``max_pauses``)."""
 
@@ -122,7 +147,10 @@ class RemoteClip:
     """What a worker returns for one clip: the result record (its ``path`` is None), the
     clip's bytes when it is ok, the permit it ran under, and what the attempt did to its
     session: ``paused`` (this result started a pause) or ``retired`` (rate-limited again
-    after ``max_pauses`` pauses).  ``deferred``: not tried, the session is paused."""
+    after ``max_pauses`` pauses).  ``deferred``: not tried, the session is paused.
+    From an :class:`OriginJob`: ``result`` is None when no origin gave the clip, and
+    ``origin_failures`` holds the failed proofs of the origins tried; ``pid`` is the process
+    that did the work."""
 
     clip_id: str
     session: str
@@ -135,6 +163,8 @@ class RemoteClip:
     paused: bool = False
     retired: bool = False
     deferred: bool = False
+    origin_failures: tuple[ClipResult, ...] = ()
+    pid: int = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -164,14 +194,11 @@ def fetch_on_worker(job: ClipJob, spec: SessionSpec, rules: PauseRules, run_id: 
     ``deferred`` at once while the session is paused, and pauses (or retires) the session on
     a rate-limit signal.  Writes nothing that outlives the call: the clip goes to a temp
     folder and comes back as bytes."""
-    from distributed import get_worker, secede
+    from distributed import secede
 
-    try:
-        worker = get_worker()
-        name, local_dir = str(worker.name), worker.local_directory
+    name, local_dir = _this_worker()
+    with contextlib.suppress(ValueError):  # not in a worker (called directly)
         secede()
-    except ValueError:  # not in a worker (called directly)
-        name, local_dir = "local", None
     pool, session = _worker_session(run_id, spec, rules)
     try:
         permit = session.governor.acquire(wait_out_pause=False)
@@ -189,6 +216,73 @@ def fetch_on_worker(job: ClipJob, spec: SessionSpec, rules: PauseRules, run_id: 
         paused = pool.rate_limited(session, permit) is not None
         retired = session.retired
     return RemoteClip(job.clip_id, spec.name, name, replace(result, path=None), data, permit, started, elapsed, paused, retired)
+
+
+def read_on_worker(job: OriginJob, run_id: str) -> RemoteClip:
+    """A Dask task: read one clip from the first local origin that holds it and passes the
+    proof, in this worker's process (its readers of the origins are kept for the run).
+    Writes nothing that outlives the call: the clip goes to a temp folder and comes back as
+    bytes, with the failed proofs of the origins tried before."""
+    from audioset_fewshot.download.origins.registry import take_from
+
+    name, local_dir = _this_worker()
+    started = utc_now()
+    t0 = time.monotonic()
+    readers = _worker_origins(run_id, job, name)
+    holders = [(readers(i), clip) for i, clip in job.holders]
+    with tempfile.TemporaryDirectory(prefix="afs-origin-", dir=local_dir) as tmp:
+        dest = Path(tmp) / f"clip.{job.audio_format}"
+        found, tried = take_from(holders, job.entry, dest=dest, sample_rate_hz=job.sample_rate_hz, audio_format=job.audio_format)
+        data = dest.read_bytes() if found is not None else None
+    result = replace(found, path=None) if found is not None else None
+    return RemoteClip(job.entry.clip_id, "", name, result, data, None, started, time.monotonic() - t0, origin_failures=tuple(tried), pid=os.getpid())
+
+
+# the origins' readers of the latest runs in this worker process: {run_id: {position: reader}}
+_ORIGINS: OrderedDict[str, dict[int, Origin]] = OrderedDict()
+_ORIGINS_LOCK = threading.Lock()
+_ORIGIN_RUNS_KEPT = 2
+
+
+def _worker_origins(run_id: str, job: OriginJob, worker: str) -> Callable[[int], Origin]:
+    """The reader of origin ``i`` of ``job`` for run ``run_id`` in this process (opened on
+    first use; those of older runs are closed, their files may have changed since)."""
+    from audioset_fewshot.download.origins import OriginError
+    from audioset_fewshot.download.origins.registry import open_resolved
+
+    with _ORIGINS_LOCK:
+        readers = _ORIGINS.setdefault(run_id, {})
+        _ORIGINS.move_to_end(run_id)
+        while len(_ORIGINS) > _ORIGIN_RUNS_KEPT:
+            for old in _ORIGINS.popitem(last=False)[1].values():
+                with contextlib.suppress(Exception):
+                    old.close()
+
+    def reader(i: int) -> Origin:
+        with _ORIGINS_LOCK:
+            if i not in readers:
+                spec = job.origins[i]
+                try:
+                    readers[i] = open_resolved(spec, class_mids=job.class_mids)
+                except OriginError as err:
+                    raise OriginError(
+                        f"Dask worker {worker} cannot open origin {spec.name}: {err}. With engine: dask the origins are read on the workers:"
+                        " give every worker the same path (a shared file system) or use a URL (hf://, s3://) in download.origins"
+                    ) from None
+            return readers[i]
+
+    return reader
+
+
+def _this_worker() -> tuple[str, str | None]:
+    """This worker's name and temp folder (``local``, None when not called in a worker)."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not in a worker (called directly)
+        return "local", None
+    return str(worker.name), worker.local_directory
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,6 +337,7 @@ class _Pending:
     entry: Any
     placement: _Placement
     origin_failures: list[Any]
+    from_origins: bool = False  # an OriginJob (else a ClipJob of the placement's session)
 
 
 class _DaskRun(_Run):
@@ -262,6 +357,7 @@ class _DaskRun(_Run):
         self._next_poll = 0.0
         self._no_worker_since: float | None = None
         self._warned_unhosted = False
+        self._resolved: tuple[OriginSpec, ...] | None = None  # the local origins as the workers open them
 
     def session_lines(self) -> tuple[str, ...]:
         return tuple(
@@ -368,20 +464,38 @@ class _DaskRun(_Run):
         return bool(self.pending or self.retry_heap or any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values()))
 
     def _start(self, placement: _Placement, entry: Any) -> None:
+        """Start one clip in ``placement``'s slots: a read of the local origins holding it on
+        any worker, else (when YouTube is an origin) a fetch by the placement's session."""
         self._check_disk(len(self.pending))
         self.classes[entry.owner_mid].in_flight += 1
-        local, tried = self._from_origins(entry)  # local origins are the driver's: read here
-        if local is not None:
-            self._handle(local)
-            return
+        held = self.origins.located(entry) if self.origins.has_local else []
+        if held:
+            self._read_origins(placement, entry, held)
+        elif self.origins.has_local and not self.origins.youtube:
+            self._handle(_Outcome(entry, None, utc_now(), 0.0, self.origins.nowhere(entry, [])))
+        else:
+            self._fetch(placement, entry, [])
+
+    def _read_origins(self, placement: _Placement, entry: Any, held: list[tuple[int, OriginClip]]) -> None:
+        if self._resolved is None:
+            self._resolved = self.origins.resolved()
+        mids = tuple(self.origins.class_mids) if self.origins.class_mids is not None else None
+        job = OriginJob(entry, tuple(held), self._resolved, mids, int(self.fetch_kwargs["sample_rate_hz"]), self.audio_format)
+        fut = self.client.submit(read_on_worker, job, self.run_id, pure=False, key=f"afs-origin-{entry.clip_id}-{uuid.uuid4().hex[:12]}")
+        self._track(fut, _Pending(fut, entry, placement, [], from_origins=True))
+
+    def _fetch(self, placement: _Placement, entry: Any, tried: list[Any]) -> None:
         spec = placement.session.spec
         # the worker's session needs its name and budget only; its secrets travel in the job's keywords
         budget = replace(spec, cookies=None, cookies_from_browser=None, proxy=None, source_address=None, ytdlp={}, plugin_dirs=())
         job = ClipJob(entry.clip_id, watch_url(self.base_url, entry.ytid), entry.start_s, entry.end_s, self.audio_format, self.session_kwargs[spec.name])
         fut = self.client.submit(fetch_on_worker, job, budget, self.rules, self.run_id, self.fetch, workers=[placement.address], allow_other_workers=False,
                                  pure=False, key=f"afs-clip-{entry.clip_id}-{uuid.uuid4().hex[:12]}")  # fmt: skip
-        self.pending[str(fut.key)] = _Pending(fut, entry, placement, tried)
-        placement.in_flight += 1
+        self._track(fut, _Pending(fut, entry, placement, tried))
+
+    def _track(self, fut: Future, pending: _Pending) -> None:
+        self.pending[str(fut.key)] = pending
+        pending.placement.in_flight += 1
         fut.add_done_callback(self._done.put)
 
     # -- the loop -------------------------------------------------------------------------
@@ -413,6 +527,8 @@ class _DaskRun(_Run):
                 while True:
                     self._finish(self._done.get_nowait())
             text = ", ".join(f"{p.session.name} {p.state()}" for p in self.placements.values())
+            if self.origins.has_local:  # clips per origin while the run goes
+                text = " ".join([text, *(f"{o} {n}" for o, n in sorted(self.origins.obtained.items()))])
             if text != self._postfix:  # one bar for the cluster, each session's state beside it
                 self._postfix = text
                 self._bar.set_postfix_str(text, refresh=True)
@@ -445,6 +561,9 @@ class _DaskRun(_Run):
             self._check_scheduler(err)
             raise
         p.placement.in_flight -= 1
+        if p.from_origins:
+            self._finish_origins(p, rc)
+            return
         session = p.placement.session
         if rc.deferred or rc.result is None:
             self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures))
@@ -456,6 +575,19 @@ class _DaskRun(_Run):
             p.placement.obtained += 1
         out = _Outcome(p.entry, rc.permit, rc.started_at, rc.elapsed_s, result, session=session, origin_failures=p.origin_failures)
         self._handle(out)
+
+    def _finish_origins(self, p: _Pending, rc: RemoteClip) -> None:
+        """A read of the local origins came back: the clip (written here), else on to YouTube
+        through a session (when listed), else the clip is in no origin that could give it."""
+        tried = list(rc.origin_failures)
+        if rc.result is not None:
+            self._handle(_Outcome(p.entry, None, rc.started_at, rc.elapsed_s, self._materialize(p.entry, rc), origin_failures=tried))
+        elif not self.origins.youtube:
+            self._handle(_Outcome(p.entry, None, rc.started_at, rc.elapsed_s, self.origins.nowhere(p.entry, tried), origin_failures=tried))
+        elif (placement := self._free()) is not None:
+            self._fetch(placement, p.entry, tried)
+        else:  # every session is busy, paused or without a worker: the clip waits its turn (the failed proofs are recorded now)
+            self._handle(_Outcome(p.entry, None, rc.started_at, rc.elapsed_s, closed=True, origin_failures=tried))
 
     def _pause(self, session: Session, permit: Permit | None, reason: str | None) -> None:
         """A rate-limit signal: its worker has paused (or retired) the session already; the

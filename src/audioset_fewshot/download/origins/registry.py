@@ -165,18 +165,37 @@ class OriginSet:
             return [o.info for o in self._origins]
         return [OriginInfo(name=n, kind=s.layout or "unknown", revision=s.revision, repo=s.repo) for s, n in zip(self.specs, self.names, strict=True)]
 
-    def holders(self, entry: PlanEntry) -> list[tuple[Origin, OriginClip]]:
-        """The origins holding a planned entry (``ytid``, ``start_s``, ``source``), in list order."""
-        origins = self.open()
-        out: list[tuple[Origin, OriginClip]] = []
-        for i, clip in self._index.get(entry.ytid, ()):
-            if clip.source is not None and clip.source != entry.source:
-                continue
-            if clip.start_s is not None and abs(clip.start_s - float(entry.start_s)) > START_TOLERANCE_S:
-                continue
-            out.append((origins[i], clip))
-        out.sort(key=lambda oc: self.names.index(oc[0].info.name))
+    def located(self, entry: PlanEntry) -> list[tuple[int, OriginClip]]:
+        """Where a planned entry (``ytid``, ``start_s``, ``source``) is held: (position of the
+        origin in :meth:`resolved`, the clip), in list order."""
+        self.open()
+        out = [
+            (i, clip)
+            for i, clip in self._index.get(entry.ytid, ())
+            if (clip.source is None or clip.source == entry.source) and (clip.start_s is None or abs(clip.start_s - float(entry.start_s)) <= START_TOLERANCE_S)
+        ]
+        out.sort(key=lambda ic: ic[0])
         return out
+
+    def holders(self, entry: PlanEntry) -> list[tuple[Origin, OriginClip]]:
+        """The origins holding a planned entry, in list order."""
+        origins = self.open()
+        return [(origins[i], clip) for i, clip in self.located(entry)]
+
+    def resolved(self) -> tuple[OriginSpec, ...]:
+        """The local origins as opened here: each with its layout and name set and a local
+        path made absolute, so that another process (a Dask worker) opens the same reader
+        (:func:`open_resolved`) without detecting or indexing anything."""
+        import dataclasses
+        import os
+
+        origins = self.open()
+        return tuple(
+            dataclasses.replace(
+                spec, layout=o.info.kind, name=o.info.name, path=spec.path if "://" in spec.path else os.path.abspath(os.path.expanduser(spec.path))
+            )
+            for spec, o in zip(self.specs, origins, strict=True)
+        )
 
     def held_counts(self, entries: Sequence[PlanEntry]) -> dict[str, int]:
         """Per origin, how many of ``entries`` it holds."""
@@ -187,38 +206,9 @@ class OriginSet:
         return {n: counts[n] for n in self.names}
 
     def take(self, entry: PlanEntry, *, dest: Path, sample_rate_hz: int, audio_format: str) -> tuple[ClipResult | None, list[ClipResult]]:
-        """Read ``entry`` from the first origin that holds it and passes the proof.
-        Returns (the ok result or None, the failed attempts of earlier origins)."""
-        from audioset_fewshot.download.fetch import ClipResult
-        from audioset_fewshot.download.origins.proof import prove_origin_clip
-
-        failures: list[ClipResult] = []
-        for origin, clip in self.holders(entry):
-            try:
-                audio = origin.read(clip)
-            except (OriginError, OSError, ValueError, KeyError) as err:
-                failures.append(ClipResult(ok=False, ytid=entry.ytid, start_s=entry.start_s, end_s=entry.end_s, reason=R.CORRUPT, permanent=True,
-                                           message=f"origin {origin.info.name}: cannot read the clip: {err}", origin=origin.info.name,
-                                           origin_revision=origin.info.revision))  # fmt: skip
-                continue
-            res = prove_origin_clip(audio, info=origin.info, ytid=entry.ytid, start_s=entry.start_s, end_s=entry.end_s, dest=dest,
-                                    sample_rate_hz=sample_rate_hz, audio_format=audio_format)  # fmt: skip
-            if not res.ok:
-                failures.append(res)
-                continue
-            theirs = origin_labels(origin, clip)
-            ours = tuple(sorted(entry.labels))
-            if theirs is not None and tuple(sorted(theirs)) != ours:
-                log.info(
-                    "%s: origin %s labels %s, the segment list %s (the list's labels are kept)",
-                    entry.clip_id,
-                    origin.info.name,
-                    ";".join(theirs),
-                    ";".join(ours),
-                )
-                res = _replace(res, origin_labels=";".join(sorted(theirs)))
-            return res, failures
-        return None, failures
+        """Read ``entry`` from the first origin that holds it and passes the proof
+        (:func:`take_from`)."""
+        return take_from(self.holders(entry), entry, dest=dest, sample_rate_hz=sample_rate_hz, audio_format=audio_format)
 
     def nowhere(self, entry: PlanEntry, failures: Sequence[ClipResult]) -> ClipResult:
         """The final result of a clip no local origin could give while youtube is not listed."""
@@ -245,6 +235,48 @@ class OriginSet:
         if self.youtube:
             rows.append({"name": YOUTUBE, "kind": YOUTUBE, "revision": None, "repo": None})
         return json.dumps(rows, sort_keys=True)
+
+
+def open_resolved(spec: OriginSpec, *, class_mids: Sequence[str] | None = None) -> Origin:
+    """The reader of an origin resolved by :meth:`OriginSet.resolved` (layout and name known;
+    nothing is indexed until asked)."""
+    return open_origin(spec, name=spec.name, class_mids=class_mids)
+
+
+def take_from(holders: Sequence[tuple[Origin, OriginClip]], entry: PlanEntry, *, dest: Path, sample_rate_hz: int,
+              audio_format: str) -> tuple[ClipResult | None, list[ClipResult]]:  # fmt: skip
+    """Read ``entry`` from the first of ``holders`` that passes the proof, written to ``dest``.
+    Returns (the ok result or None, the failed attempts of earlier origins)."""
+    from audioset_fewshot.download.fetch import ClipResult
+    from audioset_fewshot.download.origins.proof import prove_origin_clip
+
+    failures: list[ClipResult] = []
+    for origin, clip in holders:
+        try:
+            audio = origin.read(clip)
+        except (OriginError, OSError, ValueError, KeyError) as err:
+            failures.append(ClipResult(ok=False, ytid=entry.ytid, start_s=entry.start_s, end_s=entry.end_s, reason=R.CORRUPT, permanent=True,
+                                       message=f"origin {origin.info.name}: cannot read the clip: {err}", origin=origin.info.name,
+                                       origin_revision=origin.info.revision))  # fmt: skip
+            continue
+        res = prove_origin_clip(audio, info=origin.info, ytid=entry.ytid, start_s=entry.start_s, end_s=entry.end_s, dest=dest,
+                                sample_rate_hz=sample_rate_hz, audio_format=audio_format)  # fmt: skip
+        if not res.ok:
+            failures.append(res)
+            continue
+        theirs = origin_labels(origin, clip)
+        ours = tuple(sorted(entry.labels))
+        if theirs is not None and tuple(sorted(theirs)) != ours:
+            log.info(
+                "%s: origin %s labels %s, the segment list %s (the list's labels are kept)",
+                entry.clip_id,
+                origin.info.name,
+                ";".join(theirs),
+                ";".join(ours),
+            )
+            res = _replace(res, origin_labels=";".join(sorted(theirs)))
+        return res, failures
+    return None, failures
 
 
 def _replace(res: ClipResult, **changes: Any) -> ClipResult:
