@@ -335,6 +335,7 @@ def test_the_download_command_on_dask(media_cache: Path, reference: Path, tmp_pa
                              capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "engine: Dask LocalCluster of 2 workers" in run.stderr
+    assert "INFO distributed" not in run.stderr  # Dask's own chatter only with --debug
     assert f"obtained {2 * len(CLASSES)}/{2 * len(CLASSES)} clips" in run.stdout
     assert re.search(r"^session default on worker \S+: idle; 8 clips, 0 pauses$", run.stdout, re.M), run.stdout
     assert_same_as(reference, root)

@@ -88,7 +88,20 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if handler in before:  # a host's handlers (a test runner's) are theirs
+            continue
+        # Dask sets its own loggers to INFO: their lines pass the root's level, not the handler's
+        handler.setLevel(level)
+        if not debug:
+            handler.addFilter(_quiet_dask)
+
+
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Dask's own lines (scheduler, nanny and worker comms) below WARNING only with --debug."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(("distributed", "dask"))
 
 
 def main(argv: list[str] | None = None) -> None:
