@@ -134,6 +134,7 @@ class _Context:
     layout: DatasetLayout
     values: dict[str, Any] = field(default_factory=dict)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the run ends
+    say: Callable[[str], None] | None = None  # lines the user should see while the run goes (the engine and its dashboard)
 
 
 def _engine(ctx: _Context) -> Engine:
@@ -144,7 +145,8 @@ def _engine(ctx: _Context) -> Engine:
 
         engine = ctx.stack.enter_context(open_engine(ctx.config.cluster))
         if engine.name != "local":
-            log.info("engine: Dask %s%s", engine.description, f", dashboard {engine.dashboard_link}" if engine.dashboard_link else "")
+            line = f"engine: Dask {engine.description}" + (f", dashboard {engine.dashboard_link}" if engine.dashboard_link else "")
+            (ctx.say or log.info)(line)
         ctx.values["engine"] = engine
     chosen: Engine = ctx.values["engine"]
     return chosen
@@ -398,11 +400,14 @@ def run(
     root: Path | str | None = None,
     media_cache: Path | str | None = None,
     force_root: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run the pipeline (see the module docstring); returns what each stage did.
 
     The root is checked, locked and marked before anything is written under it
-    (``force_root``: accept a non-empty folder that is not ours)."""
+    (``force_root``: accept a non-empty folder that is not ours).  ``say``: where lines the
+    user should see while the run goes are written (the Dask engine and its dashboard;
+    default: the log at INFO)."""
     from audioset_fewshot._root import hold_root
 
     check_stage(until)
@@ -415,15 +420,16 @@ def run(
             # the media is made before the download; a run that stops earlier needs none
             prepare = until is None or STAGES.index(until) >= STAGES.index("download")
             with demo_session(config, media_cache=media_cache, prepare_media=prepare) as (demo_cfg, setup):
-                return _run_config(demo_cfg, until=until, demo=True, setup=setup, saved=demo_saved_config(demo_cfg, config))
-        return _run_config(config, until=until, demo=False)
+                return _run_config(demo_cfg, until=until, demo=True, setup=setup, saved=demo_saved_config(demo_cfg, config), say=say)
+        return _run_config(config, until=until, demo=False, say=say)
 
 
-def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None, saved: Config | None = None) -> RunReport:
+def _run_config(config: Config, *, until: str | None, demo: bool, setup: Mapping[str, Any] | None = None, saved: Config | None = None,
+                say: Callable[[str], None] | None = None) -> RunReport:  # fmt: skip
     layout = DatasetLayout(Path(config.root))
     layout.root.mkdir(parents=True, exist_ok=True)
     _save_config(layout, saved or config)
-    ctx = _Context(config=config, layout=layout)
+    ctx = _Context(config=config, layout=layout, say=say)
     t0 = time.perf_counter()
     with ctx.stack:  # closes the engine (and a cluster it started) however the stages end
         results = _run_stages(ctx, until)

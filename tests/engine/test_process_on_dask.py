@@ -107,3 +107,16 @@ def test_a_worker_killed_mid_pack_still_gives_the_same_bytes(engine: DaskEngine,
         os.kill(killed[0], 0)  # that worker process is gone; the nanny started another
     assert _files(layout.pack_dir / rec.key) == _files(ref.pack_dir / rec.key)
     engine.client.wait_for_workers(2, timeout=60)  # the module's cluster is whole again
+
+
+def test_the_pipeline_says_which_engine_it_opened(engine: DaskEngine, tmp_path: Path) -> None:
+    from audioset_fewshot import pipeline
+    from audioset_fewshot.config import Config
+
+    address = engine.client.scheduler.address if engine.client.scheduler is not None else ""
+    said: list[str] = []
+    config = Config(root=str(tmp_path), cluster=ClusterOptions(engine="dask", address=address, timeout_s=30.0))
+    ctx = pipeline._Context(config=config, layout=DatasetLayout(tmp_path), say=said.append)
+    with ctx.stack:
+        assert pipeline._engine(ctx) is pipeline._engine(ctx)  # opened once per run
+    assert len(said) == 1 and said[0].startswith(f"engine: Dask at {address}"), said

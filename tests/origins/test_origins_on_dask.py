@@ -15,20 +15,19 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
 
-from audioset_fewshot.config import ClusterOptions, DownloadOptions
+from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import SourceSpec
 from audioset_fewshot.download.distributed import OriginJob, download_on, read_on_worker
 from audioset_fewshot.download.ledger import Ledger
 from audioset_fewshot.download.origins import OriginError, OriginSpec
 from audioset_fewshot.download.runner import run_download
-from audioset_fewshot.engine import Engine, open_engine
+from audioset_fewshot.engine import Engine
 from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.manifest import build_manifest
 from audioset_fewshot.plan import SamplingPlan, write_plan
@@ -38,11 +37,9 @@ distributed = pytest.importorskip("distributed")
 FAST: dict[str, Any] = {"max_per_hour": None, "min_interval_s": 0.0, "backoff_s": 0.05, "retries": 0, "min_free": "0B", "timeout_s": 30.0, "jobs": 2}
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    """The engine ``cluster: {engine: dask, workers: 2}`` opens: two worker processes."""
-    with open_engine(ClusterOptions(engine="dask", workers=2, timeout_s=60.0)) as eng:
-        yield eng
+@pytest.fixture
+def engine(dask_engine: Engine) -> Engine:
+    return dask_engine  # the session's LocalCluster of 2 worker processes (tests/conftest.py)
 
 
 def corrupt_parquet(root: Path, seg: Seg) -> None:

@@ -58,7 +58,7 @@ def command(config_path: Path | None, root: Path | None, demo: bool, until: str 
     if media_cache is not None and not demo:
         raise click.UsageError("--media-cache applies to --demo (or a demo root) only")
     hold_root_for_command(cfg.root)  # checked, locked and marked before anything is written
-    report = run(cfg, demo=demo, until=until, media_cache=media_cache)
+    report = run(cfg, demo=demo, until=until, media_cache=media_cache, say=lambda line: click.echo(line, err=True))
     for line in summary_lines(report):
         click.echo(line)
 
