@@ -15,6 +15,9 @@ cluster:
   rate-limited past ``max_pauses``.
 * Workers are stateless: a task fetches one clip into a temp folder of the
   worker and returns its bytes with its result record (:class:`RemoteClip`).
+  The driver checks the bytes against the record (sha256, decodable, mono, the
+  length), writes the file atomically and commits the ledger row: the driver
+  is the only writer of the ledger and of the dataset root.
 * Local origins (``download.origins``) are read on the workers too: the driver
   indexes them once (to know which origin holds a clip, and for the ledger's
   counts) and sends each held clip as an :class:`OriginJob` to any worker,
@@ -24,9 +27,6 @@ cluster:
   clip no origin gives goes on to YouTube, through a session, when
   ``youtube`` is listed.  The origins must be readable at the same path on
   every worker (a shared file system) or through a URL.
-  The driver checks the bytes against the record (sha256, decodable, mono, the
-  length), writes the file atomically and commits the ledger row: the driver
-  is the only writer of the ledger and of the dataset root.
 * A worker that leaves the cluster takes nothing with it: its clips go back to
   the queue without counting an attempt and are sent to the sessions still
   hosted; its sessions are pinned again: an unbound one to another worker at
@@ -51,7 +51,6 @@ import hashlib
 import heapq
 import io
 import logging
-import os
 import queue
 import tempfile
 import threading
@@ -149,8 +148,7 @@ class RemoteClip:
     session: ``paused`` (this result started a pause) or ``retired`` (rate-limited again
     after ``max_pauses`` pauses).  ``deferred``: not tried, the session is paused.
     From an :class:`OriginJob`: ``result`` is None when no origin gave the clip, and
-    ``origin_failures`` holds the failed proofs of the origins tried; ``pid`` is the process
-    that did the work."""
+    ``origin_failures`` holds the failed proofs of the origins tried."""
 
     clip_id: str
     session: str
@@ -164,7 +162,6 @@ class RemoteClip:
     retired: bool = False
     deferred: bool = False
     origin_failures: tuple[ClipResult, ...] = ()
-    pid: int = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,7 +232,7 @@ def read_on_worker(job: OriginJob, run_id: str) -> RemoteClip:
         found, tried = take_from(holders, job.entry, dest=dest, sample_rate_hz=job.sample_rate_hz, audio_format=job.audio_format)
         data = dest.read_bytes() if found is not None else None
     result = replace(found, path=None) if found is not None else None
-    return RemoteClip(job.entry.clip_id, "", name, result, data, None, started, time.monotonic() - t0, origin_failures=tuple(tried), pid=os.getpid())
+    return RemoteClip(job.entry.clip_id, "", name, result, data, None, started, time.monotonic() - t0, origin_failures=tuple(tried))
 
 
 # the origins' readers of the latest runs in this worker process: {run_id: {position: reader}}
