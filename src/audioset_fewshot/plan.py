@@ -59,6 +59,7 @@ from audioset_fewshot.selection import ClassSelection
 from audioset_fewshot.validate import valid_mid, valid_segment_times, valid_youtube_id
 
 if TYPE_CHECKING:
+    from audioset_fewshot.metadata.segments import SegmentTable
     from audioset_fewshot.selection import MetadataSelection
 
 log = logging.getLogger(__name__)
@@ -226,12 +227,8 @@ def shard_of(ytid: str, n: int) -> int:
     return int.from_bytes(digest, "big") % n
 
 
-def _selected_mids(selection: Any) -> list[str]:
-    mids = getattr(selection, "mids", selection)
-    if callable(mids):
-        mids = mids()
-    if isinstance(mids, str):
-        mids = [mids]
+def _selected_mids(selection: ClassSelection | Iterable[str]) -> list[str]:
+    mids: Iterable[str] = selection.mids if isinstance(selection, ClassSelection) else [selection] if isinstance(selection, str) else selection
     out = sorted({valid_mid(m) for m in mids})
     if not out:
         raise UsageError(
@@ -242,8 +239,8 @@ def _selected_mids(selection: Any) -> list[str]:
 
 
 def make_plan(
-    selection: Any,
-    table: Any,
+    selection: ClassSelection | Iterable[str],
+    table: SegmentTable,
     *,
     seed: int,
     max_per_class: int,

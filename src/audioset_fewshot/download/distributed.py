@@ -616,7 +616,7 @@ def run_download_dask(
     options: DownloadOptions | None = None,
     *,
     client: Client,
-    fetch: Callable[..., Any] | None = None,
+    fetch: Callable[..., ClipResult] | None = None,
 ) -> DownloadReport:
     """Download ``plan`` into ``root`` on the Dask cluster of ``client`` (see the module
     docstring): the sessions of ``options`` (``download.sessions``, or one), ``jobs`` clips in
@@ -630,7 +630,7 @@ def run_download_dask(
 
 
 def download_on(engine: Engine, plan: SamplingPlan, root: Path | str, options: DownloadOptions | None = None, *,
-                fetch: Callable[..., Any] | None = None) -> DownloadReport:  # fmt: skip
+                fetch: Callable[..., ClipResult] | None = None) -> DownloadReport:  # fmt: skip
     """Download ``plan`` into ``root`` where ``engine`` (the ``cluster`` section,
     :func:`~audioset_fewshot.engine.open_engine`) says: this process's threads for the local
     engine (:func:`~.runner.run_download`), the workers of a Dask cluster for

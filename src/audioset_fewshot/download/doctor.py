@@ -27,12 +27,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from audioset_fewshot.config import DownloadOptions, parse_size, redact_url
 from audioset_fewshot.download.sessions import SessionSpec, player_clients, resolve_sessions, scrub, unknown_ytdlp_keys
 from audioset_fewshot.errors import UsageError
 from audioset_fewshot.validate import valid_youtube_id
+
+if TYPE_CHECKING:
+    from audioset_fewshot.download.fetch import ClipResult
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 YTDLP_MAX_AGE_DAYS = 60
@@ -373,7 +376,7 @@ def check_canary(
     canaries: Sequence[tuple[str, float, float]],
     options: DownloadOptions | None = None,
     *,
-    fetch: Callable[..., Any] | None = None,
+    fetch: Callable[..., ClipResult] | None = None,
     session: SessionSpec | None = None,
 ) -> list[Check]:
     """Download each canary segment into a temp folder, with the download options' host

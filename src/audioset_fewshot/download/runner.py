@@ -68,6 +68,7 @@ from audioset_fewshot.layout import DatasetLayout
 from audioset_fewshot.validate import valid_youtube_id
 
 if TYPE_CHECKING:
+    from audioset_fewshot.download.fetch import ClipResult
     from audioset_fewshot.plan import SamplingPlan
 
 logger = logging.getLogger(__name__)
@@ -239,13 +240,13 @@ class _Outcome:
     origin_failures: list[Any] = field(default_factory=list)  # failed proofs at local origins before this result
 
 
-def _default_fetch() -> Callable[..., Any]:
+def _default_fetch() -> Callable[..., ClipResult]:
     from audioset_fewshot.download.fetch import fetch_clip
 
     return fetch_clip
 
 
-def estimate_download(plan: Any, *, root: Path | str, max_per_hour: Rate = AUTO, min_interval_s: float | Literal["auto"] = AUTO, audio_format: str = "flac",
+def estimate_download(plan: SamplingPlan, *, root: Path | str, max_per_hour: Rate = AUTO, min_interval_s: float | Literal["auto"] = AUTO, audio_format: str = "flac",
                       sample_rate_hz: int = 16000, base_url: str = "https://www.youtube.com") -> DownloadEstimate:  # fmt: skip
     """Clips still to fetch (from the ledger when there is one), hours at the governor's
     rate for the host of ``base_url`` (:func:`~.governor.host_rate`), and disk for them."""
@@ -287,7 +288,7 @@ def run_download(
     root: Path | str,
     options: DownloadOptions | None = None,
     *,
-    fetch: Callable[..., Any] | None = None,
+    fetch: Callable[..., ClipResult] | None = None,
 ) -> DownloadReport:
     """Download ``plan`` into ``root`` (resumable; see the module docstring) with the
     ``download`` section's options (``DownloadOptions(jobs=8)``; default: the defaults).
@@ -304,7 +305,7 @@ def run_download(
 
 
 def download_with(make_run: Callable[..., _Run], plan: SamplingPlan, root: Path | str, options: DownloadOptions | None = None, *,
-                  fetch: Callable[..., Any] | None = None) -> DownloadReport:  # fmt: skip
+                  fetch: Callable[..., ClipResult] | None = None) -> DownloadReport:  # fmt: skip
     """The run around the fetching: checks, sessions, root lock, ledger sync and
     reconciliation, origins, estimate and report, with ``make_run(**keywords)`` (a
     :class:`_Run`) doing the fetching: the local pool (:func:`run_download`) or a Dask
@@ -422,7 +423,7 @@ def _report(plan: Any, ledger: Ledger, run: _Run, elapsed_s: float, estimate: Do
 class _Run:
     """State of one run; :meth:`execute` is the main loop (main thread only)."""
 
-    def __init__(self, *, plan: SamplingPlan, ledger: Ledger, layout: DatasetLayout, sessions: SessionPool, fetch: Callable[..., Any],
+    def __init__(self, *, plan: SamplingPlan, ledger: Ledger, layout: DatasetLayout, sessions: SessionPool, fetch: Callable[..., ClipResult],
                  options: DownloadOptions, min_free_bytes: int, seed: int, origins: OriginSet | None = None) -> None:  # fmt: skip
         self.plan, self.ledger, self.layout, self.sessions, self.fetch = plan, ledger, layout, sessions, fetch
         o = options
