@@ -27,24 +27,51 @@ def test_storage_errnos_name_the_path_and_the_fix(code: int, words: str, tmp_pat
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real, full filesystem: a 256 KiB tmpfs filled to the last byte (needs root and mount)."""
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB tmpfs (needs root and mount)."""
     mnt = tmp_path / "full"
     mnt.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True, check=False).returncode:
         pytest.skip("mounting a small tmpfs needs root; the errno translation is tested above")
     try:
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError as err:
-            assert err.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+
+
+def fill(disk: Path) -> None:
+    """Fill ``disk`` to the last byte (a file ``filler``)."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError as err:
+        assert err.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def full_disk(small_disk: Path) -> Path:
+    """A real, full filesystem: a 256 KiB tmpfs filled to the last byte."""
+    fill(small_disk)
+    return small_disk
+
+
+def test_a_disk_that_fills_under_the_ledger_is_a_storage_error_and_loses_nothing(small_disk: Path) -> None:
+    from audioset_fewshot.download.ledger import Ledger
+
+    path = small_disk / "ledger.sqlite"
+    with Ledger(path) as led:
+        led.set_meta("before", "kept")
+        fill(small_disk)
+        with pytest.raises(StorageError, match=r"cannot write the ledger .*ledger\.sqlite: the disk is full .*every clip committed before is kept"):
+            for i in range(1000):
+                led.set_meta(f"k{i}", "x" * 5000)
+    (small_disk / "filler").unlink()
+    with Ledger(path) as again:  # still a ledger, with what was committed
+        assert again.meta("before") == "kept"
+        again.set_meta("after", "written")
 
 
 def test_a_full_disk_before_a_run_is_a_clear_error(full_disk: Path) -> None:

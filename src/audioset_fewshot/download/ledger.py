@@ -18,6 +18,7 @@ synced; rows with results that left the plan are kept with 0),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -30,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from audioset_fewshot.errors import DownloadError
+from audioset_fewshot.errors import DownloadError, StorageError
 from audioset_fewshot.plan import PlanEntry
 
 SCHEMA_VERSION = 1
@@ -50,6 +51,20 @@ def recover_hint(path: Path) -> str:
         f"rebuild it from the clips on disk and the manifest with 'audioset-fewshot recover --root {path.parent}' "
         "(it keeps every downloaded clip; do not delete the ledger, a new one would fetch them all again)"
     )
+
+
+def sqlite_storage_error(err: sqlite3.OperationalError, path: Path) -> StorageError | None:
+    """SQLite's "database or disk is full" or read-only refusal as a :class:`StorageError`
+    naming the ledger and the fix (None for any other error)."""
+    name = str(getattr(err, "sqlite_errorname", ""))
+    if name == "SQLITE_FULL":
+        return StorageError(
+            f"cannot write the ledger {path}: the disk is full (SQLite: {err}); free some space (or choose a root on a bigger disk)"
+            " and run the same command again: every clip committed before is kept"
+        )
+    if name.startswith("SQLITE_READONLY"):
+        return StorageError(f"cannot write the ledger {path}: it is read-only (SQLite: {err}); make the root writable and run the same command again")
+    return None
 
 
 def utc_now() -> str:
@@ -347,17 +362,38 @@ class Ledger:
         return not (audio.is_dir() and any(p.is_file() for p in audio.rglob("*")))
 
     class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
+        """One write transaction; a disk that refuses the write (full, read-only) is a
+        :class:`StorageError` naming the ledger and the fix, and the transaction is rolled back."""
+
+        def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+            self.db, self.path = db, path
 
         def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                mapped = sqlite_storage_error(err, self.path)
+                if mapped is None:
+                    raise
+                raise mapped from err
 
-        def __exit__(self, exc_type: object, *rest: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+            if exc is None:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except sqlite3.OperationalError as err:
+                    exc = err
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            mapped = sqlite_storage_error(exc, self.path) if isinstance(exc, sqlite3.OperationalError) else None
+            if mapped is not None:
+                raise mapped from exc
+            if exc_type is None:  # the commit failed otherwise
+                raise exc
 
     def _tx(self) -> Ledger._Tx:
-        return Ledger._Tx(self._db)
+        return Ledger._Tx(self._db, self.path)
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
