@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.dask_cluster import kill_a_worker_running
 from support.process_clips import DOG, MUSIC, SPEECH, STANDARD, Clip, make_root
 
 from audioset_fewshot.cli import cli
@@ -70,19 +69,6 @@ def test_cluster_doctor_finds_both_workers_matching_the_driver(engine: DaskEngin
     assert any(line.startswith("worker tcp://127.0.0.1:") and line.endswith(": ok") for line in report.lines())
 
 
-def _kill_a_worker_running(engine: DaskEngine, prefix: str, killed: list[int], stop: threading.Event) -> None:
-    """Kill (SIGKILL) the worker process that runs a task whose key starts with ``prefix``, once."""
-    pids = engine.client.run(os.getpid)
-    deadline = time.monotonic() + 120
-    while not stop.is_set() and time.monotonic() < deadline:
-        for address, keys in engine.client.processing().items():
-            if any(str(k).startswith(prefix) for k in keys):
-                os.kill(pids[address], signal.SIGKILL)
-                killed.append(pids[address])
-                return
-        time.sleep(0.01)
-
-
 def test_a_worker_killed_mid_pack_still_gives_the_same_bytes(engine: DaskEngine, tmp_path: Path) -> None:
     # 44.1 kHz stereo clips: resampled, so a task of 32 rows runs long enough to be caught running
     clips = [Clip(f"k{c}{i:09d}", mid, "stereo44k") for c, mid in enumerate((SPEECH, DOG)) for i in range(24)]
@@ -95,7 +81,7 @@ def test_a_worker_killed_mid_pack_still_gives_the_same_bytes(engine: DaskEngine,
 
     killed: list[int] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_a_worker_running, args=(engine, "_pack_task-", killed, stop), daemon=True)
+    killer = threading.Thread(target=kill_a_worker_running, args=(engine.client, "_pack_task-", killed, stop), daemon=True)
     killer.start()
     try:
         rec = pack(layout.root, PackOptions(workers=2), engine=engine)

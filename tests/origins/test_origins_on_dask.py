@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.origin_builders import DOG, SPEECH, Seg, make_plan, write_directory, write_hf_parquet
+from support.dask_cluster import kill_a_worker_running
+from support.origin_builders import DOG, SPEECH, Seg, make_plan, real_segments, write_directory, write_hf_parquet
 
 from audioset_fewshot.config import DownloadOptions
 from audioset_fewshot.demo.server import SourceSpec
@@ -143,3 +145,35 @@ def test_an_origin_a_worker_cannot_open_is_a_clear_error(tmp_path: Path, dog_seg
     job = OriginJob(entry, ((0, OriginClip(seg.ytid, "balanced", seg.start_s, ("x.flac", "flac"))),), (gone,), None, 16000, "flac")
     with pytest.raises(OriginError, match=r"cannot open origin lab-copy.*does not exist.*same path"):
         read_on_worker(job, "run-1")
+
+
+def test_a_worker_killed_mid_read_loses_no_clip_and_records_none_twice(tmp_path: Path, engine: Engine, shared_metadata_dir: Path) -> None:
+    # 24 clips at 44.1 kHz stereo: each read is a decode, a resample and an encode on a worker
+    dogs = real_segments(shared_metadata_dir, DOG, 12)
+    speech = [s for s in real_segments(shared_metadata_dir, SPEECH, 40) if DOG not in s.labels][:12]  # each ID planned once
+    segs = {DOG: dogs, SPEECH: speech}
+    plan = make_plan(segs, 12)
+    write_directory(tmp_path / "lab", [s for group in segs.values() for s in group], naming="ast")
+    options = DownloadOptions(origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}], **FAST)
+    roots = tmp_path / "local", tmp_path / "dask"
+    for root in roots:
+        write_plan(plan, DatasetLayout(root))
+    run_download(plan, roots[0], options)
+
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_a_worker_running, args=(engine.client, "afs-origin-", killed, stop), daemon=True)  # type: ignore[attr-defined]
+    killer.start()
+    try:
+        rep = download_on(engine, plan, roots[1], options)
+    finally:
+        stop.set()
+        killer.join(30)
+    assert killed, "no origin read was caught on a worker: nothing was killed"
+    assert rep.complete and rep.by_origin == {"lab-copy": 24}, rep.summary_lines()
+    local, dask = facts(roots[0]), facts(roots[1])
+    assert dask == local
+    with Ledger(DatasetLayout(roots[1]).ledger_file, readonly=True) as led:
+        ok = Counter(a.clip_id for a in led.attempts() if a.ok)
+    assert sorted(ok.values()) == [1] * 24  # every clip once, none twice
+    engine.client.wait_for_workers(2, timeout=60)  # type: ignore[attr-defined]  # the session's cluster is whole again

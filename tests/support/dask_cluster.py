@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,18 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         if p.poll() is None:
             p.kill()
         p.wait(30)
+
+
+def kill_a_worker_running(client: Any, prefix: str, killed: list[int], stop: threading.Event) -> None:
+    """Kill (SIGKILL) the worker process of ``client``'s cluster that runs (or holds) a task
+    whose key starts with ``prefix``, once; its pid goes to ``killed``.  Gives up after
+    120 s or when ``stop`` is set."""
+    pids = client.run(os.getpid)
+    deadline = time.monotonic() + 120
+    while not stop.is_set() and time.monotonic() < deadline:
+        for address, keys in client.processing().items():
+            if any(str(k).startswith(prefix) for k in keys):
+                os.kill(pids[address], signal.SIGKILL)
+                killed.append(pids[address])
+                return
+        time.sleep(0.01)
