@@ -177,3 +177,35 @@ def test_a_worker_killed_mid_read_loses_no_clip_and_records_none_twice(tmp_path:
         ok = Counter(a.clip_id for a in led.attempts() if a.ok)
     assert sorted(ok.values()) == [1] * 24  # every clip once, none twice
     engine.client.wait_for_workers(2, timeout=60)  # type: ignore[attr-defined]  # the session's cluster is whole again
+
+
+def test_a_paused_session_does_not_stop_the_reads_of_the_origins(
+    tmp_path: Path, engine: Engine, media_server: Any, dog_segments: list[Seg], speech_segments: list[Seg]
+) -> None:
+    from datetime import datetime, timedelta
+
+    dogs, speech = dog_segments[:2], speech_segments[:4]  # the dogs from YouTube only, the speech from the lab copy
+    plan = make_plan({DOG: dogs, SPEECH: speech}, 4)
+    write_directory(tmp_path / "lab", speech, naming="ast")
+    for s in dogs:
+        media_server.catalog[s.ytid] = SourceSpec(class_key="demo-class-1", duration_s=s.end_s + 2.0)
+    media_server.rate_limit_burst(1)  # the first watch page is a rate-limit: the one session pauses
+    pause_s = 8.0
+    fast = {**FAST, "jobs": 1}
+    options = DownloadOptions(base_url=media_server.base_url, origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}, "youtube"], pause_s=pause_s, **fast)
+    root = tmp_path / "root"
+    write_plan(plan, DatasetLayout(root))
+
+    rep = download_on(engine, plan, root, options)
+
+    assert rep.pauses == 1 and rep.by_origin == {"lab-copy": 4, "youtube": 2}, rep.summary_lines()
+    with Ledger(DatasetLayout(root).ledger_file, readonly=True) as led:
+        attempts = led.attempts()
+
+    def at(text: str) -> datetime:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    (limited,) = [a for a in attempts if a.reason == "rate-limited"]
+    resumed = at(limited.started_at) + timedelta(seconds=pause_s)
+    reads = [at(a.started_at) for a in attempts if a.ok and a.clip_id in {s.clip_id for s in speech}]
+    assert len(reads) == 4 and max(reads) < resumed, (reads, resumed)  # all read while the session was paused (or before)

@@ -25,7 +25,8 @@ cluster:
   (:func:`~.origins.registry.take_from`, as a local run does) and returns its
   bytes with the failed proofs of earlier origins (:func:`read_on_worker`).  A
   clip no origin gives goes on to YouTube, through a session, when
-  ``youtube`` is listed.  The origins must be readable at the same path on
+  ``youtube`` is listed.  The reads have slots of their own (``jobs`` per
+  session) and go on while the sessions are paused.  The origins must be readable at the same path on
   every worker (a shared file system) or through a URL.
 * A worker that leaves the cluster takes nothing with it: its clips go back to
   the queue without counting an attempt and are sent to the sessions still
@@ -332,9 +333,8 @@ class _Placement:
 class _Pending:
     future: Future
     entry: Any
-    placement: _Placement
+    placement: _Placement | None  # the session fetching it (None: a read of the local origins)
     origin_failures: list[Any]
-    from_origins: bool = False  # an OriginJob (else a ClipJob of the placement's session)
 
 
 class _DaskRun(_Run):
@@ -355,6 +355,11 @@ class _DaskRun(_Run):
         self._no_worker_since: float | None = None
         self._warned_unhosted = False
         self._resolved: tuple[OriginSpec, ...] | None = None  # the local origins as the workers open them
+        # reads of the local origins in flight, on any worker, paused sessions or not: as many as the sessions' slots
+        self.reads_in_flight = 0
+        self.read_slots = self.jobs * len(self.placements)
+        # clips whose local origins all failed the proof, waiting for a session: their failed proofs (not read again)
+        self._origins_failed: dict[str, list[Any]] = {}
 
     def session_lines(self) -> tuple[str, ...]:
         return tuple(
@@ -434,8 +439,15 @@ class _DaskRun(_Run):
         with contextlib.suppress(Exception):  # the scheduler may be gone already
             self.client.cancel([p.future for p in lost])
         for p in lost:
-            p.placement.in_flight -= 1
-            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures))
+            self._release(p)
+            self._back(p.entry, p.origin_failures)
+
+    def _back(self, entry: Any, origin_failures: list[Any]) -> None:
+        """``entry`` back to its class's queue, no attempt counted; the failed proofs of its
+        local origins are kept for its fetch (so the origins are not read again)."""
+        if origin_failures:
+            self._origins_failed[entry.clip_id] = list(origin_failures)
+        self._handle(_Outcome(entry, None, utc_now(), 0.0, closed=True))
 
     # -- scheduling -----------------------------------------------------------------------
     def _free(self) -> _Placement | None:
@@ -460,26 +472,55 @@ class _DaskRun(_Run):
     def _work_left(self) -> bool:
         return bool(self.pending or self.retry_heap or any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values()))
 
-    def _start(self, placement: _Placement, entry: Any) -> None:
-        """Start one clip in ``placement``'s slots: a read of the local origins holding it on
-        any worker, else (when YouTube is an origin) a fetch by the placement's session."""
+    def _fill(self) -> None:
+        """Start clips while there is room: a clip held by a local origin as a read on any
+        worker (while a read slot is free, whatever the sessions' state), any other as a fetch
+        by a free session.  A clip that finds no room goes back to the head of its class, and
+        the filling stops after a round of the classes without a start."""
+        misses = 0
+        while misses <= len(self.classes):
+            can_read = self.origins.has_local and self.reads_in_flight < self.read_slots
+            placement = self._free()
+            if not can_read and placement is None:
+                return
+            entry = self._take()
+            if entry is None:
+                return
+            held = self.origins.located(entry) if self.origins.has_local and entry.clip_id not in self._origins_failed else []
+            if held and can_read:
+                self._start(entry)
+                self._read_origins(entry, held)
+            elif not held and self.origins.has_local and not self.origins.youtube:
+                self._start(entry)
+                self._handle(_Outcome(entry, None, utc_now(), 0.0, self.origins.nowhere(entry, [])))
+            elif not held and placement is not None:
+                self._start(entry)
+                self._fetch(placement, entry, self._origins_failed.pop(entry.clip_id, []))
+            else:
+                self._untake(entry)
+                misses += 1
+                continue
+            misses = 0
+            if self.stop_exc is not None:
+                return
+
+    def _start(self, entry: Any) -> None:
         self._check_disk(len(self.pending))
         self.classes[entry.owner_mid].in_flight += 1
-        held = self.origins.located(entry) if self.origins.has_local else []
-        if held:
-            self._read_origins(placement, entry, held)
-        elif self.origins.has_local and not self.origins.youtube:
-            self._handle(_Outcome(entry, None, utc_now(), 0.0, self.origins.nowhere(entry, [])))
-        else:
-            self._fetch(placement, entry, [])
 
-    def _read_origins(self, placement: _Placement, entry: Any, held: list[tuple[int, OriginClip]]) -> None:
+    def _untake(self, entry: Any) -> None:
+        """``entry`` back where :meth:`_take` found it first: a gap to the class's gaps, any
+        other clip to the head of its queue (taken again before every later rank)."""
+        st = self.classes[entry.owner_mid]
+        (st.gaps if entry.clip_id in self.gap_ids else st.queue).appendleft(entry)
+
+    def _read_origins(self, entry: Any, held: list[tuple[int, OriginClip]]) -> None:
         if self._resolved is None:
             self._resolved = self.origins.resolved()
         mids = tuple(self.origins.class_mids) if self.origins.class_mids is not None else None
         job = OriginJob(entry, tuple(held), self._resolved, mids, int(self.fetch_kwargs["sample_rate_hz"]), self.audio_format)
         fut = self.client.submit(read_on_worker, job, self.run_id, pure=False, key=f"afs-origin-{entry.clip_id}-{uuid.uuid4().hex[:12]}")
-        self._track(fut, _Pending(fut, entry, placement, [], from_origins=True))
+        self._track(fut, _Pending(fut, entry, None, []))
 
     def _fetch(self, placement: _Placement, entry: Any, tried: list[Any]) -> None:
         spec = placement.session.spec
@@ -492,8 +533,18 @@ class _DaskRun(_Run):
 
     def _track(self, fut: Future, pending: _Pending) -> None:
         self.pending[str(fut.key)] = pending
-        pending.placement.in_flight += 1
+        if pending.placement is None:
+            self.reads_in_flight += 1
+        else:
+            pending.placement.in_flight += 1
         fut.add_done_callback(self._done.put)
+
+    def _release(self, pending: _Pending) -> None:
+        """The slot ``pending`` held is free again."""
+        if pending.placement is None:
+            self.reads_in_flight -= 1
+        else:
+            pending.placement.in_flight -= 1
 
     # -- the loop -------------------------------------------------------------------------
     def execute(self) -> None:
@@ -512,10 +563,9 @@ class _DaskRun(_Run):
             self._check_scheduler()
             if time.monotonic() >= self._next_poll:
                 self._poll_workers()
-            while (placement := self._free()) is not None and (entry := self._take()) is not None:
-                self._start(placement, entry)
-                if self.stop_exc is not None:
-                    raise self.stop_exc
+            self._fill()
+            if self.stop_exc is not None:
+                raise self.stop_exc
             if not self._work_left():
                 return
             timeout = min(0.25, max(0.01, self.retry_heap[0][0] - time.monotonic())) if self.retry_heap else 0.25
@@ -557,13 +607,13 @@ class _DaskRun(_Run):
         except OSError as err:
             self._check_scheduler(err)
             raise
-        p.placement.in_flight -= 1
-        if p.from_origins:
+        self._release(p)
+        if p.placement is None:
             self._finish_origins(p, rc)
             return
         session = p.placement.session
         if rc.deferred or rc.result is None:
-            self._handle(_Outcome(p.entry, None, utc_now(), 0.0, closed=True, origin_failures=p.origin_failures))
+            self._back(p.entry, p.origin_failures)
             return
         if rc.paused or rc.retired:
             self._mirror.add(session.name)
@@ -583,8 +633,8 @@ class _DaskRun(_Run):
             self._handle(_Outcome(p.entry, None, rc.started_at, rc.elapsed_s, self.origins.nowhere(p.entry, tried), origin_failures=tried))
         elif (placement := self._free()) is not None:
             self._fetch(placement, p.entry, tried)
-        else:  # every session is busy, paused or without a worker: the clip waits its turn (the failed proofs are recorded now)
-            self._handle(_Outcome(p.entry, None, rc.started_at, rc.elapsed_s, closed=True, origin_failures=tried))
+        else:  # every session is busy, paused or without a worker: the clip waits for one, its origins are not read again
+            self._back(p.entry, tried)
 
     def _pause(self, session: Session, permit: Permit | None, reason: str | None) -> None:
         """A rate-limit signal: its worker has paused (or retired) the session already; the
