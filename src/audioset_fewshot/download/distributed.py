@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import heapq
 import io
 import logging
 import queue
@@ -358,8 +357,6 @@ class _DaskRun(_Run):
         # reads of the local origins in flight, on any worker, paused sessions or not: as many as the sessions' slots
         self.reads_in_flight = 0
         self.read_slots = self.jobs * len(self.placements)
-        # clips whose local origins all failed the proof, waiting for a session: their failed proofs (not read again)
-        self._origins_failed: dict[str, list[Any]] = {}
 
     def session_lines(self) -> tuple[str, ...]:
         return tuple(
@@ -443,11 +440,9 @@ class _DaskRun(_Run):
             self._back(p.entry, p.origin_failures)
 
     def _back(self, entry: Any, origin_failures: list[Any]) -> None:
-        """``entry`` back to its class's queue, no attempt counted; the failed proofs of its
-        local origins are kept for its fetch (so the origins are not read again)."""
-        if origin_failures:
-            self._origins_failed[entry.clip_id] = list(origin_failures)
-        self._handle(_Outcome(entry, None, utc_now(), 0.0, closed=True))
+        """``entry`` back to its class's queue, no attempt counted (the failed proofs of its
+        local origins are recorded; they are not read again this run)."""
+        self._handle(_Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=origin_failures))
 
     # -- scheduling -----------------------------------------------------------------------
     def _free(self) -> _Placement | None:
@@ -455,19 +450,6 @@ class _DaskRun(_Run):
         first on a tie), below ``jobs`` clips in flight."""
         free = [p for p in self.placements.values() if p.address is not None and p.session.usable and p.in_flight < self.jobs]
         return min(free, key=lambda p: p.in_flight / p.session.weight) if free else None
-
-    def _take(self) -> Any | None:
-        """The next clip: a due retry still needed, else the next one in rank order."""
-        now = time.monotonic()
-        while self.retry_heap and self.retry_heap[0][0] <= now:
-            entry = heapq.heappop(self.retry_heap)[2]
-            st = self.classes[entry.owner_mid]
-            st.waiting -= 1
-            if entry.clip_id not in self.gap_ids and st.obtained + st.in_flight + st.waiting >= st.target:
-                st.queue.appendleft(entry)  # no longer needed
-                continue
-            return entry
-        return self._next_entry()
 
     def _work_left(self) -> bool:
         return bool(self.pending or self.retry_heap or any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values()))
@@ -486,7 +468,7 @@ class _DaskRun(_Run):
             entry = self._take()
             if entry is None:
                 return
-            held = self.origins.located(entry) if self.origins.has_local and entry.clip_id not in self._origins_failed else []
+            held = self._held(entry)
             if held and can_read:
                 self._start(entry)
                 self._read_origins(entry, held)
@@ -495,7 +477,7 @@ class _DaskRun(_Run):
                 self._handle(_Outcome(entry, None, utc_now(), 0.0, self.origins.nowhere(entry, [])))
             elif not held and placement is not None:
                 self._start(entry)
-                self._fetch(placement, entry, self._origins_failed.pop(entry.clip_id, []))
+                self._fetch(placement, entry, [])
             else:
                 self._untake(entry)
                 misses += 1
@@ -507,12 +489,6 @@ class _DaskRun(_Run):
     def _start(self, entry: Any) -> None:
         self._check_disk(len(self.pending))
         self.classes[entry.owner_mid].in_flight += 1
-
-    def _untake(self, entry: Any) -> None:
-        """``entry`` back where :meth:`_take` found it first: a gap to the class's gaps, any
-        other clip to the head of its queue (taken again before every later rank)."""
-        st = self.classes[entry.owner_mid]
-        (st.gaps if entry.clip_id in self.gap_ids else st.queue).appendleft(entry)
 
     def _read_origins(self, entry: Any, held: list[tuple[int, OriginClip]]) -> None:
         if self._resolved is None:

@@ -436,6 +436,8 @@ class _Run:
         self.est_clip_bytes = bytes_per_clip(audio_format=o.audio_format, sample_rate_hz=o.sample_rate_hz)
         retry_failed = o.retry_failed
         self.origins = origins or OriginSet(None)
+        # clips whose local origins all failed the proof while no session could take them: not read again this run
+        self.origins_tried: set[str] = set()
         self.attempts = 0
         self.extractions = 0
         self.obtained_now = 0
@@ -491,11 +493,15 @@ class _Run:
             return _Outcome(entry, None, started, time.monotonic() - t0, found or self.origins.nowhere(entry, tried), origin_failures=tried), tried
         return None, tried
 
-    def _work(self, entry: Any, session: Session) -> _Outcome:
+    def _work(self, entry: Any, session: Session | None) -> _Outcome:
+        """One clip: from the local origins, else (``session``: a usable one) from YouTube;
+        without a session the clip goes back to wait for one."""
         dest = self.layout.clip_path(entry.owner_mid, entry.ytid, entry.start_s, ext=self.audio_format)
-        local, tried = self._from_origins(entry)
+        local, tried = self._from_origins(entry) if entry.clip_id not in self.origins_tried else (None, [])
         if local is not None:
             return local
+        if session is None:
+            return _Outcome(entry, None, utc_now(), 0.0, closed=True, origin_failures=tried)
         try:  # a session paused meanwhile: give the clip back (another session takes it)
             permit = session.governor.acquire(wait_out_pause=False)
         except GovernorClosed:
@@ -520,6 +526,32 @@ class _Run:
                 return st.queue.popleft()
         return None
 
+    def _take(self) -> Any | None:
+        """The next clip: a due retry still needed, else the next one in rank order."""
+        now = time.monotonic()
+        while self.retry_heap and self.retry_heap[0][0] <= now:
+            entry = heapq.heappop(self.retry_heap)[2]
+            st = self.classes[entry.owner_mid]
+            st.waiting -= 1
+            if entry.clip_id not in self.gap_ids and st.obtained + st.in_flight + st.waiting >= st.target:
+                st.queue.appendleft(entry)  # no longer needed
+                continue
+            return entry
+        return self._next_entry()
+
+    def _untake(self, entry: Any) -> None:
+        """``entry`` back where :meth:`_take` found it first: a gap to the class's gaps, any
+        other clip to the head of its queue (taken again before every later rank)."""
+        st = self.classes[entry.owner_mid]
+        (st.gaps if entry.clip_id in self.gap_ids else st.queue).appendleft(entry)
+
+    def _held(self, entry: Any) -> list[Any]:
+        """Where the local origins hold ``entry`` (none when it failed at all of them before
+        in this run)."""
+        if not self.origins.has_local or entry.clip_id in self.origins_tried:
+            return []
+        return self.origins.located(entry)
+
     def _check_disk(self, in_flight: int) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.layout.root).free
@@ -532,9 +564,7 @@ class _Run:
     def _has_work(self) -> bool:
         return any(st.gaps or (st.need > 0 and st.queue) for st in self.classes.values())
 
-    def _submit(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any], entry: Any) -> None:
-        session = self.sessions.pick()
-        assert session is not None  # the loop submits only while a session is usable
+    def _submit(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any], entry: Any, session: Session | None) -> None:
         self._check_disk(len(futures))
         self.classes[entry.owner_mid].in_flight += 1
         futures[pool.submit(self._work, entry, session)] = entry
@@ -573,25 +603,32 @@ class _Run:
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    def _fill_pool(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any]) -> None:
+        """Submit clips up to ``jobs`` in flight: any clip while a session is usable, else only
+        clips the local origins hold (they need no session).  A clip that must wait goes back
+        to the head of its class; the filling stops after a round of the classes without a
+        submission."""
+        misses = 0
+        while len(futures) < self.jobs and misses <= len(self.classes):
+            usable = any(s.usable for s in self.sessions.sessions)
+            if not usable and not self.origins.has_local:
+                return
+            entry = self._take()
+            if entry is None:
+                return
+            if not usable and not self._held(entry):
+                self._untake(entry)
+                misses += 1
+                continue
+            misses = 0
+            self._submit(pool, futures, entry, self.sessions.pick() if usable else None)
+
     def _loop(self, pool: cf.ThreadPoolExecutor, futures: dict[cf.Future[_Outcome], Any]) -> None:
         while True:
             if self.stop_exc is not None:
                 raise self.stop_exc
-            now = time.monotonic()
+            self._fill_pool(pool, futures)
             usable = any(s.usable for s in self.sessions.sessions)  # else wait for a pause to end
-            while usable and len(futures) < self.jobs and self.retry_heap and self.retry_heap[0][0] <= now:
-                _, _, entry = heapq.heappop(self.retry_heap)
-                st = self.classes[entry.owner_mid]
-                st.waiting -= 1
-                if entry.clip_id not in self.gap_ids and st.obtained + st.in_flight + st.waiting >= st.target:  # no longer needed
-                    st.queue.appendleft(entry)
-                    continue
-                self._submit(pool, futures, entry)
-            while usable and len(futures) < self.jobs:
-                entry = self._next_entry()
-                if entry is None:
-                    break
-                self._submit(pool, futures, entry)
             if not futures and not self.retry_heap and (usable or not self._has_work()):
                 return
             timeout = 0.5
@@ -619,6 +656,8 @@ class _Run:
         for failed in out.origin_failures:  # each origin that held the clip but failed the proof
             self.ledger.record_attempt(entry.clip_id, failed, counted=False, started_at=out.started_at, elapsed_s=failed.elapsed_s)
         if out.closed:  # the run stops, or the session paused before the clip started: not an attempt
+            if out.origin_failures:  # recorded: not read again this run
+                self.origins_tried.add(entry.clip_id)
             st.queue.appendleft(entry)
             return
         session = out.session
