@@ -106,3 +106,18 @@ def test_the_pipeline_says_which_engine_it_opened(engine: DaskEngine, tmp_path: 
     with ctx.stack:
         assert pipeline._engine(ctx) is pipeline._engine(ctx)  # opened once per run
     assert len(said) == 1 and said[0].startswith(f"engine: Dask at {address}"), said
+
+
+def test_cluster_doctor_checks_that_every_worker_opens_the_origins(engine: DaskEngine, tmp_path: Path) -> None:
+    address = engine.client.scheduler.address if engine.client.scheduler is not None else ""
+    (tmp_path / "lab").mkdir()
+    options = ClusterOptions(engine="dask", address=address, timeout_s=30.0)
+    assert cluster_doctor(options, origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}, "youtube"]).ok
+    gone = {"path": str(tmp_path / "not-mounted-here"), "name": "lab-nfs"}
+    report = cluster_doctor(options, origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}, gone, str(tmp_path / "nor-this")])
+    assert not report.ok and len(report.workers) == 2
+    for w in report.workers:  # each worker names the origins it cannot open, and why
+        assert w.problems == (
+            f"lab-nfs: origin {gone['path']!r} does not exist: check the path (download.origins)",
+            f"origin {str(tmp_path / 'nor-this')!r} does not exist: check the path (download.origins)",
+        ), w.problems

@@ -20,17 +20,20 @@ def command() -> None:
 @cluster_options
 @click.pass_context
 def doctor(ctx: click.Context, config_path: Path | None, **knob_values: Any) -> None:
-    """Check that the scheduler answers and that every worker has yt-dlp, ffmpeg and
-    audioset-fewshot at the driver's versions (exit 1 when not)."""
+    """Check that the scheduler answers, that every worker has yt-dlp, ffmpeg and
+    audioset-fewshot at the driver's versions, and that every worker opens the local
+    origins (download.origins) at the driver's paths (exit 1 when not)."""
     from audioset_fewshot.engine.doctor import cluster_doctor
 
     cfg = resolve_config(config_path, given_knobs(knob_values))
-    report = cluster_doctor(cfg.cluster)
+    report = cluster_doctor(cfg.cluster, origins=cfg.download.origins)
     for line in report.lines():
         click.echo(line)
     if not report.ok:
         n = len(report.problems) + sum(1 for w in report.workers if w.problems)
-        click.echo(f"{n} problem(s): install the driver's versions on the workers (or fix the address) and run 'audioset-fewshot cluster doctor' again")
+        click.echo(
+            f"{n} problem(s): install the driver's versions on the workers, make the origins readable there at the same paths (or fix the address), and run 'audioset-fewshot cluster doctor' again"
+        )
         ctx.exit(1)
     click.echo(f"all checks passed ({len(report.workers)} worker(s))" if report.workers else "all checks passed")
 
