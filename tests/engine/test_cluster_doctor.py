@@ -41,6 +41,12 @@ def test_doctor_exits_1_naming_a_worker_with_another_yt_dlp(tmp_path: Path) -> N
         driver_ytdlp = tool_versions()["yt-dlp"]
         assert f"yt-dlp 2020.1.1, the driver has {driver_ytdlp}" in res.output
         assert "1 problem(s)" in res.output
+        # with a config whose origins the worker cannot open: each is named with the reason
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"download:\n  origins: [{tmp_path / 'not-mounted'}, youtube]\n", encoding="utf-8")
+        res = runner.invoke(cli, ["cluster", "doctor", "-c", str(cfg), "--engine", "dask", "--address", sched.address, "--cluster-timeout-s", "60"])
+        assert res.exit_code == 1 and f"origin '{tmp_path / 'not-mounted'}' does not exist" in res.output, res.output
+        assert "make the origins readable there at the same paths" in res.output
         # the same doctor against a scheduler that is not there: bounded, exit 1, says so
         res = runner.invoke(cli, ["cluster", "doctor", "--engine", "dask", "--address", "tcp://127.0.0.1:9", "--cluster-timeout-s", "2"])
         assert res.exit_code == 1

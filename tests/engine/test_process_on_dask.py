@@ -4,10 +4,12 @@ against it.  One cluster serves the module (starting one costs seconds)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -111,10 +113,15 @@ def test_the_pipeline_says_which_engine_it_opened(engine: DaskEngine, tmp_path: 
 def test_cluster_doctor_checks_that_every_worker_opens_the_origins(engine: DaskEngine, tmp_path: Path) -> None:
     address = engine.client.scheduler.address if engine.client.scheduler is not None else ""
     (tmp_path / "lab").mkdir()
-    options = ClusterOptions(engine="dask", address=address, timeout_s=30.0)
-    assert cluster_doctor(options, origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}, "youtube"]).ok
+    from audioset_fewshot.download.origins.check import origin_paths, unreadable_origins
+
+    def doctor(origins: list[Any]) -> Any:
+        checks = [functools.partial(unreadable_origins, origin_paths(origins))]
+        return cluster_doctor(ClusterOptions(engine="dask", address=address, timeout_s=30.0), checks=checks)
+
+    assert doctor([{"path": str(tmp_path / "lab"), "name": "lab-copy"}, "youtube"]).ok
     gone = {"path": str(tmp_path / "not-mounted-here"), "name": "lab-nfs"}
-    report = cluster_doctor(options, origins=[{"path": str(tmp_path / "lab"), "name": "lab-copy"}, gone, str(tmp_path / "nor-this")])
+    report = doctor([{"path": str(tmp_path / "lab"), "name": "lab-copy"}, gone, str(tmp_path / "nor-this")])
     assert not report.ok and len(report.workers) == 2
     for w in report.workers:  # each worker names the origins it cannot open, and why
         assert w.problems == (

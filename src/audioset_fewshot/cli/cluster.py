@@ -23,10 +23,14 @@ def doctor(ctx: click.Context, config_path: Path | None, **knob_values: Any) -> 
     """Check that the scheduler answers, that every worker has yt-dlp, ffmpeg and
     audioset-fewshot at the driver's versions, and that every worker opens the local
     origins (download.origins) at the driver's paths (exit 1 when not)."""
+    import functools
+
+    from audioset_fewshot.download.origins.check import origin_paths, unreadable_origins
     from audioset_fewshot.engine.doctor import cluster_doctor
 
     cfg = resolve_config(config_path, given_knobs(knob_values))
-    report = cluster_doctor(cfg.cluster, origins=cfg.download.origins)
+    paths = origin_paths(cfg.download.origins)  # the workers read the local origins: each must open them
+    report = cluster_doctor(cfg.cluster, checks=[functools.partial(unreadable_origins, paths)] if paths else [])
     for line in report.lines():
         click.echo(line)
     if not report.ok:

@@ -3,19 +3,18 @@
 Each worker must have yt-dlp, a working ffmpeg (the imageio-ffmpeg binary runs)
 and audioset-fewshot, each at the driver's version: the bytes of a clip depend on
 yt-dlp and ffmpeg, and a worker with another audioset-fewshot could compute other
-features.  With ``engine: dask`` the workers also read the local origins
-(``download.origins``), so each worker must open each of them at the driver's
-path.  :func:`cluster_doctor` returns every difference at once (a report, not
-an exception); the CLI exits 1 when there is one.
+features.  More checks can run on every worker (``checks``: the CLI adds one that
+opens each local origin of ``download.origins`` at the driver's path, since the
+workers read them with ``engine: dask``).  :func:`cluster_doctor` returns every
+difference at once (a report, not an exception); the CLI exits 1 when there is
+one.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from audioset_fewshot.config import ClusterOptions
 from audioset_fewshot.errors import EngineError
@@ -59,36 +58,6 @@ def _ffmpeg_version() -> str:
     if proc.returncode != 0 or not first.startswith("ffmpeg version"):
         return f"missing: {exe} exited {proc.returncode}"
     return first.split()[2]
-
-
-def origin_paths(entries: Sequence[str | Mapping[str, Any]] | None) -> dict[str, str]:
-    """The local origins of ``download.origins`` as the workers must open them: {the
-    origin's name (its path when it has none): the path made absolute, or the URL}
-    (``youtube`` is no path)."""
-    from audioset_fewshot.download.origins import parse_origins
-
-    out: dict[str, str] = {}
-    for spec in parse_origins(entries)[0]:
-        path = spec.path if "://" in spec.path else os.path.abspath(os.path.expanduser(spec.path))
-        out[spec.name or spec.repo or path] = path
-    return out
-
-
-def origin_access(paths: Mapping[str, str]) -> dict[str, str]:
-    """For each origin ({name: path}), ``ok`` when this process can open it, else why not.
-
-    Runs on every worker through ``Client.run``."""
-    from audioset_fewshot.download.origins import OriginError
-    from audioset_fewshot.download.origins._fs import OriginFS
-
-    out: dict[str, str] = {}
-    for name, path in paths.items():
-        try:
-            OriginFS(path)
-            out[name] = "ok"
-        except OriginError as err:
-            out[name] = str(err)
-    return out
 
 
 @dataclass(frozen=True)
@@ -136,10 +105,10 @@ def compare(driver: dict[str, str], worker: dict[str, str]) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def cluster_doctor(options: ClusterOptions, *, origins: Sequence[str | Mapping[str, Any]] | None = None) -> ClusterDoctorReport:
+def cluster_doctor(options: ClusterOptions, *, checks: Sequence[Callable[[], list[str]]] = ()) -> ClusterDoctorReport:
     """Open the cluster ``options`` describe (bounded by ``timeout_s``), compare every
-    worker's tools with the driver's, check that every worker opens each local origin of
-    ``origins`` (``download.origins``) at the driver's path, and close what was started."""
+    worker's tools with the driver's, run ``checks`` on every worker (each a picklable
+    callable returning that worker's problems), and close what was started."""
     from audioset_fewshot.engine.cluster import DaskEngine, open_engine
 
     driver = tool_versions()
@@ -150,10 +119,9 @@ def cluster_doctor(options: ClusterOptions, *, origins: Sequence[str | Mapping[s
         with open_engine(options) as engine:
             if not isinstance(engine, DaskEngine):  # pragma: no cover - engine: dask opens a Dask engine
                 raise EngineError(f"cluster.engine {options.engine!r} opened no Dask client")
-            paths = origin_paths(origins)
             try:
                 found = engine.client.run(tool_versions, on_error="return")
-                readable = engine.client.run(origin_access, paths, on_error="return") if paths else {}
+                more = [engine.client.run(check, on_error="return") for check in checks]
             except (OSError, TimeoutError) as err:
                 return ClusterDoctorReport("dask", engine.description, driver, problems=(f"the scheduler stopped answering: {err}",))
             workers = []
@@ -161,16 +129,14 @@ def cluster_doctor(options: ClusterOptions, *, origins: Sequence[str | Mapping[s
                 if isinstance(versions, BaseException):
                     workers.append(WorkerCheck(address, {}, (f"the check failed on the worker: {type(versions).__name__}: {versions}",)))
                 else:
-                    access = readable.get(address, {})
-                    if isinstance(access, BaseException):
-                        unread: tuple[str, ...] = (f"the origins check failed on the worker: {type(access).__name__}: {access}",)
-                    else:
-                        unread = tuple(why if name == paths[name] else f"{name}: {why}" for name, why in access.items() if why != "ok")
-                    workers.append(WorkerCheck(address, dict(versions), compare(driver, versions) + unread))
+                    extra: list[str] = []
+                    for got in (m.get(address, []) for m in more):
+                        extra += [f"a check failed on the worker: {type(got).__name__}: {got}"] if isinstance(got, BaseException) else list(got)
+                    workers.append(WorkerCheck(address, dict(versions), compare(driver, versions) + tuple(extra)))
             missing = () if workers else ("no worker is connected to the scheduler",)
             return ClusterDoctorReport("dask", engine.description, driver, tuple(workers), problems=missing)
     except EngineError as err:
         return ClusterDoctorReport("dask", options.address or options.jobqueue or "LocalCluster", driver, problems=(str(err),))
 
 
-__all__ = ["TOOLS", "ClusterDoctorReport", "WorkerCheck", "cluster_doctor", "compare", "origin_access", "origin_paths", "tool_versions"]
+__all__ = ["TOOLS", "ClusterDoctorReport", "WorkerCheck", "cluster_doctor", "compare", "tool_versions"]

@@ -9,6 +9,7 @@ returned :class:`OriginCheck` says whether anything usable was found.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -131,3 +132,30 @@ def check_origin(
                            tuple(origin.report.rejected), tuple(decoded))  # fmt: skip
     finally:
         origin.close()
+
+
+def origin_paths(entries: Sequence[str | Mapping[str, Any]] | None) -> dict[str, str]:
+    """The local origins of ``download.origins`` as another machine must open them: {the
+    origin's name (its path when it has none): the path made absolute, or the URL}
+    (``youtube`` is no path)."""
+    from audioset_fewshot.download.origins.base import parse_origins
+
+    out: dict[str, str] = {}
+    for spec in parse_origins(entries)[0]:
+        path = spec.path if "://" in spec.path else os.path.abspath(os.path.expanduser(spec.path))
+        out[spec.name or spec.repo or path] = path
+    return out
+
+
+def unreadable_origins(paths: Mapping[str, str]) -> list[str]:
+    """Why this process cannot open each origin of ``paths`` (:func:`origin_paths`) that it
+    cannot open: ``cluster doctor`` runs it on every Dask worker."""
+    from audioset_fewshot.download.origins._fs import OriginFS
+
+    out: list[str] = []
+    for name, path in paths.items():
+        try:
+            OriginFS(path)
+        except OriginError as err:
+            out.append(str(err) if name == path else f"{name}: {err}")
+    return out
