@@ -70,6 +70,14 @@ def list_of_parts(parts: Sequence[str]) -> str | None:
     return None
 
 
+def absolute(path: str) -> str:
+    """An origin's path as any process (a Dask worker) opens it: a URL as it is, a local path
+    made absolute."""
+    import os
+
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
 def is_ytid(text: str) -> bool:
     return bool(_YTID_RE.fullmatch(text))
 

@@ -9,7 +9,6 @@ returned :class:`OriginCheck` says whether anything usable was found.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -138,11 +137,11 @@ def origin_paths(entries: Sequence[str | Mapping[str, Any]] | None) -> dict[str,
     """The local origins of ``download.origins`` as another machine must open them: {the
     origin's name (its path when it has none): the path made absolute, or the URL}
     (``youtube`` is no path)."""
-    from audioset_fewshot.download.origins.base import parse_origins
+    from audioset_fewshot.download.origins.base import absolute, parse_origins
 
     out: dict[str, str] = {}
     for spec in parse_origins(entries)[0]:
-        path = spec.path if "://" in spec.path else os.path.abspath(os.path.expanduser(spec.path))
+        path = absolute(spec.path)
         out[spec.name or spec.repo or path] = path
     return out
 

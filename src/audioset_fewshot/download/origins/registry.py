@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from audioset_fewshot.download import reasons as R
 from audioset_fewshot.download.origins._fs import OriginFS
-from audioset_fewshot.download.origins.base import YOUTUBE, IndexedOrigin, Origin, OriginClip, OriginError, OriginInfo, OriginSpec, parse_origins
+from audioset_fewshot.download.origins.base import YOUTUBE, IndexedOrigin, Origin, OriginClip, OriginError, OriginInfo, OriginSpec, absolute, parse_origins
 
 if TYPE_CHECKING:
     from audioset_fewshot.download.fetch import ClipResult
@@ -187,14 +187,10 @@ class OriginSet:
         path made absolute, so that another process (a Dask worker) opens the same reader
         (:func:`open_resolved`) without detecting or indexing anything."""
         import dataclasses
-        import os
 
         origins = self.open()
         return tuple(
-            dataclasses.replace(
-                spec, layout=o.info.kind, name=o.info.name, path=spec.path if "://" in spec.path else os.path.abspath(os.path.expanduser(spec.path))
-            )
-            for spec, o in zip(self.specs, origins, strict=True)
+            dataclasses.replace(spec, layout=o.info.kind, name=o.info.name, path=absolute(spec.path)) for spec, o in zip(self.specs, origins, strict=True)
         )
 
     def held_counts(self, entries: Sequence[PlanEntry]) -> dict[str, int]:
