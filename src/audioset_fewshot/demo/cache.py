@@ -84,11 +84,6 @@ class MediaCache:
             return self.cache_dir / f"{ytid}-{f.itag}-{key}-corrupt.bin", audio
         return self.cache_dir / f"{ytid}-{f.itag}-{key}.{f.ext}", audio
 
-    def cached_size(self, ytid: str, fmt: int | str, *, fault: str | None = None) -> int | None:
-        """Size of the encoded file if it is already generated, else None (never generates)."""
-        path = self.cached_path(ytid, fmt, fault=fault)
-        return None if path is None else path.stat().st_size
-
     def cached_path(self, ytid: str, fmt: int | str, *, fault: str | None = None) -> Path | None:
         """The encoded file if it is already generated, else None (never generates)."""
         path = self.target(ytid, _format_of(fmt), fault)[0]

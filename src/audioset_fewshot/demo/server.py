@@ -298,10 +298,6 @@ class MediaServer:
                 self._quiet.notify_all()
 
     # -- media (see .cache) and the watch answer (see .player) ------------------------------
-    def cached_size(self, ytid: str, fmt: int | str = DEFAULT_ITAG, *, fault: str | None = None) -> int | None:
-        """Size of the encoded file if it is already generated, else None (never generates)."""
-        return self.media.cached_size(ytid, fmt, fault=fault)
-
     def media_path(self, ytid: str, fmt: int | str = DEFAULT_ITAG, *, fault: str | None = None) -> Path:
         """Path of the encoded file for ``ytid`` (generated and cached on first use)."""
         return self.media.path(ytid, fmt, fault=fault)
