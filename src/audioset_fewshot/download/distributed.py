@@ -245,7 +245,7 @@ def _worker_origins(run_id: str, job: OriginJob, worker: str) -> Callable[[int],
     """The reader of origin ``i`` of ``job`` for run ``run_id`` in this process (opened on
     first use; those of older runs are closed, their files may have changed since)."""
     from audioset_fewshot.download.origins import OriginError
-    from audioset_fewshot.download.origins.registry import open_resolved
+    from audioset_fewshot.download.origins.registry import open_origin
 
     with _ORIGINS_LOCK:
         readers = _ORIGINS.setdefault(run_id, {})
@@ -260,7 +260,7 @@ def _worker_origins(run_id: str, job: OriginJob, worker: str) -> Callable[[int],
             if i not in readers:
                 spec = job.origins[i]
                 try:
-                    readers[i] = open_resolved(spec, class_mids=job.class_mids)
+                    readers[i] = open_origin(spec, class_mids=job.class_mids)  # layout and name are set: nothing detected
                 except OriginError as err:
                     raise OriginError(
                         f"Dask worker {worker} cannot open origin {spec.name}: {err}. With engine: dask the origins are read on the workers:"

@@ -185,7 +185,7 @@ class OriginSet:
     def resolved(self) -> tuple[OriginSpec, ...]:
         """The local origins as opened here: each with its layout and name set and a local
         path made absolute, so that another process (a Dask worker) opens the same reader
-        (:func:`open_resolved`) without detecting or indexing anything."""
+        (:func:`open_origin`) without detecting or indexing anything."""
         import dataclasses
 
         origins = self.open()
@@ -231,12 +231,6 @@ class OriginSet:
         if self.youtube:
             rows.append({"name": YOUTUBE, "kind": YOUTUBE, "revision": None, "repo": None})
         return json.dumps(rows, sort_keys=True)
-
-
-def open_resolved(spec: OriginSpec, *, class_mids: Sequence[str] | None = None) -> Origin:
-    """The reader of an origin resolved by :meth:`OriginSet.resolved` (layout and name known;
-    nothing is indexed until asked)."""
-    return open_origin(spec, name=spec.name, class_mids=class_mids)
 
 
 def take_from(holders: Sequence[tuple[Origin, OriginClip]], entry: PlanEntry, *, dest: Path, sample_rate_hz: int,
