@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import IO, Any
 
-from audioset_fewshot.download.origins.base import OriginError
+from audioset_fewshot.download.origins.base import OriginError, absolute
 
 
 class OriginFS:
@@ -18,7 +18,7 @@ class OriginFS:
     def __init__(self, path: str) -> None:
         self.url = path
         if "://" not in path:
-            real = os.path.abspath(os.path.expanduser(path))
+            real = absolute(path)
             if not os.path.exists(real):
                 raise OriginError(f"origin {path!r} does not exist: check the path (download.origins)")
             if not os.access(real, os.R_OK):
